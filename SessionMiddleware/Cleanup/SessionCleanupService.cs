@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// Deletes expired sessions every <see cref="ServerSideSessionOptions.CleanupInterval"/>, in batches of
+/// <see cref="ServerSideSessionOptions.CleanupBatchSize"/> so that no statement holds the write lock for long.
+/// A failure is logged and the next tick tries again.
+/// </summary>
+internal sealed class SessionCleanupService : BackgroundService
+{
+    private readonly ISessionStore _store;
+    private readonly TimeProvider _timeProvider;
+    private readonly ServerSideSessionOptions _options;
+    private readonly ILogger<SessionCleanupService> _logger;
+
+    public SessionCleanupService(ISessionStore store, TimeProvider timeProvider, IOptions<ServerSideSessionOptions> options, ILogger<SessionCleanupService> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _store = store;
+        _timeProvider = timeProvider;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>Raised after each run with the number of rows it deleted (for tests and diagnostics).</summary>
+    internal event Action<int>? RunCompleted;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.CleanupInterval, _timeProvider);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                var deleted = await RunOnceAsync(stoppingToken).ConfigureAwait(false);
+                RunCompleted?.Invoke(deleted);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The host is stopping.
+        }
+    }
+
+    /// <summary>Deletes every expired session, batch by batch; returns how many were deleted. Never throws but for cancellation.</summary>
+    internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var total = 0;
+        var batches = 0;
+        try
+        {
+            while (true)
+            {
+                var deleted = await _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken).ConfigureAwait(false);
+                total += deleted;
+                batches++;
+                if (deleted < _options.CleanupBatchSize)
+                {
+                    break;
+                }
+            }
+
+            Log.CleanupCompleted(_logger, total, batches, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            Log.CleanupFailed(_logger, total, Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex);
+        }
+
+        return total;
+    }
+}

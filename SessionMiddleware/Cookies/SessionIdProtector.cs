@@ -1,0 +1,86 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// Makes and reads session cookies: a secret ID of 32 random bytes, protected (encrypted and signed) with
+/// ASP.NET Core Data Protection and base64url-encoded. Only the SHA-256 hash of the secret ID is stored.
+/// </summary>
+internal sealed class SessionIdProtector
+{
+    /// <summary>The Data Protection purpose; changing it invalidates every issued cookie.</summary>
+    public const string Purpose = "SessionMiddleware.ServerSideSession.Id.v1";
+
+    /// <summary>Length of the secret ID in bytes.</summary>
+    public const int SecretIdLength = 32;
+
+    /// <summary>Cookies longer than this are rejected without any cryptographic work (a real one is ~150 characters).</summary>
+    public const int MaxCookieLength = 1024;
+
+    private readonly IDataProtector _protector;
+
+    public SessionIdProtector(IDataProtectionProvider provider)
+    {
+        ArgumentNullException.ThrowIfNull(provider);
+        _protector = provider.CreateProtector(Purpose);
+    }
+
+    public static byte[] NewSecretId() => RandomNumberGenerator.GetBytes(SecretIdLength);
+
+    /// <summary>The stored key: SHA-256 of the secret ID.</summary>
+    public static byte[] ComputeKey(byte[] secretId) => SHA256.HashData(secretId);
+
+    /// <summary>The public handle (<c>ISession.Id</c>): lowercase hex of the stored key. Safe to log and show.</summary>
+    public static string ToPublicId(byte[] key) => Convert.ToHexStringLower(key);
+
+    public string Protect(byte[] secretId) => WebEncoders.Base64UrlEncode(_protector.Protect(secretId));
+
+    /// <summary>Reads a cookie value; returns <see langword="null"/> and a reason for anything but a valid cookie.</summary>
+    public byte[]? Unprotect(string? cookieValue, out string? reason)
+    {
+        reason = null;
+        if (string.IsNullOrEmpty(cookieValue))
+        {
+            reason = "empty";
+            return null;
+        }
+
+        if (cookieValue.Length > MaxCookieLength)
+        {
+            reason = "too long";
+            return null;
+        }
+
+        byte[] protectedBytes;
+        try
+        {
+            protectedBytes = WebEncoders.Base64UrlDecode(cookieValue);
+        }
+        catch (FormatException)
+        {
+            reason = "not base64url";
+            return null;
+        }
+
+        byte[] secretId;
+        try
+        {
+            secretId = _protector.Unprotect(protectedBytes);
+        }
+        catch (CryptographicException)
+        {
+            reason = "not protected by this application's key ring, or tampered with";
+            return null;
+        }
+
+        if (secretId.Length != SecretIdLength)
+        {
+            reason = "wrong length";
+            return null;
+        }
+
+        return secretId;
+    }
+}

@@ -1,0 +1,64 @@
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using SessionMiddleware;
+using SessionMiddleware.Storage.Sqlite;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers server-side sessions.</summary>
+public static class ServerSideSessionServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds server-side sessions with the default options: SQLite file <c>sessions.db</c>, 20 minutes idle timeout.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    public static IServiceCollection AddServerSideSessions(this IServiceCollection services) =>
+        services.AddServerSideSessions(static _ => { });
+
+    /// <summary>Adds server-side sessions, configured by <paramref name="configure"/>.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configure">Sets the options.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    public static IServiceCollection AddServerSideSessions(this IServiceCollection services, Action<ServerSideSessionOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.Configure(configure);
+        return services.AddServerSideSessionsCore();
+    }
+
+    /// <summary>
+    /// Adds server-side sessions, with options bound from a configuration section such as
+    /// <c>ServerSideSessions</c> (time spans written as <c>"00:20:00"</c>).
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="section">The configuration section holding the options.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    public static IServiceCollection AddServerSideSessions(this IServiceCollection services, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(section);
+        services.Configure<ServerSideSessionOptions>(section);
+        return services.AddServerSideSessionsCore();
+    }
+
+    private static IServiceCollection AddServerSideSessionsCore(this IServiceCollection services)
+    {
+        services.AddOptions<ServerSideSessionOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, ServerSideSessionOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, SqliteConnectionStringValidator>());
+        services.AddDataProtection();
+        services.AddLogging();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<SessionIdProtector>();
+        services.TryAddSingleton<ISessionStore, SqliteSessionStore>();
+        services.TryAddSingleton<SessionRuntime>();
+        services.TryAddSingleton<ServerSideSessionMarkerService>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionCleanupService>());
+        return services;
+    }
+}

@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Logging;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// Every log message of the library, with fixed event ids. Sessions are named by their public
+/// <c>ISession.Id</c> (a hash), never by the secret ID or the cookie.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Debug, "The session cookie was rejected ({Reason}); the request gets a new empty session.", EventName = "CookieRejected")]
+    public static partial void CookieRejected(ILogger logger, string reason);
+
+    [LoggerMessage(2, LogLevel.Debug, "Session {SessionId} was not found or has expired; the request gets a new empty session.", EventName = "SessionNotFound")]
+    public static partial void SessionNotFound(ILogger logger, string sessionId);
+
+    [LoggerMessage(3, LogLevel.Error, "Loading the session failed; the request is answered with 503 rather than run with an empty session.", EventName = "LoadFailed")]
+    public static partial void LoadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(4, LogLevel.Error, "Committing session {SessionId} failed; the client gets an error instead of a success for a lost write.", EventName = "CommitFailed")]
+    public static partial void CommitFailed(ILogger logger, string sessionId, Exception exception);
+
+    [LoggerMessage(5, LogLevel.Debug, "Session {SessionId} created.", EventName = "SessionCreated")]
+    public static partial void SessionCreated(ILogger logger, string sessionId);
+
+    [LoggerMessage(6, LogLevel.Information, "Session {SessionId} was removed while this request ran (revoked, abandoned or expired); its changes were not written.", EventName = "SessionGoneAtCommit")]
+    public static partial void SessionGoneAtCommit(ILogger logger, string sessionId);
+
+    [LoggerMessage(7, LogLevel.Warning, "A new session was written after the response had started, so its cookie could not be sent; the data was not stored.", EventName = "NewSessionAfterResponseStarted")]
+    public static partial void NewSessionAfterResponseStarted(ILogger logger);
+
+    [LoggerMessage(8, LogLevel.Debug, "Session {SessionId} changed by a concurrent request; merged this request's changes and retrying (attempt {Attempt}).", EventName = "CommitConflict")]
+    public static partial void CommitConflict(ILogger logger, string sessionId, int attempt);
+
+    [LoggerMessage(9, LogLevel.Warning, "The request failed with an exception; the changes it made to session {SessionId} were not committed.", EventName = "ChangesDiscarded")]
+    public static partial void ChangesDiscarded(ILogger logger, string sessionId);
+
+    [LoggerMessage(10, LogLevel.Warning, "Session {SessionId} holds data that cannot be read ({Reason}); it is treated as empty and replaced on the next write.", EventName = "CorruptSessionData")]
+    public static partial void CorruptSessionData(ILogger logger, string sessionId, string reason);
+
+    [LoggerMessage(20, LogLevel.Information, "Session cleanup deleted {Count} expired sessions in {Batches} batches in {ElapsedMs:0.0} ms.", EventName = "CleanupCompleted")]
+    public static partial void CleanupCompleted(ILogger logger, int count, int batches, double elapsedMs);
+
+    [LoggerMessage(21, LogLevel.Error, "Session cleanup failed after deleting {Count} expired sessions in {ElapsedMs:0.0} ms; it will retry at the next interval.", EventName = "CleanupFailed")]
+    public static partial void CleanupFailed(ILogger logger, int count, double elapsedMs, Exception exception);
+
+    [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
+    public static partial void Migrated(ILogger logger, string tableName, bool created, int schemaVersion, string journalMode);
+}

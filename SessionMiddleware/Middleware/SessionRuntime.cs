@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SessionMiddleware;
+
+/// <summary>What every request's session machinery shares: options read once, the store, the cookie protector, the clock.</summary>
+internal sealed class SessionRuntime
+{
+    /// <summary>The most attempts a commit makes when concurrent requests keep changing the same session.</summary>
+    public const int MaxCommitAttempts = 16;
+
+    /// <summary>The longest User-Agent recorded with a session.</summary>
+    public const int MaxUserAgentLength = 256;
+
+    public SessionRuntime(
+        IOptions<ServerSideSessionOptions> options,
+        ISessionStore store,
+        SessionIdProtector protector,
+        TimeProvider timeProvider,
+        ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        Options = options.Value;
+        Store = store;
+        Protector = protector;
+        TimeProvider = timeProvider;
+        Logger = loggerFactory.CreateLogger("SessionMiddleware.ServerSideSessionMiddleware");
+        CookieName = Options.Cookie.Name!;
+    }
+
+    public ServerSideSessionOptions Options { get; }
+
+    public ISessionStore Store { get; }
+
+    public SessionIdProtector Protector { get; }
+
+    public TimeProvider TimeProvider { get; }
+
+    public ILogger Logger { get; }
+
+    public string CookieName { get; }
+
+    /// <summary>Now, truncated to whole seconds as the store records it.</summary>
+    public DateTimeOffset Now() => DateTimeOffset.FromUnixTimeSeconds(TimeProvider.GetUtcNow().ToUnixTimeSeconds());
+}

@@ -1,0 +1,16 @@
+namespace SessionMiddleware;
+
+/// <summary>Default values of <see cref="ServerSideSessionOptions"/>, in one place.</summary>
+internal static class ServerSideSessionDefaults
+{
+    public const string ConnectionString = "Data Source=sessions.db";
+    public const string TableName = "sessions";
+    public const string CookieName = ".ServerSession";
+    public const string CookiePath = "/";
+    public const int CleanupBatchSize = 1_000;
+    public const int MaxSessionBytes = 256 * 1024;
+    public static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(20);
+    public static readonly TimeSpan CleanupInterval = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan TouchInterval = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(5);
+}

@@ -1,0 +1,80 @@
+using Microsoft.AspNetCore.Http;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// Settings of server-side sessions. Bound from the configuration section <c>ServerSideSessions</c> by
+/// <c>AddServerSideSessions(IConfiguration)</c>; every setting is checked when the host starts.
+/// </summary>
+public sealed class ServerSideSessionOptions
+{
+    /// <summary>The configuration section name conventionally used for these options: <c>ServerSideSessions</c>.</summary>
+    public const string SectionName = "ServerSideSessions";
+
+    /// <summary>
+    /// Connection string of the session database. Default <c>Data Source=sessions.db</c> (a SQLite file in
+    /// the working directory).
+    /// </summary>
+    public string ConnectionString { get; set; } = ServerSideSessionDefaults.ConnectionString;
+
+    /// <summary>
+    /// Name of the session table. Default <c>sessions</c>. Must match <c>^[A-Za-z_][A-Za-z0-9_]{0,62}$</c>.
+    /// </summary>
+    public string TableName { get; set; } = ServerSideSessionDefaults.TableName;
+
+    /// <summary>
+    /// How long a session may go unused before it expires. Default 20 minutes. Must be positive.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; set; } = ServerSideSessionDefaults.IdleTimeout;
+
+    /// <summary>
+    /// Longest lifetime of a session from its creation, whatever its activity; <see langword="null"/> (the
+    /// default) for none. Must be positive when set.
+    /// </summary>
+    public TimeSpan? AbsoluteTimeout { get; set; }
+
+    /// <summary>
+    /// How often the background cleaner deletes expired sessions. Default 60 seconds. Must be positive.
+    /// </summary>
+    public TimeSpan CleanupInterval { get; set; } = ServerSideSessionDefaults.CleanupInterval;
+
+    /// <summary>
+    /// Most rows the cleaner deletes in one statement, so that no delete holds the write lock for long.
+    /// Default 1,000. Must be positive.
+    /// </summary>
+    public int CleanupBatchSize { get; set; } = ServerSideSessionDefaults.CleanupBatchSize;
+
+    /// <summary>
+    /// A request that does not change its session records its access only when the stored last-access
+    /// time is at least this old. Default 60 seconds; <see cref="TimeSpan.Zero"/> records every access.
+    /// Must be less than <see cref="IdleTimeout"/> and not negative.
+    /// </summary>
+    public TimeSpan TouchInterval { get; set; } = ServerSideSessionDefaults.TouchInterval;
+
+    /// <summary>
+    /// Largest serialized size of one session's data, in bytes. Default 262,144 (256 KiB). A
+    /// <see cref="ISession.Set(string, byte[])"/> that would exceed it throws. Must be positive.
+    /// </summary>
+    public int MaxSessionBytes { get; set; } = ServerSideSessionDefaults.MaxSessionBytes;
+
+    /// <summary>
+    /// How long SQLite waits for a lock held by another connection or process before it gives up.
+    /// Default 5 seconds. Must be positive.
+    /// </summary>
+    public TimeSpan BusyTimeout { get; set; } = ServerSideSessionDefaults.BusyTimeout;
+
+    /// <summary>
+    /// The session cookie. Defaults: name <c>.ServerSession</c>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
+    /// path <c>/</c>, <see cref="CookieSecurePolicy.SameAsRequest"/>, essential (not subject to consent).
+    /// The cookie carries only the protected session ID.
+    /// </summary>
+    public CookieBuilder Cookie { get; set; } = new CookieBuilder
+    {
+        Name = ServerSideSessionDefaults.CookieName,
+        HttpOnly = true,
+        SameSite = SameSiteMode.Lax,
+        Path = ServerSideSessionDefaults.CookiePath,
+        SecurePolicy = CookieSecurePolicy.SameAsRequest,
+        IsEssential = true,
+    };
+}

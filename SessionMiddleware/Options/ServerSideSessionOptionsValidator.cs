@@ -1,0 +1,84 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// Checks <see cref="ServerSideSessionOptions"/> when the host starts; each failure names the option and the rule.
+/// </summary>
+internal sealed partial class ServerSideSessionOptionsValidator : IValidateOptions<ServerSideSessionOptions>
+{
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}$", RegexOptions.CultureInvariant)]
+    internal static partial Regex TableNamePattern();
+
+    public ValidateOptionsResult Validate(string? name, ServerSideSessionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        const string prefix = nameof(ServerSideSessionOptions) + ".";
+
+        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            failures.Add($"{prefix}{nameof(options.ConnectionString)} is required.");
+        }
+
+        if (options.TableName is null || !TableNamePattern().IsMatch(options.TableName))
+        {
+            failures.Add($"{prefix}{nameof(options.TableName)} '{options.TableName}' is not allowed: it must match ^[A-Za-z_][A-Za-z0-9_]{{0,62}}$ (a letter or underscore, then up to 62 letters, digits or underscores).");
+        }
+
+        if (options.IdleTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.IdleTimeout)} must be positive (was {options.IdleTimeout}).");
+        }
+
+        if (options.AbsoluteTimeout is { } absolute && absolute <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.AbsoluteTimeout)} must be positive when set (was {absolute}).");
+        }
+
+        if (options.CleanupInterval <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.CleanupInterval)} must be positive (was {options.CleanupInterval}).");
+        }
+
+        if (options.CleanupBatchSize <= 0)
+        {
+            failures.Add($"{prefix}{nameof(options.CleanupBatchSize)} must be positive (was {options.CleanupBatchSize}).");
+        }
+
+        if (options.TouchInterval < TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.TouchInterval)} must not be negative (was {options.TouchInterval}).");
+        }
+        else if (options.IdleTimeout > TimeSpan.Zero && options.TouchInterval >= options.IdleTimeout)
+        {
+            failures.Add($"{prefix}{nameof(options.TouchInterval)} ({options.TouchInterval}) must be less than {nameof(options.IdleTimeout)} ({options.IdleTimeout}), or sessions in use would expire.");
+        }
+
+        if (options.MaxSessionBytes <= 0)
+        {
+            failures.Add($"{prefix}{nameof(options.MaxSessionBytes)} must be positive (was {options.MaxSessionBytes}).");
+        }
+
+        if (options.BusyTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.BusyTimeout)} must be positive (was {options.BusyTimeout}).");
+        }
+
+        if (options.Cookie is null)
+        {
+            failures.Add($"{prefix}{nameof(options.Cookie)} is required.");
+        }
+        else if (string.IsNullOrWhiteSpace(options.Cookie.Name))
+        {
+            failures.Add($"{prefix}{nameof(options.Cookie)}.{nameof(options.Cookie.Name)} is required.");
+        }
+        else if (options.Cookie.Expiration is not null)
+        {
+            failures.Add($"{prefix}{nameof(options.Cookie)}.{nameof(options.Cookie.Expiration)} is not supported: the session's lifetime is {nameof(options.IdleTimeout)}.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,275 @@
+using System.Diagnostics.CodeAnalysis;
+using Microsoft.AspNetCore.Http;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// One request's session: the data in memory, with ASP.NET Core <see cref="ISession"/> semantics
+/// (ordinal, case-sensitive keys; <c>Set</c> copies the value), and the change set this request made,
+/// so that a commit that meets a concurrent change can re-apply it to the newer data.
+/// </summary>
+internal sealed class ServerSideSession : IServerSideSession
+{
+    private readonly int _maxBytes;
+    private readonly SessionCommitter _committer;
+    private Dictionary<string, byte[]> _data;
+    private int _size;
+
+    // The change set since the last commit: a value, or null for a removal; _cleared when Clear was called first.
+    private readonly Dictionary<string, byte[]?> _changes = new(StringComparer.Ordinal);
+    private bool _cleared;
+
+    private ServerSideSession(SessionCommitter committer, int maxBytes, Dictionary<string, byte[]> data, int size)
+    {
+        _committer = committer;
+        _maxBytes = maxBytes;
+        _data = data;
+        _size = size;
+    }
+
+    /// <summary>A session with no row: its secret ID is made when it is first needed.</summary>
+    public static ServerSideSession CreateNew(SessionCommitter committer, int maxBytes, DateTimeOffset now)
+    {
+        return new ServerSideSession(committer, maxBytes, new Dictionary<string, byte[]>(StringComparer.Ordinal), SessionSerializer.EmptySize)
+        {
+            IsNew = true,
+            CreatedAt = now,
+            LastAccessAt = now,
+        };
+    }
+
+    /// <summary>A session loaded from its row; corrupt data yields an empty session and a non-null error.</summary>
+    public static ServerSideSession FromStored(SessionCommitter committer, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
+    {
+        if (!SessionSerializer.TryDeserialize(stored.Data, out var data, out var size, out dataError))
+        {
+            data = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            size = SessionSerializer.EmptySize;
+        }
+
+        var session = new ServerSideSession(committer, maxBytes, data, size)
+        {
+            IsNew = false,
+            SecretId = secretId,
+            Key = stored.Key,
+            Version = stored.Version,
+            UserId = stored.UserId,
+            CreatedAt = stored.CreatedAt,
+            LastAccessAt = stored.LastAccessAt,
+        };
+
+        // A corrupt row is replaced by the next write: mark the session so that any commit rewrites it.
+        session.DataUnreadable = dataError is not null;
+        return session;
+    }
+
+    /// <summary>True while the session has no row in the store.</summary>
+    public bool IsNew { get; private set; }
+
+    /// <summary>True when the session's row disappeared under this request; nothing more is written.</summary>
+    public bool IsGone { get; private set; }
+
+    /// <summary>True when the stored data could not be read and the session started empty.</summary>
+    public bool DataUnreadable { get; private set; }
+
+    /// <summary>The secret ID (only ever sent in the protected cookie); null until a new session needs one.</summary>
+    public byte[]? SecretId { get; private set; }
+
+    /// <summary>SHA-256 of the secret ID: the stored key.</summary>
+    public byte[]? Key { get; private set; }
+
+    /// <summary>The row version this session's data is based on.</summary>
+    public long Version { get; private set; }
+
+    /// <summary>True when this request changed the data since the last commit.</summary>
+    public bool IsModified => _cleared || _changes.Count > 0;
+
+    /// <summary>Number of entries.</summary>
+    public int Count => _data.Count;
+
+    /// <inheritdoc/>
+    public string? UserId { get; private set; }
+
+    /// <inheritdoc/>
+    public DateTimeOffset CreatedAt { get; private set; }
+
+    /// <inheritdoc/>
+    public DateTimeOffset LastAccessAt { get; private set; }
+
+    /// <inheritdoc/>
+    public bool IsAvailable => true;
+
+    /// <inheritdoc/>
+    public string Id
+    {
+        get
+        {
+            EnsureId();
+            return SessionIdProtector.ToPublicId(Key);
+        }
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<string> Keys => _data.Keys;
+
+    /// <inheritdoc/>
+    public Task LoadAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    /// <inheritdoc/>
+    public Task CommitAsync(CancellationToken cancellationToken = default) => _committer.CommitAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    public bool TryGetValue(string key, [NotNullWhen(true)] out byte[]? value)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (_data.TryGetValue(key, out var stored))
+        {
+            value = (byte[])stored.Clone();
+            return true;
+        }
+
+        value = null;
+        return false;
+    }
+
+    /// <inheritdoc/>
+    public void Set(string key, byte[] value)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(value);
+        var newSize = SizeAfterSet(key, value.Length);
+        if (newSize > _maxBytes)
+        {
+            throw new InvalidOperationException(
+                $"Setting session key '{key}' would make the session {newSize} bytes, over the limit of {_maxBytes} bytes " +
+                $"(ServerSideSessionOptions.{nameof(ServerSideSessionOptions.MaxSessionBytes)}). Nothing was stored.");
+        }
+
+        var copy = (byte[])value.Clone();
+        _data[key] = copy;
+        _size = newSize;
+        _changes[key] = copy;
+    }
+
+    /// <inheritdoc/>
+    public void Remove(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (_data.Remove(key, out var old))
+        {
+            _size -= SessionSerializer.EntrySize(key, old.Length);
+            _size += SessionSerializer.HeaderSize(_data.Count) - SessionSerializer.HeaderSize(_data.Count + 1);
+        }
+
+        _changes[key] = null;
+    }
+
+    /// <inheritdoc/>
+    public void Clear()
+    {
+        _data.Clear();
+        _size = SessionSerializer.EmptySize;
+        _changes.Clear();
+        _cleared = true;
+    }
+
+    /// <summary>The serialized data.</summary>
+    public byte[] Serialize() => SessionSerializer.Serialize(_data, _size);
+
+    /// <summary>Makes the secret ID and key of a new session if it has none yet.</summary>
+    [MemberNotNull(nameof(SecretId), nameof(Key))]
+    public void EnsureId()
+    {
+        if (SecretId is null || Key is null)
+        {
+            SecretId = SessionIdProtector.NewSecretId();
+            Key = SessionIdProtector.ComputeKey(SecretId);
+        }
+    }
+
+    /// <summary>Records that the change set is stored as <paramref name="version"/>.</summary>
+    public void MarkCommitted(long version, DateTimeOffset lastAccessAt)
+    {
+        Version = version;
+        LastAccessAt = lastAccessAt;
+        _changes.Clear();
+        _cleared = false;
+        DataUnreadable = false;
+    }
+
+    /// <summary>Records that the new session now has a row.</summary>
+    public void MarkCreated(StoredSession stored)
+    {
+        IsNew = false;
+        CreatedAt = stored.CreatedAt;
+        MarkCommitted(stored.Version, stored.LastAccessAt);
+    }
+
+    /// <summary>Records an access written to the store.</summary>
+    public void MarkTouched(DateTimeOffset now) => LastAccessAt = now;
+
+    /// <summary>Records that the row is gone: this request writes nothing more under this ID.</summary>
+    public void MarkGone()
+    {
+        IsGone = true;
+        _changes.Clear();
+        _cleared = false;
+    }
+
+    /// <summary>
+    /// Re-applies this request's change set on top of newer stored data (after a concurrent commit), so
+    /// that keys this request did not touch keep the other commit's values.
+    /// </summary>
+    public void Rebase(StoredSession newer)
+    {
+        if (_cleared || !SessionSerializer.TryDeserialize(newer.Data, out var data, out _, out _))
+        {
+            data = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        }
+
+        foreach (var (key, value) in _changes)
+        {
+            if (value is null)
+            {
+                data.Remove(key);
+            }
+            else
+            {
+                data[key] = value;
+            }
+        }
+
+        _data = data;
+        _size = RecomputeSize(data);
+        Version = newer.Version;
+        UserId = newer.UserId;
+        LastAccessAt = newer.LastAccessAt;
+    }
+
+    private static int RecomputeSize(Dictionary<string, byte[]> data)
+    {
+        var size = SessionSerializer.HeaderSize(data.Count);
+        foreach (var (key, value) in data)
+        {
+            size += SessionSerializer.EntrySize(key, value.Length);
+        }
+
+        return size;
+    }
+
+    private int SizeAfterSet(string key, int valueLength)
+    {
+        var size = _size;
+        var count = _data.Count;
+        if (_data.TryGetValue(key, out var old))
+        {
+            size -= SessionSerializer.EntrySize(key, old.Length);
+        }
+        else
+        {
+            size += SessionSerializer.HeaderSize(count + 1) - SessionSerializer.HeaderSize(count);
+        }
+
+        return size + SessionSerializer.EntrySize(key, valueLength);
+    }
+}

@@ -1,0 +1,169 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+
+namespace SessionMiddleware;
+
+/// <summary>
+/// The versioned binary format of a session's data:
+/// <c>[format version: 1 byte = 1] [count: varint] ([key length: varint] [UTF-8 key] [value length: varint] [value])*</c>.
+/// An unknown version or corrupt bytes are reported, never thrown at the request.
+/// </summary>
+internal static class SessionSerializer
+{
+    public const byte FormatVersion = 1;
+
+    /// <summary>The size of the header of an empty session: the version byte and a zero count.</summary>
+    public const int EmptySize = 2;
+
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>The serialized size of a session with <paramref name="count"/> entries, besides the entries themselves.</summary>
+    public static int HeaderSize(int count) => 1 + VarIntSize((uint)count);
+
+    /// <summary>The serialized size of one entry.</summary>
+    public static int EntrySize(string key, int valueLength)
+    {
+        var keyBytes = Utf8.GetByteCount(key);
+        return VarIntSize((uint)keyBytes) + keyBytes + VarIntSize((uint)valueLength) + valueLength;
+    }
+
+    public static byte[] Serialize(IReadOnlyDictionary<string, byte[]> entries, int size)
+    {
+        var buffer = new byte[size];
+        var span = buffer.AsSpan();
+        span[0] = FormatVersion;
+        var offset = 1 + WriteVarInt(span[1..], (uint)entries.Count);
+        foreach (var (key, value) in entries)
+        {
+            var keyBytes = Utf8.GetByteCount(key);
+            offset += WriteVarInt(span[offset..], (uint)keyBytes);
+            offset += Utf8.GetBytes(key, span[offset..]);
+            offset += WriteVarInt(span[offset..], (uint)value.Length);
+            value.CopyTo(span[offset..]);
+            offset += value.Length;
+        }
+
+        if (offset != size)
+        {
+            throw new InvalidOperationException($"Serialized session size {offset} differs from the computed size {size}.");
+        }
+
+        return buffer;
+    }
+
+    /// <summary>Reads serialized data; returns an error description instead of throwing on bad input.</summary>
+    public static bool TryDeserialize(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out string? error)
+    {
+        entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        size = EmptySize;
+        error = null;
+        if (data.IsEmpty)
+        {
+            return true;
+        }
+
+        if (data[0] != FormatVersion)
+        {
+            error = $"unknown format version {data[0]}";
+            return false;
+        }
+
+        var offset = 1;
+        if (!TryReadVarInt(data, ref offset, out var count) || count > (uint)data.Length)
+        {
+            error = "corrupt entry count";
+            return false;
+        }
+
+        for (var i = 0u; i < count; i++)
+        {
+            if (!TryReadVarInt(data, ref offset, out var keyLength) || keyLength > (uint)(data.Length - offset))
+            {
+                error = "corrupt key";
+                return false;
+            }
+
+            string key;
+            try
+            {
+                key = Utf8.GetString(data.Slice(offset, (int)keyLength));
+            }
+            catch (DecoderFallbackException)
+            {
+                error = "key is not UTF-8";
+                return false;
+            }
+
+            offset += (int)keyLength;
+            if (!TryReadVarInt(data, ref offset, out var valueLength) || valueLength > (uint)(data.Length - offset))
+            {
+                error = "corrupt value";
+                return false;
+            }
+
+            if (!entries.TryAdd(key, data.Slice(offset, (int)valueLength).ToArray()))
+            {
+                error = "duplicate key";
+                return false;
+            }
+
+            offset += (int)valueLength;
+        }
+
+        if (offset != data.Length)
+        {
+            error = "trailing bytes";
+            return false;
+        }
+
+        size = offset;
+        return true;
+    }
+
+    internal static int VarIntSize(uint value)
+    {
+        var size = 1;
+        while (value >= 0x80)
+        {
+            value >>= 7;
+            size++;
+        }
+
+        return size;
+    }
+
+    private static int WriteVarInt(Span<byte> destination, uint value)
+    {
+        var i = 0;
+        while (value >= 0x80)
+        {
+            destination[i++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        destination[i++] = (byte)value;
+        return i;
+    }
+
+    private static bool TryReadVarInt(ReadOnlySpan<byte> data, ref int offset, out uint value)
+    {
+        value = 0;
+        for (var shift = 0; shift < 35; shift += 7)
+        {
+            if (offset >= data.Length)
+            {
+                return false;
+            }
+
+            var b = data[offset++];
+            value |= (uint)(b & 0x7F) << shift;
+            if ((b & 0x80) == 0)
+            {
+                return shift < 28 || b <= 0x0F;
+            }
+        }
+
+        return false;
+    }
+}

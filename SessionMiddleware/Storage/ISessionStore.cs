@@ -1,0 +1,69 @@
+namespace SessionMiddleware;
+
+/// <summary>
+/// Where sessions live. The middleware, the cleaner and the migration talk to the database only through
+/// this contract, so a store for another database (PostgreSQL, …) can replace the SQLite default.
+/// </summary>
+/// <remarks>
+/// Keys are the SHA-256 hash of the secret session ID (32 bytes); a store never sees the secret ID or the
+/// cookie. A store takes "now" from the <see cref="TimeProvider"/> it was given, never from the database's
+/// clock, and treats sessions past their idle or absolute timeout as missing.
+/// </remarks>
+public interface ISessionStore
+{
+    /// <summary>
+    /// Creates the session table and its indexes when missing; does nothing when they exist with the
+    /// expected shape. Safe to call from several processes at once.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the migration.</param>
+    /// <exception cref="SessionStoreSchemaException">A table of that name exists with another shape.</exception>
+    Task MigrateAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Loads a session by key. Returns <see langword="null"/> when there is no such session or it has
+    /// expired (an expired row is deleted).
+    /// </summary>
+    /// <param name="key">The SHA-256 hash of the secret session ID.</param>
+    /// <param name="cancellationToken">Cancels the load.</param>
+    Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Stores a new session with version 1, created and last accessed now.
+    /// </summary>
+    /// <param name="session">The new session.</param>
+    /// <param name="cancellationToken">Cancels the insert.</param>
+    /// <returns>The stored session as the store recorded it.</returns>
+    Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Replaces a session's data if its stored version is still <paramref name="expectedVersion"/>
+    /// (optimistic concurrency), incrementing the version and recording the access. Never creates a row.
+    /// </summary>
+    /// <param name="key">The SHA-256 hash of the secret session ID.</param>
+    /// <param name="data">The serialized session data.</param>
+    /// <param name="expectedVersion">The version the caller loaded.</param>
+    /// <param name="cancellationToken">Cancels the update.</param>
+    Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Records an access (sets the last-access time to now) without changing the data or the version.
+    /// </summary>
+    /// <param name="key">The SHA-256 hash of the secret session ID.</param>
+    /// <param name="cancellationToken">Cancels the update.</param>
+    /// <returns><see langword="false"/> when the session no longer exists or has expired.</returns>
+    Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a session.</summary>
+    /// <param name="key">The SHA-256 hash of the secret session ID.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns><see langword="true"/> when a row was deleted.</returns>
+    Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Deletes at most <paramref name="maxRows"/> expired sessions in one short statement.
+    /// </summary>
+    /// <param name="maxRows">The most rows to delete.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>How many rows were deleted; fewer than <paramref name="maxRows"/> means none are left.</returns>
+    Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default);
+}

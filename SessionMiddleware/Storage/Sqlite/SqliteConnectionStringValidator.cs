@@ -1,0 +1,29 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+
+namespace SessionMiddleware.Storage.Sqlite;
+
+/// <summary>Checks at startup that the connection string is one SQLite understands.</summary>
+internal sealed class SqliteConnectionStringValidator : IValidateOptions<ServerSideSessionOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ServerSideSessionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            return ValidateOptionsResult.Skip; // reported by the general validator
+        }
+
+        try
+        {
+            var builder = new SqliteConnectionStringBuilder(options.ConnectionString);
+            return string.IsNullOrWhiteSpace(builder.DataSource)
+                ? ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} names no SQLite file: set 'Data Source=path/to/sessions.db'.")
+                : ValidateOptionsResult.Success;
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidOperationException)
+        {
+            return ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} is not a valid SQLite connection string: {ex.Message}");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+using System.Data.Common;
+using System.Globalization;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SessionMiddleware.Storage.Sqlite;
+
+/// <summary>
+/// The embedded default store: one SQLite file in WAL mode, accessed through Dapper over pooled
+/// Microsoft.Data.Sqlite connections.
+/// </summary>
+internal sealed class SqliteSessionStore : ISessionStore
+{
+    private readonly string _connectionString;
+    private readonly string _connectionPragmas;
+    private readonly SqliteSessionSql _sql;
+    private readonly TimeProvider _timeProvider;
+    private readonly long _idleSeconds;
+    private readonly long? _absoluteSeconds;
+    private readonly ILogger<SqliteSessionStore> _logger;
+
+    public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var o = options.Value;
+        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString) { Pooling = true }.ToString();
+        _sql = new SqliteSessionSql(o.TableName);
+        _timeProvider = timeProvider;
+        _logger = logger;
+        _idleSeconds = (long)Math.Ceiling(o.IdleTimeout.TotalSeconds);
+        _absoluteSeconds = o.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : null;
+        var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
+        _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL;");
+    }
+
+    /// <inheritdoc/>
+    public async Task MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connectionScope = connection.ConfigureAwait(false);
+
+        // WAL lets readers run beside the one writer and survives process crashes with synchronous=NORMAL.
+        // It is a property of the file, so setting it once here is enough; it must be set outside a transaction.
+        var journalMode = await connection.ExecuteScalarAsync<string>(
+            new CommandDefinition("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
+
+        // BEGIN IMMEDIATE: a second process migrating at the same time waits for this one, then finds the table.
+        var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transactionScope = transaction.ConfigureAwait(false);
+        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+
+        await connection.ExecuteAsync(new CommandDefinition(_sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var recorded = await connection.ExecuteScalarAsync<long?>(
+            new CommandDefinition(_sql.SelectSchemaVersion, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        if (recorded > SqliteSessionSql.SchemaVersion)
+        {
+            throw new SessionStoreSchemaException(
+                $"The table \"{_sql.TableName}\" has schema version {recorded}, written by a newer version of SessionMiddleware; this version understands schema version {SqliteSessionSql.SchemaVersion}. The table was left untouched.");
+        }
+
+        var found = (await connection.QueryAsync<ColumnRow>(
+            new CommandDefinition(_sql.SelectColumns, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
+        var created = false;
+        if (found.Count == 0)
+        {
+            created = true;
+        }
+        else if (!HasExpectedShape(found))
+        {
+            throw new SessionStoreSchemaException(
+                _sql.TableName,
+                [.. SqliteSessionSql.Columns.Select(c => $"{c.Name} {c.Type}")],
+                [.. found.Select(c => $"{c.Name} {c.Type}")]);
+        }
+
+        // Creates whatever is missing (the table, or only an index); never alters or drops anything.
+        await connection.ExecuteAsync(new CommandDefinition(_sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        await connection.ExecuteAsync(new CommandDefinition(
+            _sql.UpsertSchemaVersion,
+            new { _sql.TableName, Version = SqliteSessionSql.SchemaVersion, Now = now },
+            transaction,
+            cancellationToken: cancellationToken)).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+
+        Log.Migrated(_logger, _sql.TableName, created, SqliteSessionSql.SchemaVersion, journalMode ?? "unknown");
+    }
+
+    /// <inheritdoc/>
+    public async Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(
+                new CommandDefinition(_sql.Load, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            if (row is null)
+            {
+                return null;
+            }
+
+            var (idleCutoff, absoluteCutoff) = Cutoffs();
+            if (row.LastAccess < idleCutoff || row.CreatedAt < absoluteCutoff)
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    _sql.DeleteIfExpired,
+                    new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                    cancellationToken: cancellationToken)).ConfigureAwait(false);
+                return null;
+            }
+
+            return new StoredSession(
+                key,
+                row.Data ?? [],
+                row.Version,
+                row.UserId,
+                DateTimeOffset.FromUnixTimeSeconds(row.CreatedAt),
+                DateTimeOffset.FromUnixTimeSeconds(row.LastAccess));
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            await connection.ExecuteAsync(new CommandDefinition(
+                _sql.Insert,
+                new { Id = session.Key, session.UserId, session.Data, Now = now, Ip = session.IpAddress, session.UserAgent },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+
+        var at = DateTimeOffset.FromUnixTimeSeconds(now);
+        return new StoredSession(session.Key, session.Data, 1, session.UserId, at, at);
+    }
+
+    /// <inheritdoc/>
+    public async Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(data);
+        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        var (idleCutoff, absoluteCutoff) = Cutoffs(now);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                _sql.Update,
+                new { Id = key, Data = data, Now = now, ExpectedVersion = expectedVersion, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            if (version is { } v)
+            {
+                return new SessionUpdateResult(SessionUpdateStatus.Committed, v);
+            }
+
+            var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                _sql.SelectLiveVersion,
+                new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        var (idleCutoff, absoluteCutoff) = Cutoffs(now);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var rows = await connection.ExecuteAsync(new CommandDefinition(
+                _sql.Touch,
+                new { Id = key, Now = now, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return rows > 0;
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var rows = await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return rows > 0;
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        var (idleCutoff, absoluteCutoff) = Cutoffs();
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var deleted = await connection.ExecuteAsync(new CommandDefinition(
+                _sql.DeleteIdleBatch,
+                new { IdleCutoff = idleCutoff, Limit = maxRows },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            if (deleted < maxRows && _absoluteSeconds is not null)
+            {
+                deleted += await connection.ExecuteAsync(new CommandDefinition(
+                    _sql.DeleteTooOldBatch,
+                    new { AbsoluteCutoff = absoluteCutoff, Limit = maxRows - deleted },
+                    cancellationToken: cancellationToken)).ConfigureAwait(false);
+            }
+
+            return deleted;
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    private (long IdleCutoff, long AbsoluteCutoff) Cutoffs() => Cutoffs(_timeProvider.GetUtcNow().ToUnixTimeSeconds());
+
+    // A row is live while last_access >= IdleCutoff and created_at >= AbsoluteCutoff.
+    private (long IdleCutoff, long AbsoluteCutoff) Cutoffs(long now) =>
+        (now - _idleSeconds, _absoluteSeconds is { } a ? now - a : long.MinValue);
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static bool HasExpectedShape(List<ColumnRow> found) =>
+        found.Count == SqliteSessionSql.Columns.Count &&
+        found.Zip(SqliteSessionSql.Columns).All(p =>
+            string.Equals(p.First.Name, p.Second.Name, StringComparison.Ordinal) &&
+            string.Equals(p.First.Type, p.Second.Type, StringComparison.OrdinalIgnoreCase));
+
+    private static bool IsMissingTable(DbException ex) =>
+        ex is SqliteException { SqliteErrorCode: 1 } && ex.Message.Contains("no such table", StringComparison.Ordinal);
+
+    private InvalidOperationException MissingTable(Exception inner) =>
+        new($"The session table \"{_sql.TableName}\" does not exist. Call 'await app.MigrateServerSideSessionsAsync()' at startup, before the app serves requests.", inner);
+
+    private sealed class SessionRow
+    {
+        public byte[]? Data { get; set; }
+
+        public long Version { get; set; }
+
+        public string? UserId { get; set; }
+
+        public long CreatedAt { get; set; }
+
+        public long LastAccess { get; set; }
+    }
+
+    private sealed class ColumnRow
+    {
+        public string Name { get; set; } = "";
+
+        public string Type { get; set; } = "";
+    }
+}

@@ -1,0 +1,47 @@
+namespace SessionMiddleware;
+
+/// <summary>A session row as a store returns it.</summary>
+/// <param name="Key">The SHA-256 hash of the secret session ID.</param>
+/// <param name="Data">The serialized session data.</param>
+/// <param name="Version">The row's version, incremented by every data change.</param>
+/// <param name="UserId">The user the session is bound to, if any.</param>
+/// <param name="CreatedAt">When the session was created (whole seconds).</param>
+/// <param name="LastAccessAt">When the session was last recorded as used (whole seconds).</param>
+public sealed record StoredSession(
+    byte[] Key,
+    byte[] Data,
+    long Version,
+    string? UserId,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset LastAccessAt);
+
+/// <summary>A session to insert.</summary>
+/// <param name="Key">The SHA-256 hash of the new secret session ID.</param>
+/// <param name="Data">The serialized session data.</param>
+/// <param name="UserId">The user the session is bound to, if any.</param>
+/// <param name="IpAddress">The client's IP address when the session was created, if recorded.</param>
+/// <param name="UserAgent">The client's User-Agent when the session was created, if recorded.</param>
+public sealed record NewSession(
+    byte[] Key,
+    byte[] Data,
+    string? UserId,
+    string? IpAddress,
+    string? UserAgent);
+
+/// <summary>What became of an optimistic update.</summary>
+public enum SessionUpdateStatus
+{
+    /// <summary>The row had the expected version and now holds the new data.</summary>
+    Committed,
+
+    /// <summary>The row exists but another commit changed it since it was loaded; nothing was written.</summary>
+    Conflict,
+
+    /// <summary>The row is gone (revoked, abandoned, expired or cleaned); nothing was written.</summary>
+    NotFound,
+}
+
+/// <summary>The outcome of <see cref="ISessionStore.UpdateAsync"/>.</summary>
+/// <param name="Status">What happened.</param>
+/// <param name="Version">The row's version after the update when <see cref="SessionUpdateStatus.Committed"/>; otherwise 0.</param>
+public readonly record struct SessionUpdateResult(SessionUpdateStatus Status, long Version);
