@@ -29,9 +29,15 @@ internal sealed class SessionCleanupService : BackgroundService
     /// <summary>Raised after each run with the number of rows it deleted (for tests and diagnostics).</summary>
     internal event Action<int>? RunCompleted;
 
+    private readonly TaskCompletionSource _timerStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the timer runs, so that tests can move a fake clock only after that.</summary>
+    internal Task TimerStarted => _timerStarted.Task;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_options.CleanupInterval, _timeProvider);
+        _timerStarted.TrySetResult();
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))

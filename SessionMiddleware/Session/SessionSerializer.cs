@@ -55,6 +55,18 @@ internal static class SessionSerializer
     /// <summary>Reads serialized data; returns an error description instead of throwing on bad input.</summary>
     public static bool TryDeserialize(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out string? error)
     {
+        if (TryRead(data, out entries, out size, out error))
+        {
+            return true;
+        }
+
+        entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        size = EmptySize;
+        return false;
+    }
+
+    private static bool TryRead(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out string? error)
+    {
         entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         size = EmptySize;
         error = null;

@@ -1,0 +1,70 @@
+namespace SessionMiddleware.Tests.Infrastructure;
+
+/// <summary>Wraps the real store to count calls and inject faults.</summary>
+internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
+{
+    public ISessionStore Inner { get; } = inner;
+
+    public Func<Exception?>? OnLoad { get; set; }
+
+    public Func<Exception?>? OnCreate { get; set; }
+
+    public Func<Exception?>? OnUpdate { get; set; }
+
+    public Func<Exception?>? OnDeleteExpired { get; set; }
+
+    /// <summary>Awaited inside UpdateAsync before the real update (to hold a commit open).</summary>
+    public Func<Task>? BeforeUpdate { get; set; }
+
+    public int Loads;
+    public int Creates;
+    public int Updates;
+    public int Touches;
+    public int DeleteExpiredCalls;
+
+    public int TotalCalls => Loads + Creates + Updates + Touches + DeleteExpiredCalls;
+
+    public Task MigrateAsync(CancellationToken cancellationToken = default) => Inner.MigrateAsync(cancellationToken);
+
+    public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref Loads);
+        return OnLoad?.Invoke() is { } ex ? throw ex : Inner.LoadAsync(key, cancellationToken);
+    }
+
+    public Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref Creates);
+        return OnCreate?.Invoke() is { } ex ? throw ex : Inner.CreateAsync(session, cancellationToken);
+    }
+
+    public async Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref Updates);
+        if (OnUpdate?.Invoke() is { } ex)
+        {
+            throw ex;
+        }
+
+        if (BeforeUpdate is { } before)
+        {
+            await before();
+        }
+
+        return await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
+    }
+
+    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref Touches);
+        return Inner.TouchAsync(key, cancellationToken);
+    }
+
+    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Inner.DeleteAsync(key, cancellationToken);
+
+    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref DeleteExpiredCalls);
+        return OnDeleteExpired?.Invoke() is { } ex ? throw ex : Inner.DeleteExpiredAsync(maxRows, cancellationToken);
+    }
+}

@@ -1,0 +1,169 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace SessionMiddleware.Tests.Infrastructure;
+
+/// <summary>
+/// A real Kestrel host on 127.0.0.1 with the session middleware over a SQLite file in a temp folder,
+/// time from a <see cref="FakeTimeProvider"/>, logs collected in memory, and a few endpoints.
+/// </summary>
+internal sealed class SessionTestHost : IAsyncDisposable
+{
+    private readonly List<HttpClient> _clients = [];
+
+    private SessionTestHost(WebApplication app, string databasePath, FakeTimeProvider time, FakeLogCollector logs, Uri baseAddress)
+    {
+        App = app;
+        DatabasePath = databasePath;
+        Time = time;
+        Logs = logs;
+        BaseAddress = baseAddress;
+    }
+
+    public WebApplication App { get; }
+
+    public string DatabasePath { get; }
+
+    public FakeTimeProvider Time { get; }
+
+    public FakeLogCollector Logs { get; }
+
+    public Uri BaseAddress { get; }
+
+    public IServiceProvider Services => App.Services;
+
+    /// <summary>Starts a host. <paramref name="keysFolder"/> is the Data Protection key ring folder.</summary>
+    public static async Task<SessionTestHost> StartAsync(
+        string folder,
+        Action<ServerSideSessionOptions>? configure = null,
+        Action<IServiceCollection>? services = null,
+        Action<WebApplication>? endpoints = null,
+        FakeTimeProvider? time = null,
+        string? keysFolder = null,
+        bool migrate = true)
+    {
+        var databasePath = Path.Combine(folder, "sessions.db");
+        time ??= new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
+        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(LogLevel.Debug);
+        builder.Logging.AddFakeLogging();
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddDataProtection()
+            .SetApplicationName("SessionMiddleware.Tests")
+            .PersistKeysToFileSystem(new DirectoryInfo(keysFolder ?? Path.Combine(folder, "keys")));
+        builder.Services.AddServerSideSessions(o =>
+        {
+            o.ConnectionString = $"Data Source={databasePath}";
+            configure?.Invoke(o);
+        });
+        services?.Invoke(builder.Services);
+
+        var app = builder.Build();
+        app.UseServerSideSessions();
+        MapDefaultEndpoints(app);
+        endpoints?.Invoke(app);
+        if (migrate)
+        {
+            await app.MigrateServerSideSessionsAsync();
+        }
+
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new SessionTestHost(app, databasePath, time, app.Services.GetRequiredService<FakeLogCollector>(), new Uri(address));
+    }
+
+    /// <summary>
+    /// Endpoints: <c>/get?key=k</c> (the value or "(none)"), <c>/set?key=k&amp;value=v</c>, <c>/remove?key=k</c>,
+    /// <c>/clear</c>, <c>/keys</c>, <c>/id</c>, <c>/nothing</c> (does not touch the session), <c>/count</c>
+    /// (increments an Int32 counter).
+    /// </summary>
+    private static void MapDefaultEndpoints(WebApplication app)
+    {
+        app.MapGet("/get", (HttpContext c, string key) => c.Session.GetString(key) ?? "(none)");
+        app.MapGet("/set", (HttpContext c, string key, string value) =>
+        {
+            c.Session.SetString(key, value);
+            return "ok";
+        });
+        app.MapGet("/remove", (HttpContext c, string key) =>
+        {
+            c.Session.Remove(key);
+            return "ok";
+        });
+        app.MapGet("/clear", (HttpContext c) =>
+        {
+            c.Session.Clear();
+            return "ok";
+        });
+        app.MapGet("/keys", (HttpContext c) => string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal)));
+        app.MapGet("/id", (HttpContext c) => c.Session.Id);
+        app.MapGet("/nothing", () => "nothing");
+        app.MapGet("/count", (HttpContext c) =>
+        {
+            var n = (c.Session.GetInt32("count") ?? 0) + 1;
+            c.Session.SetInt32("count", n);
+            return n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        });
+    }
+
+    /// <summary>A client that keeps cookies, like a browser.</summary>
+    public HttpClient CreateBrowser(CookieContainer? cookies = null)
+    {
+        var handler = new HttpClientHandler { CookieContainer = cookies ?? new CookieContainer(), UseCookies = true, AllowAutoRedirect = false };
+        var client = new HttpClient(handler) { BaseAddress = BaseAddress };
+        _clients.Add(client);
+        return client;
+    }
+
+    /// <summary>A client that sends only the cookies a test gives it.</summary>
+    public HttpClient CreateRawClient()
+    {
+        var handler = new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false };
+        var client = new HttpClient(handler) { BaseAddress = BaseAddress };
+        _clients.Add(client);
+        return client;
+    }
+
+    public string CookieName => Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value.Cookie.Name!;
+
+    /// <summary>Opens the session database directly (for assertions about what is stored).</summary>
+    public SqliteConnection OpenDatabase()
+    {
+        var connection = new SqliteConnection($"Data Source={DatabasePath};Pooling=False");
+        connection.Open();
+        return connection;
+    }
+
+    public long CountRows(string table = "sessions")
+    {
+        using var connection = OpenDatabase();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT COUNT(*) FROM \"{table}\"";
+        return (long)command.ExecuteScalar()!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var client in _clients)
+        {
+            client.Dispose();
+        }
+
+        await App.StopAsync();
+        await App.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+    }
+}

@@ -1,0 +1,137 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using SessionMiddleware.Storage.Sqlite;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>A store failure is logged and surfaced as a 5xx, never a silently empty session or a success for a lost write.</summary>
+public sealed class StoreFaultTests
+{
+    private TempFolder _folder = null!;
+    private FaultyStore _store = null!;
+    private SessionTestHost _host = null!;
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _folder = new TempFolder();
+        _host = await SessionTestHost.StartAsync(
+            _folder.Path,
+            services: s => s.AddSingleton<ISessionStore>(sp => _store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
+            endpoints: app => app.MapGet("/stream", async (HttpContext c) =>
+            {
+                c.Session.SetString("streamed", "yes");
+                await c.Response.WriteAsync("body");
+            }));
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await _host.DisposeAsync();
+        _folder.Dispose();
+    }
+
+    [Test]
+    public async Task LoadFailure_Answers503_AndLogsIt_ThenRecovers()
+    {
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        _store.OnLoad = () => new SqliteException("database disk image is malformed", 11);
+        using var failed = await browser.GetAsync("/get?key=a");
+        _store.OnLoad = null;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(failed.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            var log = _host.Logs.GetSnapshot().Single(r => r.Id.Name == "LoadFailed");
+            Assert.That(log.Level, Is.EqualTo(LogLevel.Error));
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"), "the next request after the fault succeeds");
+        });
+    }
+
+    [Test]
+    public async Task CommitFailure_BeforeTheResponseStarted_Answers500_AndLogsIt()
+    {
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        _store.OnUpdate = () => new SqliteException("database or disk is full", 13);
+        using var failed = await browser.GetAsync("/set?key=a&value=2");
+        _store.OnUpdate = null;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That((int)failed.StatusCode, Is.EqualTo(500));
+            Assert.That(_host.Logs.GetSnapshot().Count(r => r.Id.Name == "CommitFailed"), Is.EqualTo(1));
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"), "the failed write is not reported as stored");
+            Assert.That(await browser.GetTextAsync("/set?key=a&value=3"), Is.EqualTo("ok"), "writes work again after the fault");
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("3"));
+        });
+    }
+
+    [Test]
+    public async Task CommitFailure_WhenTheAppWritesTheBody_Answers5xxInsteadOfTheBody()
+    {
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        _store.OnUpdate = () => new SqliteException("database or disk is full", 13);
+        using var failed = await browser.GetAsync("/stream");
+        _store.OnUpdate = null;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That((int)failed.StatusCode, Is.GreaterThanOrEqualTo(500));
+            Assert.That(await failed.Content.ReadAsStringAsync(), Does.Not.Contain("body"));
+            Assert.That(await browser.GetTextAsync("/get?key=streamed"), Is.EqualTo("(none)"));
+        });
+    }
+
+    [Test]
+    public async Task CreateFailure_Answers500_AndSetsNoCookie()
+    {
+        var client = _host.CreateRawClient();
+
+        _store.OnCreate = () => new SqliteException("attempt to write a readonly database", 8);
+        using var failed = await client.GetAsync("/set?key=a&value=1");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That((int)failed.StatusCode, Is.EqualTo(500));
+            Assert.That(failed.SetCookies(_host.CookieName), Is.Empty);
+            Assert.That(_host.CountRows(), Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task CorruptRowData_IsLogged_TreatedAsEmpty_AndReplacedOnTheNextWrite()
+    {
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        using (var db = _host.OpenDatabase())
+        using (var corrupt = db.CreateCommand())
+        {
+            corrupt.CommandText = "UPDATE sessions SET data = x'09FFFF'";
+            corrupt.ExecuteNonQuery();
+        }
+
+        var read = await browser.GetTextAsync("/get?key=a");
+        await browser.GetTextAsync("/set?key=b&value=2");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(read, Is.EqualTo("(none)"));
+            var log = _host.Logs.GetSnapshot().First(r => r.Id.Name == "CorruptSessionData");
+            Assert.That(log.Message, Does.Contain("unknown format version 9"));
+            Assert.That(await browser.GetTextAsync("/keys"), Is.EqualTo("b"));
+            Assert.That(_host.CountRows(), Is.EqualTo(1));
+        });
+    }
+}
