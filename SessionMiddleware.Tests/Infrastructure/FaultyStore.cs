@@ -62,6 +62,26 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
 
     public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Inner.DeleteAsync(key, cancellationToken);
 
+    public async Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref Updates);
+        if (OnUpdate?.Invoke() is { } ex)
+        {
+            throw ex;
+        }
+
+        if (BeforeUpdate is { } before)
+        {
+            await before();
+        }
+
+        return await Inner.RenewAsync(oldKey, expectedVersion, renewed, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default) => Inner.ListByUserAsync(userId, cancellationToken);
+
+    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default) => Inner.DeleteByUserAsync(userId, exceptKey, cancellationToken);
+
     public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref DeleteExpiredCalls);

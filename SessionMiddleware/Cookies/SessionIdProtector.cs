@@ -35,6 +35,26 @@ internal sealed class SessionIdProtector
     /// <summary>The public handle (<c>ISession.Id</c>): lowercase hex of the stored key. Safe to log and show.</summary>
     public static string ToPublicId(byte[] key) => Convert.ToHexStringLower(key);
 
+    /// <summary>Reads a public ID back into the stored key; false for anything but 64 hex characters.</summary>
+    public static bool TryParsePublicId(string publicId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? key)
+    {
+        key = null;
+        if (publicId.Length != 2 * SHA256.HashSizeInBytes)
+        {
+            return false;
+        }
+
+        try
+        {
+            key = Convert.FromHexString(publicId);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
     public string Protect(byte[] secretId) => WebEncoders.Base64UrlEncode(_protector.Protect(secretId));
 
     /// <summary>Reads a cookie value; returns <see langword="null"/> and a reason for anything but a valid cookie.</summary>

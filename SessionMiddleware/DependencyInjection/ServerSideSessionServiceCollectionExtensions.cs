@@ -57,6 +57,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<SessionIdProtector>();
         services.TryAddSingleton<ISessionStore, SqliteSessionStore>();
         services.TryAddSingleton<SessionRuntime>();
+        services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<ServerSideSessionMarkerService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionCleanupService>());
         return services;

@@ -38,6 +38,24 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Warning, "Session {SessionId} holds data that cannot be read ({Reason}); it is treated as empty and replaced on the next write.", EventName = "CorruptSessionData")]
     public static partial void CorruptSessionData(ILogger logger, string sessionId, string reason);
 
+    [LoggerMessage(11, LogLevel.Information, "Session {OldSessionId} renewed as {SessionId}; the old ID is dead.", EventName = "SessionRenewed")]
+    public static partial void SessionRenewed(ILogger logger, string oldSessionId, string sessionId);
+
+    [LoggerMessage(12, LogLevel.Information, "Session {SessionId} abandoned.", EventName = "SessionAbandoned")]
+    public static partial void SessionAbandoned(ILogger logger, string sessionId);
+
+    [LoggerMessage(13, LogLevel.Warning, "Session {SessionId} asked for a new ID after the response had started, so the new cookie could not be sent; the ID was kept.", EventName = "RenewAfterResponseStarted")]
+    public static partial void RenewAfterResponseStarted(ILogger logger, string sessionId);
+
+    [LoggerMessage(14, LogLevel.Information, "Session {SessionId} revoked.", EventName = "SessionRevoked")]
+    public static partial void SessionRevoked(ILogger logger, string sessionId);
+
+    [LoggerMessage(15, LogLevel.Information, "Revoked {Count} sessions of a user (user ID of {UserIdLength} characters, not logged).", EventName = "UserSessionsRevoked")]
+    public static partial void UserSessionsRevoked(ILogger logger, int count, int userIdLength);
+
+    [LoggerMessage(16, LogLevel.Warning, "Recording the access of session {SessionId} failed; the request goes on (only the idle timer was not moved).", EventName = "TouchFailed")]
+    public static partial void TouchFailed(ILogger logger, string sessionId, Exception exception);
+
     [LoggerMessage(20, LogLevel.Information, "Session cleanup deleted {Count} expired sessions in {Batches} batches in {ElapsedMs:0.0} ms.", EventName = "CleanupCompleted")]
     public static partial void CleanupCompleted(ILogger logger, int count, int batches, double elapsedMs);
 

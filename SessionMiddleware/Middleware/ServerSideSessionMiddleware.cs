@@ -95,7 +95,8 @@ internal sealed class ServerSideSessionMiddleware
         StoredSession? stored;
         try
         {
-            stored = await _runtime.Store.LoadAsync(key, context.RequestAborted).ConfigureAwait(false);
+            using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
+            stored = await _runtime.Store.LoadAsync(key, timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

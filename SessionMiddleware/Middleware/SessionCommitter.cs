@@ -4,9 +4,10 @@ using Microsoft.Net.Http.Headers;
 namespace SessionMiddleware;
 
 /// <summary>
-/// Writes one request's session back: creates the row and sets the cookie for a new session, writes the
-/// change set of a modified one (optimistically, merging with concurrent commits), or records the access of
-/// an unmodified one when the stored time is older than <see cref="ServerSideSessionOptions.TouchInterval"/>.
+/// Writes one request's session back: deletes an abandoned row, creates the row and sets the cookie for a new
+/// session, moves a renewed session to its new key, writes the change set of a modified one (optimistically,
+/// merging with concurrent commits), or records the access of an unmodified one when the stored time is older
+/// than <see cref="ServerSideSessionOptions.TouchInterval"/>.
 /// </summary>
 internal sealed class SessionCommitter
 {
@@ -29,7 +30,7 @@ internal sealed class SessionCommitter
     /// <summary>The request failed: its changes are not committed.</summary>
     public void Discard()
     {
-        if (!_discarded && Session.IsModified)
+        if (!_discarded && (Session.IsModified || Session.RenewFromKey is not null || Session.AbandonedKey is not null))
         {
             Log.ChangesDiscarded(_runtime.Logger, SafeId());
         }
@@ -38,11 +39,7 @@ internal sealed class SessionCommitter
     }
 
     /// <summary>Response.OnStarting: commit before the first byte goes out, so the next request sees the write.</summary>
-    public static Task OnStartingAsync(object state)
-    {
-        var committer = (SessionCommitter)state;
-        return committer.CommitOnStartingAsync();
-    }
+    public static Task OnStartingAsync(object state) => ((SessionCommitter)state).CommitOnStartingAsync();
 
     private async Task CommitOnStartingAsync()
     {
@@ -52,8 +49,9 @@ internal sealed class SessionCommitter
         }
         catch (Exception ex)
         {
-            // The response has not started: turn it into an error so the client is not told a lost write succeeded.
+            // The response has not started: make it an error so the client is not told a lost write succeeded.
             Log.CommitFailed(_runtime.Logger, SafeId(), ex);
+            _discarded = true;
             _context.Response.Headers.Clear();
             _context.Response.StatusCode = StatusCodes.Status500InternalServerError;
             throw;
@@ -69,23 +67,53 @@ internal sealed class SessionCommitter
             return;
         }
 
+        using var timeout = _runtime.StartIOTimeout(cancellationToken);
+        var token = timeout.Token;
+
+        if (session.AbandonedKey is { } abandoned)
+        {
+            await _runtime.Store.DeleteAsync(abandoned, token).ConfigureAwait(false);
+            Log.SessionAbandoned(_runtime.Logger, SessionIdProtector.ToPublicId(abandoned));
+            session.MarkAbandonCommitted();
+            if (!session.HasContent && !_context.Response.HasStarted)
+            {
+                ExpireCookie();
+            }
+        }
+
         if (session.IsNew)
         {
-            await CreateAsync(session, cancellationToken).ConfigureAwait(false);
+            await CreateAsync(session, token).ConfigureAwait(false);
+        }
+        else if (session.RenewFromKey is not null)
+        {
+            if (_context.Response.HasStarted)
+            {
+                Log.RenewAfterResponseStarted(_runtime.Logger, SessionIdProtector.ToPublicId(session.RenewFromKey));
+                session.CancelRenewal();
+                if (session.IsModified || session.DataUnreadable)
+                {
+                    await WriteAsync(session, renew: false, token).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                await WriteAsync(session, renew: true, token).ConfigureAwait(false);
+            }
         }
         else if (session.IsModified || session.DataUnreadable)
         {
-            await UpdateAsync(session, cancellationToken).ConfigureAwait(false);
+            await WriteAsync(session, renew: false, token).ConfigureAwait(false);
         }
         else if (!_touched)
         {
-            await TouchIfDueAsync(session, cancellationToken).ConfigureAwait(false);
+            await TouchIfDueAsync(session, token).ConfigureAwait(false);
         }
     }
 
     private async Task CreateAsync(ServerSideSession session, CancellationToken cancellationToken)
     {
-        if (session.Count == 0)
+        if (!session.HasContent)
         {
             // New and empty: nothing stored, no cookie.
             return;
@@ -98,45 +126,54 @@ internal sealed class SessionCommitter
         }
 
         session.EnsureId();
-        var ip = _context.Connection.RemoteIpAddress?.ToString();
-        var userAgent = _context.Request.Headers.UserAgent.ToString();
-        if (userAgent.Length > SessionRuntime.MaxUserAgentLength)
-        {
-            userAgent = userAgent[..SessionRuntime.MaxUserAgentLength];
-        }
-
-        var stored = await _runtime.Store.CreateAsync(
-            new NewSession(session.Key, session.Serialize(), session.UserId, ip, userAgent.Length == 0 ? null : userAgent),
-            cancellationToken).ConfigureAwait(false);
+        var stored = await _runtime.Store.CreateAsync(NewRow(session), cancellationToken).ConfigureAwait(false);
         session.MarkCreated(stored);
         _touched = true;
         Log.SessionCreated(_runtime.Logger, session.Id);
         SetCookie(session);
     }
 
-    private async Task UpdateAsync(ServerSideSession session, CancellationToken cancellationToken)
+    /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
+    private async Task WriteAsync(ServerSideSession session, bool renew, CancellationToken cancellationToken)
     {
-        var key = session.Key!;
+        var rowKey = renew ? session.RenewFromKey! : session.Key!;
+
+        // Commits of one session in this process take turns, so a commit conflicts at most with other processes
+        // and with the commits that finished since it loaded: one re-read, not a storm of retries.
+        using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
-            var result = await _runtime.Store.UpdateAsync(key, session.Serialize(), session.Version, cancellationToken).ConfigureAwait(false);
+            var result = renew
+                ? await _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken).ConfigureAwait(false)
+                : await _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, cancellationToken).ConfigureAwait(false);
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:
-                    session.MarkCommitted(result.Version, _runtime.Now());
                     _touched = true;
+                    if (renew)
+                    {
+                        session.MarkRenewed(result.Version, _runtime.Now());
+                        Log.SessionRenewed(_runtime.Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+                        SetCookie(session);
+                    }
+                    else
+                    {
+                        session.MarkCommitted(result.Version, _runtime.Now());
+                        RefreshPersistentCookie(session);
+                    }
+
                     return;
 
                 case SessionUpdateStatus.NotFound:
-                    Gone(session);
+                    Gone(session, rowKey);
                     return;
 
                 case SessionUpdateStatus.Conflict when attempt < SessionRuntime.MaxCommitAttempts:
-                    Log.CommitConflict(_runtime.Logger, session.Id, attempt);
-                    var newer = await _runtime.Store.LoadAsync(key, cancellationToken).ConfigureAwait(false);
+                    Log.CommitConflict(_runtime.Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
+                    var newer = await _runtime.Store.LoadAsync(rowKey, cancellationToken).ConfigureAwait(false);
                     if (newer is null)
                     {
-                        Gone(session);
+                        Gone(session, rowKey);
                         return;
                     }
 
@@ -145,7 +182,7 @@ internal sealed class SessionCommitter
 
                 default:
                     throw new InvalidOperationException(
-                        $"Session {session.Id} could not be committed: it was changed by concurrent requests on each of {SessionRuntime.MaxCommitAttempts} attempts.");
+                        $"Session {SessionIdProtector.ToPublicId(rowKey)} could not be committed: it was changed by concurrent requests on each of {SessionRuntime.MaxCommitAttempts} attempts.");
             }
         }
     }
@@ -159,34 +196,90 @@ internal sealed class SessionCommitter
         }
 
         _touched = true;
-        if (await _runtime.Store.TouchAsync(session.Key!, cancellationToken).ConfigureAwait(false))
+        bool found;
+        try
+        {
+            found = await _runtime.Store.TouchAsync(session.Key!, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Not recording an access loses no data: the request goes on, the session just ages from its last recorded use.
+            Log.TouchFailed(_runtime.Logger, session.Id, ex);
+            return;
+        }
+
+        if (found)
         {
             session.MarkTouched(now);
+            RefreshPersistentCookie(session);
         }
         else
         {
-            Gone(session);
+            Gone(session, session.Key!);
         }
     }
 
-    private void Gone(ServerSideSession session)
+    private NewSession NewRow(ServerSideSession session)
     {
-        Log.SessionGoneAtCommit(_runtime.Logger, session.Id);
+        string? ip = null;
+        string? userAgent = null;
+        if (_runtime.Options.RecordDeviceInfo)
+        {
+            ip = _context.Connection.RemoteIpAddress?.ToString();
+            userAgent = _context.Request.Headers.UserAgent.ToString();
+            if (userAgent.Length > SessionRuntime.MaxUserAgentLength)
+            {
+                userAgent = userAgent[..SessionRuntime.MaxUserAgentLength];
+            }
+
+            if (userAgent.Length == 0)
+            {
+                userAgent = null;
+            }
+        }
+
+        return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent);
+    }
+
+    private void Gone(ServerSideSession session, byte[] rowKey)
+    {
+        Log.SessionGoneAtCommit(_runtime.Logger, SessionIdProtector.ToPublicId(rowKey));
         session.MarkGone();
         if (!_context.Response.HasStarted)
         {
-            _context.Response.Cookies.Delete(_runtime.CookieName, _runtime.Options.Cookie.Build(_context));
+            ExpireCookie();
         }
     }
 
     private void SetCookie(ServerSideSession session)
     {
-        var cookieOptions = _runtime.Options.Cookie.Build(_context, _runtime.TimeProvider.GetUtcNow());
-        _context.Response.Cookies.Append(_runtime.CookieName, _runtime.Protector.Protect(session.SecretId!), cookieOptions);
+        if (_context.Response.HasStarted)
+        {
+            return;
+        }
+
+        _context.Response.Cookies.Append(_runtime.CookieName, _runtime.Protector.Protect(session.SecretId!), _runtime.BuildCookie(_context));
         var headers = _context.Response.Headers;
         headers.CacheControl = "no-cache,no-store";
         headers.Pragma = "no-cache";
         headers[HeaderNames.Expires] = "-1";
+    }
+
+    /// <summary>A persistent cookie is sent again whenever the access is recorded, so its expiry slides with the server's.</summary>
+    private void RefreshPersistentCookie(ServerSideSession session)
+    {
+        if (_runtime.Options.Cookie.MaxAge is not null && session.SecretId is not null)
+        {
+            SetCookie(session);
+        }
+    }
+
+    private void ExpireCookie()
+    {
+        if (_context.Request.Cookies.ContainsKey(_runtime.CookieName))
+        {
+            _context.Response.Cookies.Delete(_runtime.CookieName, _runtime.BuildCookie(_context));
+        }
     }
 
     /// <summary>The session's public ID for logs, without making an ID for a new session.</summary>

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -40,6 +41,31 @@ internal sealed class SessionRuntime
     public ILogger Logger { get; }
 
     public string CookieName { get; }
+
+    public CommitLocks CommitLocks { get; } = new();
+
+    /// <summary>
+    /// A token that cancels after <see cref="ServerSideSessionOptions.IOTimeout"/> (real time), linked to
+    /// <paramref name="linked"/>; dispose it when the store call is done.
+    /// </summary>
+    public CancellationTokenSource StartIOTimeout(CancellationToken linked)
+    {
+        var source = linked.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(linked) : new CancellationTokenSource();
+        source.CancelAfter(Options.IOTimeout);
+        return source;
+    }
+
+    /// <summary>The cookie's attributes for this request; a <c>__Host-</c> or <c>__Secure-</c> name is always Secure.</summary>
+    public CookieOptions BuildCookie(HttpContext context)
+    {
+        var cookie = Options.Cookie.Build(context, TimeProvider.GetUtcNow());
+        if (CookieName.StartsWith("__Host-", StringComparison.Ordinal) || CookieName.StartsWith("__Secure-", StringComparison.Ordinal))
+        {
+            cookie.Secure = true;
+        }
+
+        return cookie;
+    }
 
     /// <summary>Now, truncated to whole seconds as the store records it.</summary>
     public DateTimeOffset Now() => DateTimeOffset.FromUnixTimeSeconds(TimeProvider.GetUtcNow().ToUnixTimeSeconds());

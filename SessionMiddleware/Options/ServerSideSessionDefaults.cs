@@ -13,4 +13,5 @@ internal static class ServerSideSessionDefaults
     public static readonly TimeSpan CleanupInterval = TimeSpan.FromSeconds(60);
     public static readonly TimeSpan TouchInterval = TimeSpan.FromSeconds(60);
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan IOTimeout = TimeSpan.FromSeconds(10);
 }

@@ -64,9 +64,26 @@ public sealed class ServerSideSessionOptions
     public TimeSpan BusyTimeout { get; set; } = ServerSideSessionDefaults.BusyTimeout;
 
     /// <summary>
+    /// Most time one database call of a request may take before the request fails (loads: 503; commits: 500).
+    /// Default 10 seconds, measured on the real clock. Must be positive. A commit is never cancelled because the
+    /// client went away, only by this timeout.
+    /// </summary>
+    public TimeSpan IOTimeout { get; set; } = ServerSideSessionDefaults.IOTimeout;
+
+    /// <summary>
+    /// Whether a session records the client's IP address (<c>HttpContext.Connection.RemoteIpAddress</c>, so that
+    /// forwarded-headers middleware applies) and User-Agent (first 256 characters) when it is created and when its
+    /// ID is renewed, for <see cref="ISessionManager.ListForUserAsync"/>. Default <see langword="true"/>.
+    /// </summary>
+    public bool RecordDeviceInfo { get; set; } = true;
+
+    /// <summary>
     /// The session cookie. Defaults: name <c>.ServerSession</c>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
     /// path <c>/</c>, <see cref="CookieSecurePolicy.SameAsRequest"/>, essential (not subject to consent).
-    /// The cookie carries only the protected session ID.
+    /// The cookie carries only the protected session ID. Name it with the <c>__Host-</c> prefix for the
+    /// strictest browser rules (it is then always sent Secure, with path <c>/</c> and no domain). Set
+    /// <see cref="CookieBuilder.MaxAge"/> for a persistent cookie; it is re-issued whenever the access is
+    /// recorded, so its expiry slides with the server's. <see cref="CookieBuilder.Expiration"/> is not supported.
     /// </summary>
     public CookieBuilder Cookie { get; set; } = new CookieBuilder
     {

@@ -66,6 +66,11 @@ internal sealed partial class ServerSideSessionOptionsValidator : IValidateOptio
             failures.Add($"{prefix}{nameof(options.BusyTimeout)} must be positive (was {options.BusyTimeout}).");
         }
 
+        if (options.IOTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.IOTimeout)} must be positive (was {options.IOTimeout}).");
+        }
+
         if (options.Cookie is null)
         {
             failures.Add($"{prefix}{nameof(options.Cookie)} is required.");
@@ -76,7 +81,26 @@ internal sealed partial class ServerSideSessionOptionsValidator : IValidateOptio
         }
         else if (options.Cookie.Expiration is not null)
         {
-            failures.Add($"{prefix}{nameof(options.Cookie)}.{nameof(options.Cookie.Expiration)} is not supported: the session's lifetime is {nameof(options.IdleTimeout)}.");
+            failures.Add($"{prefix}{nameof(options.Cookie)}.{nameof(options.Cookie.Expiration)} is not supported: the session's lifetime is {nameof(options.IdleTimeout)}; use {nameof(options.Cookie)}.{nameof(options.Cookie.MaxAge)} for a persistent cookie.");
+        }
+        else
+        {
+            var cookie = options.Cookie;
+            if (cookie.MaxAge is { } maxAge && maxAge <= TimeSpan.Zero)
+            {
+                failures.Add($"{prefix}{nameof(options.Cookie)}.{nameof(cookie.MaxAge)} must be positive when set (was {maxAge}).");
+            }
+
+            var hostPrefix = cookie.Name.StartsWith("__Host-", StringComparison.Ordinal);
+            if ((hostPrefix || cookie.Name.StartsWith("__Secure-", StringComparison.Ordinal)) && cookie.SecurePolicy == Microsoft.AspNetCore.Http.CookieSecurePolicy.None)
+            {
+                failures.Add($"{prefix}{nameof(options.Cookie)}.{nameof(cookie.SecurePolicy)} must not be None for a cookie named '{cookie.Name}': browsers accept that prefix only on Secure cookies.");
+            }
+
+            if (hostPrefix && (cookie.Domain is not null || cookie.Path != "/"))
+            {
+                failures.Add($"{prefix}{nameof(options.Cookie)} named '{cookie.Name}' needs {nameof(cookie.Path)} \"/\" and no {nameof(cookie.Domain)}: browsers reject a __Host- cookie otherwise.");
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -20,4 +20,25 @@ public interface IServerSideSession : ISession
 
     /// <summary>When the session was last recorded as used (whole seconds); now for a session not stored yet.</summary>
     DateTimeOffset LastAccessAt { get; }
+
+    /// <summary>
+    /// Binds the session to a user (or unbinds it with <see langword="null"/>). Binding to a different user than
+    /// before, including from none and to none, also renews the session ID (<see cref="RegenerateId"/>), as OWASP
+    /// asks on every change of privilege. Binding to the same user again changes nothing.
+    /// </summary>
+    /// <param name="userId">The user's ID, or <see langword="null"/> to unbind.</param>
+    void BindToUser(string? userId);
+
+    /// <summary>
+    /// Gives the session a new secret ID and cookie when it is committed, keeping its data, user and creation time.
+    /// The old ID is dead at once: a request presenting the old cookie gets an empty session.
+    /// <see cref="ISession.Id"/> returns the new ID from this call on.
+    /// </summary>
+    void RegenerateId();
+
+    /// <summary>
+    /// Ends the session: its row is deleted and its cookie expired when the request commits. The session is empty
+    /// afterwards; anything written to it later in the same request starts a new session with a new ID.
+    /// </summary>
+    void Abandon();
 }

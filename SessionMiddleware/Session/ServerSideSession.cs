@@ -18,6 +18,7 @@ internal sealed class ServerSideSession : IServerSideSession
     // The change set since the last commit: a value, or null for a removal; _cleared when Clear was called first.
     private readonly Dictionary<string, byte[]?> _changes = new(StringComparer.Ordinal);
     private bool _cleared;
+    private byte[]? _renewFromSecretId;
 
     private ServerSideSession(SessionCommitter committer, int maxBytes, Dictionary<string, byte[]> data, int size)
     {
@@ -83,6 +84,15 @@ internal sealed class ServerSideSession : IServerSideSession
 
     /// <summary>True when this request changed the data since the last commit.</summary>
     public bool IsModified => _cleared || _changes.Count > 0;
+
+    /// <summary>The key this session had before <see cref="RegenerateId"/>, until the renewal is committed.</summary>
+    public byte[]? RenewFromKey { get; private set; }
+
+    /// <summary>The key of a session abandoned in this request, until its row is deleted.</summary>
+    public byte[]? AbandonedKey { get; private set; }
+
+    /// <summary>True when a new session has something to store: data, or a user.</summary>
+    public bool HasContent => _data.Count > 0 || UserId is not null;
 
     /// <summary>Number of entries.</summary>
     public int Count => _data.Count;
@@ -173,6 +183,89 @@ internal sealed class ServerSideSession : IServerSideSession
         _cleared = true;
     }
 
+    /// <inheritdoc/>
+    public void BindToUser(string? userId)
+    {
+        if (userId is not null && userId.Length == 0)
+        {
+            throw new ArgumentException("A user ID must not be empty; pass null to unbind.", nameof(userId));
+        }
+
+        if (string.Equals(userId, UserId, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        UserId = userId;
+        RegenerateId();
+    }
+
+    /// <inheritdoc/>
+    public void RegenerateId()
+    {
+        if (IsNew)
+        {
+            // No row yet: the session gets a fresh ID when it is stored; any ID handed out so far is replaced.
+            SecretId = null;
+            Key = null;
+            return;
+        }
+
+        if (RenewFromKey is null)
+        {
+            RenewFromKey = Key;
+            _renewFromSecretId = SecretId;
+        }
+
+        SecretId = SessionIdProtector.NewSecretId();
+        Key = SessionIdProtector.ComputeKey(SecretId);
+    }
+
+    /// <inheritdoc/>
+    public void Abandon()
+    {
+        if (!IsNew)
+        {
+            AbandonedKey = RenewFromKey ?? Key;
+        }
+
+        IsNew = true;
+        RenewFromKey = null;
+        _renewFromSecretId = null;
+        SecretId = null;
+        Key = null;
+        UserId = null;
+        Version = 0;
+        DataUnreadable = false;
+        _data.Clear();
+        _size = SessionSerializer.EmptySize;
+        _changes.Clear();
+        _cleared = false;
+    }
+
+    /// <summary>Records that the abandoned row was deleted.</summary>
+    public void MarkAbandonCommitted() => AbandonedKey = null;
+
+    /// <summary>Records that the renewal is stored under the new key.</summary>
+    public void MarkRenewed(long version, DateTimeOffset lastAccessAt)
+    {
+        RenewFromKey = null;
+        _renewFromSecretId = null;
+        MarkCommitted(version, lastAccessAt);
+    }
+
+    /// <summary>Gives up a renewal that can no longer be delivered (the response has started): the old ID stays.</summary>
+    public void CancelRenewal()
+    {
+        if (RenewFromKey is { } old)
+        {
+            Key = old;
+            SecretId = _renewFromSecretId;
+            RenewFromKey = null;
+            _renewFromSecretId = null;
+        }
+    }
+
     /// <summary>The serialized data.</summary>
     public byte[] Serialize() => SessionSerializer.Serialize(_data, _size);
 
@@ -242,7 +335,6 @@ internal sealed class ServerSideSession : IServerSideSession
         _data = data;
         _size = RecomputeSize(data);
         Version = newer.Version;
-        UserId = newer.UserId;
         LastAccessAt = newer.LastAccessAt;
     }
 

@@ -53,6 +53,31 @@ public interface ISessionStore
     /// <returns><see langword="false"/> when the session no longer exists or has expired.</returns>
     Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Moves a session to a new key (ID renewal), in one transaction: the row under <paramref name="oldKey"/>
+    /// is replaced by one under <see cref="NewSession.Key"/> with the given data, user and device, the same
+    /// creation time and the next version, if its stored version is still <paramref name="expectedVersion"/>.
+    /// The old key is dead once this returns <see cref="SessionUpdateStatus.Committed"/>.
+    /// </summary>
+    /// <param name="oldKey">The SHA-256 hash of the current secret session ID.</param>
+    /// <param name="expectedVersion">The version the caller loaded.</param>
+    /// <param name="renewed">The new key, the data, the user and the device to record.</param>
+    /// <param name="cancellationToken">Cancels the renewal.</param>
+    Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default);
+
+    /// <summary>Lists the live sessions bound to a user, most recently used first.</summary>
+    /// <param name="userId">The user.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>One <see cref="SessionInfo"/> per session, its <see cref="SessionInfo.Id"/> the lowercase hex of the key.</returns>
+    Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes every session bound to a user, except the one under <paramref name="exceptKey"/>.</summary>
+    /// <param name="userId">The user.</param>
+    /// <param name="exceptKey">The key of a session to keep, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>How many sessions were deleted.</returns>
+    Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default);
+
     /// <summary>Deletes a session.</summary>
     /// <param name="key">The SHA-256 hash of the secret session ID.</param>
     /// <param name="cancellationToken">Cancels the delete.</param>

@@ -76,6 +76,15 @@ internal sealed class SqliteSessionSql
             $"UPDATE {t} SET last_access = @Now WHERE id = @Id AND last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff;";
         Delete =
             $"DELETE FROM {t} WHERE id = @Id;";
+        RenewInsert =
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent) " +
+            "SELECT @NewId, @UserId, @Data, created_at, @Now, version + 1, @Ip, @UserAgent " +
+            $"FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff RETURNING version;";
+        ListByUser =
+            "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
+            $"FROM {t} WHERE user_id = @UserId AND last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff ORDER BY last_access DESC, created_at DESC;";
+        DeleteByUser =
+            $"DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId);";
         DeleteIdleBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE last_access < @IdleCutoff LIMIT @Limit);";
         DeleteTooOldBatch =
@@ -107,6 +116,12 @@ internal sealed class SqliteSessionSql
     public string Touch { get; }
 
     public string Delete { get; }
+
+    public string RenewInsert { get; }
+
+    public string ListByUser { get; }
+
+    public string DeleteByUser { get; }
 
     public string DeleteIdleBatch { get; }
 

@@ -204,6 +204,102 @@ internal sealed class SqliteSessionStore : ISessionStore
     }
 
     /// <inheritdoc/>
+    public async Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(oldKey);
+        ArgumentNullException.ThrowIfNull(renewed);
+        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        var (idleCutoff, absoluteCutoff) = Cutoffs(now);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using var transactionScope = transaction.ConfigureAwait(false);
+            var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                _sql.RenewInsert,
+                new
+                {
+                    NewId = renewed.Key,
+                    renewed.UserId,
+                    renewed.Data,
+                    Now = now,
+                    Ip = renewed.IpAddress,
+                    renewed.UserAgent,
+                    OldId = oldKey,
+                    ExpectedVersion = expectedVersion,
+                    IdleCutoff = idleCutoff,
+                    AbsoluteCutoff = absoluteCutoff,
+                },
+                transaction,
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            if (version is null)
+            {
+                var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                    _sql.SelectLiveVersion,
+                    new { Id = oldKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                    transaction,
+                    cancellationToken: cancellationToken)).ConfigureAwait(false);
+                return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
+            }
+
+            await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value);
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        var (idleCutoff, absoluteCutoff) = Cutoffs();
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var rows = await connection.QueryAsync<InfoRow>(new CommandDefinition(
+                _sql.ListByUser,
+                new { UserId = userId, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return [.. rows.Select(r => new SessionInfo(
+                SessionIdProtector.ToPublicId(r.Id),
+                r.UserId,
+                DateTimeOffset.FromUnixTimeSeconds(r.CreatedAt),
+                DateTimeOffset.FromUnixTimeSeconds(r.LastAccess),
+                r.Ip,
+                r.UserAgent))];
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            return await connection.ExecuteAsync(new CommandDefinition(
+                _sql.DeleteByUser,
+                new { UserId = userId, ExceptId = exceptKey },
+                cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+        catch (SqliteException ex) when (IsMissingTable(ex))
+        {
+            throw MissingTable(ex);
+        }
+    }
+
+    /// <inheritdoc/>
     public async Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
@@ -294,6 +390,21 @@ internal sealed class SqliteSessionStore : ISessionStore
         public long CreatedAt { get; set; }
 
         public long LastAccess { get; set; }
+    }
+
+    private sealed class InfoRow
+    {
+        public byte[] Id { get; set; } = [];
+
+        public string? UserId { get; set; }
+
+        public long CreatedAt { get; set; }
+
+        public long LastAccess { get; set; }
+
+        public string? Ip { get; set; }
+
+        public string? UserAgent { get; set; }
     }
 
     private sealed class ColumnRow
