@@ -83,10 +83,20 @@ public sealed class MigrationTests
             Assert.That(ex.Message, Does.Contain("\"sessions\""));
             Assert.That(ex.Message, Does.Contain("id BLOB").And.Contain("last_access INTEGER"), "expected columns");
             Assert.That(ex.Message, Does.Contain("id TEXT").And.Contain("expires INTEGER"), "found columns");
-            Assert.That(ex.FoundColumns, Is.EqualTo(new[] { "id TEXT", "value TEXT", "expires INTEGER" }));
+            Assert.That(ex.FoundColumns, Is.EqualTo(new[] { "id TEXT PRIMARY KEY", "value TEXT", "expires INTEGER" }));
             Assert.That(Query("SELECT sql FROM sqlite_master ORDER BY name"), Is.EqualTo(before), "schema untouched");
             Assert.That(Query("SELECT value FROM sessions"), Is.EqualTo(new[] { "user data" }), "data untouched");
         });
+    }
+
+    [Test]
+    public void Migrate_AgainstSameColumnsWithoutThePrimaryKey_Throws()
+    {
+        Execute("CREATE TABLE sessions (id BLOB, user_id TEXT, data BLOB, created_at INTEGER, last_access INTEGER, version INTEGER, ip TEXT, user_agent TEXT);");
+
+        var ex = Assert.ThrowsAsync<SessionStoreSchemaException>(() => StoreFactory.Sqlite(_db, _time).MigrateAsync());
+
+        Assert.That(ex!.Message, Does.Contain("id BLOB PRIMARY KEY"));
     }
 
     [Test]

@@ -35,6 +35,10 @@ public sealed class OptionsTests
             Assert.That(o.CleanupInterval, Is.EqualTo(TimeSpan.FromSeconds(60)));
             Assert.That(o.TouchInterval, Is.EqualTo(TimeSpan.FromSeconds(60)));
             Assert.That(o.MaxSessionBytes, Is.EqualTo(256 * 1024));
+            Assert.That(o.CleanupBatchSize, Is.EqualTo(1000));
+            Assert.That(o.BusyTimeout, Is.EqualTo(TimeSpan.FromSeconds(5)));
+            Assert.That(o.IOTimeout, Is.EqualTo(TimeSpan.FromSeconds(10)));
+            Assert.That(o.RecordDeviceInfo, Is.True);
             Assert.That(o.Cookie.Name, Is.EqualTo(".ServerSession"));
             Assert.That(o.Cookie.HttpOnly, Is.True);
             Assert.That(o.Cookie.SameSite, Is.EqualTo(SameSiteMode.Lax));
@@ -100,6 +104,19 @@ public sealed class OptionsTests
         yield return Case(o => o.ConnectionString = "", "ConnectionString");
         yield return Case(o => o.ConnectionString = "Flavour=Strawberry", "ConnectionString");
         yield return Case(o => o.Cookie.Expiration = TimeSpan.FromDays(1), "Cookie.Expiration");
+        yield return Case(o => o.Cookie.MaxAge = TimeSpan.Zero, "Cookie.MaxAge");
+        yield return Case(o => o.ConnectionString = "Data Source=:memory:", "ConnectionString");
+        yield return Case(o => o.IOTimeout = TimeSpan.Zero, "IOTimeout");
+        yield return Case(o =>
+        {
+            o.Cookie.Name = "__Host-sid";
+            o.Cookie.SecurePolicy = CookieSecurePolicy.None;
+        }, "Cookie.SecurePolicy");
+        yield return Case(o =>
+        {
+            o.Cookie.Name = "__Host-sid";
+            o.Cookie.Domain = "example.com";
+        }, "Cookie");
 
         static TestCaseData Case(Action<ServerSideSessionOptions> configure, string option) =>
             new TestCaseData(configure, option).SetName($"Startup_WithInvalid{option.Replace(".", "", StringComparison.Ordinal)}_FailsNamingIt({option})");

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting;
@@ -51,12 +53,20 @@ internal sealed class SessionTestHost : IAsyncDisposable
         Action<WebApplication>? endpoints = null,
         FakeTimeProvider? time = null,
         string? keysFolder = null,
-        bool migrate = true)
+        bool migrate = true,
+        bool https = false)
     {
         var databasePath = Path.Combine(folder, "sessions.db");
         time ??= new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
-        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        if (https)
+        {
+            builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(TestCertificate.Value)));
+        }
+        else
+        {
+            builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        }
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
         builder.Logging.AddFakeLogging();
@@ -111,6 +121,22 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapGet("/keys", (HttpContext c) => string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal)));
         app.MapGet("/id", (HttpContext c) => c.Session.Id);
         app.MapGet("/nothing", () => "nothing");
+        app.MapGet("/regenerate", (HttpContext c) =>
+        {
+            c.GetServerSideSession().RegenerateId();
+            return c.Session.Id;
+        });
+        app.MapGet("/abandon", (HttpContext c) =>
+        {
+            c.GetServerSideSession().Abandon();
+            return "ok";
+        });
+        app.MapGet("/bind", (HttpContext c, string? user) =>
+        {
+            c.GetServerSideSession().BindToUser(string.IsNullOrEmpty(user) ? null : user);
+            return c.Session.Id;
+        });
+        app.MapGet("/user", (HttpContext c) => c.GetServerSideSession().UserId ?? "(none)");
         app.MapGet("/count", (HttpContext c) =>
         {
             var n = (c.Session.GetInt32("count") ?? 0) + 1;
@@ -119,10 +145,27 @@ internal sealed class SessionTestHost : IAsyncDisposable
         });
     }
 
+    private static readonly Lazy<X509Certificate2> TestCertificate = new(() =>
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
+    });
+
     /// <summary>A client that keeps cookies, like a browser.</summary>
     public HttpClient CreateBrowser(CookieContainer? cookies = null)
     {
-        var handler = new HttpClientHandler { CookieContainer = cookies ?? new CookieContainer(), UseCookies = true, AllowAutoRedirect = false };
+        var handler = new HttpClientHandler
+        {
+            CookieContainer = cookies ?? new CookieContainer(),
+            UseCookies = true,
+            AllowAutoRedirect = false,
+            ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator,
+        };
         var client = new HttpClient(handler) { BaseAddress = BaseAddress };
         _clients.Add(client);
         return client;
@@ -131,7 +174,12 @@ internal sealed class SessionTestHost : IAsyncDisposable
     /// <summary>A client that sends only the cookies a test gives it.</summary>
     public HttpClient CreateRawClient()
     {
-        var handler = new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false };
+        var handler = new HttpClientHandler
+        {
+            UseCookies = false,
+            AllowAutoRedirect = false,
+            ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator,
+        };
         var client = new HttpClient(handler) { BaseAddress = BaseAddress };
         _clients.Add(client);
         return client;

@@ -71,7 +71,15 @@ internal sealed class SessionCleanupService : BackgroundService
                 }
             }
 
-            Log.CleanupCompleted(_logger, total, batches, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            if (total == 0)
+            {
+                Log.CleanupFoundNothing(_logger, elapsedMs);
+            }
+            else
+            {
+                Log.CleanupCompleted(_logger, total, batches, elapsedMs);
+            }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -59,6 +59,9 @@ internal static partial class Log
     [LoggerMessage(20, LogLevel.Information, "Session cleanup deleted {Count} expired sessions in {Batches} batches in {ElapsedMs:0.0} ms.", EventName = "CleanupCompleted")]
     public static partial void CleanupCompleted(ILogger logger, int count, int batches, double elapsedMs);
 
+    [LoggerMessage(22, LogLevel.Debug, "Session cleanup found no expired sessions ({ElapsedMs:0.0} ms).", EventName = "CleanupFoundNothing")]
+    public static partial void CleanupFoundNothing(ILogger logger, double elapsedMs);
+
     [LoggerMessage(21, LogLevel.Error, "Session cleanup failed after deleting {Count} expired sessions in {ElapsedMs:0.0} ms; it will retry at the next interval.", EventName = "CleanupFailed")]
     public static partial void CleanupFailed(ILogger logger, int count, double elapsedMs, Exception exception);
 

@@ -165,18 +165,24 @@ internal sealed class ServerSideSession : IServerSideSession
     public void Remove(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
+        // As in ASP.NET Core's session: removing a key that is not there is not a change (and costs no write).
         if (_data.Remove(key, out var old))
         {
             _size -= SessionSerializer.EntrySize(key, old.Length);
             _size += SessionSerializer.HeaderSize(_data.Count) - SessionSerializer.HeaderSize(_data.Count + 1);
+            _changes[key] = null;
         }
-
-        _changes[key] = null;
     }
 
     /// <inheritdoc/>
     public void Clear()
     {
+        if (_data.Count == 0)
+        {
+            // Clearing an empty session is not a change; a removal recorded earlier in this request stays recorded.
+            return;
+        }
+
         _data.Clear();
         _size = SessionSerializer.EmptySize;
         _changes.Clear();

@@ -17,9 +17,17 @@ internal sealed class SqliteConnectionStringValidator : IValidateOptions<ServerS
         try
         {
             var builder = new SqliteConnectionStringBuilder(options.ConnectionString);
-            return string.IsNullOrWhiteSpace(builder.DataSource)
-                ? ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} names no SQLite file: set 'Data Source=path/to/sessions.db'.")
-                : ValidateOptionsResult.Success;
+            if (string.IsNullOrWhiteSpace(builder.DataSource))
+            {
+                return ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} names no SQLite file: set 'Data Source=path/to/sessions.db'.");
+            }
+
+            if (builder.DataSource == ":memory:" || (builder.Mode == SqliteOpenMode.Memory && builder.Cache != SqliteCacheMode.Shared))
+            {
+                return ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} names a private in-memory database: every pooled connection would see its own empty database. Use a file ('Data Source=sessions.db').");
+            }
+
+            return ValidateOptionsResult.Success;
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidOperationException)
         {

@@ -43,7 +43,7 @@ internal sealed class SqliteSessionSql
             $"INSERT INTO {Quote(SchemaTable)} (table_name, version, migrated_at) VALUES (@TableName, @Version, @Now) " +
             "ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at WHERE version < excluded.version;";
         SelectColumns =
-            $"SELECT name AS Name, type AS Type FROM pragma_table_info(@TableName) ORDER BY cid;";
+            $"SELECT name AS Name, type AS Type, \"notnull\" AS NotNullFlag, pk AS Pk FROM pragma_table_info(@TableName) ORDER BY cid;";
         CreateTable =
             $"""
             CREATE TABLE IF NOT EXISTS {t} (

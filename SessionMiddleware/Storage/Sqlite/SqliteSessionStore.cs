@@ -71,8 +71,8 @@ internal sealed class SqliteSessionStore : ISessionStore
         {
             throw new SessionStoreSchemaException(
                 _sql.TableName,
-                [.. SqliteSessionSql.Columns.Select(c => $"{c.Name} {c.Type}")],
-                [.. found.Select(c => $"{c.Name} {c.Type}")]);
+                [.. SqliteSessionSql.Columns.Select(c => c.Name == "id" ? $"{c.Name} {c.Type} PRIMARY KEY" : c.Name is "user_id" or "ip" or "user_agent" ? $"{c.Name} {c.Type}" : $"{c.Name} {c.Type} NOT NULL")],
+                [.. found.Select(c => c.ToString())]);
         }
 
         // Creates whatever is missing (the table, or only an index); never alters or drops anything.
@@ -371,7 +371,9 @@ internal sealed class SqliteSessionStore : ISessionStore
         found.Count == SqliteSessionSql.Columns.Count &&
         found.Zip(SqliteSessionSql.Columns).All(p =>
             string.Equals(p.First.Name, p.Second.Name, StringComparison.Ordinal) &&
-            string.Equals(p.First.Type, p.Second.Type, StringComparison.OrdinalIgnoreCase));
+            string.Equals(p.First.Type, p.Second.Type, StringComparison.OrdinalIgnoreCase)) &&
+        found.Single(c => c.Name == "id").Pk == 1 &&
+        found.Count(c => c.Pk > 0) == 1;
 
     private static bool IsMissingTable(DbException ex) =>
         ex is SqliteException { SqliteErrorCode: 1 } && ex.Message.Contains("no such table", StringComparison.Ordinal);
@@ -412,5 +414,11 @@ internal sealed class SqliteSessionStore : ISessionStore
         public string Name { get; set; } = "";
 
         public string Type { get; set; } = "";
+
+        public long NotNullFlag { get; set; }
+
+        public long Pk { get; set; }
+
+        public override string ToString() => $"{Name} {Type}{(Pk > 0 ? " PRIMARY KEY" : "")}{(NotNullFlag != 0 ? " NOT NULL" : "")}";
     }
 }
