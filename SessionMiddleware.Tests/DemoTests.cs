@@ -1,79 +1,30 @@
-using System.Diagnostics;
 using System.Net;
-using System.Text;
 using System.Text.RegularExpressions;
+using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// Starts the demo app as a real process (<c>dotnet exec SessionMiddleware.Demo.dll</c>) on a free loopback port,
-/// with its SQLite file in a temp folder, and drives it like a browser that keeps cookies.
+/// with its SQLite file in a temp folder, and drives it over HTTP like browsers that keep cookies. Every test that
+/// signs in uses a user name of its own, so the tests share one demo process without seeing each other's sessions.
 /// </summary>
 [TestFixture]
 public sealed partial class DemoTests
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(15);
+    private const string CookieName = ".ServerSession";
 
-    private readonly StringBuilder _output = new();
-    private string _folder = null!;
-    private string _databasePath = null!;
-    private Process? _process;
-    private Uri _baseAddress = null!;
+    private DemoProcess _demo = null!;
 
     [OneTimeSetUp]
-    public async Task StartDemo()
-    {
-        _folder = Path.Combine(Path.GetTempPath(), "sm-tests", "demo-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_folder);
-        _databasePath = Path.Combine(_folder, "demo.db");
-        try
-        {
-            _baseAddress = await StartProcessAsync();
-        }
-        catch
-        {
-            await StopDemo();
-            throw;
-        }
-    }
+    public async Task StartDemo() => _demo = await DemoProcess.StartAsync("demo");
 
     [OneTimeTearDown]
     public async Task StopDemo()
     {
-        if (_process is { } process)
+        if (_demo is not null)
         {
-            _process = null;
-            try
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
-
-                using var stopped = new CancellationTokenSource(StopTimeout);
-                await process.WaitForExitAsync(stopped.Token);
-            }
-            catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException)
-            {
-                TestContext.Progress.WriteLine($"The demo process did not stop cleanly: {ex.Message}");
-            }
-            finally
-            {
-                process.Dispose();
-            }
-        }
-
-        if (_folder is not null && Directory.Exists(_folder))
-        {
-            try
-            {
-                Directory.Delete(_folder, recursive: true);
-            }
-            catch (IOException ex)
-            {
-                TestContext.Progress.WriteLine($"Could not delete {_folder}: {ex.Message}");
-            }
+            await _demo.DisposeAsync();
         }
     }
 
@@ -90,7 +41,7 @@ public sealed partial class DemoTests
             Assert.That(Visits(page), Is.EqualTo(1));
             Assert.That(SessionId(page), Does.Match("^[0-9a-f]{64}$"), "the public session Id is the hex of a SHA-256");
             Assert.That(page, Does.Contain("id=\"created-at\"").And.Contain("id=\"last-access\""));
-            Assert.That(cookies.GetCookies(_baseAddress)[".ServerSession"], Is.Not.Null, "the session cookie is set on the first write");
+            Assert.That(cookies.GetCookies(_demo.BaseAddress)[".ServerSession"], Is.Not.Null, "the session cookie is set on the first write");
         });
     }
 
@@ -103,8 +54,8 @@ public sealed partial class DemoTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(File.Exists(_databasePath), Is.True, "the database named on the command line");
-            Assert.That(File.Exists(Path.Combine(_folder, "sessions.db")), Is.False, "the appsettings.json default is overridden");
+            Assert.That(File.Exists(_demo.DatabasePath), Is.True, "the database named on the command line");
+            Assert.That(File.Exists(Path.Combine(_demo.Folder, "sessions.db")), Is.False, "the appsettings.json default is overridden");
         });
     }
 
@@ -152,7 +103,7 @@ public sealed partial class DemoTests
         var page = await GetPageAsync(browser);
         const string note = "Buy <b>milk</b> & \"eggs\"";
 
-        await PostFormAsync(browser, "/note", page, ("note", note));
+        await PostFormAsync(browser, "/note", page, "/", ("note", note));
         var after = await GetPageAsync(browser);
 
         Assert.Multiple(() =>
@@ -164,24 +115,30 @@ public sealed partial class DemoTests
     }
 
     [Test]
-    public async Task Demo_ForgetMe_ResetsCounterAndNote()
+    public async Task Demo_ForgetMe_AbandonsSessionSoCounterNoteAndIdAreNew()
     {
-        using var browser = CreateBrowser(out _);
+        using var browser = CreateBrowser(out var cookies);
         await GetPageAsync(browser);
         var page = await GetPageAsync(browser);
-        await PostFormAsync(browser, "/note", page, ("note", "remember this"));
+        await PostFormAsync(browser, "/note", page, "/", ("note", "remember this"));
         page = await GetPageAsync(browser);
         Assert.That(Visits(page), Is.EqualTo(3));
         Assert.That(NoteParagraph(page), Is.EqualTo("remember this"));
+        var oldCookie = SessionCookie(cookies);
 
-        await PostFormAsync(browser, "/forget", page);
+        var setCookies = await PostFormAsync(browser, "/forget", page, "/");
         var after = await GetPageAsync(browser);
+        var replayed = await GetPageWithCookieAsync(oldCookie);
 
         Assert.Multiple(() =>
         {
+            Assert.That(ExpiresSessionCookie(setCookies), Is.True, "Abandon expires the cookie");
             Assert.That(Visits(after), Is.EqualTo(1));
             Assert.That(NoteParagraph(after), Is.EqualTo("<em>No note yet.</em>"));
             Assert.That(after, Does.Not.Contain("remember this"));
+            Assert.That(SessionId(after), Is.Not.EqualTo(SessionId(page)), "a new session, not the abandoned one emptied");
+            Assert.That(Visits(replayed), Is.EqualTo(1), "the abandoned session's cookie is never adopted again");
+            Assert.That(SessionId(replayed), Is.Not.EqualTo(SessionId(page)));
         });
     }
 
@@ -203,122 +160,312 @@ public sealed partial class DemoTests
         });
     }
 
-    private async Task<Uri> StartProcessAsync()
+    [Test]
+    public async Task Demo_SignIn_ShowsNameHtmlEncodedKeepsDataAndRenewsSessionId()
     {
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            WorkingDirectory = _folder,
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add("exec");
-        start.ArgumentList.Add(LocateDemo());
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add("http://127.0.0.1:0");
-        start.ArgumentList.Add($"--ServerSideSessions:ConnectionString=Data Source={_databasePath}");
-        if (!OperatingSystem.IsWindows())
-        {
-            // Data Protection keeps its key ring under the home folder: keep it in the temp folder too.
-            start.Environment["HOME"] = _folder;
-        }
+        using var browser = CreateBrowser(out var cookies);
+        var before = await GetPageAsync(browser);
+        var oldCookie = SessionCookie(cookies);
+        var name = $"<i>Ann</i> & \"co\" {Guid.NewGuid():N}";
 
-        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                listening.TrySetException(new InvalidOperationException("The demo closed its output before printing its address."));
-                return;
-            }
+        var setCookies = await PostFormAsync(browser, "/signin", before, "/", ("name", name));
+        var after = await GetPageAsync(browser);
+        var replayed = await GetPageWithCookieAsync(oldCookie);
 
-            Record(e.Data);
-            if (ListeningLine().Match(e.Data) is { Success: true } match)
-            {
-                listening.TrySetResult(match.Groups[1].Value);
-            }
-        };
-        process.ErrorDataReceived += (_, e) =>
+        Assert.Multiple(() =>
         {
-            if (e.Data is not null)
-            {
-                Record(e.Data);
-            }
-        };
-
-        if (!process.Start())
-        {
-            throw new InvalidOperationException($"Could not start {start.FileName}.");
-        }
-
-        _process = process;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        string address;
-        try
-        {
-            address = await listening.Task.WaitAsync(StartTimeout);
-        }
-        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)
-        {
-            throw new InvalidOperationException(
-                $"The demo did not print \"Demo listening on ...\" within {StartTimeout.TotalSeconds:0} s ({ex.Message}). Its output:\n{Output}", ex);
-        }
-
-        var uri = new Uri(address);
-        Assert.That(uri.Host, Is.EqualTo("127.0.0.1"), "the demo listens on the loopback address it was given");
-        Assert.That(uri.Port, Is.Not.Zero, "the printed address carries the port actually bound");
-        return uri;
+            Assert.That(setCookies, Has.Count.EqualTo(1), "signing in sends the renewed cookie");
+            Assert.That(SessionCookie(cookies), Is.Not.EqualTo(oldCookie));
+            Assert.That(SignedInAs(after), Is.EqualTo(System.Text.Encodings.Web.HtmlEncoder.Default.Encode(name)));
+            Assert.That(after, Does.Not.Contain("<i>Ann</i>"), "user input is never written as markup");
+            Assert.That(SessionId(after), Is.Not.EqualTo(SessionId(before)), "BindToUser renews the session ID");
+            Assert.That(Visits(after), Is.EqualTo(2), "the session keeps its data across the renewal");
+            Assert.That(after, Does.Not.Contain("id=\"sign-in\""), "no sign-in form once signed in");
+            Assert.That(SignedInAs(replayed), Is.Null, "the cookie from before signing in is dead");
+            Assert.That(Visits(replayed), Is.EqualTo(1));
+        });
     }
 
-    /// <summary>The demo built next to this test project, in the same configuration (Debug or Release).</summary>
-    private static string LocateDemo()
+    [Test]
+    public async Task Demo_SignInWithBlankName_Returns400()
     {
-        // <repo>/SessionMiddleware.Tests/bin/<Configuration>/<tfm>/SessionMiddleware.Tests.dll
-        var testBin = new DirectoryInfo(Path.GetDirectoryName(typeof(DemoTests).Assembly.Location)!);
-        var targetFramework = testBin.Name;
-        var configuration = testBin.Parent!.Name;
-        var repositoryRoot = testBin.Parent.Parent!.Parent!.Parent!.FullName;
-        var demo = Path.Combine(repositoryRoot, "samples", "SessionMiddleware.Demo", "bin", configuration, targetFramework, "SessionMiddleware.Demo.dll");
-        Assert.That(File.Exists(demo), Is.True, $"The demo is not built at {demo}; the test project's reference to it builds it.");
-        return demo;
-    }
+        using var browser = CreateBrowser(out _);
+        var page = await GetPageAsync(browser);
 
-    /// <summary>The dotnet host running this test (or the one on PATH).</summary>
-    private static string DotnetHost()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
+        using var response = await PostRawAsync(browser, "/signin", page, ("name", "   "));
+        var after = await GetPageAsync(browser);
+
+        Assert.Multiple(() =>
         {
-            return fromSdk;
-        }
-
-        var current = Environment.ProcessPath;
-        return current is not null && string.Equals(Path.GetFileNameWithoutExtension(current), "dotnet", StringComparison.OrdinalIgnoreCase)
-            ? current
-            : "dotnet";
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+            Assert.That(SignedInAs(after), Is.Null);
+        });
     }
 
-    private HttpClient CreateBrowser(out CookieContainer cookies)
+    [Test]
+    public async Task Demo_SessionsPage_ListsEveryDeviceOfTheUserAndMarksThisOne()
+    {
+        var user = NewUser();
+        using var laptop = CreateBrowser(out _, "LaptopBrowser/1.0 (X11; Linux x86_64)");
+        using var phone = CreateBrowser(out _, "PhoneBrowser/2.0 <script>alert(1)</script>");
+        using var stranger = CreateBrowser(out _);
+        var laptopHome = await SignInAsync(laptop, user);
+        var phoneHome = await SignInAsync(phone, user);
+        await SignInAsync(stranger, NewUser());
+
+        var page = await GetSessionsPageAsync(laptop);
+        var rows = SessionRows(page);
+
+        Assert.That(rows, Has.Count.EqualTo(2), "this user's two sessions, not the other user's");
+        var mine = rows.Single(r => r.Id == SessionId(laptopHome));
+        var other = rows.Single(r => r.Id == SessionId(phoneHome));
+        Assert.Multiple(() =>
+        {
+            Assert.That(mine.IsThisDevice, Is.True);
+            Assert.That(mine.Html, Does.Contain("this device").And.Not.Contain("/sessions/revoke"));
+            Assert.That(mine.Html, Does.Contain("LaptopBrowser/1.0 (X11; Linux x86_64)"));
+            Assert.That(other.IsThisDevice, Is.False);
+            Assert.That(other.Html, Does.Contain("action=\"/sessions/revoke\"").And.Contain($"name=\"id\" value=\"{other.Id}\""));
+            Assert.That(other.Html, Does.Contain("PhoneBrowser/2.0 &lt;script&gt;"), "the User-Agent is shown HTML-encoded");
+            Assert.That(other.Html, Does.Not.Contain("<script>"));
+            Assert.That(other.Html, Does.Contain("<td class=\"ip\">127.0.0.1</td>"));
+            Assert.That(other.Html, Does.Match("<td class=\"created\">\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</td>"));
+            Assert.That(other.Html, Does.Match("<td class=\"last-seen\">\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</td>"));
+            Assert.That(page, Does.Contain("id=\"revoke-others\""));
+        });
+    }
+
+    [Test]
+    public async Task Demo_SessionsPageNotSignedIn_SaysSignedOut()
+    {
+        using var browser = CreateBrowser(out _);
+        await GetPageAsync(browser);
+
+        var page = await GetSessionsPageAsync(browser);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(page, Does.Contain("id=\"signed-out\""));
+            Assert.That(page, Does.Not.Contain("id=\"sessions\""));
+        });
+    }
+
+    [Test]
+    public async Task Demo_RevokeOtherDevice_ItIsSignedOutAtOnceAndThisDeviceStays()
+    {
+        var user = NewUser();
+        using var a = CreateBrowser(out _, "DeviceA");
+        using var b = CreateBrowser(out _, "DeviceB");
+        var aHome = await SignInAsync(a, user);
+        var bHome = await SignInAsync(b, user);
+        var sessions = await GetSessionsPageAsync(a);
+
+        await PostFormAsync(a, "/sessions/revoke", sessions, "/sessions", ("id", SessionId(bHome)));
+        var bSessions = await GetSessionsPageAsync(b);
+        var bAfter = await GetPageAsync(b);
+        var aSessions = await GetSessionsPageAsync(a);
+        var aAfter = await GetPageAsync(a);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(bSessions, Does.Contain("id=\"signed-out\""), "the revoked device's next request finds no session");
+            Assert.That(SignedInAs(bAfter), Is.Null);
+            Assert.That(bAfter, Does.Contain("id=\"sign-in\""));
+            Assert.That(SessionId(bAfter), Is.Not.EqualTo(SessionId(bHome)), "the revoked ID is never adopted again");
+            Assert.That(SessionRows(aSessions).Select(r => (r.Id, r.IsThisDevice)), Is.EqualTo(new[] { (SessionId(aHome), true) }));
+            Assert.That(aSessions, Does.Contain("id=\"flash\"").And.Contain("id=\"no-others\""));
+            Assert.That(SignedInAs(aAfter), Is.Not.Null, "the device that revoked stays signed in");
+            Assert.That(SessionId(aAfter), Is.EqualTo(SessionId(aHome)));
+        });
+    }
+
+    [Test]
+    public async Task Demo_RevokeSessionOfAnotherUser_Returns404AndKeepsIt()
+    {
+        using var alice = CreateBrowser(out _);
+        using var mallory = CreateBrowser(out _);
+        var aliceHome = await SignInAsync(alice, NewUser());
+        await SignInAsync(mallory, NewUser());
+        var mallorySessions = await GetSessionsPageAsync(mallory);
+
+        using var response = await PostRawAsync(mallory, "/sessions/revoke", mallorySessions, ("id", SessionId(aliceHome)));
+        var aliceAfter = await GetPageAsync(alice);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+            Assert.That(SignedInAs(aliceAfter), Is.Not.Null, "a session ID is no licence to end someone else's session");
+            Assert.That(SessionId(aliceAfter), Is.EqualTo(SessionId(aliceHome)));
+        });
+    }
+
+    [Test]
+    public async Task Demo_RevokeNotSignedIn_Returns403()
+    {
+        using var victim = CreateBrowser(out _);
+        using var anonymous = CreateBrowser(out _);
+        var victimHome = await SignInAsync(victim, NewUser());
+        var page = await GetPageAsync(anonymous);
+
+        using var response = await PostRawAsync(anonymous, "/sessions/revoke", page, ("id", SessionId(victimHome)));
+        var victimAfter = await GetPageAsync(victim);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden));
+            Assert.That(SignedInAs(victimAfter), Is.Not.Null);
+        });
+    }
+
+    [Test]
+    public async Task Demo_SignOutEverywhereElse_EndsEveryOtherSessionOfTheUser()
+    {
+        var user = NewUser();
+        using var a = CreateBrowser(out _, "DeviceA");
+        using var b = CreateBrowser(out _, "DeviceB");
+        using var c = CreateBrowser(out _, "DeviceC");
+        using var otherUser = CreateBrowser(out _);
+        var aHome = await SignInAsync(a, user);
+        await SignInAsync(b, user);
+        await SignInAsync(c, user);
+        await SignInAsync(otherUser, NewUser());
+        var sessions = await GetSessionsPageAsync(a);
+        Assert.That(SessionRows(sessions), Has.Count.EqualTo(3));
+
+        await PostFormAsync(a, "/sessions/revoke-others", sessions, "/sessions");
+        var aSessions = await GetSessionsPageAsync(a);
+        var bSessions = await GetSessionsPageAsync(b);
+        var cSessions = await GetSessionsPageAsync(c);
+        var otherUserHome = await GetPageAsync(otherUser);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(bSessions, Does.Contain("id=\"signed-out\""));
+            Assert.That(cSessions, Does.Contain("id=\"signed-out\""));
+            Assert.That(SignedInAs(otherUserHome), Is.Not.Null, "another user's sessions are untouched");
+            Assert.That(SessionRows(aSessions).Select(r => r.Id), Is.EqualTo(new[] { SessionId(aHome) }));
+            Assert.That(aSessions, Does.Contain("Signed out 2 other sessions."));
+        });
+    }
+
+    [Test]
+    public async Task Demo_SignOutEverywhereElseWithoutAntiforgeryToken_Returns400AndEndsNothing()
+    {
+        var user = NewUser();
+        using var a = CreateBrowser(out _);
+        using var b = CreateBrowser(out _);
+        await SignInAsync(a, user);
+        await SignInAsync(b, user);
+
+        using var content = new FormUrlEncodedContent([]);
+        using var response = await a.PostAsync("/sessions/revoke-others", content);
+        var bAfter = await GetPageAsync(b);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), "a cross-site form cannot sign the user out");
+            Assert.That(SignedInAs(bAfter), Is.Not.Null);
+        });
+    }
+
+    [Test]
+    public async Task Demo_SignOut_AbandonsSessionAndItsCookieIsDead()
+    {
+        var user = NewUser();
+        using var browser = CreateBrowser(out var cookies);
+        using var otherDevice = CreateBrowser(out _);
+        var home = await SignInAsync(browser, user);
+        await SignInAsync(otherDevice, user);
+        var signedInCookie = SessionCookie(cookies);
+
+        var setCookies = await PostFormAsync(browser, "/signout", home, "/");
+        var after = await GetPageAsync(browser);
+        var replayed = await GetPageWithCookieAsync(signedInCookie);
+        var otherSessions = await GetSessionsPageAsync(otherDevice);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ExpiresSessionCookie(setCookies), Is.True, "Abandon expires the cookie");
+            Assert.That(SignedInAs(after), Is.Null);
+            Assert.That(Visits(after), Is.EqualTo(1), "a new, empty session");
+            Assert.That(SessionId(after), Is.Not.EqualTo(SessionId(home)));
+            Assert.That(SignedInAs(replayed), Is.Null, "the signed-out cookie is never adopted again");
+            Assert.That(SessionRows(otherSessions).Select(r => r.Id), Does.Not.Contain(SessionId(home)), "the row is gone from the user's list");
+            Assert.That(SessionRows(otherSessions), Has.Count.EqualTo(1));
+        });
+    }
+
+    private static string NewUser() => "user-" + Guid.NewGuid().ToString("N")[..12];
+
+    private HttpClient CreateBrowser(out CookieContainer cookies, string? userAgent = null)
     {
         cookies = new CookieContainer();
         var handler = new HttpClientHandler { CookieContainer = cookies, UseCookies = true, AllowAutoRedirect = false };
-        return new HttpClient(handler) { BaseAddress = _baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient(handler) { BaseAddress = _demo.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        if (userAgent is not null)
+        {
+            client.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", userAgent);
+        }
+
+        return client;
     }
 
-    private async Task<string> GetPageAsync(HttpClient browser)
+    private string SessionCookie(CookieContainer cookies)
     {
-        using var response = await browser.GetAsync("/");
+        var cookie = cookies.GetCookies(_demo.BaseAddress)[CookieName];
+        Assert.That(cookie, Is.Not.Null, "the browser holds a session cookie");
+        return cookie!.Value;
+    }
+
+    private Task<string> GetPageAsync(HttpClient browser) => GetHtmlAsync(browser, "/");
+
+    private Task<string> GetSessionsPageAsync(HttpClient browser) => GetHtmlAsync(browser, "/sessions");
+
+    private async Task<string> GetHtmlAsync(HttpClient browser, string path)
+    {
+        using var response = await browser.GetAsync(path);
         var body = await response.Content.ReadAsStringAsync();
-        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), $"GET / answered {(int)response.StatusCode}: {body}\nDemo output:\n{Output}");
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), $"GET {path} answered {(int)response.StatusCode}: {body}\nDemo output:\n{_demo.Output}");
         Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("text/html"));
         return body;
     }
 
-    /// <summary>Posts a form of the page with its antiforgery field, as the browser would, and expects the redirect back to /.</summary>
-    private async Task PostFormAsync(HttpClient browser, string path, string page, params (string Name, string Value)[] fields)
+    /// <summary>The home page as a browser holding only this session cookie sees it (a replayed cookie).</summary>
+    private async Task<string> GetPageWithCookieAsync(string cookieValue)
+    {
+        using var handler = new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false };
+        using var client = new HttpClient(handler) { BaseAddress = _demo.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/");
+        request.Headers.TryAddWithoutValidation("Cookie", $"{CookieName}={cookieValue}");
+        using var response = await client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), $"GET / with a replayed cookie answered {(int)response.StatusCode}: {body}");
+        return body;
+    }
+
+    /// <summary>Signs in from the home page; returns the home page seen afterwards.</summary>
+    private async Task<string> SignInAsync(HttpClient browser, string name)
+    {
+        var page = await GetPageAsync(browser);
+        await PostFormAsync(browser, "/signin", page, "/", ("name", name));
+        var after = await GetPageAsync(browser);
+        Assert.That(SignedInAs(after), Is.Not.Null, $"signed in as {name}");
+        return after;
+    }
+
+    /// <summary>
+    /// Posts a form of the page with its antiforgery field, as the browser would, and expects the redirect to
+    /// <paramref name="location"/>; returns the Set-Cookie headers of the session cookie.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> PostFormAsync(HttpClient browser, string path, string page, string location, params (string Name, string Value)[] fields)
+    {
+        using var response = await PostRawAsync(browser, path, page, fields);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.SeeOther), $"POST {path}: {await response.Content.ReadAsStringAsync()}");
+        Assert.That(response.Headers.Location?.OriginalString, Is.EqualTo(location));
+        return response.SetCookies(CookieName);
+    }
+
+    private static async Task<HttpResponseMessage> PostRawAsync(HttpClient browser, string path, string page, params (string Name, string Value)[] fields)
     {
         var token = AntiforgeryField().Match(page);
         Assert.That(token.Success, Is.True, "the page's forms carry an antiforgery field");
@@ -329,10 +476,12 @@ public sealed partial class DemoTests
         form.AddRange(fields.Select(f => new KeyValuePair<string, string>(f.Name, f.Value)));
 
         using var content = new FormUrlEncodedContent(form);
-        using var response = await browser.PostAsync(path, content);
-        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.SeeOther), $"POST {path}: {await response.Content.ReadAsStringAsync()}");
-        Assert.That(response.Headers.Location?.OriginalString, Is.EqualTo("/"));
+        return await browser.PostAsync(path, content);
     }
+
+    /// <summary>True when one of the Set-Cookie headers deletes the session cookie (an expiry in the past).</summary>
+    private static bool ExpiresSessionCookie(IReadOnlyList<string> setCookies) =>
+        setCookies.Any(c => c.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase));
 
     private static int Visits(string page)
     {
@@ -355,27 +504,11 @@ public sealed partial class DemoTests
         return match.Groups[1].Value;
     }
 
-    private void Record(string line)
-    {
-        lock (_output)
-        {
-            _output.AppendLine(line);
-        }
-    }
+    /// <summary>The (HTML-encoded) name the page says the user is signed in as, or null when it shows no one.</summary>
+    private static string? SignedInAs(string page) => SignedInName().Match(page) is { Success: true } match ? match.Groups[1].Value : null;
 
-    private string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
-
-    [GeneratedRegex(@"^Demo listening on (\S+)$")]
-    private static partial Regex ListeningLine();
+    private static List<(string Id, bool IsThisDevice, string Html)> SessionRows(string page) =>
+        [.. SessionRow().Matches(page).Select(m => (m.Groups["id"].Value, m.Groups["current"].Success, m.Groups["body"].Value))];
 
     [GeneratedRegex("""<strong id="visits">(\d+)</strong>""")]
     private static partial Regex VisitsCounter();
@@ -385,6 +518,12 @@ public sealed partial class DemoTests
 
     [GeneratedRegex("""<p id="note">(.*?)</p>""", RegexOptions.Singleline)]
     private static partial Regex NoteText();
+
+    [GeneratedRegex("""<p id="signed-in-as">Signed in as <strong>([^<]*)</strong>""")]
+    private static partial Regex SignedInName();
+
+    [GeneratedRegex("""<tr data-session-id="(?<id>[0-9a-f]{64})"(?<current> class="this-device")?>(?<body>.*?)</tr>""", RegexOptions.Singleline)]
+    private static partial Regex SessionRow();
 
     [GeneratedRegex("""<input type="hidden" name="(?<name>[^"]+)" value="(?<value>[^"]*)">""")]
     private static partial Regex AntiforgeryField();
