@@ -245,9 +245,10 @@ static string Layout(string title, string body) => $$"""
     form.inline { display: inline; }
     table { border-collapse: collapse; width: 100%; }
     th, td { text-align: left; vertical-align: top; padding: .4rem .6rem; border-bottom: 1px solid #ccc; }
+    th, td.ip, td.created, td.last-seen { white-space: nowrap; }
     tr.this-device { background: #eef6ee; }
     .badge { background: #2a7a2a; color: #fff; border-radius: .3rem; padding: 0 .4rem; font-size: .85em; white-space: nowrap; }
-    .user-agent { display: block; color: #555; font-size: .8em; word-break: break-all; }
+    .user-agent { display: block; color: #555; font-size: .8em; overflow-wrap: anywhere; }
     .flash { background: #fff6d6; border: 1px solid #e0c860; padding: .4rem .6rem; }
     </style>
     </head>
