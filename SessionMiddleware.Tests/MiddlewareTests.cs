@@ -97,6 +97,23 @@ public sealed class MiddlewareTests
     }
 
     [Test]
+    public async Task RemovingAnAbsentKey_OrClearingAnEmptySession_WritesNothing()
+    {
+        FaultyStore? store = null;
+        await using var host = await SessionTestHost.StartAsync(_folder.Path, services: s => s.AddSingleton<ISessionStore>(sp =>
+            store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        await browser.GetTextAsync("/remove?key=a");
+        var writesBefore = store!.Updates + store.Creates + store.Touches;
+
+        await browser.GetTextAsync("/remove?key=flash");
+        await browser.GetTextAsync("/clear");
+
+        Assert.That(store.Updates + store.Creates + store.Touches, Is.EqualTo(writesBefore));
+    }
+
+    [Test]
     public async Task Keys_AreCaseSensitive()
     {
         await using var host = await SessionTestHost.StartAsync(_folder.Path);

@@ -51,8 +51,17 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
             await before();
         }
 
-        return await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
+        var result = await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
+        if (result.Status == SessionUpdateStatus.Committed)
+        {
+            Committed.Enqueue((result.Version, data));
+        }
+
+        return result;
     }
+
+    /// <summary>Every committed update: the version it produced and the data written.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(long Version, byte[] Data)> Committed { get; } = new();
 
     public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
     {

@@ -25,7 +25,13 @@ internal sealed class SqliteSessionStore : ISessionStore
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
-        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString) { Pooling = true }.ToString();
+        // Locks are waited for by SQLite's busy handler (busy_timeout below); the provider's own retry loop is
+        // bounded by the same time so that a lock held too long surfaces as an error, not a 30-second stall.
+        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString)
+        {
+            Pooling = true,
+            DefaultTimeout = (int)Math.Max(1, Math.Ceiling(o.BusyTimeout.TotalSeconds)),
+        }.ToString();
         _sql = new SqliteSessionSql(o.TableName);
         _timeProvider = timeProvider;
         _logger = logger;
