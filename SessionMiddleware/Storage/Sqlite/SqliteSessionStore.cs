@@ -21,6 +21,11 @@ internal sealed class SqliteSessionStore : ISessionStore
     private readonly long? _absoluteSeconds;
     private readonly ILogger<SqliteSessionStore> _logger;
 
+    // SQLite has one writer at a time. Writers of this process queue here, first come first served, instead of
+    // polling in SQLite's busy handler (whose back-off sleeps inflate tail latency); other processes still meet
+    // the busy handler. The cleaner takes a turn per batch, so requests get in between its batches.
+    private readonly AsyncLock _writeGate = new();
+
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -139,6 +144,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             await connection.ExecuteAsync(new CommandDefinition(
@@ -164,6 +170,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs(now);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
@@ -195,6 +202,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs(now);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.ExecuteAsync(new CommandDefinition(
@@ -218,6 +226,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs(now);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -292,6 +301,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         ArgumentNullException.ThrowIfNull(userId);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             return await connection.ExecuteAsync(new CommandDefinition(
@@ -311,6 +321,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         ArgumentNullException.ThrowIfNull(key);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
@@ -329,6 +340,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var deleted = await connection.ExecuteAsync(new CommandDefinition(
