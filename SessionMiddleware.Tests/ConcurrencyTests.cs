@@ -7,20 +7,12 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>Concurrent requests on one session lose nothing: versioned commits re-apply their change set on conflict.</summary>
-public sealed class ConcurrencyTests
+public sealed class ConcurrencyTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task ThousandConcurrentRequests_EachSettingItsOwnKey_AllKeysPresent()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=seed&value=0");
         var cookie = $"{host.CookieName}={first.SetCookieValue(host.CookieName)}";
@@ -47,7 +39,7 @@ public sealed class ConcurrencyTests
         FaultyStore store = null!;
         const int requests = 300;
         await using var host = await SessionTestHost.StartAsync(
-            _folder.Path,
+            Folder.Path,
             services: s => s.AddSingleton<ISessionStore>(sp => store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
             endpoints: app => app.MapGet("/mix", (HttpContext c, int n) =>
             {

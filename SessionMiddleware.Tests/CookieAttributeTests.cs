@@ -4,16 +4,8 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>The session cookie's attributes, over real HTTP and HTTPS.</summary>
-public sealed class CookieAttributeTests
+public sealed class CookieAttributeTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [TestCase(CookieSecurePolicy.SameAsRequest, false, false)]
     [TestCase(CookieSecurePolicy.SameAsRequest, true, true)]
     [TestCase(CookieSecurePolicy.Always, false, true)]
@@ -22,7 +14,7 @@ public sealed class CookieAttributeTests
     [TestCase(CookieSecurePolicy.None, true, false)]
     public async Task Secure_FollowsSecurePolicy(CookieSecurePolicy policy, bool https, bool expectSecure)
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.Cookie.SecurePolicy = policy, https: https);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.Cookie.SecurePolicy = policy, https: https);
         Assert.That(host.BaseAddress.Scheme, Is.EqualTo(https ? "https" : "http"));
 
         using var response = await host.CreateRawClient().GetAsync("/set?key=a&value=1");
@@ -42,7 +34,7 @@ public sealed class CookieAttributeTests
     [TestCase(true)]
     public async Task HostPrefixedName_IsAlwaysSecure_WithRootPathAndNoDomain(bool https)
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.Cookie.Name = "__Host-sid", https: https);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.Cookie.Name = "__Host-sid", https: https);
 
         using var response = await host.CreateRawClient().GetAsync("/set?key=a&value=1");
         var header = response.SetCookies("__Host-sid").Single();
@@ -61,7 +53,7 @@ public sealed class CookieAttributeTests
     [Test]
     public async Task DomainPathAndSameSite_AreSentAsConfigured()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.Cookie.Domain = "example.test";
             o.Cookie.Path = "/app";
@@ -81,7 +73,7 @@ public sealed class CookieAttributeTests
     [Test]
     public async Task PersistentCookie_HasMaxAge_AndIsReissuedWhenTheAccessIsRecorded()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.Cookie.MaxAge = TimeSpan.FromDays(14);
             o.TouchInterval = TimeSpan.FromMinutes(1);

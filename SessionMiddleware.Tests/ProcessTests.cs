@@ -10,23 +10,15 @@ namespace SessionMiddleware.Tests;
 /// middle of writing. Slow; they run in every build/test run (category "Process").
 /// </summary>
 [Category("Process")]
-public sealed class ProcessTests
+public sealed class ProcessTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task TwoProcesses_OnOneFile_ManyClientsEach_NoErrorsAndNoLostWrites()
     {
         const int clientsPerProcess = 16;
         const int writesPerClient = 40;
-        var db = _folder.File("shared.db");
-        var keys = _folder.File("keys");
+        var db = Folder.File("shared.db");
+        var keys = Folder.File("keys");
         await using var a = await ChildHost.StartAsync(db, keys);
         await using var b = await ChildHost.StartAsync(db, keys);
         var hosts = new[] { a, b };
@@ -77,8 +69,8 @@ public sealed class ProcessTests
     [Test]
     public async Task ProcessKilledMidWrite_LosesNoAnsweredWrite_AndTheFileIsIntact()
     {
-        var db = _folder.File("kill.db");
-        var keys = _folder.File("keys");
+        var db = Folder.File("kill.db");
+        var keys = Folder.File("keys");
         var acknowledged = new ConcurrentBag<(string Cookie, string Key)>();
         var attempted = 0;
         using var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };

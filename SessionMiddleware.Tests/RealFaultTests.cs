@@ -10,20 +10,12 @@ namespace SessionMiddleware.Tests;
 /// Real store faults, not injected ones: a corrupt database file, a lock held past the timeout, a full disk,
 /// a dropped table. Each gets a clear status and log line, and the next request after the fault ends succeeds.
 /// </summary>
-public sealed class RealFaultTests
+public sealed class RealFaultTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task CorruptDatabaseFile_Answers503_AndRecoversWhenTheFileIsRestored()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         Checkpoint(host.DatabasePath);
@@ -50,7 +42,7 @@ public sealed class RealFaultTests
     [Test]
     public async Task ExclusiveLockHeldBeyondTheBusyTimeout_LoadAnswers503_AndRecoversWhenReleased()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
 
@@ -83,7 +75,7 @@ public sealed class RealFaultTests
     [Test]
     public async Task WriteLockHeldBeyondTheBusyTimeout_WriteAnswers500_ReadsKeepWorking_AndRecovers()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
 
@@ -116,7 +108,7 @@ public sealed class RealFaultTests
     [Test]
     public async Task DroppedTable_Answers503_NamingTheTableAndTheMigrationCall()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         using (var db = host.OpenDatabase())
@@ -140,7 +132,7 @@ public sealed class RealFaultTests
     [Test]
     public async Task DiskFull_WritesGet500_ReadsKeepWorking_AndWritesRecoverWhenSpaceReturns()
     {
-        using var disk = TinyDisk.Mount(_folder.File("disk"), "2m");
+        using var disk = TinyDisk.Mount(Folder.File("disk"), "2m");
         await using var host = await SessionTestHost.StartAsync(disk.Path, o => o.TouchInterval = TimeSpan.Zero);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
