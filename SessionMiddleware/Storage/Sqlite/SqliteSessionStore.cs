@@ -21,11 +21,25 @@ internal sealed class SqliteSessionStore : ISessionStore
     private readonly long? _absoluteSeconds;
     private readonly ILogger<SqliteSessionStore> _logger;
 
+    // SQLite has one writer at a time. Writers of this process queue here, first come first served, instead of
+    // polling in SQLite's busy handler (whose back-off sleeps inflate tail latency); other processes still meet
+    // the busy handler. The cleaner takes a turn per batch, so requests get in between its batches.
+    private readonly AsyncLock _writeGate = new();
+
+    private static readonly object InitializedMarker = new();
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
+
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
-        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString) { Pooling = true }.ToString();
+        // Locks are waited for by SQLite's busy handler (busy_timeout below); the provider's own retry loop is
+        // bounded by the same time so that a lock held too long surfaces as an error, not a 30-second stall.
+        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString)
+        {
+            Pooling = true,
+            DefaultTimeout = (int)Math.Max(1, Math.Ceiling(o.BusyTimeout.TotalSeconds)),
+        }.ToString();
         _sql = new SqliteSessionSql(o.TableName);
         _timeProvider = timeProvider;
         _logger = logger;
@@ -133,6 +147,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             await connection.ExecuteAsync(new CommandDefinition(
@@ -158,6 +173,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs(now);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
@@ -189,6 +205,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs(now);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.ExecuteAsync(new CommandDefinition(
@@ -212,6 +229,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs(now);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -286,6 +304,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         ArgumentNullException.ThrowIfNull(userId);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             return await connection.ExecuteAsync(new CommandDefinition(
@@ -305,6 +324,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         ArgumentNullException.ThrowIfNull(key);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
@@ -323,6 +343,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (idleCutoff, absoluteCutoff) = Cutoffs();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var deleted = await connection.ExecuteAsync(new CommandDefinition(
@@ -351,13 +372,20 @@ internal sealed class SqliteSessionStore : ISessionStore
     private (long IdleCutoff, long AbsoluteCutoff) Cutoffs(long now) =>
         (now - _idleSeconds, _absoluteSeconds is { } a ? now - a : long.MinValue);
 
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+
+            // busy_timeout and synchronous belong to the physical connection, which the pool keeps open: set them once.
+            if (connection.Handle is { } handle && !_initializedHandles.TryGetValue(handle, out _))
+            {
+                await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                _initializedHandles.AddOrUpdate(handle, InitializedMarker);
+            }
+
             return connection;
         }
         catch
