@@ -96,6 +96,20 @@ internal sealed class PostgresServer : IAsyncDisposable
         return ConnectionString(name, pooling: true);
     }
 
+    /// <summary>Runs one statement on its own connection and returns the first column of the first row.</summary>
+    public static async Task<T> ScalarAsync<T>(string connectionString, string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return (T)Convert.ChangeType((await command.ExecuteScalarAsync())!, typeof(T), CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Drops a database made by <see cref="CreateDatabaseAsync"/>, closing its connections.</summary>
     public async Task DropDatabaseAsync(string connectionString)
     {
