@@ -7,20 +7,12 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>ID renewal, abandon, users, device info and absolute timeout, through a real host.</summary>
-public sealed class LifecycleTests
+public sealed class LifecycleTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task RegenerateId_GivesANewCookie_KeepsTheData_AndKillsTheOldId()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=kept");
         var oldCookie = Cookie(host, first);
@@ -44,7 +36,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task RegenerateId_KeepsTheCreationTime()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
             app.MapGet("/created", (HttpContext c) => c.GetServerSideSession().CreatedAt.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
@@ -59,7 +51,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task OldCookie_AfterRegenerate_WritesUnderANewId_NeverTheOldOne()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=1");
         var oldCookie = Cookie(host, first);
@@ -80,7 +72,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task Abandon_DeletesTheRow_ExpiresTheCookie_AndTheOldCookieIsDead()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=1");
         var cookie = Cookie(host, first);
@@ -103,7 +95,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task Abandon_ThenWriteInTheSameRequest_StartsANewSession()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
             app.MapGet("/signout", (HttpContext c) =>
             {
                 c.GetServerSideSession().Abandon();
@@ -129,7 +121,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task BindToUser_AnotherUser_ChangesTheCookie_AndStoresTheUser()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=cart&value=3");
         var anonymous = Cookie(host, first);
@@ -155,7 +147,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task BindToUser_Null_UnbindsAndRenews()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/bind?user=alice");
         var boundId = await browser.GetTextAsync("/id");
@@ -173,7 +165,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task BindToUser_OnANewSession_StoresTheSessionEvenWithoutData()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
 
         await browser.GetTextAsync("/bind?user=alice");
@@ -188,7 +180,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task DeviceInfo_IsRecordedAtCreationAndRenewal_AndTheUserAgentTruncated()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         var manager = host.Services.GetRequiredService<ISessionManager>();
         var longAgent = "Agent/" + new string('x', 600);
@@ -216,7 +208,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task DeviceInfo_WhenRecordingIsOff_IsNotStored()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.RecordDeviceInfo = false);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.RecordDeviceInfo = false);
         await host.CreateBrowser().GetTextAsync("/bind?user=alice");
 
         var info = (await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("alice")).Single();
@@ -231,7 +223,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task AbsoluteTimeout_EndsAnActiveSession_AndTheCleanerDeletesIt()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.IdleTimeout = TimeSpan.FromMinutes(20);
             o.AbsoluteTimeout = TimeSpan.FromHours(1);
@@ -264,7 +256,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task AbsoluteTimeout_TreatsTheSessionAsMissingOnLoad()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.AbsoluteTimeout = TimeSpan.FromMinutes(30);
             o.TouchInterval = TimeSpan.Zero;

@@ -9,21 +9,13 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>The request flow of DESIGN.md §1 through a real Kestrel host and a real SQLite file.</summary>
-public sealed class MiddlewareTests
+public sealed class MiddlewareTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task Request_WithoutCookieAndWithoutWrite_StoresNothingAndSetsNoCookie()
     {
         FaultyStore? store = null;
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, services: s => s.AddSingleton<ISessionStore>(sp =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.AddSingleton<ISessionStore>(sp =>
             store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
         var client = host.CreateRawClient();
 
@@ -43,7 +35,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task FirstWrite_CreatesOneRowAndSetsTheCookieOnce_WithNoStore()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
 
         using var response = await client.GetAsync("/set?key=a&value=1");
@@ -65,7 +57,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task NextRequest_WithTheCookie_ReadsTheWrite()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
 
         await browser.GetTextAsync("/set?key=greeting&value=hello");
@@ -82,7 +74,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task RemoveAndClear_ArePersisted()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         await browser.GetTextAsync("/set?key=b&value=2");
@@ -97,9 +89,26 @@ public sealed class MiddlewareTests
     }
 
     [Test]
+    public async Task RemovingAnAbsentKey_OrClearingAnEmptySession_WritesNothing()
+    {
+        FaultyStore? store = null;
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.AddSingleton<ISessionStore>(sp =>
+            store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        await browser.GetTextAsync("/remove?key=a");
+        var writesBefore = store!.Updates + store.Creates + store.Touches;
+
+        await browser.GetTextAsync("/remove?key=flash");
+        await browser.GetTextAsync("/clear");
+
+        Assert.That(store.Updates + store.Creates + store.Touches, Is.EqualTo(writesBefore));
+    }
+
+    [Test]
     public async Task Keys_AreCaseSensitive()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
 
         await browser.GetTextAsync("/set?key=Name&value=upper");
@@ -117,7 +126,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task Set_CopiesTheValue_AndTryGetValueReturnsACopy()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
         {
             app.MapGet("/mutate", (HttpContext c) =>
             {
@@ -140,7 +149,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task Int32AndStringExtensions_RoundTrip()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
 
         var counts = new List<string>();
@@ -155,7 +164,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task Redirect_ThenImmediateNextRequest_SeesTheWrite()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
             app.MapGet("/login", (HttpContext c) =>
             {
                 c.Session.SetString("user", "alice");
@@ -173,7 +182,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task ChangeMadeAfterTheResponseStarted_IsCommittedWhenTheRequestEnds()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
             app.MapGet("/late", async (HttpContext c) =>
             {
                 c.Session.SetString("early", "1");
@@ -195,7 +204,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task RequestThatThrows_DoesNotCommitItsChanges()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
             app.MapGet("/fail", (HttpContext c) =>
             {
                 c.Session.SetString("a", "changed");
@@ -216,7 +225,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task ValidCookie_ForAMissingRow_GivesAnEmptySession_AndAWriteGetsANewId()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=1");
         var cookie = first.SetCookieValue(host.CookieName)!;
@@ -244,7 +253,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task ExpiredSession_IsEmpty_ItsRowIsDeleted_AndAWriteGetsANewId()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=1");
         var header = $"{host.CookieName}={first.SetCookieValue(host.CookieName)}";
@@ -268,7 +277,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task Database_NeverContainsTheCookieOrTheSecretId_OnlyItsHash()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var client = host.CreateRawClient();
         using var response = await client.GetAsync("/set?key=a&value=1");
         var cookie = response.SetCookieValue(host.CookieName)!;
@@ -277,7 +286,7 @@ public sealed class MiddlewareTests
         await host.App.StopAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
-        var bytes = Directory.GetFiles(_folder.Path, "sessions.db*").SelectMany(File.ReadAllBytes).ToArray();
+        var bytes = Directory.GetFiles(Folder.Path, "sessions.db*").SelectMany(File.ReadAllBytes).ToArray();
         var key = SHA256.HashData(secret);
 
         Assert.Multiple(() =>
@@ -292,7 +301,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task ReadOnlyRequests_DoNotWriteWithinTouchInterval_AndDoAfterIt()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.TouchInterval = TimeSpan.FromSeconds(60));
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.TouchInterval = TimeSpan.FromSeconds(60));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         var created = LastAccess(host);
@@ -315,7 +324,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task TouchIntervalZero_RecordsEveryAccess()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.TouchInterval = TimeSpan.Zero);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.TouchInterval = TimeSpan.Zero);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         var created = LastAccess(host);
@@ -329,7 +338,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task RegularlyUsedSession_OutlivesTheIdleTimeout()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.IdleTimeout = TimeSpan.FromMinutes(5);
             o.TouchInterval = TimeSpan.FromMinutes(1);
@@ -347,7 +356,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task NewSession_ClearedBeforeTheEnd_StoresNothing()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
             app.MapGet("/setclear", (HttpContext c) =>
             {
                 c.Session.SetString("a", "1");
@@ -369,7 +378,7 @@ public sealed class MiddlewareTests
     public async Task Set_BeyondMaxSessionBytes_ThrowsAtTheCallNamingTheLimit_AndStoresNothing()
     {
         string? message = null;
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.MaxSessionBytes = 1000, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.MaxSessionBytes = 1000, endpoints: app =>
             app.MapGet("/big", (HttpContext c, int size) =>
             {
                 try
@@ -402,7 +411,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task ServerSideSession_ExposesCreatedAtLastAccessAndNoUser()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.TouchInterval = TimeSpan.Zero, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.TouchInterval = TimeSpan.Zero, endpoints: app =>
             app.MapGet("/info", (HttpContext c) =>
             {
                 var s = c.GetServerSideSession();
@@ -421,7 +430,7 @@ public sealed class MiddlewareTests
     [Test]
     public async Task ConcurrentRequests_ChangingDifferentKeys_AllKeepTheirChange()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=seed&value=0");
 

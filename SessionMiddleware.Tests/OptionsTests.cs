@@ -11,16 +11,8 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>Options: defaults, binding from configuration, validation at startup, wiring errors.</summary>
-public sealed class OptionsTests
+public sealed class OptionsTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public void Defaults_AreTheDocumentedOnes()
     {
@@ -129,7 +121,7 @@ public sealed class OptionsTests
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.AddServerSideSessions(o =>
         {
-            o.ConnectionString = $"Data Source={_folder.File("s.db")}";
+            o.ConnectionString = $"Data Source={Folder.File("s.db")}";
             configure(o);
         });
         using var app = builder.Build();
@@ -172,7 +164,7 @@ public sealed class OptionsTests
     [Test]
     public async Task Startup_WithValidOptions_Starts()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.TableName = "_Sessions_1";
             o.AbsoluteTimeout = TimeSpan.FromHours(1);

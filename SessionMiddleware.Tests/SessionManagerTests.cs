@@ -6,20 +6,12 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>Listing and revoking a user's sessions; a revoke takes effect at once, even on a request in flight.</summary>
-public sealed class SessionManagerTests
+public sealed class SessionManagerTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task ListForUser_ReturnsThatUsersLiveSessions_MostRecentlyUsedFirst()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.TouchInterval = TimeSpan.Zero);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.TouchInterval = TimeSpan.Zero);
         var laptop = host.CreateBrowser();
         var phone = host.CreateBrowser();
         var stranger = host.CreateBrowser();
@@ -44,7 +36,7 @@ public sealed class SessionManagerTests
     [Test]
     public async Task Revoke_EndsTheSessionAtItsNextRequest()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/bind?user=alice");
         await browser.GetTextAsync("/set?key=role&value=admin");
@@ -70,7 +62,7 @@ public sealed class SessionManagerTests
     [TestCase("0000000000000000000000000000000000000000000000000000000000000000")]
     public async Task Revoke_OfAnUnknownOrMalformedId_ReturnsFalse(string id)
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
 
         Assert.That(await host.Services.GetRequiredService<ISessionManager>().RevokeAsync(id), Is.False);
     }
@@ -78,7 +70,7 @@ public sealed class SessionManagerTests
     [Test]
     public async Task RevokeAllForUser_ExceptTheCurrentOne_SignsOutEverywhereElse()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var browsers = Enumerable.Range(0, 4).Select(_ => host.CreateBrowser()).ToList();
         foreach (var b in browsers)
         {
@@ -107,7 +99,7 @@ public sealed class SessionManagerTests
     [Test]
     public async Task RevokeAllForUser_WithoutException_EndsThemAll()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var a = host.CreateBrowser();
         var b = host.CreateBrowser();
         await a.GetTextAsync("/bind?user=alice");
@@ -130,7 +122,7 @@ public sealed class SessionManagerTests
     {
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.TouchInterval = TimeSpan.Zero, endpoints: app =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.TouchInterval = TimeSpan.Zero, endpoints: app =>
         {
             app.MapGet("/gated-write", async (HttpContext c) =>
             {

@@ -22,6 +22,7 @@ public sealed class StoreFaultTests
         _folder = new TempFolder();
         _host = await SessionTestHost.StartAsync(
             _folder.Path,
+            configure: o => o.IOTimeout = TimeSpan.FromMilliseconds(500),
             services: s => s.AddSingleton<ISessionStore>(sp => _store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
             endpoints: app => app.MapGet("/stream", async (HttpContext c) =>
             {
@@ -53,6 +54,24 @@ public sealed class StoreFaultTests
             var log = _host.Logs.GetSnapshot().Single(r => r.Id.Name == "LoadFailed");
             Assert.That(log.Level, Is.EqualTo(LogLevel.Error));
             Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"), "the next request after the fault succeeds");
+        });
+    }
+
+    [Test]
+    public async Task LoadThatHangs_IsCutOffByIOTimeout_With503()
+    {
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        _store.BeforeLoad = token => Task.Delay(Timeout.Infinite, token);
+        using var failed = await browser.GetAsync("/get?key=a");
+        _store.BeforeLoad = null;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(failed.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            Assert.That(_host.Logs.GetSnapshot().Single(r => r.Id.Name == "LoadFailed").Exception, Is.InstanceOf<OperationCanceledException>());
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
         });
     }
 

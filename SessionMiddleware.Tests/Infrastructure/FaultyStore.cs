@@ -26,10 +26,23 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
 
     public Task MigrateAsync(CancellationToken cancellationToken = default) => Inner.MigrateAsync(cancellationToken);
 
-    public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
+    /// <summary>Awaited inside LoadAsync before the real load, with the call's token (to make a load hang).</summary>
+    public Func<CancellationToken, Task>? BeforeLoad { get; set; }
+
+    public async Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref Loads);
-        return OnLoad?.Invoke() is { } ex ? throw ex : Inner.LoadAsync(key, cancellationToken);
+        if (OnLoad?.Invoke() is { } ex)
+        {
+            throw ex;
+        }
+
+        if (BeforeLoad is { } before)
+        {
+            await before(cancellationToken);
+        }
+
+        return await Inner.LoadAsync(key, cancellationToken);
     }
 
     public Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
@@ -51,8 +64,17 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
             await before();
         }
 
-        return await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
+        var result = await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
+        if (result.Status == SessionUpdateStatus.Committed)
+        {
+            Committed.Enqueue((result.Version, data));
+        }
+
+        return result;
     }
+
+    /// <summary>Every committed update: the version it produced and the data written.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(long Version, byte[] Data)> Committed { get; } = new();
 
     public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
     {

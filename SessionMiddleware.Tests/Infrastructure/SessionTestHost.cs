@@ -121,6 +121,12 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapGet("/keys", (HttpContext c) => string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal)));
         app.MapGet("/id", (HttpContext c) => c.Session.Id);
         app.MapGet("/nothing", () => "nothing");
+        app.MapGet("/setsize", (HttpContext c, string key, int size) =>
+        {
+            c.Session.Set(key, new byte[size]);
+            return "ok";
+        });
+        app.MapGet("/size", (HttpContext c, string key) => c.Session.TryGetValue(key, out var v) ? v.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) : "(none)");
         app.MapGet("/regenerate", (HttpContext c) =>
         {
             c.GetServerSideSession().RegenerateId();

@@ -18,6 +18,7 @@ internal sealed class ServerSideSession : IServerSideSession
     // The change set since the last commit: a value, or null for a removal; _cleared when Clear was called first.
     private readonly Dictionary<string, byte[]?> _changes = new(StringComparer.Ordinal);
     private bool _cleared;
+    private bool _dirty;
     private byte[]? _renewFromSecretId;
 
     private ServerSideSession(SessionCommitter committer, int maxBytes, Dictionary<string, byte[]> data, int size)
@@ -83,7 +84,7 @@ internal sealed class ServerSideSession : IServerSideSession
     public long Version { get; private set; }
 
     /// <summary>True when this request changed the data since the last commit.</summary>
-    public bool IsModified => _cleared || _changes.Count > 0;
+    public bool IsModified => _dirty;
 
     /// <summary>The key this session had before <see cref="RegenerateId"/>, until the renewal is committed.</summary>
     public byte[]? RenewFromKey { get; private set; }
@@ -159,30 +160,30 @@ internal sealed class ServerSideSession : IServerSideSession
         _data[key] = copy;
         _size = newSize;
         _changes[key] = copy;
+        _dirty = true;
     }
 
     /// <inheritdoc/>
     public void Remove(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        // As in ASP.NET Core's session: removing a key that is not there is not a change (and costs no write).
+        // The removal is always part of the change set (a concurrent request may have added the key), but removing
+        // a key that is not there does not by itself make the session need a write, as in ASP.NET Core's session.
         if (_data.Remove(key, out var old))
         {
             _size -= SessionSerializer.EntrySize(key, old.Length);
             _size += SessionSerializer.HeaderSize(_data.Count) - SessionSerializer.HeaderSize(_data.Count + 1);
-            _changes[key] = null;
+            _dirty = true;
         }
+
+        _changes[key] = null;
     }
 
     /// <inheritdoc/>
     public void Clear()
     {
-        if (_data.Count == 0)
-        {
-            // Clearing an empty session is not a change; a removal recorded earlier in this request stays recorded.
-            return;
-        }
-
+        // Like Remove: always part of the change set, but clearing an empty session does not by itself need a write.
+        _dirty |= _data.Count > 0;
         _data.Clear();
         _size = SessionSerializer.EmptySize;
         _changes.Clear();
@@ -247,6 +248,7 @@ internal sealed class ServerSideSession : IServerSideSession
         _size = SessionSerializer.EmptySize;
         _changes.Clear();
         _cleared = false;
+        _dirty = false;
     }
 
     /// <summary>Records that the abandoned row was deleted.</summary>
@@ -293,6 +295,7 @@ internal sealed class ServerSideSession : IServerSideSession
         LastAccessAt = lastAccessAt;
         _changes.Clear();
         _cleared = false;
+        _dirty = false;
         DataUnreadable = false;
     }
 
@@ -313,6 +316,7 @@ internal sealed class ServerSideSession : IServerSideSession
         IsGone = true;
         _changes.Clear();
         _cleared = false;
+        _dirty = false;
     }
 
     /// <summary>

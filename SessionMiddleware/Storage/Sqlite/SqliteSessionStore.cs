@@ -19,11 +19,22 @@ internal sealed class SqliteSessionStore : ISessionStore
     private readonly SessionExpiry _expiry;
     private readonly ILogger<SqliteSessionStore> _logger;
 
+    // SQLite has one writer at a time. Writers of this process queue here, first come first served, instead of
+    // polling in SQLite's busy handler (whose back-off sleeps inflate tail latency); other processes still meet
+    // the busy handler. The cleaner takes a turn per batch, so requests get in between its batches.
+    private readonly AsyncLock _writeGate = new();
+
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
-        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString) { Pooling = true }.ToString();
+        // Locks are waited for by SQLite's busy handler (busy_timeout below); the provider's own retry loop is
+        // bounded by the same time so that a lock held too long surfaces as an error, not a 30-second stall.
+        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString)
+        {
+            Pooling = true,
+            DefaultTimeout = (int)Math.Max(1, Math.Ceiling(o.BusyTimeout.TotalSeconds)),
+        }.ToString();
         _sql = new SqliteSessionSql(o.TableName);
         _logger = logger;
         _expiry = new SessionExpiry(o, timeProvider);
@@ -119,6 +130,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var now = _expiry.UnixNow();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             await connection.ExecuteAsync(new CommandDefinition(
@@ -143,6 +155,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
@@ -173,6 +186,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.ExecuteAsync(new CommandDefinition(
@@ -195,6 +209,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -263,6 +278,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         ArgumentNullException.ThrowIfNull(userId);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             return await connection.ExecuteAsync(new CommandDefinition(
@@ -282,6 +298,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         ArgumentNullException.ThrowIfNull(key);
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
@@ -300,6 +317,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
+            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var deleted = await connection.ExecuteAsync(new CommandDefinition(

@@ -1,0 +1,41 @@
+// Test host: `dotnet SessionMiddleware.Tests.Host.dll --db <file> --keys <folder> [--urls http://127.0.0.1:0]`.
+// Prints "Listening on <url>" once it serves. Endpoints: /set?key=&value=, /get?key=, /keys, /id.
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+var builder = WebApplication.CreateSlimBuilder(args);
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
+var db = builder.Configuration["db"] ?? throw new InvalidOperationException("--db is required");
+var keys = builder.Configuration["keys"] ?? throw new InvalidOperationException("--keys is required");
+builder.Services.AddDataProtection().SetApplicationName("SessionMiddleware.Tests.Host").PersistKeysToFileSystem(new DirectoryInfo(keys));
+builder.Services.AddServerSideSessions(o =>
+{
+    o.ConnectionString = $"Data Source={db}";
+    o.TouchInterval = TimeSpan.Zero;
+});
+if (builder.Configuration["urls"] is null)
+{
+    builder.WebHost.UseUrls("http://127.0.0.1:0");
+}
+
+var app = builder.Build();
+await app.MigrateServerSideSessionsAsync();
+app.UseServerSideSessions();
+app.MapGet("/set", (HttpContext c, string key, string value) =>
+{
+    c.Session.SetString(key, value);
+    return "ok";
+});
+app.MapGet("/get", (HttpContext c, string key) => c.Session.GetString(key) ?? "(none)");
+app.MapGet("/keys", (HttpContext c) => string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal)));
+app.MapGet("/id", (HttpContext c) => c.Session.Id);
+
+await app.StartAsync();
+foreach (var address in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)
+{
+    Console.WriteLine($"Listening on {address}");
+}
+
+await app.WaitForShutdownAsync();

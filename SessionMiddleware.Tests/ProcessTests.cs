@@ -1,0 +1,158 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Data.Sqlite;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// Real processes on one SQLite file: several app processes writing at once, and a process killed with SIGKILL in the
+/// middle of writing. Slow; they run in every build/test run (category "Process").
+/// </summary>
+[Category("Process")]
+public sealed class ProcessTests : TempFolderTest
+{
+    [Test]
+    public async Task TwoProcesses_OnOneFile_ManyClientsEach_NoErrorsAndNoLostWrites()
+    {
+        const int clientsPerProcess = 16;
+        const int writesPerClient = 40;
+        var db = Folder.File("shared.db");
+        var keys = Folder.File("keys");
+        await using var a = await ChildHost.StartAsync(db, keys);
+        await using var b = await ChildHost.StartAsync(db, keys);
+        var hosts = new[] { a, b };
+
+        using var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { Timeout = TimeSpan.FromMinutes(2) };
+        var shared = await NewSessionAsync(client, a.BaseAddress);
+        var errors = new ConcurrentBag<string>();
+        var acknowledged = new ConcurrentBag<(string Cookie, string Key)>();
+
+        await Task.WhenAll(Enumerable.Range(0, hosts.Length * clientsPerProcess).Select(async c =>
+        {
+            var host = hosts[c % hosts.Length];
+            var own = await NewSessionAsync(client, host.BaseAddress);
+            for (var n = 0; n < writesPerClient; n++)
+            {
+                // Alternate between the client's own session and the session shared by every client of both processes.
+                var (cookie, key) = n % 2 == 0 ? (own, $"own-{n}") : (shared, $"c{c}-{n}");
+                using var response = await SendAsync(client, new Uri(host.BaseAddress, $"/set?key={key}&value={n}"), cookie);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    acknowledged.Add((cookie, key));
+                }
+                else
+                {
+                    errors.Add($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+                }
+            }
+        }));
+
+        var lost = 0;
+        foreach (var group in acknowledged.GroupBy(w => w.Cookie))
+        {
+            using var response = await SendAsync(client, new Uri(b.BaseAddress, "/keys"), group.Key);
+            var stored = (await response.Content.ReadAsStringAsync()).Split(',').ToHashSet(StringComparer.Ordinal);
+            lost += group.Count(w => !stored.Contains(w.Key));
+        }
+
+        var attempted = hosts.Length * clientsPerProcess * writesPerClient;
+        TestContext.Out.WriteLine($"two processes: {attempted} writes attempted, {acknowledged.Count} answered 200, {errors.Count} errors, {lost} lost");
+        Assert.Multiple(() =>
+        {
+            Assert.That(errors, Is.Empty, string.Join('\n', errors.Take(5)));
+            Assert.That(acknowledged, Has.Count.EqualTo(attempted));
+            Assert.That(lost, Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task ProcessKilledMidWrite_LosesNoAnsweredWrite_AndTheFileIsIntact()
+    {
+        var db = Folder.File("kill.db");
+        var keys = Folder.File("keys");
+        var acknowledged = new ConcurrentBag<(string Cookie, string Key)>();
+        var attempted = 0;
+        using var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };
+
+        await using (var host = await ChildHost.StartAsync(db, keys))
+        {
+            var cookies = new List<string>();
+            for (var i = 0; i < 16; i++)
+            {
+                cookies.Add(await NewSessionAsync(client, host.BaseAddress));
+            }
+
+            using var stop = new CancellationTokenSource();
+            var writers = cookies.Select(async (cookie, c) =>
+            {
+                for (var n = 0; !stop.IsCancellationRequested && n < 100_000; n++)
+                {
+                    Interlocked.Increment(ref attempted);
+                    try
+                    {
+                        using var response = await SendAsync(client, new Uri(host.BaseAddress, $"/set?key=w{n}&value={n}"), cookie);
+                        if (response.StatusCode == HttpStatusCode.OK)
+                        {
+                            acknowledged.Add((cookie, $"w{n}"));
+                        }
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return; // the process is gone
+                    }
+                }
+            }).ToList();
+
+            // Kill once a good number of writes were answered, while the writers are still going.
+            while (acknowledged.Count < 1500)
+            {
+                await Task.WhenAny(Task.WhenAll(writers), Task.Delay(20));
+            }
+
+            await host.KillAsync();
+            stop.Cancel();
+            await Task.WhenAll(writers);
+        }
+
+        string integrity;
+        using (var connection = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA integrity_check;";
+            integrity = (string)command.ExecuteScalar()!;
+        }
+
+        await using var restarted = await ChildHost.StartAsync(db, keys);
+        var lost = 0;
+        foreach (var group in acknowledged.GroupBy(w => w.Cookie))
+        {
+            using var response = await SendAsync(client, new Uri(restarted.BaseAddress, "/keys"), group.Key);
+            var stored = (await response.Content.ReadAsStringAsync()).Split(',').ToHashSet(StringComparer.Ordinal);
+            lost += group.Count(w => !stored.Contains(w.Key));
+        }
+
+        TestContext.Out.WriteLine($"SIGKILL: {attempted} writes attempted, {acknowledged.Count} answered 200 before the kill, {lost} of those lost; integrity_check: {integrity}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(integrity, Is.EqualTo("ok"));
+            Assert.That(lost, Is.Zero);
+            Assert.That(acknowledged.Count, Is.GreaterThanOrEqualTo(1500));
+        });
+    }
+
+    private static async Task<string> NewSessionAsync(HttpClient client, Uri baseAddress)
+    {
+        using var response = await client.GetAsync(new Uri(baseAddress, "/set?key=created&value=1"));
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        return response.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+    }
+
+    private static Task<HttpResponseMessage> SendAsync(HttpClient client, Uri uri, string cookie)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, uri);
+        request.Headers.TryAddWithoutValidation("Cookie", cookie);
+        return client.SendAsync(request);
+    }
+}

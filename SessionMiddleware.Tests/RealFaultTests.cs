@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Hosting;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// Real store faults, not injected ones: a corrupt database file, a lock held past the timeout, a full disk,
+/// a dropped table. Each gets a clear status and log line, and the next request after the fault ends succeeds.
+/// </summary>
+public sealed class RealFaultTests : TempFolderTest
+{
+    [Test]
+    public async Task CorruptDatabaseFile_Answers503_AndRecoversWhenTheFileIsRestored()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        Checkpoint(host.DatabasePath);
+        var original = await File.ReadAllBytesAsync(host.DatabasePath);
+
+        var corrupt = (byte[])original.Clone();
+        new Random(7).NextBytes(corrupt.AsSpan(0, 100));
+        await File.WriteAllBytesAsync(host.DatabasePath, corrupt);
+        SqliteConnection.ClearAllPools();
+        using var failed = await browser.GetAsync("/get?key=a");
+        await File.WriteAllBytesAsync(host.DatabasePath, original);
+        SqliteConnection.ClearAllPools();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(failed.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            var log = host.Logs.GetSnapshot().Single(r => r.Id.Name == "LoadFailed");
+            Assert.That(log.Exception, Is.InstanceOf<SqliteException>());
+            TestContext.Out.WriteLine($"corrupt file: {(int)failed.StatusCode}, {log.Exception!.Message}");
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
+        });
+    }
+
+    [Test]
+    public async Task ExclusiveLockHeldBeyondTheBusyTimeout_LoadAnswers503_AndRecoversWhenReleased()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        SqliteConnection.ClearAllPools();
+        var stopwatch = Stopwatch.StartNew();
+        HttpResponseMessage failed;
+        using (var locker = new SqliteConnection($"Data Source={host.DatabasePath};Pooling=False;Default Timeout=5"))
+        {
+            locker.Open();
+            Execute(locker, "PRAGMA locking_mode = EXCLUSIVE;");
+            Execute(locker, "BEGIN EXCLUSIVE;");
+            Execute(locker, "UPDATE sessions SET version = version;");
+            failed = await browser.GetAsync("/get?key=a");
+            Execute(locker, "COMMIT;");
+        }
+
+        stopwatch.Stop();
+        using (failed)
+        {
+            Assert.Multiple(async () =>
+            {
+                Assert.That(failed.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+                var log = host.Logs.GetSnapshot().Single(r => r.Id.Name == "LoadFailed");
+                TestContext.Out.WriteLine($"exclusive lock held: load answered {(int)failed.StatusCode} after {stopwatch.ElapsedMilliseconds} ms ({log.Exception!.Message})");
+                Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
+            });
+        }
+    }
+
+    [Test]
+    public async Task WriteLockHeldBeyondTheBusyTimeout_WriteAnswers500_ReadsKeepWorking_AndRecovers()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        HttpResponseMessage write;
+        string read;
+        using (var locker = new SqliteConnection($"Data Source={host.DatabasePath};Pooling=False"))
+        {
+            locker.Open();
+            Execute(locker, "BEGIN IMMEDIATE;");
+            Execute(locker, "UPDATE sessions SET version = version;");
+            write = await browser.GetAsync("/set?key=a&value=2");
+            read = await browser.GetTextAsync("/get?key=a");
+            Execute(locker, "ROLLBACK;");
+        }
+
+        using (write)
+        {
+            Assert.Multiple(async () =>
+            {
+                Assert.That((int)write.StatusCode, Is.EqualTo(500));
+                var log = host.Logs.GetSnapshot().First(r => r.Id.Name == "CommitFailed");
+                TestContext.Out.WriteLine($"write lock held: write answered {(int)write.StatusCode} ({log.Exception!.Message}); read answered 200");
+                Assert.That(read, Is.EqualTo("1"), "readers are not blocked by a writer in WAL mode");
+                Assert.That(await browser.GetTextAsync("/set?key=a&value=3"), Is.EqualTo("ok"));
+                Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("3"));
+            });
+        }
+    }
+
+    [Test]
+    public async Task DroppedTable_Answers503_NamingTheTableAndTheMigrationCall()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        using (var db = host.OpenDatabase())
+        {
+            Execute(db, "DROP TABLE sessions;");
+        }
+
+        using var failed = await browser.GetAsync("/get?key=a");
+        await host.App.MigrateServerSideSessionsAsync();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(failed.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            var log = host.Logs.GetSnapshot().Single(r => r.Id.Name == "LoadFailed");
+            Assert.That(log.Exception!.Message, Does.Contain("\"sessions\"").And.Contain("MigrateServerSideSessionsAsync"));
+            Assert.That(await browser.GetTextAsync("/set?key=b&value=2"), Is.EqualTo("ok"), "after migrating again, requests work (the old session is gone)");
+            Assert.That(await browser.GetTextAsync("/get?key=b"), Is.EqualTo("2"));
+        });
+    }
+
+    [Test]
+    public async Task DiskFull_WritesGet500_ReadsKeepWorking_AndWritesRecoverWhenSpaceReturns()
+    {
+        using var disk = TinyDisk.Mount(Folder.File("disk"), "2m");
+        await using var host = await SessionTestHost.StartAsync(disk.Path, o => o.TouchInterval = TimeSpan.Zero);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        disk.FillLeaving(bytes: 16 * 1024);
+        using var write = await browser.GetAsync("/setsize?key=big&size=100000");
+        using var read = await browser.GetAsync("/get?key=a");
+        var readText = await read.Content.ReadAsStringAsync();
+        disk.FreeFiller();
+        var retried = await browser.GetTextAsync("/setsize?key=big&size=100000");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That((int)write.StatusCode, Is.EqualTo(500), "the lost write is not reported as a success");
+            var log = host.Logs.GetSnapshot().First(r => r.Id.Name == "CommitFailed");
+            TestContext.Out.WriteLine($"disk full: write {(int)write.StatusCode} ({log.Exception!.Message}); read {(int)read.StatusCode}");
+            Assert.That(read.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(readText, Is.EqualTo("1"));
+            Assert.That(retried, Is.EqualTo("ok"));
+            Assert.That(await browser.GetTextAsync("/size?key=big"), Is.EqualTo("100000"));
+        });
+    }
+
+    private static void Checkpoint(string databasePath)
+    {
+        using var connection = new SqliteConnection($"Data Source={databasePath};Pooling=False");
+        connection.Open();
+        Execute(connection, "PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,14 @@
+namespace SessionMiddleware;
+
+/// <summary>
+/// Striped async locks by session key: commits of the same session in this process take turns (different
+/// sessions almost never share a stripe). Holds no state per session, so it never grows.
+/// </summary>
+internal sealed class CommitLocks
+{
+    private const int StripeCount = 1024;
+    private readonly AsyncLock[] _stripes = [.. Enumerable.Range(0, StripeCount).Select(_ => new AsyncLock())];
+
+    public ValueTask<AsyncLock.Releaser> EnterAsync(byte[] key, CancellationToken cancellationToken) =>
+        _stripes[(key[0] | (key[1] << 8)) & (StripeCount - 1)].EnterAsync(cancellationToken);
+}
