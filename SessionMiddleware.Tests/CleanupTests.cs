@@ -9,25 +9,17 @@ namespace SessionMiddleware.Tests;
 /// The hosted cleaner runs on the injected clock (its runs over each store, batching and failures, are in
 /// <see cref="SessionStoreTests"/>), and its first run is jittered.
 /// </summary>
-public sealed class CleanupTests
+public sealed class CleanupTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
     private FakeTimeProvider _time = null!;
 
     [SetUp]
-    public void SetUp()
-    {
-        _folder = new TempFolder();
-        _time = StoreFactory.NewTime();
-    }
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
+    public void SetUp() => _time = StoreFactory.NewTime();
 
     [Test]
     public async Task HostedCleaner_RunsEveryCleanupInterval_OnTheInjectedClock()
     {
-        await using var host = await SessionTestHost.StartAsync(_folder.Path, o =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.IdleTimeout = TimeSpan.FromMinutes(20);
             o.CleanupInterval = TimeSpan.FromMinutes(5);

@@ -15,16 +15,8 @@ namespace SessionMiddleware.Tests;
 /// <c>UsePostgreSql</c>: what it registers and checks, and the middleware end to end over a real PostgreSQL server
 /// (the store's own behaviour is in <see cref="SessionStoreTests"/>, several servers in <see cref="TwoNodeTests"/>).
 /// </summary>
-public sealed class PostgreSqlHostTests
+public sealed class PostgreSqlHostTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public void UsePostgreSql_BeforeAddServerSideSessions_ThrowsSayingWhatToCall()
     {
@@ -113,7 +105,7 @@ public sealed class PostgreSqlHostTests
         var connectionString = await server.CreateDatabaseAsync();
         try
         {
-            await using var host = await SessionTestHost.StartAsync(_folder.Path, services: s => s.UsePostgreSql(connectionString));
+            await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.UsePostgreSql(connectionString));
             var client = host.CreateRawClient();
 
             using var first = await client.GetAsync("/set?key=a&value=1");
@@ -152,7 +144,7 @@ public sealed class PostgreSqlHostTests
         var connectionString = await server.CreateDatabaseAsync();
         try
         {
-            await using var host = await SessionTestHost.StartAsync(_folder.Path, o => o.IdleTimeout = TimeSpan.FromMinutes(20), services: s => s.UsePostgreSql(connectionString));
+            await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.IdleTimeout = TimeSpan.FromMinutes(20), services: s => s.UsePostgreSql(connectionString));
             var client = host.CreateRawClient();
             using var first = await client.GetAsync("/set?key=a&value=1");
             var cookie = $"{host.CookieName}={first.SetCookieValue(host.CookieName)}";
@@ -188,7 +180,7 @@ public sealed class PostgreSqlHostTests
             var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             await using var host = await SessionTestHost.StartAsync(
-                _folder.Path,
+                Folder.Path,
                 o => o.TouchInterval = TimeSpan.Zero,
                 services: s => s.UsePostgreSql(connectionString),
                 endpoints: app => app.MapGet("/gated-write", async (HttpContext c) =>

@@ -4,20 +4,12 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>What only the SQLite store does (the shared behaviour is in <see cref="SessionStoreTests"/>).</summary>
-public sealed class SqliteStoreTests
+public sealed class SqliteStoreTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
-
-    [SetUp]
-    public void SetUp() => _folder = new TempFolder();
-
-    [TearDown]
-    public void TearDown() => _folder.Dispose();
-
     [Test]
     public async Task Migrate_PutsTheFileInWalMode()
     {
-        var db = _folder.File("s.db");
+        var db = Folder.File("s.db");
         await StoreFactory.Sqlite(db, StoreFactory.NewTime()).MigrateAsync();
 
         using var connection = new SqliteConnection($"Data Source={db};Pooling=False");

@@ -12,9 +12,8 @@ namespace SessionMiddleware.Tests;
 /// as a real deployment must) over one PostgreSQL database: a session lives on either, a revoke on one is seen by
 /// the other, both cleaners can run at once, and concurrent writes through both lose nothing.
 /// </summary>
-public sealed class TwoNodeTests
+public sealed class TwoNodeTests : TempFolderTest
 {
-    private TempFolder _folder = null!;
     private PostgresServer _server = null!;
     private string _connectionString = null!;
     private FakeTimeProvider _time = null!;
@@ -22,7 +21,6 @@ public sealed class TwoNodeTests
     [SetUp]
     public async Task SetUp()
     {
-        _folder = new TempFolder();
         _time = StoreFactory.NewTime();
         _server = await PostgresServer.SharedAsync();
         _connectionString = await _server.CreateDatabaseAsync();
@@ -32,15 +30,14 @@ public sealed class TwoNodeTests
     public async Task TearDown()
     {
         await _server.DropDatabaseAsync(_connectionString);
-        _folder.Dispose();
     }
 
     /// <summary>Node A first (it makes the key ring in the shared folder, as the first server of a deployment does), then node B.</summary>
     private async Task<(SessionTestHost A, SessionTestHost B)> StartNodesAsync(Action<ServerSideSessionOptions>? configure = null)
     {
-        var keys = Path.Combine(_folder.Path, "shared-keys");
-        var a = await SessionTestHost.StartAsync(Path.Combine(_folder.Path, "a"), configure, services: s => s.UsePostgreSql(_connectionString), time: _time, keysFolder: keys);
-        var b = await SessionTestHost.StartAsync(Path.Combine(_folder.Path, "b"), configure, services: s => s.UsePostgreSql(_connectionString), time: _time, keysFolder: keys);
+        var keys = Path.Combine(Folder.Path, "shared-keys");
+        var a = await SessionTestHost.StartAsync(Path.Combine(Folder.Path, "a"), configure, services: s => s.UsePostgreSql(_connectionString), time: _time, keysFolder: keys);
+        var b = await SessionTestHost.StartAsync(Path.Combine(Folder.Path, "b"), configure, services: s => s.UsePostgreSql(_connectionString), time: _time, keysFolder: keys);
         return (a, b);
     }
 
