@@ -19,6 +19,7 @@ internal sealed class PostgresServer : IAsyncDisposable
     private const string RunAsUser = "postgres";
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static PostgresServer? _shared;
+    private static Exception? _startFailure;
     private static int _databaseCounter;
 
     private readonly string _binFolder;
@@ -52,9 +53,25 @@ internal sealed class PostgresServer : IAsyncDisposable
         await Gate.WaitAsync();
         try
         {
+            if (_startFailure is not null)
+            {
+                // Fail every PostgreSQL test with the first failure's reason rather than trying again each time.
+                throw new InvalidOperationException("The PostgreSQL test cluster could not be started: " + _startFailure.Message, _startFailure);
+            }
+
             if (_shared is null)
             {
-                var server = await StartAsync();
+                PostgresServer server;
+                try
+                {
+                    server = await StartAsync();
+                }
+                catch (Exception ex)
+                {
+                    _startFailure = ex;
+                    throw;
+                }
+
                 AppDomain.CurrentDomain.ProcessExit += (_, _) => server.StopAsync().AsTask().GetAwaiter().GetResult();
                 _shared = server;
             }
