@@ -24,6 +24,9 @@ internal sealed class SqliteSessionStore : ISessionStore
     // the busy handler. The cleaner takes a turn per batch, so requests get in between its batches.
     private readonly AsyncLock _writeGate = new();
 
+    private static readonly object InitializedMarker = new();
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
+
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -340,13 +343,20 @@ internal sealed class SqliteSessionStore : ISessionStore
         }
     }
 
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+
+            // busy_timeout and synchronous belong to the physical connection, which the pool keeps open: set them once.
+            if (connection.Handle is { } handle && !_initializedHandles.TryGetValue(handle, out _))
+            {
+                await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                _initializedHandles.AddOrUpdate(handle, InitializedMarker);
+            }
+
             return connection;
         }
         catch
