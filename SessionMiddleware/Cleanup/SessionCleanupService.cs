@@ -8,7 +8,7 @@ namespace SessionMiddleware;
 /// <summary>
 /// Deletes expired sessions every <see cref="ServerSideSessionOptions.CleanupInterval"/>, in batches of
 /// <see cref="ServerSideSessionOptions.CleanupBatchSize"/> so that no statement holds the write lock for long.
-/// A failure is logged and the next tick tries again.
+/// A failure is logged and the next tick tries again. The first run is jittered (see <see cref="FirstRunDelay"/>).
 /// </summary>
 internal sealed class SessionCleanupService : BackgroundService
 {
@@ -36,12 +36,15 @@ internal sealed class SessionCleanupService : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(_options.CleanupInterval, _timeProvider);
+        // The first run comes after a random half to whole interval, so that servers started together (several
+        // nodes over one PostgreSQL database) do not all clean at the same moment; then every interval.
+        using var timer = new PeriodicTimer(FirstRunDelay(_options.CleanupInterval), _timeProvider);
         _timerStarted.TrySetResult();
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
+                timer.Period = _options.CleanupInterval;
                 var deleted = await RunOnceAsync(stoppingToken).ConfigureAwait(false);
                 RunCompleted?.Invoke(deleted);
             }
@@ -51,6 +54,10 @@ internal sealed class SessionCleanupService : BackgroundService
             // The host is stopping.
         }
     }
+
+    /// <summary>A random delay between half the interval and the whole interval (never less than a millisecond).</summary>
+    internal static TimeSpan FirstRunDelay(TimeSpan interval) =>
+        TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, (long)(interval.Ticks * (0.5 + (Random.Shared.NextDouble() / 2)))));
 
     /// <summary>Deletes every expired session, batch by batch; returns how many were deleted. Never throws but for cancellation.</summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)

@@ -6,13 +6,7 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// </summary>
 internal sealed class SqliteSessionSql
 {
-    /// <summary>The schema version this library writes and expects.</summary>
-    public const int SchemaVersion = 1;
-
-    /// <summary>The table where the schema version of each session table is recorded.</summary>
-    public const string SchemaTable = "__session_middleware_schema";
-
-    /// <summary>The columns of the session table, in order, with their declared SQLite types.</summary>
+    /// <summary>The columns of the session table (<see cref="SessionTableSchema.ColumnNames"/>) with their declared SQLite types.</summary>
     public static readonly IReadOnlyList<(string Name, string Type)> Columns =
     [
         ("id", "BLOB"),
@@ -36,11 +30,11 @@ internal sealed class SqliteSessionSql
         var t = Quote(tableName);
 
         CreateSchemaTable =
-            $"CREATE TABLE IF NOT EXISTS {Quote(SchemaTable)} (table_name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, migrated_at INTEGER NOT NULL);";
+            $"CREATE TABLE IF NOT EXISTS {Quote(SessionTableSchema.VersionTable)} (table_name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, migrated_at INTEGER NOT NULL);";
         SelectSchemaVersion =
-            $"SELECT version FROM {Quote(SchemaTable)} WHERE table_name = @TableName;";
+            $"SELECT version FROM {Quote(SessionTableSchema.VersionTable)} WHERE table_name = @TableName;";
         UpsertSchemaVersion =
-            $"INSERT INTO {Quote(SchemaTable)} (table_name, version, migrated_at) VALUES (@TableName, @Version, @Now) " +
+            $"INSERT INTO {Quote(SessionTableSchema.VersionTable)} (table_name, version, migrated_at) VALUES (@TableName, @Version, @Now) " +
             "ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at WHERE version < excluded.version;";
         SelectColumns =
             $"SELECT name AS Name, type AS Type, \"notnull\" AS NotNullFlag, pk AS Pk FROM pragma_table_info(@TableName) ORDER BY cid;";

@@ -16,9 +16,7 @@ internal sealed class SqliteSessionStore : ISessionStore
     private readonly string _connectionString;
     private readonly string _connectionPragmas;
     private readonly SqliteSessionSql _sql;
-    private readonly TimeProvider _timeProvider;
-    private readonly long _idleSeconds;
-    private readonly long? _absoluteSeconds;
+    private readonly SessionExpiry _expiry;
     private readonly ILogger<SqliteSessionStore> _logger;
 
     // SQLite has one writer at a time. Writers of this process queue here, first come first served, instead of
@@ -41,10 +39,8 @@ internal sealed class SqliteSessionStore : ISessionStore
             DefaultTimeout = (int)Math.Max(1, Math.Ceiling(o.BusyTimeout.TotalSeconds)),
         }.ToString();
         _sql = new SqliteSessionSql(o.TableName);
-        _timeProvider = timeProvider;
         _logger = logger;
-        _idleSeconds = (long)Math.Ceiling(o.IdleTimeout.TotalSeconds);
-        _absoluteSeconds = o.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : null;
+        _expiry = new SessionExpiry(o, timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL;");
     }
@@ -63,42 +59,38 @@ internal sealed class SqliteSessionStore : ISessionStore
         // BEGIN IMMEDIATE: a second process migrating at the same time waits for this one, then finds the table.
         var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using var transactionScope = transaction.ConfigureAwait(false);
-        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        var now = _expiry.UnixNow();
 
         await connection.ExecuteAsync(new CommandDefinition(_sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         var recorded = await connection.ExecuteScalarAsync<long?>(
             new CommandDefinition(_sql.SelectSchemaVersion, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        if (recorded > SqliteSessionSql.SchemaVersion)
+        if (recorded > SessionTableSchema.Version)
         {
-            throw new SessionStoreSchemaException(
-                $"The table \"{_sql.TableName}\" has schema version {recorded}, written by a newer version of SessionMiddleware; this version understands schema version {SqliteSessionSql.SchemaVersion}. The table was left untouched.");
+            throw SessionTableSchema.NewerSchema(_sql.TableName, recorded.Value);
         }
 
-        var found = (await connection.QueryAsync<ColumnRow>(
+        var found = (await connection.QueryAsync<FoundColumn>(
             new CommandDefinition(_sql.SelectColumns, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
         var created = false;
         if (found.Count == 0)
         {
             created = true;
         }
-        else if (!HasExpectedShape(found))
+        else if (!SessionTableSchema.HasExpectedShape(found, SqliteSessionSql.Columns))
         {
-            throw new SessionStoreSchemaException(
-                _sql.TableName,
-                [.. SqliteSessionSql.Columns.Select(c => c.Name == "id" ? $"{c.Name} {c.Type} PRIMARY KEY" : c.Name is "user_id" or "ip" or "user_agent" ? $"{c.Name} {c.Type}" : $"{c.Name} {c.Type} NOT NULL")],
-                [.. found.Select(c => c.ToString())]);
+            throw SessionTableSchema.WrongShape(_sql.TableName, SqliteSessionSql.Columns, found);
         }
 
         // Creates whatever is missing (the table, or only an index); never alters or drops anything.
         await connection.ExecuteAsync(new CommandDefinition(_sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         await connection.ExecuteAsync(new CommandDefinition(
             _sql.UpsertSchemaVersion,
-            new { _sql.TableName, Version = SqliteSessionSql.SchemaVersion, Now = now },
+            new { _sql.TableName, Version = SessionTableSchema.Version, Now = now },
             transaction,
             cancellationToken: cancellationToken)).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
 
-        Log.Migrated(_logger, _sql.TableName, created, SqliteSessionSql.SchemaVersion, journalMode ?? "unknown");
+        Log.Migrated(_logger, _sql.TableName, created, SessionTableSchema.Version, journalMode ?? "unknown");
     }
 
     /// <inheritdoc/>
@@ -116,23 +108,17 @@ internal sealed class SqliteSessionStore : ISessionStore
                 return null;
             }
 
-            var (idleCutoff, absoluteCutoff) = Cutoffs();
-            if (row.LastAccess < idleCutoff || row.CreatedAt < absoluteCutoff)
+            var cutoffs = _expiry.Cutoffs();
+            if (cutoffs.IsExpired(row.LastAccess, row.CreatedAt))
             {
                 await connection.ExecuteAsync(new CommandDefinition(
                     _sql.DeleteIfExpired,
-                    new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                    new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
                     cancellationToken: cancellationToken)).ConfigureAwait(false);
                 return null;
             }
 
-            return new StoredSession(
-                key,
-                row.Data ?? [],
-                row.Version,
-                row.UserId,
-                DateTimeOffset.FromUnixTimeSeconds(row.CreatedAt),
-                DateTimeOffset.FromUnixTimeSeconds(row.LastAccess));
+            return row.ToStoredSession(key);
         }
         catch (SqliteException ex) when (IsMissingTable(ex))
         {
@@ -144,7 +130,7 @@ internal sealed class SqliteSessionStore : ISessionStore
     public async Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        var now = _expiry.UnixNow();
         try
         {
             using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
@@ -169,8 +155,7 @@ internal sealed class SqliteSessionStore : ISessionStore
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
-        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
-        var (idleCutoff, absoluteCutoff) = Cutoffs(now);
+        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
             using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
@@ -201,8 +186,7 @@ internal sealed class SqliteSessionStore : ISessionStore
     public async Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
-        var (idleCutoff, absoluteCutoff) = Cutoffs(now);
+        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
             using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
@@ -225,8 +209,7 @@ internal sealed class SqliteSessionStore : ISessionStore
     {
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
-        var now = _timeProvider.GetUtcNow().ToUnixTimeSeconds();
-        var (idleCutoff, absoluteCutoff) = Cutoffs(now);
+        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
             using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
@@ -275,22 +258,16 @@ internal sealed class SqliteSessionStore : ISessionStore
     public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var (idleCutoff, absoluteCutoff) = Cutoffs();
+        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.QueryAsync<InfoRow>(new CommandDefinition(
+            var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
                 _sql.ListByUser,
                 new { UserId = userId, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
                 cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return [.. rows.Select(r => new SessionInfo(
-                SessionIdProtector.ToPublicId(r.Id),
-                r.UserId,
-                DateTimeOffset.FromUnixTimeSeconds(r.CreatedAt),
-                DateTimeOffset.FromUnixTimeSeconds(r.LastAccess),
-                r.Ip,
-                r.UserAgent))];
+            return [.. rows.Select(r => r.ToSessionInfo())];
         }
         catch (SqliteException ex) when (IsMissingTable(ex))
         {
@@ -340,7 +317,7 @@ internal sealed class SqliteSessionStore : ISessionStore
     public async Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-        var (idleCutoff, absoluteCutoff) = Cutoffs();
+        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         try
         {
             using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
@@ -350,7 +327,7 @@ internal sealed class SqliteSessionStore : ISessionStore
                 _sql.DeleteIdleBatch,
                 new { IdleCutoff = idleCutoff, Limit = maxRows },
                 cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (deleted < maxRows && _absoluteSeconds is not null)
+            if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
             {
                 deleted += await connection.ExecuteAsync(new CommandDefinition(
                     _sql.DeleteTooOldBatch,
@@ -365,12 +342,6 @@ internal sealed class SqliteSessionStore : ISessionStore
             throw MissingTable(ex);
         }
     }
-
-    private (long IdleCutoff, long AbsoluteCutoff) Cutoffs() => Cutoffs(_timeProvider.GetUtcNow().ToUnixTimeSeconds());
-
-    // A row is live while last_access >= IdleCutoff and created_at >= AbsoluteCutoff.
-    private (long IdleCutoff, long AbsoluteCutoff) Cutoffs(long now) =>
-        (now - _idleSeconds, _absoluteSeconds is { } a ? now - a : long.MinValue);
 
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {
@@ -395,58 +366,8 @@ internal sealed class SqliteSessionStore : ISessionStore
         }
     }
 
-    private static bool HasExpectedShape(List<ColumnRow> found) =>
-        found.Count == SqliteSessionSql.Columns.Count &&
-        found.Zip(SqliteSessionSql.Columns).All(p =>
-            string.Equals(p.First.Name, p.Second.Name, StringComparison.Ordinal) &&
-            string.Equals(p.First.Type, p.Second.Type, StringComparison.OrdinalIgnoreCase)) &&
-        found.Single(c => c.Name == "id").Pk == 1 &&
-        found.Count(c => c.Pk > 0) == 1;
-
     private static bool IsMissingTable(DbException ex) =>
         ex is SqliteException { SqliteErrorCode: 1 } && ex.Message.Contains("no such table", StringComparison.Ordinal);
 
-    private InvalidOperationException MissingTable(Exception inner) =>
-        new($"The session table \"{_sql.TableName}\" does not exist. Call 'await app.MigrateServerSideSessionsAsync()' at startup, before the app serves requests.", inner);
-
-    private sealed class SessionRow
-    {
-        public byte[]? Data { get; set; }
-
-        public long Version { get; set; }
-
-        public string? UserId { get; set; }
-
-        public long CreatedAt { get; set; }
-
-        public long LastAccess { get; set; }
-    }
-
-    private sealed class InfoRow
-    {
-        public byte[] Id { get; set; } = [];
-
-        public string? UserId { get; set; }
-
-        public long CreatedAt { get; set; }
-
-        public long LastAccess { get; set; }
-
-        public string? Ip { get; set; }
-
-        public string? UserAgent { get; set; }
-    }
-
-    private sealed class ColumnRow
-    {
-        public string Name { get; set; } = "";
-
-        public string Type { get; set; } = "";
-
-        public long NotNullFlag { get; set; }
-
-        public long Pk { get; set; }
-
-        public override string ToString() => $"{Name} {Type}{(Pk > 0 ? " PRIMARY KEY" : "")}{(NotNullFlag != 0 ? " NOT NULL" : "")}";
-    }
+    private InvalidOperationException MissingTable(Exception inner) => SessionTableSchema.MissingTable(_sql.TableName, inner);
 }

@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace SessionMiddleware.PostgreSql;
+
+/// <summary>
+/// The one <see cref="NpgsqlDataSource"/> (connection pool) of the session store: built from
+/// <see cref="ServerSideSessionOptions.ConnectionString"/> and disposed with the container, or given by the app
+/// and left to it.
+/// </summary>
+internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposable
+{
+    /// <summary>How many statements each connection prepares automatically (the store runs a dozen, again and again).</summary>
+    internal const int DefaultMaxAutoPrepare = 20;
+
+    private readonly bool _owned;
+
+    public PostgreSqlSessionDataSource(IOptions<ServerSideSessionOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        DataSource = Create(options.Value.ConnectionString);
+        _owned = true;
+    }
+
+    public PostgreSqlSessionDataSource(NpgsqlDataSource dataSource)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        DataSource = dataSource;
+        _owned = false;
+    }
+
+    public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>A data source for a connection string, with automatic preparation and an application name unless the string sets them.</summary>
+    public static NpgsqlDataSource Create(string connectionString)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        var settings = builder.ConnectionStringBuilder;
+        if (settings.MaxAutoPrepare == 0)
+        {
+            settings.MaxAutoPrepare = DefaultMaxAutoPrepare;
+        }
+
+        if (string.IsNullOrEmpty(settings.ApplicationName))
+        {
+            settings.ApplicationName = "SessionMiddleware";
+        }
+
+        return builder.Build();
+    }
+
+    public ValueTask DisposeAsync() => _owned ? DataSource.DisposeAsync() : ValueTask.CompletedTask;
+
+    public void Dispose()
+    {
+        if (_owned)
+        {
+            DataSource.Dispose();
+        }
+    }
+}

@@ -1,0 +1,213 @@
+using System.Data.Common;
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using SessionMiddleware.PostgreSql;
+using SessionMiddleware.Storage.Sqlite;
+
+namespace SessionMiddleware.Tests.Infrastructure;
+
+/// <summary>
+/// One empty database of one kind for a store-level test: makes stores over it and runs raw SQL against it.
+/// <c>sqlite</c>: a file in a temp folder; <c>postgres</c>: a new database on the shared test cluster.
+/// </summary>
+internal abstract class StoreBackend : IAsyncDisposable
+{
+    public const string Sqlite = "sqlite";
+    public const string Postgres = "postgres";
+
+    public abstract string Kind { get; }
+
+    /// <summary>The dialect's type names, as the store's schema check reports them.</summary>
+    public abstract string BlobType { get; }
+
+    public abstract string TextType { get; }
+
+    public abstract string IntegerType { get; }
+
+    public static async Task<StoreBackend> CreateAsync(string kind) => kind switch
+    {
+        Sqlite => new SqliteBackend(),
+        Postgres => await PostgresBackend.CreateAsync(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "sqlite or postgres"),
+    };
+
+    /// <summary>A store over this database (each call a new store, as another process would have).</summary>
+    public abstract ISessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null);
+
+    /// <summary>An exception as the driver raises for a failing database.</summary>
+    public abstract DbException DatabaseError();
+
+    public abstract Task ExecuteAsync(string sql);
+
+    /// <summary>The first column of every row, as invariant text.</summary>
+    public abstract Task<List<string>> QueryAsync(string sql);
+
+    /// <summary>Tables and indexes, as <c>table:name</c> and <c>index:name</c>.</summary>
+    public abstract Task<List<string>> ObjectsAsync();
+
+    /// <summary>The definitions of every table column and index, to compare before and after.</summary>
+    public abstract Task<List<string>> SchemaAsync();
+
+    public async Task<long> CountRowsAsync(string table = "sessions") =>
+        long.Parse((await QueryAsync($"SELECT COUNT(*) FROM \"{table}\"")).Single(), CultureInfo.InvariantCulture);
+
+    public abstract ValueTask DisposeAsync();
+
+    protected static async Task<List<string>> ReadFirstColumnAsync(DbCommand command)
+    {
+        await using var reader = await command.ExecuteReaderAsync();
+        var result = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            result.Add(Convert.ToString(reader.GetValue(0), CultureInfo.InvariantCulture) ?? "");
+        }
+
+        return result;
+    }
+
+    private sealed class SqliteBackend : StoreBackend
+    {
+        private readonly TempFolder _folder = new();
+
+        private string Database => _folder.File("s.db");
+
+        public override string Kind => Sqlite;
+
+        public override string BlobType => "BLOB";
+
+        public override string TextType => "TEXT";
+
+        public override string IntegerType => "INTEGER";
+
+        public override ISessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+        {
+            var options = new ServerSideSessionOptions { ConnectionString = $"Data Source={Database}" };
+            configure?.Invoke(options);
+            return new SqliteSessionStore(Options.Create(options), time, NullLogger<SqliteSessionStore>.Instance);
+        }
+
+        public override DbException DatabaseError() => new SqliteException("disk I/O error", 10);
+
+        public override async Task ExecuteAsync(string sql)
+        {
+            await using var connection = await OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            await command.ExecuteNonQueryAsync();
+        }
+
+        public override async Task<List<string>> QueryAsync(string sql)
+        {
+            await using var connection = await OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            return await ReadFirstColumnAsync(command);
+        }
+
+        public override Task<List<string>> ObjectsAsync() =>
+            QueryAsync("SELECT type || ':' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name");
+
+        public override Task<List<string>> SchemaAsync() => QueryAsync("SELECT sql FROM sqlite_master ORDER BY name");
+
+        public override ValueTask DisposeAsync()
+        {
+            _folder.Dispose();
+            return ValueTask.CompletedTask;
+        }
+
+        private async Task<SqliteConnection> OpenAsync()
+        {
+            var connection = new SqliteConnection($"Data Source={Database};Pooling=False");
+            await connection.OpenAsync();
+            return connection;
+        }
+    }
+
+    private sealed class PostgresBackend : StoreBackend
+    {
+        private readonly PostgresServer _server;
+        private readonly string _connectionString;
+        private readonly List<NpgsqlDataSource> _dataSources = [];
+
+        private PostgresBackend(PostgresServer server, string connectionString)
+        {
+            _server = server;
+            _connectionString = connectionString;
+        }
+
+        public static async Task<PostgresBackend> CreateAsync()
+        {
+            var server = await PostgresServer.SharedAsync();
+            return new PostgresBackend(server, await server.CreateDatabaseAsync());
+        }
+
+        public override string Kind => Postgres;
+
+        public override string BlobType => "bytea";
+
+        public override string TextType => "text";
+
+        public override string IntegerType => "bigint";
+
+        public string ConnectionString => _connectionString;
+
+        public override ISessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+        {
+            var options = new ServerSideSessionOptions { ConnectionString = _connectionString };
+            configure?.Invoke(options);
+            var dataSource = PostgreSqlSessionDataSource.Create(options.ConnectionString);
+            lock (_dataSources)
+            {
+                _dataSources.Add(dataSource);
+            }
+
+            return new PostgreSqlSessionStore(dataSource, Options.Create(options), time, NullLogger<PostgreSqlSessionStore>.Instance);
+        }
+
+        public override DbException DatabaseError() => new NpgsqlException("Exception while reading from stream");
+
+        public override async Task ExecuteAsync(string sql)
+        {
+            await using var connection = await OpenAsync();
+            await using var command = new NpgsqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        public override async Task<List<string>> QueryAsync(string sql)
+        {
+            await using var connection = await OpenAsync();
+            await using var command = new NpgsqlCommand(sql, connection);
+            return await ReadFirstColumnAsync(command);
+        }
+
+        public override Task<List<string>> ObjectsAsync() => QueryAsync(
+            "SELECT kind || ':' || name FROM (" +
+            "SELECT 'table' AS kind, tablename AS name FROM pg_tables WHERE schemaname = current_schema() " +
+            "UNION ALL SELECT 'index', indexname FROM pg_indexes WHERE schemaname = current_schema()) o ORDER BY name, kind");
+
+        public override Task<List<string>> SchemaAsync() => QueryAsync(
+            "SELECT d FROM (" +
+            "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable AS d FROM information_schema.columns WHERE table_schema = current_schema() " +
+            "UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()) s ORDER BY d");
+
+        public override async ValueTask DisposeAsync()
+        {
+            foreach (var dataSource in _dataSources)
+            {
+                await dataSource.DisposeAsync();
+            }
+
+            await _server.DropDatabaseAsync(_connectionString);
+        }
+
+        private async Task<NpgsqlConnection> OpenAsync()
+        {
+            var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+            await connection.OpenAsync();
+            return connection;
+        }
+    }
+}

@@ -1,0 +1,218 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using SessionMiddleware.PostgreSql;
+using SessionMiddleware.Storage.Sqlite;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// <c>UsePostgreSql</c>: what it registers and checks, and the middleware end to end over a real PostgreSQL server
+/// (the store's own behaviour is in <see cref="SessionStoreTests"/>, several servers in <see cref="TwoNodeTests"/>).
+/// </summary>
+public sealed class PostgreSqlHostTests : TempFolderTest
+{
+    [Test]
+    public void UsePostgreSql_BeforeAddServerSideSessions_ThrowsSayingWhatToCall()
+    {
+        var services = new ServiceCollection();
+
+        var ex = Assert.Throws<InvalidOperationException>(() => services.UsePostgreSql("Host=127.0.0.1"));
+
+        Assert.That(ex!.Message, Does.Contain("AddServerSideSessions"));
+    }
+
+    [Test]
+    public void UsePostgreSql_ReplacesTheStoreAndTheSqliteConnectionStringCheck()
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions(o => o.TableName = "app_sessions").UsePostgreSql("Host=127.0.0.1;Database=app;Username=app");
+        using var provider = services.BuildServiceProvider();
+
+        var options = provider.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value;
+        var validators = provider.GetServices<IValidateOptions<ServerSideSessionOptions>>().ToList();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(provider.GetRequiredService<ISessionStore>(), Is.InstanceOf<PostgreSqlSessionStore>());
+            Assert.That(options.ConnectionString, Is.EqualTo("Host=127.0.0.1;Database=app;Username=app"));
+            Assert.That(options.TableName, Is.EqualTo("app_sessions"));
+            Assert.That(validators.OfType<PostgreSqlConnectionStringValidator>().Count(), Is.EqualTo(1));
+            Assert.That(validators.OfType<SqliteConnectionStringValidator>(), Is.Empty);
+            Assert.That(provider.GetRequiredService<ISessionManager>(), Is.Not.Null);
+        });
+    }
+
+    [TestCase("Data Source=sessions.db")]
+    [TestCase("Host=;Database=app")]
+    [TestCase("Database=app;Username=app")]
+    [TestCase("Host=db;Frobnicate=yes")]
+    public void UsePostgreSql_WithAConnectionStringThatNamesNoServer_FailsAtStartupNamingTheOption(string connectionString)
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions().UsePostgreSql(connectionString);
+        using var provider = services.BuildServiceProvider();
+
+        var ex = Assert.Throws<OptionsValidationException>(() => _ = provider.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value);
+
+        Assert.That(ex!.Message, Does.Contain("ServerSideSessionOptions.ConnectionString").And.Contain("PostgreSQL"));
+    }
+
+    [Test]
+    public void UsePostgreSql_WithoutArguments_TakesTheConfiguredConnectionString()
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions(o => o.ConnectionString = "Host=db.internal;Database=app").UsePostgreSql();
+        using var provider = services.BuildServiceProvider();
+
+        Assert.That(provider.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.ConnectionString, Is.EqualTo("Host=db.internal;Database=app"));
+    }
+
+    [Test]
+    public async Task UsePostgreSql_WithTheAppsDataSource_UsesIt_AndLeavesItOpen()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var connectionString = await server.CreateDatabaseAsync();
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        try
+        {
+            var services = new ServiceCollection();
+            services.AddLogging();
+            services.AddServerSideSessions().UsePostgreSql(dataSource);
+            await using (var provider = services.BuildServiceProvider())
+            {
+                await provider.GetRequiredService<ISessionStore>().MigrateAsync();
+            }
+
+            await using var command = dataSource.CreateCommand("SELECT COUNT(*) FROM sessions");
+            Assert.That(await command.ExecuteScalarAsync(), Is.EqualTo(0L), "the data source still works after the container is disposed");
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    [Test]
+    public async Task Middleware_OverPostgreSql_CreatesReadsRenewsAndAbandons()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var connectionString = await server.CreateDatabaseAsync();
+        try
+        {
+            await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.UsePostgreSql(connectionString));
+            var client = host.CreateRawClient();
+
+            using var first = await client.GetAsync("/set?key=a&value=1");
+            var cookie = $"{host.CookieName}={first.SetCookieValue(host.CookieName)}";
+            var id = await client.GetTextAsync("/id", cookie);
+            var value = await client.GetTextAsync("/get?key=a", cookie);
+            using var regenerated = await client.SendWithCookieAsync("/regenerate", cookie);
+            var newCookie = $"{host.CookieName}={regenerated.SetCookieValue(host.CookieName)}";
+            var newId = await client.GetTextAsync("/id", newCookie);
+            var afterRenewal = await client.GetTextAsync("/get?key=a", newCookie);
+            var oldCookieAfterRenewal = await client.GetTextAsync("/get?key=a", cookie);
+            var rowsBeforeAbandon = await CountAsync(connectionString);
+            await client.GetTextAsync("/abandon", newCookie);
+
+            Assert.Multiple(async () =>
+            {
+                Assert.That(value, Is.EqualTo("1"));
+                Assert.That(newId, Is.Not.EqualTo(id));
+                Assert.That(afterRenewal, Is.EqualTo("1"), "data kept across the new ID");
+                Assert.That(oldCookieAfterRenewal, Is.EqualTo("(none)"), "the old ID is dead");
+                Assert.That(rowsBeforeAbandon, Is.EqualTo(1));
+                Assert.That(await CountAsync(connectionString), Is.Zero, "abandon deleted the row");
+                Assert.That(host.Logs.GetSnapshot().Any(r => r.Id.Name == "MigratedPostgreSql"), Is.True);
+            });
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    [Test]
+    public async Task Middleware_OverPostgreSql_ExpiredSessionIsEmpty_ItsRowDeleted_AndAWriteGetsANewId()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var connectionString = await server.CreateDatabaseAsync();
+        try
+        {
+            await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.IdleTimeout = TimeSpan.FromMinutes(20), services: s => s.UsePostgreSql(connectionString));
+            var client = host.CreateRawClient();
+            using var first = await client.GetAsync("/set?key=a&value=1");
+            var cookie = $"{host.CookieName}={first.SetCookieValue(host.CookieName)}";
+            var id = await client.GetTextAsync("/id", cookie);
+
+            host.Time.Advance(TimeSpan.FromMinutes(21));
+            var read = await client.GetTextAsync("/get?key=a", cookie);
+            var rowsAfterRead = await CountAsync(connectionString);
+            using var write = await client.SendWithCookieAsync("/set?key=b&value=2", cookie);
+            var newCookie = $"{host.CookieName}={write.SetCookieValue(host.CookieName)}";
+
+            Assert.Multiple(async () =>
+            {
+                Assert.That(read, Is.EqualTo("(none)"));
+                Assert.That(rowsAfterRead, Is.Zero, "the expired row was deleted when loaded");
+                Assert.That(write.SetCookieValue(host.CookieName), Is.Not.Null, "a new cookie");
+                Assert.That(await client.GetTextAsync("/id", newCookie), Is.Not.EqualTo(id), "never the presented ID");
+            });
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    [Test]
+    public async Task Middleware_OverPostgreSql_RevokeWhileARequestIsInFlight_TheRowNeverComesBack()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var connectionString = await server.CreateDatabaseAsync();
+        try
+        {
+            var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using var host = await SessionTestHost.StartAsync(
+                Folder.Path,
+                o => o.TouchInterval = TimeSpan.Zero,
+                services: s => s.UsePostgreSql(connectionString),
+                endpoints: app => app.MapGet("/gated-write", async (HttpContext c) =>
+                {
+                    entered.SetResult();
+                    await gate.Task;
+                    c.Session.SetString("written", "after revoke");
+                    return "ok";
+                }));
+            var browser = host.CreateBrowser();
+            await browser.GetTextAsync("/set?key=a&value=1");
+            var id = await browser.GetTextAsync("/id");
+
+            var inFlight = browser.GetAsync("/gated-write");
+            await entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.That(await host.Services.GetRequiredService<ISessionManager>().RevokeAsync(id), Is.True);
+            gate.SetResult();
+            using var response = await inFlight;
+
+            Assert.Multiple(async () =>
+            {
+                Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+                Assert.That(await CountAsync(connectionString), Is.Zero, "the in-flight commit wrote nothing");
+                Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("(none)"));
+            });
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    private static Task<long> CountAsync(string connectionString) =>
+        PostgresServer.ScalarAsync<long>(connectionString, "SELECT COUNT(*) FROM sessions");
+}
