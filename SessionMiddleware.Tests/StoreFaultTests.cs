@@ -76,6 +76,25 @@ public sealed class StoreFaultTests
     }
 
     [Test]
+    public async Task TouchThatHangs_IsCutOffByIOTimeout_AndTheReadStillAnswers200()
+    {
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        _host.Time.Advance(TimeSpan.FromMinutes(2)); // past TouchInterval: the next read records its access
+
+        _store.BeforeTouch = token => Task.Delay(Timeout.Infinite, token);
+        using var read = await browser.GetAsync("/get?key=a");
+        _store.BeforeTouch = null;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(read.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await read.Content.ReadAsStringAsync(), Is.EqualTo("1"));
+            Assert.That(_host.Logs.GetSnapshot().Single(r => r.Id.Name == "TouchFailed").Exception, Is.InstanceOf<OperationCanceledException>());
+        });
+    }
+
+    [Test]
     public async Task CommitFailure_BeforeTheResponseStarted_Answers500_AndLogsIt()
     {
         var browser = _host.CreateBrowser();

@@ -76,10 +76,18 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
     /// <summary>Every committed update: the version it produced and the data written.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(long Version, byte[] Data)> Committed { get; } = new();
 
-    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    /// <summary>Awaited inside TouchAsync before the real touch, with the call's token (to make a touch hang).</summary>
+    public Func<CancellationToken, Task>? BeforeTouch { get; set; }
+
+    public async Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref Touches);
-        return Inner.TouchAsync(key, cancellationToken);
+        if (BeforeTouch is { } before)
+        {
+            await before(cancellationToken);
+        }
+
+        return await Inner.TouchAsync(key, cancellationToken);
     }
 
     public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Inner.DeleteAsync(key, cancellationToken);

@@ -201,8 +201,9 @@ internal sealed class SessionCommitter
         {
             found = await _runtime.Store.TouchAsync(session.Key!, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception ex)
         {
+            // Includes IOTimeout's cancellation: commits are never cancelled by the client, only by that timeout.
             // Not recording an access loses no data: the request goes on, the session just ages from its last recorded use.
             Log.TouchFailed(_runtime.Logger, session.Id, ex);
             return;
