@@ -65,6 +65,9 @@ internal static partial class Log
     [LoggerMessage(21, LogLevel.Error, "Session cleanup failed after deleting {Count} expired sessions in {ElapsedMs:0.0} ms; it will retry at the next interval.", EventName = "CleanupFailed")]
     public static partial void CleanupFailed(ILogger logger, int count, double elapsedMs, Exception exception);
 
+    [LoggerMessage(32, LogLevel.Error, "A group transaction of {Count} session writes failed; none of them was stored.", EventName = "WriteBatchFailed")]
+    public static partial void WriteBatchFailed(ILogger logger, int count, Exception exception);
+
     [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
     public static partial void Migrated(ILogger logger, string tableName, bool created, int schemaVersion, string journalMode);
 

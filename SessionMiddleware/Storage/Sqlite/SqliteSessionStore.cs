@@ -8,10 +8,10 @@ using Microsoft.Extensions.Options;
 namespace SessionMiddleware.Storage.Sqlite;
 
 /// <summary>
-/// The embedded default store: one SQLite file in WAL mode, accessed through Dapper over pooled
-/// Microsoft.Data.Sqlite connections.
+/// The embedded default store: one SQLite file in WAL mode, accessed through Dapper. Reads use pooled
+/// Microsoft.Data.Sqlite connections; writes are group-committed by one writer (<see cref="SqliteWriteQueue"/>).
 /// </summary>
-internal sealed class SqliteSessionStore : ISessionStore
+internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
 {
     private readonly string _connectionString;
     private readonly string _connectionPragmas;
@@ -19,10 +19,10 @@ internal sealed class SqliteSessionStore : ISessionStore
     private readonly SessionExpiry _expiry;
     private readonly ILogger<SqliteSessionStore> _logger;
 
-    // SQLite has one writer at a time. Writers of this process queue here, first come first served, instead of
-    // polling in SQLite's busy handler (whose back-off sleeps inflate tail latency); other processes still meet
-    // the busy handler. The cleaner takes a turn per batch, so requests get in between its batches.
-    private readonly AsyncLock _writeGate = new();
+    // SQLite has one writer at a time. Writes of this process go through one queue (group commit) instead of
+    // polling in SQLite's busy handler, whose back-off sleeps inflate tail latency; other processes still meet the
+    // busy handler at BEGIN IMMEDIATE.
+    private readonly SqliteWriteQueue _writes;
 
     private static readonly object InitializedMarker = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
@@ -43,6 +43,7 @@ internal sealed class SqliteSessionStore : ISessionStore
         _expiry = new SessionExpiry(o, timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL;");
+        _writes = new SqliteWriteQueue(OpenAsync, logger);
     }
 
     /// <inheritdoc/>
@@ -111,10 +112,13 @@ internal sealed class SqliteSessionStore : ISessionStore
             var cutoffs = _expiry.Cutoffs();
             if (cutoffs.IsExpired(row.LastAccess, row.CreatedAt))
             {
-                await connection.ExecuteAsync(new CommandDefinition(
-                    _sql.DeleteIfExpired,
-                    new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
-                    cancellationToken: cancellationToken)).ConfigureAwait(false);
+                await _writes.WriteAsync(
+                    (writer, transaction, token) => writer.ExecuteAsync(new CommandDefinition(
+                        _sql.DeleteIfExpired,
+                        new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
+                        transaction,
+                        cancellationToken: token)),
+                    cancellationToken).ConfigureAwait(false);
                 return null;
             }
 
@@ -131,127 +135,88 @@ internal sealed class SqliteSessionStore : ISessionStore
     {
         ArgumentNullException.ThrowIfNull(session);
         var now = _expiry.UnixNow();
-        try
-        {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(
+        await WriteAsync(
+            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
                 _sql.Insert,
                 new { Id = session.Key, session.UserId, session.Data, Now = now, Ip = session.IpAddress, session.UserAgent },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-        }
-        catch (SqliteException ex) when (IsMissingTable(ex))
-        {
-            throw MissingTable(ex);
-        }
-
+                transaction,
+                cancellationToken: token)),
+            cancellationToken).ConfigureAwait(false);
         var at = DateTimeOffset.FromUnixTimeSeconds(now);
         return new StoredSession(session.Key, session.Data, 1, session.UserId, at, at);
     }
 
     /// <inheritdoc/>
-    public async Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                _sql.Update,
-                new { Id = key, Data = data, Now = now, ExpectedVersion = expectedVersion, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (version is { } v)
+        return WriteAsync(
+            async (connection, transaction, token) =>
             {
-                return new SessionUpdateResult(SessionUpdateStatus.Committed, v);
-            }
-
-            var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                _sql.SelectLiveVersion,
-                new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
-        }
-        catch (SqliteException ex) when (IsMissingTable(ex))
-        {
-            throw MissingTable(ex);
-        }
+                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                    _sql.Update,
+                    new { Id = key, Data = data, Now = now, ExpectedVersion = expectedVersion, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                    transaction,
+                    cancellationToken: token)).ConfigureAwait(false);
+                return version is { } v
+                    ? new SessionUpdateResult(SessionUpdateStatus.Committed, v)
+                    : await MissedUpdateAsync(connection, transaction, key, idleCutoff, absoluteCutoff, token).ConfigureAwait(false);
+            },
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.ExecuteAsync(new CommandDefinition(
+        return WriteAsync(
+            async (connection, transaction, token) => await connection.ExecuteAsync(new CommandDefinition(
                 _sql.Touch,
                 new { Id = key, Now = now, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return rows > 0;
-        }
-        catch (SqliteException ex) when (IsMissingTable(ex))
-        {
-            throw MissingTable(ex);
-        }
+                transaction,
+                cancellationToken: token)).ConfigureAwait(false) > 0,
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            await using var transactionScope = transaction.ConfigureAwait(false);
-            var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                _sql.RenewInsert,
-                new
-                {
-                    NewId = renewed.Key,
-                    renewed.UserId,
-                    renewed.Data,
-                    Now = now,
-                    Ip = renewed.IpAddress,
-                    renewed.UserAgent,
-                    OldId = oldKey,
-                    ExpectedVersion = expectedVersion,
-                    IdleCutoff = idleCutoff,
-                    AbsoluteCutoff = absoluteCutoff,
-                },
-                transaction,
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (version is null)
+        return WriteAsync(
+            async (connection, transaction, token) =>
             {
-                var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                    _sql.SelectLiveVersion,
-                    new { Id = oldKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                // Runs inside the group transaction (and its own savepoint): the copy and the delete are one atomic step.
+                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                    _sql.RenewInsert,
+                    new
+                    {
+                        NewId = renewed.Key,
+                        renewed.UserId,
+                        renewed.Data,
+                        Now = now,
+                        Ip = renewed.IpAddress,
+                        renewed.UserAgent,
+                        OldId = oldKey,
+                        ExpectedVersion = expectedVersion,
+                        IdleCutoff = idleCutoff,
+                        AbsoluteCutoff = absoluteCutoff,
+                    },
                     transaction,
-                    cancellationToken: cancellationToken)).ConfigureAwait(false);
-                return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
-            }
+                    cancellationToken: token)).ConfigureAwait(false);
+                if (version is null)
+                {
+                    return await MissedUpdateAsync(connection, transaction, oldKey, idleCutoff, absoluteCutoff, token).ConfigureAwait(false);
+                }
 
-            await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value);
-        }
-        catch (SqliteException ex) when (IsMissingTable(ex))
-        {
-            throw MissingTable(ex);
-        }
+                await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value);
+            },
+            cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -276,71 +241,83 @@ internal sealed class SqliteSessionStore : ISessionStore
     }
 
     /// <inheritdoc/>
-    public async Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
+    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        try
-        {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            return await connection.ExecuteAsync(new CommandDefinition(
+        return WriteAsync(
+            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
                 _sql.DeleteByUser,
                 new { UserId = userId, ExceptId = exceptKey },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-        }
-        catch (SqliteException ex) when (IsMissingTable(ex))
-        {
-            throw MissingTable(ex);
-        }
+                transaction,
+                cancellationToken: token)),
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        try
-        {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return rows > 0;
-        }
-        catch (SqliteException ex) when (IsMissingTable(ex))
-        {
-            throw MissingTable(ex);
-        }
+        return WriteAsync(
+            async (connection, transaction, token) =>
+                await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false) > 0,
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
         var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+
+        // One batch is one write in the queue: requests' writes get in between the cleaner's batches.
+        return WriteAsync(
+            async (connection, transaction, token) =>
+            {
+                var deleted = await connection.ExecuteAsync(new CommandDefinition(
+                    _sql.DeleteIdleBatch,
+                    new { IdleCutoff = idleCutoff, Limit = maxRows },
+                    transaction,
+                    cancellationToken: token)).ConfigureAwait(false);
+                if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
+                {
+                    deleted += await connection.ExecuteAsync(new CommandDefinition(
+                        _sql.DeleteTooOldBatch,
+                        new { AbsoluteCutoff = absoluteCutoff, Limit = maxRows - deleted },
+                        transaction,
+                        cancellationToken: token)).ConfigureAwait(false);
+                }
+
+                return deleted;
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Stops the write queue after the writes already queued.</summary>
+    public ValueTask DisposeAsync() => _writes.DisposeAsync();
+
+    /// <summary>Runs a write in the next group transaction; a missing table becomes the error that names the migration.</summary>
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
         try
         {
-            using var writeTurn = await _writeGate.EnterAsync(cancellationToken).ConfigureAwait(false);
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var deleted = await connection.ExecuteAsync(new CommandDefinition(
-                _sql.DeleteIdleBatch,
-                new { IdleCutoff = idleCutoff, Limit = maxRows },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
-            {
-                deleted += await connection.ExecuteAsync(new CommandDefinition(
-                    _sql.DeleteTooOldBatch,
-                    new { AbsoluteCutoff = absoluteCutoff, Limit = maxRows - deleted },
-                    cancellationToken: cancellationToken)).ConfigureAwait(false);
-            }
-
-            return deleted;
+            return await _writes.WriteAsync(work, cancellationToken).ConfigureAwait(false);
         }
         catch (SqliteException ex) when (IsMissingTable(ex))
         {
             throw MissingTable(ex);
         }
+    }
+
+    /// <summary>After an update that matched no row: the row is gone (NotFound) or has another version (Conflict).</summary>
+    private async Task<SessionUpdateResult> MissedUpdateAsync(
+        SqliteConnection connection, SqliteTransaction transaction, byte[] key, long idleCutoff, long absoluteCutoff, CancellationToken cancellationToken)
+    {
+        var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            _sql.SelectLiveVersion,
+            new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+            transaction,
+            cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
 
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)

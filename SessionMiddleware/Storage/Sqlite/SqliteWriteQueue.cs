@@ -1,0 +1,222 @@
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace SessionMiddleware.Storage.Sqlite;
+
+/// <summary>
+/// Group commit: every write of this process goes through one queue. A single writer takes all the writes that are
+/// waiting at that moment and runs them in one <c>BEGIN IMMEDIATE</c> transaction on one connection, each in its own
+/// savepoint (a failing write is rolled back alone), then commits once and answers every caller. Each caller still
+/// waits for its own commit, so nothing is acknowledged before it is in the database; SQLite just does one commit
+/// (one lock, one WAL append) for many writes. Other processes meet SQLite's busy handler at <c>BEGIN IMMEDIATE</c>.
+/// </summary>
+internal sealed class SqliteWriteQueue : IAsyncDisposable
+{
+    /// <summary>The most writes in one transaction, so that one commit never holds the lock for long.</summary>
+    public const int MaxBatch = 128;
+
+    private readonly Channel<WriteOperation> _channel = Channel.CreateUnbounded<WriteOperation>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _loop;
+
+    public SqliteWriteQueue(Func<CancellationToken, Task<SqliteConnection>> open, ILogger logger)
+    {
+        _open = open;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>Runs <paramref name="work"/> inside the next group transaction and returns its result once that transaction committed.</summary>
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
+        var operation = new WriteOperation<T>(work, cancellationToken);
+        if (!_channel.Writer.TryWrite(operation))
+        {
+            throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
+        }
+
+        return operation.Task;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _channel.Writer.TryComplete();
+        try
+        {
+            await _loop.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        SqliteConnection? connection = null;
+        var batch = new List<WriteOperation>(MaxBatch);
+        try
+        {
+            while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                batch.Clear();
+                while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var operation))
+                {
+                    if (operation.CancellationToken.IsCancellationRequested)
+                    {
+                        operation.Finish(new OperationCanceledException(operation.CancellationToken));
+                    }
+                    else
+                    {
+                        batch.Add(operation);
+                    }
+                }
+
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    connection ??= await _open(_stopping.Token).ConfigureAwait(false);
+                    await RunBatchAsync(connection, batch).ConfigureAwait(false);
+
+                    // Idle: give the connection back to the pool rather than hold the file open between bursts.
+                    if (_channel.Reader.Count == 0)
+                    {
+                        await connection.DisposeAsync().ConfigureAwait(false);
+                        connection = null;
+                    }
+                }
+                catch (Exception ex)
+                {
+                    // BEGIN or COMMIT failed (lock held too long, disk full, …): none of the batch is stored.
+                    Log.WriteBatchFailed(_logger, batch.Count, ex);
+                    foreach (var operation in batch)
+                    {
+                        operation.Finish(ex);
+                    }
+
+                    if (connection is not null)
+                    {
+                        await connection.DisposeAsync().ConfigureAwait(false);
+                        connection = null;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Disposed while waiting.
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            while (_channel.Reader.TryRead(out var left))
+            {
+                left.Finish(new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down."));
+            }
+        }
+    }
+
+    private static async Task RunBatchAsync(SqliteConnection connection, List<WriteOperation> batch)
+    {
+        // Microsoft.Data.Sqlite begins with BEGIN IMMEDIATE: the write lock is taken at once (through the busy handler),
+        // never upgraded later from a read lock.
+        using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync().ConfigureAwait(false);
+        if (batch.Count == 1)
+        {
+            await batch[0].RunAsync(connection, transaction).ConfigureAwait(false);
+            if (batch[0].Failed)
+            {
+                await transaction.RollbackAsync().ConfigureAwait(false);
+                batch[0].Finish();
+                return;
+            }
+        }
+        else
+        {
+            foreach (var operation in batch)
+            {
+                await transaction.SaveAsync("w").ConfigureAwait(false);
+                await operation.RunAsync(connection, transaction).ConfigureAwait(false);
+                if (operation.Failed)
+                {
+                    await transaction.RollbackAsync("w").ConfigureAwait(false);
+                }
+
+                await transaction.ReleaseAsync("w").ConfigureAwait(false);
+            }
+        }
+
+        await transaction.CommitAsync().ConfigureAwait(false);
+        foreach (var operation in batch)
+        {
+            operation.Finish();
+        }
+    }
+
+    private abstract class WriteOperation(CancellationToken cancellationToken)
+    {
+        public CancellationToken CancellationToken { get; } = cancellationToken;
+
+        public abstract bool Failed { get; }
+
+        /// <summary>Runs the work; an exception is kept for <see cref="Finish()"/>, not thrown.</summary>
+        public abstract Task RunAsync(SqliteConnection connection, SqliteTransaction transaction);
+
+        /// <summary>Answers the caller with the work's result or exception (after the commit).</summary>
+        public abstract void Finish();
+
+        /// <summary>Answers the caller with <paramref name="exception"/> (the batch failed).</summary>
+        public abstract void Finish(Exception exception);
+    }
+
+    private sealed class WriteOperation<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+        : WriteOperation(cancellationToken)
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+        private Exception? _exception;
+
+        public Task<T> Task => _completion.Task;
+
+        public override bool Failed => _exception is not null;
+
+        public override async Task RunAsync(SqliteConnection connection, SqliteTransaction transaction)
+        {
+            try
+            {
+                _result = await work(connection, transaction, CancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _exception = ex;
+            }
+        }
+
+        public override void Finish()
+        {
+            if (_exception is not null)
+            {
+                _completion.TrySetException(_exception);
+            }
+            else
+            {
+                _completion.TrySetResult(_result);
+            }
+        }
+
+        public override void Finish(Exception exception) => _completion.TrySetException(exception);
+    }
+}
