@@ -2,6 +2,9 @@
 //
 //   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT]
 //                                        [--touch-interval SECONDS] [--gated-cleanup] [--log-errors]
+//                                        [--parent-pid PID] [--max-lifetime SECONDS]
+//
+// The server stops by itself after --max-lifetime seconds (default 3600) or once --parent-pid has exited.
 //
 // config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-sqlite | ours-sqlite-touch0
 //
@@ -191,6 +194,7 @@ if (settings.GatedCleanup)
     app.MapGet("/bench/cleanup-status", () => Results.Json(cleanupLog.Snapshot()));
 }
 
+_ = Watchdog.RunAsync(app, settings.ParentPid, TimeSpan.FromSeconds(settings.MaxLifetimeSeconds));
 await app.RunAsync();
 return 0;
 

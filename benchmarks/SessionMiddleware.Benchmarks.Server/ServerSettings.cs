@@ -10,7 +10,9 @@ internal sealed record ServerSettings(
     string? Redis,
     double? TouchIntervalSeconds,
     bool GatedCleanup,
-    bool LogErrors)
+    bool LogErrors,
+    int? ParentPid,
+    int MaxLifetimeSeconds)
 {
     public static readonly string[] Configs =
         ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-sqlite", "ours-sqlite-touch0"];
@@ -24,6 +26,8 @@ internal sealed record ServerSettings(
         double? touch = null;
         var gated = false;
         var logErrors = false;
+        int? parentPid = null;
+        var maxLifetime = 3600;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -46,6 +50,12 @@ internal sealed record ServerSettings(
                 case "--log-errors":
                     logErrors = true;
                     break;
+                case "--parent-pid":
+                    parentPid = int.Parse(Next(args, ref i), CultureInfo.InvariantCulture);
+                    break;
+                case "--max-lifetime":
+                    maxLifetime = int.Parse(Next(args, ref i), CultureInfo.InvariantCulture);
+                    break;
                 default:
                     if (args[i].StartsWith("--", StringComparison.Ordinal) || config is not null)
                     {
@@ -61,11 +71,11 @@ internal sealed record ServerSettings(
         {
             throw new ArgumentException(
                 "Usage: SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] " +
-                "[--touch-interval SECONDS] [--gated-cleanup] [--log-errors]; config is one of " + string.Join(", ", Configs));
+                "[--touch-interval SECONDS] [--gated-cleanup] [--log-errors] [--parent-pid PID] [--max-lifetime SECONDS]; config is one of " + string.Join(", ", Configs));
         }
 
         dataDir ??= Path.Combine(Path.GetTempPath(), "smbench-" + Guid.NewGuid().ToString("N")[..12]);
-        return new ServerSettings(config, port.Value, dataDir, redis, touch, gated, logErrors);
+        return new ServerSettings(config, port.Value, dataDir, redis, touch, gated, logErrors, parentPid, maxLifetime);
     }
 
     private static string Next(string[] args, ref int i) =>
