@@ -11,6 +11,8 @@ internal static class CompareMode
     public static async Task<int> RunAsync(RunnerOptions options)
     {
         var started = DateTimeOffset.UtcNow;
+        var loadBefore = Machine.LoadAverage();
+        string? sqliteInfo = null;
         var measurements = new List<Measurement>();
         var failures = new List<string>();
         var scripts = Directory.CreateTempSubdirectory("smbench-wrk-");
@@ -24,7 +26,9 @@ internal static class CompareMode
                 {
                     try
                     {
-                        measurements.AddRange(await MeasureConfigAsync(options, config, round, redis, scripts.FullName));
+                        var (results, info) = await MeasureConfigAsync(options, config, round, redis, scripts.FullName);
+                        measurements.AddRange(results);
+                        sqliteInfo ??= info;
                     }
                     catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException)
                     {
@@ -44,7 +48,7 @@ internal static class CompareMode
         var md = Path.Combine(options.ResultsDir, "latest.md");
         var png = Path.Combine(options.ResultsDir, "latest.png");
         var summary = Summary.From(measurements, options);
-        await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, started, DateTimeOffset.UtcNow));
+        await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo));
         Chart.RequestsPerSecond(summary, png, $"Sessions: requests/s per endpoint (wrk -t{options.Threads} -c{options.Connections}, {Machine.Now()})");
         Log($"wrote {Path.GetRelativePath(options.RepoRoot, md)} and {Path.GetRelativePath(options.RepoRoot, png)}");
         Console.WriteLine();
@@ -52,7 +56,7 @@ internal static class CompareMode
         return failures.Count == 0 ? 0 : 1;
     }
 
-    private static async Task<List<Measurement>> MeasureConfigAsync(RunnerOptions options, string config, int round, RedisServer? redis, string scripts)
+    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureConfigAsync(RunnerOptions options, string config, int round, RedisServer? redis, string scripts)
     {
         if (config == "aspnet-redis" && redis is not null)
         {
@@ -62,6 +66,13 @@ internal static class CompareMode
         var results = new List<Measurement>();
         await using var server = await BenchServer.StartAsync(options, config, redis?.Endpoint);
         var cookies = await Seeder.SeedAsync(server, options.Sessions);
+        string? info = null;
+        if (config.StartsWith("ours-", StringComparison.Ordinal))
+        {
+            using var http = new HttpClient();
+            info = await http.GetStringAsync(server.BaseUrl + "/bench/info");
+        }
+
         foreach (var endpoint in options.Endpoints)
         {
             var script = Wrk.WriteScript(scripts, "/" + endpoint, endpoint == "new" ? null : cookies);
@@ -73,7 +84,7 @@ internal static class CompareMode
             results.Add(new Measurement(config, endpoint, round, r));
         }
 
-        return results;
+        return (results, info);
     }
 
     public static void Log(string message) =>

@@ -24,13 +24,19 @@ internal static class CompareReport
         ("write", "aspnet-memory", true, 1.5),
     ];
 
-    public static string Markdown(RunnerOptions o, Summary s, IReadOnlyList<string> failures, DateTimeOffset started, DateTimeOffset ended)
+    public static string Markdown(RunnerOptions o, Summary s, IReadOnlyList<string> failures, DateTimeOffset started, DateTimeOffset ended, string load, string? sqliteInfo)
     {
         var md = new StringBuilder();
         md.AppendLine("# Benchmark: server-side sessions against the peers");
         md.AppendLine();
         md.AppendLine(Inv, $"- Date: {started:yyyy-MM-dd HH:mm} UTC (took {(ended - started).TotalMinutes:0.0} min)");
         md.AppendLine(Inv, $"- Machine: {Machine.Describe()}; server and load generator share these cores");
+        md.AppendLine(Inv, $"- Load average of the machine: {load} (other work shares it: compare ratios within this run, not absolute figures across runs)");
+        if (sqliteInfo is not null)
+        {
+            md.AppendLine(Inv, $"- SQLite in the server process: {sqliteInfo} (one process hosts every configuration, so SQLitePCLRaw is the version NeoSmart.Caching.Sqlite requires)");
+        }
+
         md.AppendLine(Inv, $"- Command: `{o.Command}`");
         md.AppendLine(Inv, $"- Method: Kestrel on 127.0.0.1 (Release, logging off), a fresh server process and fresh database per configuration and round; {o.Sessions} sessions created through `/new` first and spread over by the wrk Lua script; `wrk -t{o.Threads} -c{o.Connections} --latency`, {o.WarmupSeconds} s warm-up then {o.DurationSeconds} s measured per endpoint; {o.Rounds} round(s), every other round in reverse order. req/s, p50 and p99 are the means of the rounds (each round's req/s in brackets); errors are non-2xx answers plus socket errors in the measured windows (a missing session or key answers 404).");
         md.AppendLine("- Configurations: `none` = same endpoints, no session (the ceiling); `aspnet-*` = ASP.NET Core `AddSession` over " +

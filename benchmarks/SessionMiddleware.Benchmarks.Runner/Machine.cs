@@ -21,6 +21,19 @@ internal static class Machine
             $"{FirstLine("wrk", "--version")}, redis-server {Word(FirstLine("redis-server", "--version"), 2)}";
     }
 
+    /// <summary>The 1-, 5- and 15-minute load averages: how busy the shared machine was.</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
     public static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
 
     private static string Word(string line, int index)

@@ -13,6 +13,7 @@
 //   GET /write   increments counter "c" of the request's session; 404 when the session is missing
 //   GET /new     (sent without a cookie) creates a session and sets "k"; the Set-Cookie is the seed the runner keeps
 //   GET /health  200 once the server is up
+//   GET /bench/info  the SQLite, SQLitePCLRaw and Microsoft.Data.Sqlite versions in this process
 //   POST /bench/cleanup         runs the library's cleaner once now (only with --gated-cleanup)
 //   GET  /bench/cleanup-status  the cleaner runs seen so far, as JSON (only with --gated-cleanup)
 using System.Globalization;
@@ -136,6 +137,17 @@ const string Value = "value-of-k-0123456789abcdef";
 var noneCounter = 0L;
 
 app.MapGet("/health", () => Results.Text("ok"));
+
+// What the SQLite configurations run on: in this process SQLitePCLRaw is the version NeoSmart.Caching.Sqlite pulls in.
+app.MapGet("/bench/info", () =>
+{
+    using var connection = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=:memory:");
+    connection.Open();
+    using var command = connection.CreateCommand();
+    command.CommandText = "SELECT sqlite_version();";
+    var pcl = typeof(SQLitePCL.raw).Assembly.GetName().Version;
+    return Results.Text($"SQLite {command.ExecuteScalar()}, SQLitePCLRaw {pcl}, Microsoft.Data.Sqlite {typeof(Microsoft.Data.Sqlite.SqliteConnection).Assembly.GetName().Version}");
+});
 
 app.MapGet("/read", async (HttpContext context) =>
 {
