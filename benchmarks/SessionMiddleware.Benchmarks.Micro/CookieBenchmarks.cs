@@ -1,0 +1,43 @@
+using BenchmarkDotNet.Attributes;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace SessionMiddleware.Benchmarks.Micro;
+
+/// <summary>
+/// The cookie: protect a new secret ID (once per new session), unprotect a cookie (once per request with a
+/// cookie), and the SHA-256 of the secret ID (the stored key). Data Protection with its default algorithms
+/// (AES-256-CBC + HMACSHA256) and an in-memory key ring, as an app gets it from AddDataProtection().
+/// </summary>
+[MemoryDiagnoser]
+public class CookieBenchmarks
+{
+    private ServiceProvider? _services;
+    private SessionIdProtector _protector = null!;
+    private byte[] _secretId = [];
+    private string _cookie = "";
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _services = new ServiceCollection().AddDataProtection().UseEphemeralDataProtectionProvider().Services.BuildServiceProvider();
+        _protector = new SessionIdProtector(_services.GetRequiredService<IDataProtectionProvider>());
+        _secretId = SessionIdProtector.NewSecretId();
+        _cookie = _protector.Protect(_secretId);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _services?.Dispose();
+
+    [Benchmark]
+    public string Protect() => _protector.Protect(_secretId);
+
+    [Benchmark]
+    public byte[]? Unprotect() => _protector.Unprotect(_cookie, out _);
+
+    [Benchmark]
+    public byte[] ComputeKey() => SessionIdProtector.ComputeKey(_secretId);
+
+    [Benchmark]
+    public byte[] NewSecretId() => SessionIdProtector.NewSecretId();
+}

@@ -1,0 +1,132 @@
+using System.Globalization;
+
+namespace SessionMiddleware.Benchmarks.Runner;
+
+/// <summary>One measured window of one configuration, endpoint and round.</summary>
+internal sealed record Measurement(string Config, string Endpoint, int Round, WrkResult Result);
+
+/// <summary>The main benchmark: every configuration × endpoint, in rounds of alternating order.</summary>
+internal static class CompareMode
+{
+    public static async Task<int> RunAsync(RunnerOptions options)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var loadBefore = Machine.LoadAverage();
+        string? sqliteInfo = null;
+        var measurements = new List<Measurement>();
+        var failures = new List<string>();
+        var scripts = Directory.CreateTempSubdirectory("smbench-wrk-");
+        using var redis = options.Configs.Contains("aspnet-redis") ? await RedisServer.StartAsync(TimeSpan.FromHours(2)) : null;
+        try
+        {
+            for (var round = 1; round <= options.Rounds; round++)
+            {
+                var order = round % 2 == 1 ? options.Configs : options.Configs.Reverse().ToList();
+                foreach (var config in order)
+                {
+                    try
+                    {
+                        var (results, info) = await MeasureConfigAsync(options, config, round, redis, scripts.FullName);
+                        measurements.AddRange(results);
+                        sqliteInfo ??= info;
+                    }
+                    catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException)
+                    {
+                        var message = $"round {round}, {config}: {ex.Message.Split('\n')[0]}";
+                        failures.Add(message);
+                        Log("FAILED " + message);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            scripts.Delete(recursive: true);
+        }
+
+        Directory.CreateDirectory(options.ResultsDir);
+        var md = Path.Combine(options.ResultsDir, "latest.md");
+        var png = Path.Combine(options.ResultsDir, "latest.png");
+        var summary = Summary.From(measurements, options);
+        await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo));
+        Chart.RequestsPerSecond(summary, png, $"Sessions: requests/s per endpoint (wrk -t{options.Threads} -c{options.Connections}, {Machine.Now()})");
+        Log($"wrote {Path.GetRelativePath(options.RepoRoot, md)} and {Path.GetRelativePath(options.RepoRoot, png)}");
+        Console.WriteLine();
+        Console.WriteLine(File.ReadAllText(md));
+        return failures.Count == 0 ? 0 : 1;
+    }
+
+    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureConfigAsync(RunnerOptions options, string config, int round, RedisServer? redis, string scripts)
+    {
+        if (config == "aspnet-redis" && redis is not null)
+        {
+            await redis.CommandAsync("FLUSHALL");
+        }
+
+        var results = new List<Measurement>();
+        await using var server = await BenchServer.StartAsync(options, config, redis?.Endpoint);
+        var cookies = await Seeder.SeedAsync(server, options.Sessions);
+        string? info = null;
+        if (config.StartsWith("ours-", StringComparison.Ordinal))
+        {
+            using var http = new HttpClient();
+            info = await http.GetStringAsync(server.BaseUrl + "/bench/info");
+        }
+
+        foreach (var endpoint in options.Endpoints)
+        {
+            var script = Wrk.WriteScript(scripts, "/" + endpoint, endpoint == "new" ? null : cookies);
+            var url = server.BaseUrl + "/" + endpoint;
+            var warm = await Wrk.RunAsync(options, url, script, options.WarmupSeconds);
+            var r = await Wrk.RunAsync(options, url, script, options.DurationSeconds);
+            Log(string.Create(CultureInfo.InvariantCulture,
+                $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
+            results.Add(new Measurement(config, endpoint, round, r));
+        }
+
+        return (results, info);
+    }
+
+    public static void Log(string message) =>
+        Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
+}
+
+/// <summary>The rounds of one configuration and endpoint, combined.</summary>
+internal sealed record Cell(string Config, string Endpoint, IReadOnlyList<WrkResult> Rounds)
+{
+    public double RequestsPerSecond => Rounds.Average(r => r.RequestsPerSecond);
+
+    public double P50Ms => Rounds.Average(r => r.P50Ms);
+
+    public double P99Ms => Rounds.Average(r => r.P99Ms);
+
+    public long Errors => Rounds.Sum(r => r.Errors);
+
+    public long Requests => Rounds.Sum(r => r.Requests);
+}
+
+internal sealed class Summary
+{
+    private readonly Dictionary<(string, string), Cell> _cells;
+
+    private Summary(Dictionary<(string, string), Cell> cells, IReadOnlyList<string> configs, IReadOnlyList<string> endpoints)
+    {
+        _cells = cells;
+        Configs = configs;
+        Endpoints = endpoints;
+    }
+
+    public IReadOnlyList<string> Configs { get; }
+
+    public IReadOnlyList<string> Endpoints { get; }
+
+    public Cell? this[string config, string endpoint] => _cells.GetValueOrDefault((config, endpoint));
+
+    public static Summary From(IReadOnlyList<Measurement> measurements, RunnerOptions options)
+    {
+        var cells = measurements
+            .GroupBy(m => (m.Config, m.Endpoint))
+            .ToDictionary(g => g.Key, g => new Cell(g.Key.Config, g.Key.Endpoint, [.. g.OrderBy(m => m.Round).Select(m => m.Result)]));
+        return new Summary(cells, [.. options.Configs.Where(c => cells.Keys.Any(k => k.Item1 == c))], options.Endpoints);
+    }
+}

@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text;
+
+namespace SessionMiddleware.Benchmarks.Runner;
+
+/// <summary>Writes benchmarks/results/latest.md.</summary>
+internal static class CompareReport
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    /// <summary>The targets of issue 5: (endpoint, peer, metric, bound). Throughput ratios are "at least", p99 ratios "at most".</summary>
+    private static readonly (string Endpoint, string Peer, bool P99, double Bound)[] Targets =
+    [
+        ("read", "aspnet-memory", false, 0.95),
+        ("write", "aspnet-memory", false, 0.8),
+        ("new", "aspnet-memory", false, 0.6),
+        ("read", "aspnet-redis", false, 2),
+        ("write", "aspnet-redis", false, 2),
+        ("new", "aspnet-redis", false, 1),
+        ("read", "aspnet-sqlite", false, 5),
+        ("write", "aspnet-sqlite", false, 5),
+        ("new", "aspnet-sqlite", false, 5),
+        ("read", "aspnet-memory", true, 1.5),
+        ("write", "aspnet-memory", true, 1.5),
+    ];
+
+    public static string Markdown(RunnerOptions o, Summary s, IReadOnlyList<string> failures, DateTimeOffset started, DateTimeOffset ended, string load, string? sqliteInfo)
+    {
+        var md = new StringBuilder();
+        md.AppendLine("# Benchmark: server-side sessions against the peers");
+        md.AppendLine();
+        md.AppendLine(Inv, $"- Date: {started:yyyy-MM-dd HH:mm} UTC (took {(ended - started).TotalMinutes:0.0} min)");
+        md.AppendLine(Inv, $"- Machine: {Machine.Describe()}; server and load generator share these cores");
+        md.AppendLine(Inv, $"- Load average of the machine: {load} (other work shares it: compare ratios within this run, not absolute figures across runs)");
+        if (sqliteInfo is not null)
+        {
+            md.AppendLine(Inv, $"- SQLite in the server process: {sqliteInfo} (one process hosts every configuration, so SQLitePCLRaw is the version NeoSmart.Caching.Sqlite requires)");
+        }
+
+        md.AppendLine(Inv, $"- Command: `{o.Command}`");
+        md.AppendLine(Inv, $"- Method: Kestrel on 127.0.0.1 (Release, logging off), a fresh server process and fresh database per configuration and round; {o.Sessions} sessions created through `/new` first and spread over by the wrk Lua script; `wrk -t{o.Threads} -c{o.Connections} --latency`, {o.WarmupSeconds} s warm-up then {o.DurationSeconds} s measured per endpoint; {o.Rounds} round(s), every other round in reverse order. req/s, p50 and p99 are the means of the rounds (each round's req/s in brackets); errors are non-2xx answers plus socket errors in the measured windows (a missing session or key answers 404).");
+        md.AppendLine("- Configurations: `none` = same endpoints, no session (the ceiling); `aspnet-*` = ASP.NET Core `AddSession` over " +
+            "`AddDistributedMemoryCache`, StackExchangeRedis (local redis-server, no persistence) and NeoSmart.Caching.Sqlite; " +
+            "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request).");
+        md.AppendLine();
+
+        if (failures.Count > 0)
+        {
+            md.AppendLine("**Failures:**");
+            foreach (var f in failures)
+            {
+                md.AppendLine("- " + f);
+            }
+
+            md.AppendLine();
+        }
+
+        md.AppendLine("| endpoint | configuration | req/s | per round | p50 ms | p99 ms | errors | × none | × aspnet-memory | p99 × aspnet-memory |");
+        md.AppendLine("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var endpoint in s.Endpoints)
+        {
+            var none = s["none", endpoint];
+            var memory = s["aspnet-memory", endpoint];
+            foreach (var config in s.Configs)
+            {
+                if (s[config, endpoint] is not { } c)
+                {
+                    continue;
+                }
+
+                var rounds = string.Join(" / ", c.Rounds.Select(r => r.RequestsPerSecond.ToString("0", Inv)));
+                md.AppendLine(Inv,
+                    $"| /{endpoint} | {config} | {c.RequestsPerSecond:0} | {rounds} | {c.P50Ms:0.00} | {c.P99Ms:0.00} | {c.Errors} | " +
+                    $"{Ratio(c.RequestsPerSecond, none?.RequestsPerSecond)} | {Ratio(c.RequestsPerSecond, memory?.RequestsPerSecond)} | {Ratio(c.P99Ms, memory?.P99Ms)} |");
+            }
+        }
+
+        md.AppendLine();
+        var ours = s.Configs.Where(c => c.StartsWith("ours-", StringComparison.Ordinal)).ToList();
+        if (ours.Count > 0)
+        {
+            md.AppendLine("## Targets of issue 5 (ratios within this run)");
+            md.AppendLine();
+            md.AppendLine("| target | " + string.Join(" | ", ours) + " |");
+            md.AppendLine("| --- |" + string.Concat(ours.Select(_ => " ---: |")));
+            foreach (var (endpoint, peer, p99, bound) in Targets)
+            {
+                var label = p99
+                    ? $"/{endpoint} p99 ≤ {bound.ToString("0.##", Inv)}× {peer}'s"
+                    : $"/{endpoint} req/s ≥ {bound.ToString("0.##", Inv)}× {peer}";
+                var cells = ours.Select(config =>
+                {
+                    var mine = s[config, endpoint];
+                    var theirs = s[peer, endpoint];
+                    if (mine is null || theirs is null)
+                    {
+                        return "not measured";
+                    }
+
+                    var ratio = p99 ? mine.P99Ms / theirs.P99Ms : mine.RequestsPerSecond / theirs.RequestsPerSecond;
+                    var met = p99 ? ratio <= bound : ratio >= bound;
+                    return $"{ratio.ToString("0.00", Inv)}× {(met ? "met" : "**not met**")}";
+                });
+                md.AppendLine($"| {label} | " + string.Join(" | ", cells) + " |");
+            }
+
+            md.AppendLine();
+        }
+
+        md.AppendLine("![requests per second per configuration and endpoint](latest.png)");
+        return md.ToString();
+    }
+
+    private static string Ratio(double value, double? reference) =>
+        reference is { } r && r > 0 ? (value / r).ToString("0.00", Inv) + "×" : "–";
+}

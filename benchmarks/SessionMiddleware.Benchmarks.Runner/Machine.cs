@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace SessionMiddleware.Benchmarks.Runner;
+
+/// <summary>What the results were measured on.</summary>
+internal static class Machine
+{
+    public static string Describe()
+    {
+        var cpu = "unknown CPU";
+        try
+        {
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        }
+        catch (IOException)
+        {
+        }
+
+        return $"{Environment.ProcessorCount} cores ({cpu}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}, " +
+            $"{FirstLine("wrk", "--version")}, redis-server {Word(FirstLine("redis-server", "--version"), 2)}";
+    }
+
+    /// <summary>The 1-, 5- and 15-minute load averages: how busy the shared machine was.</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
+    public static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Word(string line, int index)
+    {
+        var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return words.Length > index ? words[index].Replace("v=", "", StringComparison.Ordinal) : line;
+    }
+
+    private static string FirstLine(string file, string args)
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false });
+            if (p is null)
+            {
+                return file + " (not found)";
+            }
+
+            var text = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            p.WaitForExit(5000);
+            var line = text.Split('\n').FirstOrDefault(l => l.Trim().Length > 0) ?? file;
+            var cut = line.IndexOf(" Copyright", StringComparison.Ordinal);
+            return (cut > 0 ? line[..cut] : line).Trim();
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return file + " (not found)";
+        }
+    }
+}

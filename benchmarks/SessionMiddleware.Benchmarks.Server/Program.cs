@@ -1,0 +1,218 @@
+// The benchmark server: the same three endpoints under each session configuration, on Kestrel at 127.0.0.1.
+//
+//   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT]
+//                                        [--touch-interval SECONDS] [--gated-cleanup] [--log-errors]
+//                                        [--parent-pid PID] [--max-lifetime SECONDS]
+//
+// The server stops by itself after --max-lifetime seconds (default 3600) or once --parent-pid has exited.
+//
+// config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-sqlite | ours-sqlite-touch0
+//
+// Endpoints (every wrong answer is a non-2xx status, so that wrk counts it as an error):
+//   GET /read    reads key "k" of the request's session; 404 when the session or the key is missing
+//   GET /write   increments counter "c" of the request's session; 404 when the session is missing
+//   GET /new     (sent without a cookie) creates a session and sets "k"; the Set-Cookie is the seed the runner keeps
+//   GET /health  200 once the server is up
+//   GET /bench/info  the SQLite, SQLitePCLRaw and Microsoft.Data.Sqlite versions in this process
+//   POST /bench/cleanup         runs the library's cleaner once now (only with --gated-cleanup)
+//   GET  /bench/cleanup-status  the cleaner runs seen so far, as JSON (only with --gated-cleanup)
+using System.Globalization;
+using System.Net;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Caching.Distributed;
+using NeoSmart.Caching.Sqlite;
+using SessionMiddleware.Benchmarks.Server;
+
+var settings = ServerSettings.Parse(args);
+Directory.CreateDirectory(settings.DataDir);
+
+var builder = WebApplication.CreateSlimBuilder();
+builder.WebHost.UseKestrel(o =>
+{
+    o.Listen(IPAddress.Loopback, settings.Port);
+    o.AddServerHeader = false;
+});
+
+// Logging off: no provider, so every logger is disabled. Two opt-ins for the extra modes and for debugging.
+builder.Logging.ClearProviders();
+var cleanupLog = new CleanupLogCapture();
+if (settings.GatedCleanup)
+{
+    builder.Logging.AddProvider(cleanupLog);
+    builder.Logging.AddFilter<CleanupLogCapture>((category, level) =>
+        category is not null && category.Contains("Cleanup", StringComparison.Ordinal) && level >= LogLevel.Information);
+}
+
+if (settings.LogErrors)
+{
+    builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+    builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>((_, level) => level >= LogLevel.Warning);
+}
+
+// Keys in the run's own folder: nothing written to the home directory, nothing shared between runs.
+builder.Services.AddDataProtection()
+    .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(settings.DataDir, "keys")))
+    .SetApplicationName("SessionMiddleware.Benchmarks");
+
+var idleTimeout = TimeSpan.FromMinutes(20);
+GatedCleanupTimeProvider? gate = null;
+switch (settings.Config)
+{
+    case "none":
+        break;
+
+    case "aspnet-memory":
+        builder.Services.AddDistributedMemoryCache();
+        AddAspNetSession(builder.Services, idleTimeout);
+        break;
+
+    case "aspnet-redis":
+        builder.Services.AddStackExchangeRedisCache(o =>
+        {
+            o.Configuration = settings.Redis ?? throw new ArgumentException("aspnet-redis needs --redis HOST:PORT.");
+            o.InstanceName = "bench:";
+        });
+        AddAspNetSession(builder.Services, idleTimeout);
+        break;
+
+    case "aspnet-sqlite":
+        // NeoSmart.Caching.Sqlite registered by hand (its DI helper package is not served). SqliteCache uses
+        // SQLitePCLRaw directly, so the provider is initialised first, as its helper would do.
+        SQLitePCL.Batteries_V2.Init();
+        var cachePath = Path.Combine(settings.DataDir, "cache.db");
+        builder.Services.AddSingleton<IDistributedCache>(sp => new SqliteCache(
+            new SqliteCacheOptions { CachePath = cachePath },
+            sp.GetRequiredService<ILogger<SqliteCache>>()));
+        AddAspNetSession(builder.Services, idleTimeout);
+        break;
+
+    case "ours-sqlite":
+    case "ours-sqlite-touch0":
+        if (settings.GatedCleanup)
+        {
+            // The cleaner's PeriodicTimer comes from the DI TimeProvider: this one holds back the timer with the
+            // sentinel period until /bench/cleanup fires it; every clock reading and other timer is the system's.
+            gate = new GatedCleanupTimeProvider(GatedCleanupTimeProvider.SentinelPeriod);
+            builder.Services.AddSingleton<TimeProvider>(gate);
+        }
+
+        builder.Services.AddServerSideSessions(o =>
+        {
+            o.ConnectionString = $"Data Source={Path.Combine(settings.DataDir, "sessions.db")}";
+            o.IdleTimeout = idleTimeout;
+            if (settings.Config == "ours-sqlite-touch0")
+            {
+                o.TouchInterval = TimeSpan.Zero;
+            }
+            else if (settings.TouchIntervalSeconds is { } touch)
+            {
+                o.TouchInterval = TimeSpan.FromSeconds(touch);
+            }
+
+            if (gate is not null)
+            {
+                o.CleanupInterval = GatedCleanupTimeProvider.SentinelPeriod;
+            }
+        });
+        break;
+
+    default:
+        Console.Error.WriteLine($"Unknown configuration '{settings.Config}'. Known: {string.Join(", ", ServerSettings.Configs)}.");
+        return 2;
+}
+
+var app = builder.Build();
+var hasSession = settings.Config != "none";
+if (settings.Config.StartsWith("ours-", StringComparison.Ordinal))
+{
+    await app.MigrateServerSideSessionsAsync();
+    app.UseServerSideSessions();
+}
+else if (hasSession)
+{
+    app.UseSession();
+}
+
+const string Value = "value-of-k-0123456789abcdef";
+var noneCounter = 0L;
+
+app.MapGet("/health", () => Results.Text("ok"));
+
+// What the SQLite configurations run on: in this process SQLitePCLRaw is the version NeoSmart.Caching.Sqlite pulls in.
+app.MapGet("/bench/info", () =>
+{
+    using var connection = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=:memory:");
+    connection.Open();
+    using var command = connection.CreateCommand();
+    command.CommandText = "SELECT sqlite_version();";
+    var pcl = typeof(SQLitePCL.raw).Assembly.GetName().Version;
+    return Results.Text($"SQLite {command.ExecuteScalar()}, SQLitePCLRaw {pcl}, Microsoft.Data.Sqlite {typeof(Microsoft.Data.Sqlite.SqliteConnection).Assembly.GetName().Version}");
+});
+
+app.MapGet("/read", async (HttpContext context) =>
+{
+    if (!hasSession)
+    {
+        return Results.Text(Value);
+    }
+
+    await context.Session.LoadAsync(context.RequestAborted);
+    var value = context.Session.GetString("k");
+    return value is null ? Results.NotFound("no session") : Results.Text(value);
+});
+
+app.MapGet("/write", async (HttpContext context) =>
+{
+    if (!hasSession)
+    {
+        return Results.Text(Interlocked.Increment(ref noneCounter).ToString(CultureInfo.InvariantCulture));
+    }
+
+    await context.Session.LoadAsync(context.RequestAborted);
+    if (context.Session.GetString("k") is null)
+    {
+        return Results.NotFound("no session");
+    }
+
+    var counter = (context.Session.GetInt32("c") ?? 0) + 1;
+    context.Session.SetInt32("c", counter);
+    return Results.Text(counter.ToString(CultureInfo.InvariantCulture));
+});
+
+app.MapGet("/new", async (HttpContext context) =>
+{
+    if (!hasSession)
+    {
+        return Results.Text("ok");
+    }
+
+    await context.Session.LoadAsync(context.RequestAborted);
+    context.Session.SetString("k", Value);
+    return Results.Text("ok");
+});
+
+if (settings.GatedCleanup)
+{
+    app.MapPost("/bench/cleanup", () =>
+    {
+        if (gate is null)
+        {
+            return Results.BadRequest("--gated-cleanup applies to the ours-* configurations only");
+        }
+
+        var fired = gate.Fire();
+        return fired == 0 ? Results.Problem("the cleaner's timer has not been created yet") : Results.Text("fired");
+    });
+    app.MapGet("/bench/cleanup-status", () => Results.Json(cleanupLog.Snapshot()));
+}
+
+_ = Watchdog.RunAsync(app, settings.ParentPid, TimeSpan.FromSeconds(settings.MaxLifetimeSeconds));
+await app.RunAsync();
+return 0;
+
+static void AddAspNetSession(IServiceCollection services, TimeSpan idleTimeout) =>
+    services.AddSession(o =>
+    {
+        o.IdleTimeout = idleTimeout;
+        o.Cookie.IsEssential = true;
+    });
