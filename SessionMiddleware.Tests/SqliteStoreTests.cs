@@ -62,10 +62,13 @@ public sealed class SqliteStoreTests : TempFolderTest
 
         await store.DisposeAsync();
 
-        Assert.Multiple(() =>
+        Assert.Multiple(async () =>
         {
-            Assert.That(write.IsCompletedSuccessfully, Is.True);
+            Assert.That((await write.WaitAsync(TimeSpan.FromSeconds(30))).Version, Is.EqualTo(1), "the queued write was committed");
             Assert.ThrowsAsync<ObjectDisposedException>(() => store.CreateAsync(new NewSession(StoreFactory.NewKey(), [1], null, null, null)));
         });
+        var reopened = StoreFactory.Sqlite(Folder.File("d.db"), StoreFactory.NewTime());
+        Assert.That(await reopened.LoadAsync(key), Is.Not.Null);
+        await reopened.DisposeAsync();
     }
 }

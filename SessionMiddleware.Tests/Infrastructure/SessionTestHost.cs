@@ -201,6 +201,13 @@ internal sealed class SessionTestHost : IAsyncDisposable
         return connection;
     }
 
+    /// <summary>Closes every idle SQLite connection of the app: the provider's pool and the store's held load connections.</summary>
+    public void ReleaseConnections()
+    {
+        (Services.GetRequiredService<ISessionStore>() as Storage.Sqlite.SqliteSessionStore)?.ReleaseIdleConnections();
+        SqliteConnection.ClearAllPools();
+    }
+
     public long CountRows(string table = "sessions")
     {
         using var connection = OpenDatabase();

@@ -24,6 +24,9 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     // busy handler at BEGIN IMMEDIATE.
     private readonly SqliteWriteQueue _writes;
 
+    // Loads run on a few held connections with the statement prepared (see SqliteLoadConnections for the figures).
+    private readonly SqliteLoadConnections _loads;
+
     private static readonly object InitializedMarker = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
 
@@ -44,6 +47,7 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL;");
         _writes = new SqliteWriteQueue(OpenAsync, logger);
+        _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
     }
 
     /// <inheritdoc/>
@@ -100,10 +104,7 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(key);
         try
         {
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(
-                new CommandDefinition(_sql.Load, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var row = await _loads.LoadAsync(key, cancellationToken).ConfigureAwait(false);
             if (row is null)
             {
                 return null;
@@ -292,8 +293,15 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
             cancellationToken);
     }
 
-    /// <summary>Stops the write queue after the writes already queued.</summary>
-    public ValueTask DisposeAsync() => _writes.DisposeAsync();
+    /// <summary>Stops the write queue after the writes already queued, and closes the held connections.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _writes.DisposeAsync().ConfigureAwait(false);
+        _loads.Dispose();
+    }
+
+    /// <summary>Closes the connections held for loads (for tests that need the file with no connection open).</summary>
+    internal void ReleaseIdleConnections() => _loads.Clear();
 
     /// <summary>Runs a write in the next group transaction; a missing table becomes the error that names the migration.</summary>
     private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
