@@ -16,17 +16,34 @@ internal static class CompareMode
         var measurements = new List<Measurement>();
         var failures = new List<string>();
         var scripts = Directory.CreateTempSubdirectory("smbench-wrk-");
+        var notMeasured = new Dictionary<string, string>();
         using var redis = options.Configs.Contains("aspnet-redis") ? await RedisServer.StartAsync(TimeSpan.FromHours(2)) : null;
+        PostgresCluster? postgres = null;
+        if (options.Configs.Contains("ours-postgres"))
+        {
+            (postgres, var reason) = await PostgresCluster.TryStartAsync();
+            if (postgres is null)
+            {
+                notMeasured["ours-postgres"] = reason!;
+                Log($"ours-postgres not measured: {reason}");
+            }
+            else
+            {
+                Log($"{postgres.Description}, in {postgres.Folder}");
+            }
+        }
+
+        var configs = options.Configs.Where(c => !notMeasured.ContainsKey(c)).ToList();
         try
         {
             for (var round = 1; round <= options.Rounds; round++)
             {
-                var order = round % 2 == 1 ? options.Configs : options.Configs.Reverse().ToList();
+                var order = round % 2 == 1 ? configs : configs.AsEnumerable().Reverse().ToList();
                 foreach (var config in order)
                 {
                     try
                     {
-                        var (results, info) = await MeasureConfigAsync(options, config, round, redis, scripts.FullName);
+                        var (results, info) = await MeasureConfigAsync(options, config, round, redis, postgres, scripts.FullName);
                         measurements.AddRange(results);
                         sqliteInfo ??= info;
                     }
@@ -42,13 +59,17 @@ internal static class CompareMode
         finally
         {
             scripts.Delete(recursive: true);
+            if (postgres is not null)
+            {
+                await postgres.DisposeAsync();
+            }
         }
 
         Directory.CreateDirectory(options.ResultsDir);
         var md = Path.Combine(options.ResultsDir, "latest.md");
         var png = Path.Combine(options.ResultsDir, "latest.png");
         var summary = Summary.From(measurements, options);
-        await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo));
+        await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, notMeasured, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo, postgres?.Description));
         Chart.RequestsPerSecond(summary, png, $"Sessions: requests/s per endpoint (wrk -t{options.Threads} -c{options.Connections}, {Machine.Now()})");
         Log($"wrote {Path.GetRelativePath(options.RepoRoot, md)} and {Path.GetRelativePath(options.RepoRoot, png)}");
         Console.WriteLine();
@@ -56,15 +77,37 @@ internal static class CompareMode
         return failures.Count == 0 ? 0 : 1;
     }
 
-    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureConfigAsync(RunnerOptions options, string config, int round, RedisServer? redis, string scripts)
+    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureConfigAsync(RunnerOptions options, string config, int round, RedisServer? redis, PostgresCluster? postgres, string scripts)
     {
         if (config == "aspnet-redis" && redis is not null)
         {
             await redis.CommandAsync("FLUSHALL");
         }
 
+        // ours-postgres: a fresh, empty database per round, as the SQLite configurations get a fresh file.
+        string? database = null;
+        if (config == "ours-postgres")
+        {
+            database = await (postgres ?? throw new InvalidOperationException("no PostgreSQL cluster")).CreateDatabaseAsync("r" + round.ToString(CultureInfo.InvariantCulture));
+        }
+
+        try
+        {
+            return await MeasureServerAsync(options, config, round, redis, database, scripts);
+        }
+        finally
+        {
+            if (database is not null)
+            {
+                await postgres!.DropDatabaseAsync(database);
+            }
+        }
+    }
+
+    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureServerAsync(RunnerOptions options, string config, int round, RedisServer? redis, string? postgres, string scripts)
+    {
         var results = new List<Measurement>();
-        await using var server = await BenchServer.StartAsync(options, config, redis?.Endpoint);
+        await using var server = await BenchServer.StartAsync(options, config, redis?.Endpoint, postgres is null ? [] : ["--postgres", postgres]);
         var cookies = await Seeder.SeedAsync(server, options.Sessions);
         string? info = null;
         if (config.StartsWith("ours-", StringComparison.Ordinal))

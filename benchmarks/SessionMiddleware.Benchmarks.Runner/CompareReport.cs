@@ -24,7 +24,9 @@ internal static class CompareReport
         ("write", "aspnet-memory", true, 1.5),
     ];
 
-    public static string Markdown(RunnerOptions o, Summary s, IReadOnlyList<string> failures, DateTimeOffset started, DateTimeOffset ended, string load, string? sqliteInfo)
+    public static string Markdown(
+        RunnerOptions o, Summary s, IReadOnlyList<string> failures, IReadOnlyDictionary<string, string> notMeasured,
+        DateTimeOffset started, DateTimeOffset ended, string load, string? sqliteInfo, string? postgresInfo)
     {
         var md = new StringBuilder();
         md.AppendLine("# Benchmark: server-side sessions against the peers");
@@ -37,11 +39,17 @@ internal static class CompareReport
             md.AppendLine(Inv, $"- SQLite in the server process: {sqliteInfo} (one process hosts every configuration, so SQLitePCLRaw is the version NeoSmart.Caching.Sqlite requires)");
         }
 
+        if (postgresInfo is not null)
+        {
+            md.AppendLine(Inv, $"- PostgreSQL for ours-postgres: {postgresInfo}; a throwaway cluster the runner made with initdb, a fresh database per round");
+        }
+
         md.AppendLine(Inv, $"- Command: `{o.Command}`");
         md.AppendLine(Inv, $"- Method: Kestrel on 127.0.0.1 (Release, logging off), a fresh server process and fresh database per configuration and round; {o.Sessions} sessions created through `/new` first and spread over by the wrk Lua script; `wrk -t{o.Threads} -c{o.Connections} --latency`, {o.WarmupSeconds} s warm-up then {o.DurationSeconds} s measured per endpoint; {o.Rounds} round(s), every other round in reverse order. req/s, p50 and p99 are the means of the rounds (each round's req/s in brackets); errors are non-2xx answers plus socket errors in the measured windows (a missing session or key answers 404).");
         md.AppendLine("- Configurations: `none` = same endpoints, no session (the ceiling); `aspnet-*` = ASP.NET Core `AddSession` over " +
             "`AddDistributedMemoryCache`, StackExchangeRedis (local redis-server, no persistence) and NeoSmart.Caching.Sqlite; " +
-            "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request).");
+            "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request); " +
+            "`ours-postgres` = this library's PostgreSQL store (`UsePostgreSql`), default options, Npgsql's default pool.");
         md.AppendLine();
 
         if (failures.Count > 0)
@@ -50,6 +58,17 @@ internal static class CompareReport
             foreach (var f in failures)
             {
                 md.AppendLine("- " + f);
+            }
+
+            md.AppendLine();
+        }
+
+        if (notMeasured.Count > 0)
+        {
+            md.AppendLine("**Not measured:**");
+            foreach (var (config, reason) in notMeasured)
+            {
+                md.AppendLine($"- {config}: {reason}");
             }
 
             md.AppendLine();
@@ -72,6 +91,11 @@ internal static class CompareReport
                 md.AppendLine(Inv,
                     $"| /{endpoint} | {config} | {c.RequestsPerSecond:0} | {rounds} | {c.P50Ms:0.00} | {c.P99Ms:0.00} | {c.Errors} | " +
                     $"{Ratio(c.RequestsPerSecond, none?.RequestsPerSecond)} | {Ratio(c.RequestsPerSecond, memory?.RequestsPerSecond)} | {Ratio(c.P99Ms, memory?.P99Ms)} |");
+            }
+
+            foreach (var config in notMeasured.Keys)
+            {
+                md.AppendLine($"| /{endpoint} | {config} | not measured (see above) | | | | | | | |");
             }
         }
 

@@ -1,12 +1,13 @@
 // The benchmark server: the same three endpoints under each session configuration, on Kestrel at 127.0.0.1.
 //
-//   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT]
+//   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING]
 //                                        [--touch-interval SECONDS] [--gated-cleanup] [--log-errors]
 //                                        [--parent-pid PID] [--max-lifetime SECONDS]
 //
 // The server stops by itself after --max-lifetime seconds (default 3600) or once --parent-pid has exited.
 //
-// config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-sqlite | ours-sqlite-touch0
+// config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-sqlite | ours-sqlite-touch0 | ours-postgres
+// (ours-postgres needs --postgres: an Npgsql connection string to an empty database; the runner makes one per round)
 //
 // Endpoints (every wrong answer is a non-2xx status, so that wrk counts it as an error):
 //   GET /read    reads key "k" of the request's session; 404 when the session or the key is missing
@@ -88,6 +89,7 @@ switch (settings.Config)
 
     case "ours-sqlite":
     case "ours-sqlite-touch0":
+    case "ours-postgres":
         if (settings.GatedCleanup)
         {
             // The cleaner's PeriodicTimer comes from the DI TimeProvider: this one holds back the timer with the
@@ -96,9 +98,13 @@ switch (settings.Config)
             builder.Services.AddSingleton<TimeProvider>(gate);
         }
 
-        builder.Services.AddServerSideSessions(o =>
+        var sessions = builder.Services.AddServerSideSessions(o =>
         {
-            o.ConnectionString = $"Data Source={Path.Combine(settings.DataDir, "sessions.db")}";
+            if (settings.Config != "ours-postgres")
+            {
+                o.ConnectionString = $"Data Source={Path.Combine(settings.DataDir, "sessions.db")}";
+            }
+
             o.IdleTimeout = idleTimeout;
             if (settings.Config == "ours-sqlite-touch0")
             {
@@ -114,6 +120,11 @@ switch (settings.Config)
                 o.CleanupInterval = GatedCleanupTimeProvider.SentinelPeriod;
             }
         });
+        if (settings.Config == "ours-postgres")
+        {
+            sessions.UsePostgreSql(settings.Postgres ?? throw new ArgumentException("ours-postgres needs --postgres CONNECTION-STRING."));
+        }
+
         break;
 
     default:

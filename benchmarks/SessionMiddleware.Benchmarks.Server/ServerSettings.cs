@@ -8,6 +8,7 @@ internal sealed record ServerSettings(
     int Port,
     string DataDir,
     string? Redis,
+    string? Postgres,
     double? TouchIntervalSeconds,
     bool GatedCleanup,
     bool LogErrors,
@@ -15,7 +16,7 @@ internal sealed record ServerSettings(
     int MaxLifetimeSeconds)
 {
     public static readonly string[] Configs =
-        ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-sqlite", "ours-sqlite-touch0"];
+        ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres"];
 
     public static ServerSettings Parse(string[] args)
     {
@@ -23,6 +24,7 @@ internal sealed record ServerSettings(
         int? port = null;
         string? dataDir = null;
         string? redis = null;
+        string? postgres = null;
         double? touch = null;
         var gated = false;
         var logErrors = false;
@@ -40,6 +42,9 @@ internal sealed record ServerSettings(
                     break;
                 case "--redis":
                     redis = Next(args, ref i);
+                    break;
+                case "--postgres":
+                    postgres = Next(args, ref i);
                     break;
                 case "--touch-interval":
                     touch = double.Parse(Next(args, ref i), CultureInfo.InvariantCulture);
@@ -70,12 +75,12 @@ internal sealed record ServerSettings(
         if (config is null || port is null)
         {
             throw new ArgumentException(
-                "Usage: SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] " +
+                "Usage: SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING] " +
                 "[--touch-interval SECONDS] [--gated-cleanup] [--log-errors] [--parent-pid PID] [--max-lifetime SECONDS]; config is one of " + string.Join(", ", Configs));
         }
 
         dataDir ??= Path.Combine(Path.GetTempPath(), "smbench-" + Guid.NewGuid().ToString("N")[..12]);
-        return new ServerSettings(config, port.Value, dataDir, redis, touch, gated, logErrors, parentPid, maxLifetime);
+        return new ServerSettings(config, port.Value, dataDir, redis, postgres, touch, gated, logErrors, parentPid, maxLifetime);
     }
 
     private static string Next(string[] args, ref int i) =>
