@@ -8,6 +8,8 @@ internal sealed record Measurement(string Config, string Endpoint, int Round, Wr
 /// <summary>The main benchmark: every configuration × endpoint, in rounds of alternating order.</summary>
 internal static class CompareMode
 {
+    private static readonly System.Text.Json.JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
+
     public static async Task<int> RunAsync(RunnerOptions options)
     {
         var started = DateTimeOffset.UtcNow;
@@ -68,10 +70,14 @@ internal static class CompareMode
         Directory.CreateDirectory(options.ResultsDir);
         var md = Path.Combine(options.ResultsDir, "latest.md");
         var png = Path.Combine(options.ResultsDir, "latest.png");
+        // Every measured window, for anyone who wants to recompute the table another way.
+        await File.WriteAllTextAsync(Path.Combine(options.ResultsDir, "latest.json"), System.Text.Json.JsonSerializer.Serialize(
+            measurements.Select(m => new { m.Config, m.Endpoint, m.Round, m.Result.Requests, m.Result.DurationSeconds, m.Result.RequestsPerSecond, m.Result.P50Ms, m.Result.P90Ms, m.Result.P99Ms, m.Result.MaxMs, m.Result.StatusErrors, m.Result.SocketErrors }),
+            IndentedJson));
         var summary = Summary.From(measurements, options);
         await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, notMeasured, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo, postgres?.Description));
         Chart.RequestsPerSecond(summary, png, $"Sessions: requests/s per endpoint (wrk -t{options.Threads} -c{options.Connections}, {Machine.Now()})");
-        Log($"wrote {Path.GetRelativePath(options.RepoRoot, md)} and {Path.GetRelativePath(options.RepoRoot, png)}");
+        Log($"wrote {Path.GetRelativePath(options.RepoRoot, md)}, latest.json and {Path.GetRelativePath(options.RepoRoot, png)}");
         Console.WriteLine();
         Console.WriteLine(File.ReadAllText(md));
         return failures.Count == 0 ? 0 : 1;
