@@ -1,7 +1,7 @@
 namespace SessionMiddleware.Benchmarks.Server;
 
 /// <summary>
-/// The system clock, except that a timer created with the sentinel period does not run by itself: it ticks
+/// The system clock, except that a timer created with the sentinel period (or at least half of it) does not run by itself: it ticks
 /// when <see cref="Fire"/> is called. The library's cleaner builds its <c>PeriodicTimer</c> from the DI
 /// <see cref="TimeProvider"/> with <c>CleanupInterval</c>, so setting that to the sentinel lets the cleanup
 /// benchmark start a cleaner run at a chosen moment without reaching into the library.
@@ -16,7 +16,9 @@ internal sealed class GatedCleanupTimeProvider(TimeSpan sentinel) : TimeProvider
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
-        if (period != sentinel && dueTime != sentinel)
+        // The cleaner's first run comes after a random half-to-whole interval (jitter for several nodes), so every
+        // timer from half the sentinel up is the cleaner's.
+        if (period < sentinel / 2 && dueTime < sentinel / 2)
         {
             return System.CreateTimer(callback, state, dueTime, period);
         }
