@@ -9,7 +9,8 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// waiting at that moment and runs them in one <c>BEGIN IMMEDIATE</c> transaction on one connection, each in its own
 /// savepoint (a failing write is rolled back alone), then commits once and answers every caller. Each caller still
 /// waits for its own commit, so nothing is acknowledged before it is in the database; SQLite just does one commit
-/// (one lock, one WAL append) for many writes. Other processes meet SQLite's busy handler at <c>BEGIN IMMEDIATE</c>.
+/// (one lock, one WAL append) for many writes. A write of one statement needs no savepoint: SQLite undoes a failed
+/// statement by itself. Other processes meet SQLite's busy handler at <c>BEGIN IMMEDIATE</c>.
 /// </summary>
 internal sealed class SqliteWriteQueue : IAsyncDisposable
 {
@@ -30,9 +31,15 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="work"/> inside the next group transaction and returns its result once that transaction committed.</summary>
-    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    /// <param name="work">The write: its statements run inside the group transaction.</param>
+    /// <param name="singleStatement">
+    /// True when <paramref name="work"/> changes the database with at most one statement: SQLite already undoes a failed
+    /// statement on its own, so no savepoint is needed around it. False for writes of several statements.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the write while it waits in the queue or runs.</param>
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
     {
-        var operation = new WriteOperation<T>(work, cancellationToken);
+        var operation = new WriteOperation<T>(work, singleStatement, cancellationToken);
         if (!_channel.Writer.TryWrite(operation))
         {
             throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
@@ -148,6 +155,12 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         {
             foreach (var operation in batch)
             {
+                if (operation.SingleStatement)
+                {
+                    await operation.RunAsync(connection, transaction).ConfigureAwait(false);
+                    continue;
+                }
+
                 await transaction.SaveAsync("w").ConfigureAwait(false);
                 await operation.RunAsync(connection, transaction).ConfigureAwait(false);
                 if (operation.Failed)
@@ -166,9 +179,11 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         }
     }
 
-    private abstract class WriteOperation(CancellationToken cancellationToken)
+    private abstract class WriteOperation(bool singleStatement, CancellationToken cancellationToken)
     {
         public CancellationToken CancellationToken { get; } = cancellationToken;
+
+        public bool SingleStatement { get; } = singleStatement;
 
         public abstract bool Failed { get; }
 
@@ -182,8 +197,8 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         public abstract void Finish(Exception exception);
     }
 
-    private sealed class WriteOperation<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
-        : WriteOperation(cancellationToken)
+    private sealed class WriteOperation<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
+        : WriteOperation(singleStatement, cancellationToken)
     {
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T _result = default!;
