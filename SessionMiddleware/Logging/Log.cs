@@ -68,6 +68,9 @@ internal static partial class Log
     [LoggerMessage(32, LogLevel.Error, "A group transaction of {Count} session writes failed; none of them was stored.", EventName = "WriteBatchFailed")]
     public static partial void WriteBatchFailed(ILogger logger, int count, Exception exception);
 
+    [LoggerMessage(33, LogLevel.Warning, "A background WAL checkpoint of the session database failed; the next one tries again.", EventName = "CheckpointFailed")]
+    public static partial void CheckpointFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
     public static partial void Migrated(ILogger logger, string tableName, bool created, int schemaVersion, string journalMode);
 

@@ -30,6 +30,9 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     // The writer's insert, update and touch, prepared once per writer connection.
     private readonly SqlitePreparedCommands _prepared = new();
 
+    // Checkpoints run in the background, not inside a request's commit (connections set wal_autocheckpoint = 0).
+    private readonly SqliteCheckpointer _checkpointer;
+
     private static readonly object InitializedMarker = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
 
@@ -48,9 +51,10 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         _logger = logger;
         _expiry = new SessionExpiry(o, timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
-        _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL;");
+        _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;");
         _writes = new SqliteWriteQueue(OpenAsync, logger);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
+        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, logger);
     }
 
     /// <inheritdoc/>
@@ -349,6 +353,7 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _writes.DisposeAsync().ConfigureAwait(false);
+        await _checkpointer.DisposeAsync().ConfigureAwait(false);
         _loads.Dispose();
     }
 
@@ -381,6 +386,26 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
             transaction,
             cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
+    }
+
+    /// <summary>
+    /// A connection outside the pool, closed for good when disposed (the checkpointer's, once a second: an idle pooled
+    /// connection would keep the file open between its runs).
+    /// </summary>
+    private async Task<SqliteConnection> OpenUnpooledAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
