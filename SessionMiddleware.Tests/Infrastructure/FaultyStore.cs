@@ -13,9 +13,6 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
 
     public Func<Exception?>? OnDeleteExpired { get; set; }
 
-    /// <summary>Awaited inside UpdateAsync before the real update (to hold a commit open).</summary>
-    public Func<Task>? BeforeUpdate { get; set; }
-
     public int Loads;
     public int Creates;
     public int Updates;
@@ -59,11 +56,6 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
             throw ex;
         }
 
-        if (BeforeUpdate is { } before)
-        {
-            await before();
-        }
-
         var result = await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
         if (result.Status == SessionUpdateStatus.Committed)
         {
@@ -98,11 +90,6 @@ internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
         if (OnUpdate?.Invoke() is { } ex)
         {
             throw ex;
-        }
-
-        if (BeforeUpdate is { } before)
-        {
-            await before();
         }
 
         return await Inner.RenewAsync(oldKey, expectedVersion, renewed, cancellationToken);

@@ -62,8 +62,9 @@ internal sealed class SessionCommitter
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
         var session = Session;
-        if (_discarded || session.IsGone)
+        if (_discarded || session.IsGone || !HasStoreWork(session))
         {
+            // Most read-only requests end here: no store call, so no timeout token source either.
             return;
         }
 
@@ -187,10 +188,20 @@ internal sealed class SessionCommitter
         }
     }
 
+    /// <summary>Whether committing now needs the store at all (anything to delete, create, write, or an access to record).</summary>
+    private bool HasStoreWork(ServerSideSession session) =>
+        session.AbandonedKey is not null ||
+        session.RenewFromKey is not null ||
+        session.IsModified ||
+        session.DataUnreadable ||
+        (session.IsNew ? session.HasContent : !_touched && IsTouchDue(session, _runtime.Now()));
+
+    private bool IsTouchDue(ServerSideSession session, DateTimeOffset now) => now - session.LastAccessAt >= _runtime.Options.TouchInterval;
+
     private async Task TouchIfDueAsync(ServerSideSession session, CancellationToken cancellationToken)
     {
         var now = _runtime.Now();
-        if (now - session.LastAccessAt < _runtime.Options.TouchInterval)
+        if (!IsTouchDue(session, now))
         {
             return;
         }
