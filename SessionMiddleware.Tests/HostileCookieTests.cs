@@ -148,6 +148,22 @@ public sealed class HostileCookieTests
     }
 
     [Test]
+    public async Task TamperedCookie_IsLoggedAtDebug_WithoutTheCookieValue()
+    {
+        var tampered = FlipBit(_context.Valid, 8);
+
+        await _host.CreateRawClient().GetTextAsync("/nothing", $"{_context.Name}={tampered}");
+
+        var logs = _host.Logs.GetSnapshot().Where(r => r.Id.Name == "CookieRejected").ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(logs, Is.Not.Empty);
+            Assert.That(logs.Select(r => r.Level), Is.All.EqualTo(Microsoft.Extensions.Logging.LogLevel.Debug));
+            Assert.That(logs.Select(r => r.Message), Has.None.Contains(tampered));
+        });
+    }
+
+    [Test]
     public void Suite_HasAtLeastFiftyVariants() => Assert.That(Variants().Count(), Is.GreaterThanOrEqualTo(50));
 
     private static string FlipBit(string cookie, int sixteenth)
