@@ -72,7 +72,7 @@ internal static class CompareMode
         var png = Path.Combine(options.ResultsDir, "latest.png");
         // Every measured window, for anyone who wants to recompute the table another way.
         await File.WriteAllTextAsync(Path.Combine(options.ResultsDir, "latest.json"), System.Text.Json.JsonSerializer.Serialize(
-            measurements.Select(m => new { m.Config, m.Endpoint, m.Round, m.Result.Requests, m.Result.DurationSeconds, m.Result.RequestsPerSecond, m.Result.P50Ms, m.Result.P90Ms, m.Result.P99Ms, m.Result.MaxMs, m.Result.StatusErrors, m.Result.SocketErrors }),
+            measurements.Select(m => new { m.Config, m.Endpoint, m.Round, m.Result.Requests, m.Result.DurationSeconds, m.Result.RequestsPerSecond, m.Result.P50Ms, m.Result.P90Ms, m.Result.P99Ms, m.Result.MaxMs, m.Result.StatusErrors, m.Result.SocketErrors, m.Result.ServerCpuUsPerRequest }),
             IndentedJson));
         var summary = Summary.From(measurements, options);
         await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, notMeasured, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo, postgres?.Description));
@@ -127,9 +127,16 @@ internal static class CompareMode
             var script = Wrk.WriteScript(scripts, "/" + endpoint, endpoint == "new" ? null : cookies);
             var url = server.BaseUrl + "/" + endpoint;
             var warm = await Wrk.RunAsync(options, url, script, options.WarmupSeconds);
+            var cpuBefore = Machine.ProcessCpuTime(server.ProcessId);
             var r = await Wrk.RunAsync(options, url, script, options.DurationSeconds);
+            var cpuAfter = Machine.ProcessCpuTime(server.ProcessId);
+            if (cpuBefore is { } b && cpuAfter is { } a && r.Requests > 0)
+            {
+                r = r with { ServerCpuUsPerRequest = (a - b).TotalMicroseconds / r.Requests };
+            }
+
             Log(string.Create(CultureInfo.InvariantCulture,
-                $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
+                $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  server CPU {r.ServerCpuUsPerRequest,5:0.0} µs/req  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
             results.Add(new Measurement(config, endpoint, round, r));
         }
 
@@ -152,6 +159,9 @@ internal sealed record Cell(string Config, string Endpoint, IReadOnlyList<WrkRes
     public long Errors => Rounds.Sum(r => r.Errors);
 
     public long Requests => Rounds.Sum(r => r.Requests);
+
+    /// <summary>The mean of the rounds' server CPU per request (µs), or null when a round did not measure it.</summary>
+    public double? ServerCpuUsPerRequest => Rounds.All(r => r.ServerCpuUsPerRequest is not null) ? Rounds.Average(r => r.ServerCpuUsPerRequest!.Value) : null;
 }
 
 internal sealed class Summary

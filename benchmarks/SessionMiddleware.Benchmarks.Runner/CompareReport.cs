@@ -45,7 +45,7 @@ internal static class CompareReport
         }
 
         md.AppendLine(Inv, $"- Command: `{o.Command}`");
-        md.AppendLine(Inv, $"- Method: Kestrel on 127.0.0.1 (Release, logging off), a fresh server process and fresh database per configuration and round; {o.Sessions} sessions created through `/new` first and spread over by the wrk Lua script; `wrk -t{o.Threads} -c{o.Connections} --latency`, {o.WarmupSeconds} s warm-up then {o.DurationSeconds} s measured per endpoint; {o.Rounds} round(s), every other round in reverse order. req/s, p50 and p99 are the means of the rounds (each round's req/s and p99 shown too; the raw windows are in latest.json); errors are non-2xx answers plus socket errors in the measured windows (a missing session or key answers 404).");
+        md.AppendLine(Inv, $"- Method: Kestrel on 127.0.0.1 (Release, logging off), a fresh server process and fresh database per configuration and round; {o.Sessions} sessions created through `/new` first and spread over by the wrk Lua script; `wrk -t{o.Threads} -c{o.Connections} --latency`, {o.WarmupSeconds} s warm-up then {o.DurationSeconds} s measured per endpoint; {o.Rounds} round(s), every other round in reverse order. req/s, p50 and p99 are the means of the rounds (each round's req/s and p99 shown too; the raw windows are in latest.json); errors are non-2xx answers plus socket errors in the measured windows (a missing session or key answers 404); server CPU µs/req is the server process's CPU time (user + system, all threads, from /proc) over the measured window divided by its requests: the server's cost per request, which the load generator sharing the cores does not inflate the way it does latency.");
         md.AppendLine("- Configurations: `none` = same endpoints, no session (the ceiling); `aspnet-*` = ASP.NET Core `AddSession` over " +
             "`AddDistributedMemoryCache`, StackExchangeRedis (local redis-server, no persistence) and NeoSmart.Caching.Sqlite; " +
             "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request); " +
@@ -74,8 +74,8 @@ internal static class CompareReport
             md.AppendLine();
         }
 
-        md.AppendLine("| endpoint | configuration | req/s | per round | p50 ms | p99 ms | p99 per round | errors | × none | × aspnet-memory | p99 × aspnet-memory |");
-        md.AppendLine("| --- | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+        md.AppendLine("| endpoint | configuration | req/s | per round | p50 ms | p99 ms | p99 per round | errors | × none | × aspnet-memory | p99 × aspnet-memory | server CPU µs/req |");
+        md.AppendLine("| --- | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
         foreach (var endpoint in s.Endpoints)
         {
             var none = s["none", endpoint];
@@ -91,12 +91,12 @@ internal static class CompareReport
                 var p99s = string.Join(" / ", c.Rounds.Select(r => r.P99Ms.ToString("0.0", Inv)));
                 md.AppendLine(Inv,
                     $"| /{endpoint} | {config} | {c.RequestsPerSecond:0} | {rounds} | {c.P50Ms:0.00} | {c.P99Ms:0.00} | {p99s} | {c.Errors} | " +
-                    $"{Ratio(c.RequestsPerSecond, none?.RequestsPerSecond)} | {Ratio(c.RequestsPerSecond, memory?.RequestsPerSecond)} | {Ratio(c.P99Ms, memory?.P99Ms)} |");
+                    $"{Ratio(c.RequestsPerSecond, none?.RequestsPerSecond)} | {Ratio(c.RequestsPerSecond, memory?.RequestsPerSecond)} | {Ratio(c.P99Ms, memory?.P99Ms)} | {(c.ServerCpuUsPerRequest is { } cpu ? cpu.ToString("0.0", Inv) : "–")} |");
             }
 
             foreach (var config in notMeasured.Keys)
             {
-                md.AppendLine($"| /{endpoint} | {config} | not measured (see above) | | | | | | | | |");
+                md.AppendLine($"| /{endpoint} | {config} | not measured (see above) | | | | | | | | | |");
             }
         }
 

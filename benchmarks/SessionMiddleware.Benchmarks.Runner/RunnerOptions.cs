@@ -38,7 +38,10 @@ internal sealed class RunnerOptions
 
     public string RepoRoot { get; private set; } = Directory.GetCurrentDirectory();
 
-    public string ResultsDir => Path.Combine(RepoRoot, "benchmarks", "results");
+    /// <summary>Where the reports go: benchmarks/results, or --results DIR (for exploratory runs that must not replace latest.md).</summary>
+    public string ResultsDir => _resultsDir ?? Path.Combine(RepoRoot, "benchmarks", "results");
+
+    private string? _resultsDir;
 
     public string ServerDll { get; private set; } = "";
 
@@ -95,6 +98,9 @@ internal sealed class RunnerOptions
                 case "--server-dll":
                     o.ServerDll = Path.GetFullPath(Next(args, ref i));
                     break;
+                case "--results":
+                    o._resultsDir = Path.GetFullPath(Next(args, ref i));
+                    break;
                 case "--command":
                     o.Command = Next(args, ref i);
                     break;
@@ -127,7 +133,7 @@ internal sealed class RunnerOptions
     public const string Usage =
         "Usage: SessionMiddleware.Benchmarks.Runner [compare|scale|cleanup] [--quick] [--only cfg1,cfg2] [--endpoints read,write,new]\n" +
         "       [--rounds N] [--warmup S] [--duration S] [--connections N] [--threads N] [--sessions N]\n" +
-        "       [--sizes 10000,1000000] [--expired-rows N] [--repo-root DIR] [--server-dll PATH] [--command TEXT]\n" +
+        "       [--sizes 10000,1000000] [--expired-rows N] [--repo-root DIR] [--server-dll PATH] [--command TEXT] [--results DIR]\n" +
         "configurations: " + "none, aspnet-memory, aspnet-redis, aspnet-sqlite, ours-sqlite, ours-sqlite-touch0, ours-postgres";
 
     private static string Next(string[] args, ref int i) =>

@@ -20,6 +20,9 @@ internal sealed record WrkResult(
     public double RequestsPerSecond => DurationSeconds > 0 ? Requests / DurationSeconds : 0;
 
     public long Errors => StatusErrors + SocketErrors;
+
+    /// <summary>The server process's CPU time (all threads) per request in the window, in microseconds; null if not measured.</summary>
+    public double? ServerCpuUsPerRequest { get; init; }
 }
 
 /// <summary>
