@@ -9,11 +9,11 @@ internal static class StoreFactory
 {
     public static FakeTimeProvider NewTime() => new(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
 
-    public static SqliteSessionStore Sqlite(string databasePath, TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+    public static SqliteSessionStore Sqlite(string databasePath, TimeProvider time, Action<ServerSideSessionOptions>? configure = null, TimeSpan? checkpointInterval = null)
     {
         var options = new ServerSideSessionOptions { ConnectionString = $"Data Source={databasePath}" };
         configure?.Invoke(options);
-        return new SqliteSessionStore(Options.Create(options), time, NullLogger<SqliteSessionStore>.Instance);
+        return new SqliteSessionStore(Options.Create(options), time, NullLogger<SqliteSessionStore>.Instance, checkpointInterval ?? SqliteSessionStore.DefaultCheckpointInterval);
     }
 
     public static byte[] NewKey() => SessionIdProtector.ComputeKey(SessionIdProtector.NewSecretId());

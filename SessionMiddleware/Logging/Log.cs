@@ -71,6 +71,9 @@ internal static partial class Log
     [LoggerMessage(33, LogLevel.Warning, "A background WAL checkpoint of the session database failed; the next one tries again.", EventName = "CheckpointFailed")]
     public static partial void CheckpointFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(34, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the writer finished it ({LeftAfter} left), so the WAL starts over.", EventName = "CheckpointFinishedByWriter")]
+    public static partial void CheckpointFinishedByWriter(ILogger logger, long frames, long left, long leftAfter);
+
     [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
     public static partial void Migrated(ILogger logger, string tableName, bool created, int schemaVersion, string journalMode);
 

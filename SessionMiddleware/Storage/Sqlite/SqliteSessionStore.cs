@@ -33,7 +33,18 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     private static readonly object InitializedMarker = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
 
+    /// <summary>How often the WAL is checkpointed in the background (see <see cref="SqliteCheckpointer"/>).</summary>
+    internal static readonly TimeSpan DefaultCheckpointInterval = TimeSpan.FromSeconds(1);
+
+    // After a checkpoint has let the WAL start over, a WAL file grown larger than this (by a burst) is cut back to it.
+    private const long WalSizeLimitBytes = 64L * 1024 * 1024;
+
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger)
+        : this(options, timeProvider, logger, DefaultCheckpointInterval)
+    {
+    }
+
+    internal SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval)
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
@@ -48,10 +59,10 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         _logger = logger;
         _expiry = new SessionExpiry(o, timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
-        _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;");
+        _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
         _writes = new SqliteWriteQueue(OpenAsync, logger);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
-        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, logger);
+        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, _writes, checkpointInterval, logger);
     }
 
     /// <inheritdoc/>
@@ -308,8 +319,9 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     /// <summary>Stops the write queue after the writes already queued, and closes the held connections.</summary>
     public async ValueTask DisposeAsync()
     {
-        await _writes.DisposeAsync().ConfigureAwait(false);
+        // The checkpointer first: its last step runs through the write queue.
         await _checkpointer.DisposeAsync().ConfigureAwait(false);
+        await _writes.DisposeAsync().ConfigureAwait(false);
         _loads.Dispose();
     }
 

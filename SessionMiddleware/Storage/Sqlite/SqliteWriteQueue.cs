@@ -48,6 +48,22 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         return operation.Task;
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the writer's connection outside any transaction, between two group transactions,
+    /// while no write of this process runs (the checkpointer's last step, which only completes when no commit appends to
+    /// the WAL meanwhile).
+    /// </summary>
+    public Task<T> RunAloneAsync<T>(Func<SqliteConnection, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
+        var operation = new WriteOperation<T>((connection, _, token) => work(connection, token), singleStatement: true, cancellationToken) { Alone = true };
+        if (!_channel.Writer.TryWrite(operation))
+        {
+            throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
+        }
+
+        return operation.Task;
+    }
+
     public async ValueTask DisposeAsync()
     {
         _channel.Writer.TryComplete();
@@ -72,11 +88,17 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
             while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
             {
                 batch.Clear();
-                while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var operation))
+                WriteOperation? alone = null;
+                while (batch.Count < MaxBatch && alone is null && _channel.Reader.TryRead(out var operation))
                 {
                     if (operation.CancellationToken.IsCancellationRequested)
                     {
                         operation.Finish(new OperationCanceledException(operation.CancellationToken));
+                    }
+                    else if (operation.Alone)
+                    {
+                        // Runs after the writes queued before it, before those queued after it.
+                        alone = operation;
                     }
                     else
                     {
@@ -84,7 +106,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                     }
                 }
 
-                if (batch.Count == 0)
+                if (batch.Count == 0 && alone is null)
                 {
                     continue;
                 }
@@ -92,7 +114,17 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                 try
                 {
                     connection ??= await _open(_stopping.Token).ConfigureAwait(false);
-                    await RunBatchAsync(connection, batch).ConfigureAwait(false);
+                    if (batch.Count > 0)
+                    {
+                        await RunBatchAsync(connection, batch).ConfigureAwait(false);
+                    }
+
+                    if (alone is not null)
+                    {
+                        await alone.RunAsync(connection, null!).ConfigureAwait(false);
+                        alone.Finish();
+                        alone = null;
+                    }
 
                     // Idle: give the connection back to the pool rather than hold the file open between bursts.
                     if (_channel.Reader.Count == 0)
@@ -109,6 +141,8 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                     {
                         operation.Finish(ex);
                     }
+
+                    alone?.Finish(ex);
 
                     if (connection is not null)
                     {
@@ -184,6 +218,9 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         public CancellationToken CancellationToken { get; } = cancellationToken;
 
         public bool SingleStatement { get; } = singleStatement;
+
+        /// <summary>Runs alone, outside any transaction (<see cref="RunAloneAsync"/>).</summary>
+        public bool Alone { get; init; }
 
         public abstract bool Failed { get; }
 
