@@ -48,6 +48,7 @@ internal static class CompareReport
         md.AppendLine(Inv, $"- Method: Kestrel on 127.0.0.1 (Release, logging off), a fresh server process and fresh database per configuration and round; {o.Sessions} sessions created through `/new` first and spread over by the wrk Lua script; `wrk -t{o.Threads} -c{o.Connections} --latency`, {o.WarmupSeconds} s warm-up then {o.DurationSeconds} s measured per endpoint; {o.Rounds} round(s), every other round in reverse order. req/s, p50 and p99 are the means of the rounds (each round's req/s and p99 shown too; the raw windows are in latest.json); errors are non-2xx answers plus socket errors in the measured windows (a missing session or key answers 404); server CPU µs/req is the server process's CPU time (user + system, all threads, from /proc) over the measured window divided by its requests: the server's cost per request, which the load generator sharing the cores does not inflate the way it does latency.");
         md.AppendLine("- Configurations: `none` = same endpoints, no session (the ceiling); `aspnet-*` = ASP.NET Core `AddSession` over " +
             "`AddDistributedMemoryCache`, StackExchangeRedis (local redis-server, no persistence) and NeoSmart.Caching.Sqlite; " +
+            "`ours-memory` = this library's middleware over a dictionary in the process (a benchmark-only store: the middleware's own cost, without a database); " +
             "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request); " +
             "`ours-postgres` = this library's PostgreSQL store (`UsePostgreSql`), default options, Npgsql's default pool.");
         md.AppendLine();
@@ -101,7 +102,8 @@ internal static class CompareReport
         }
 
         md.AppendLine();
-        var ours = s.Configs.Where(c => c.StartsWith("ours-", StringComparison.Ordinal)).ToList();
+        // ours-memory is a yardstick (no database), not something a user runs: it has no targets.
+        var ours = s.Configs.Where(c => c.StartsWith("ours-", StringComparison.Ordinal) && c != "ours-memory").ToList();
         if (ours.Count > 0)
         {
             md.AppendLine("## Targets of issue 5 (ratios within this run)");

@@ -6,7 +6,7 @@
 //
 // The server stops by itself after --max-lifetime seconds (default 3600) or once --parent-pid has exited.
 //
-// config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-sqlite | ours-sqlite-touch0 | ours-postgres
+// config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-memory | ours-sqlite | ours-sqlite-touch0 | ours-postgres
 // (ours-postgres needs --postgres: an Npgsql connection string to an empty database; the runner makes one per round)
 //
 // Endpoints (every wrong answer is a non-2xx status, so that wrk counts it as an error):
@@ -87,6 +87,7 @@ switch (settings.Config)
         AddAspNetSession(builder.Services, idleTimeout);
         break;
 
+    case "ours-memory":
     case "ours-sqlite":
     case "ours-sqlite-touch0":
     case "ours-postgres":
@@ -120,6 +121,11 @@ switch (settings.Config)
                 o.CleanupInterval = GatedCleanupTimeProvider.SentinelPeriod;
             }
         });
+        if (settings.Config == "ours-memory")
+        {
+            builder.Services.AddSingleton<SessionMiddleware.ISessionStore>(sp => new InMemorySessionStore(sp.GetRequiredService<TimeProvider>()));
+        }
+
         if (settings.Config == "ours-postgres")
         {
             sessions.UsePostgreSql(settings.Postgres ?? throw new ArgumentException("ours-postgres needs --postgres CONNECTION-STRING."));
