@@ -336,6 +336,35 @@ public sealed class MiddlewareTests : TempFolderTest
     }
 
     [Test]
+    public async Task TouchIntervalZero_WithinTheSecondAlreadyRecorded_WritesNothing()
+    {
+        // last_access is stored in whole seconds: a touch within the recorded second would write the same value again.
+        FaultyStore store = null!;
+        await using var host = await SessionTestHost.StartAsync(
+            Folder.Path,
+            o => o.TouchInterval = TimeSpan.Zero,
+            services: s => s.AddSingleton<ISessionStore>(sp => store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        var created = LastAccess(host);
+
+        host.Time.Advance(TimeSpan.FromMilliseconds(400));
+        await browser.GetTextAsync("/get?key=a");
+        await browser.GetTextAsync("/get?key=a");
+        var touchesWithinTheSecond = store.Touches;
+
+        host.Time.Advance(TimeSpan.FromSeconds(1));
+        await browser.GetTextAsync("/get?key=a");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(touchesWithinTheSecond, Is.Zero);
+            Assert.That(store.Touches, Is.EqualTo(1), "the next second is recorded");
+            Assert.That(LastAccess(host), Is.EqualTo(created + 1));
+        });
+    }
+
+    [Test]
     public async Task RegularlyUsedSession_OutlivesTheIdleTimeout()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>

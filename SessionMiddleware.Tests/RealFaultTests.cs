@@ -24,10 +24,10 @@ public sealed class RealFaultTests : TempFolderTest
         var corrupt = (byte[])original.Clone();
         new Random(7).NextBytes(corrupt.AsSpan(0, 100));
         await File.WriteAllBytesAsync(host.DatabasePath, corrupt);
-        host.ReleaseConnections();
+        await host.ReleaseConnectionsAsync();
         using var failed = await browser.GetAsync("/get?key=a");
         await File.WriteAllBytesAsync(host.DatabasePath, original);
-        host.ReleaseConnections();
+        await host.ReleaseConnectionsAsync();
 
         Assert.Multiple(async () =>
         {
@@ -46,7 +46,7 @@ public sealed class RealFaultTests : TempFolderTest
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
 
-        host.ReleaseConnections();
+        await host.ReleaseConnectionsAsync();
         var stopwatch = Stopwatch.StartNew();
         HttpResponseMessage failed;
         using (var locker = new SqliteConnection($"Data Source={host.DatabasePath};Pooling=False;Default Timeout=5"))

@@ -202,9 +202,13 @@ internal sealed class SessionTestHost : IAsyncDisposable
     }
 
     /// <summary>Closes every idle SQLite connection of the app: the provider's pool and the store's held load connections.</summary>
-    public void ReleaseConnections()
+    public async Task ReleaseConnectionsAsync()
     {
-        (Services.GetRequiredService<ISessionStore>() as Storage.Sqlite.SqliteSessionStore)?.ReleaseIdleConnections();
+        if (Services.GetRequiredService<ISessionStore>() is Storage.Sqlite.SqliteSessionStore store)
+        {
+            await store.ReleaseIdleConnectionsAsync();
+        }
+
         SqliteConnection.ClearAllPools();
     }
 

