@@ -438,6 +438,38 @@ public sealed class MiddlewareTests : TempFolderTest
     }
 
     [Test]
+    public async Task ConcurrentCommitsThatTogetherExceedMaxSessionBytes_TheLaterFails_AndTheEarlierStands()
+    {
+        // Each request stays under the limit on its own; merged after the version conflict, they would not.
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.MaxSessionBytes = 1000, endpoints: app =>
+            app.MapGet("/race", async (HttpContext c) =>
+            {
+                var session = (ServerSideSession)c.Session;
+                session.Set("mine", new byte[600]);
+
+                // Meanwhile another server commits a large value to the same session.
+                var theirs = new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["a"] = "1"u8.ToArray(), ["theirs"] = new byte[600] };
+                var size = SessionSerializer.HeaderSize(2) + SessionSerializer.EntrySize("a", 1) + SessionSerializer.EntrySize("theirs", 600);
+                var store = c.RequestServices.GetRequiredService<ISessionStore>();
+                var result = await store.UpdateAsync(session.Key!, SessionSerializer.Serialize(theirs, size), session.Version);
+                return result.Status.ToString();
+            }));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        using var race = await browser.GetAsync("/race");
+        var keys = await browser.GetTextAsync("/keys");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(race.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError), "the lost write is not reported as a success");
+            Assert.That(keys, Is.EqualTo("a,theirs"), "the concurrent commit stands, nothing of the failed request");
+            var log = host.Logs.GetSnapshot().Single(r => r.Id.Name == "CommitFailed");
+            Assert.That(log.Exception!.Message, Does.Contain("MaxSessionBytes").And.Contain("1000").And.Contain("concurrent commit"));
+        });
+    }
+
+    [Test]
     public async Task ServerSideSession_ExposesCreatedAtLastAccessAndNoUser()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.TouchInterval = TimeSpan.Zero, endpoints: app =>

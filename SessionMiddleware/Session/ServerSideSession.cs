@@ -323,6 +323,10 @@ internal sealed class ServerSideSession : IServerSideSession
     /// Re-applies this request's change set on top of newer stored data (after a concurrent commit), so
     /// that keys this request did not touch keep the other commit's values.
     /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// The merge would be larger than <see cref="ServerSideSessionOptions.MaxSessionBytes"/> (each request stayed under
+    /// it on its own); nothing of this request is stored, the concurrent commit stands.
+    /// </exception>
     public void Rebase(StoredSession newer)
     {
         if (_cleared || !SessionSerializer.TryDeserialize(newer.Data, out var data, out _, out _))
@@ -342,8 +346,17 @@ internal sealed class ServerSideSession : IServerSideSession
             }
         }
 
+        var size = RecomputeSize(data);
+        if (size > _maxBytes)
+        {
+            throw new InvalidOperationException(
+                $"This request's changes to session {Id}, merged with a concurrent commit, would make it {size} bytes, over the " +
+                $"limit of {_maxBytes} bytes (ServerSideSessionOptions.{nameof(ServerSideSessionOptions.MaxSessionBytes)}). " +
+                "This request's changes were not stored; the concurrent commit stands.");
+        }
+
         _data = data;
-        _size = RecomputeSize(data);
+        _size = size;
         Version = newer.Version;
         LastAccessAt = newer.LastAccessAt;
     }
