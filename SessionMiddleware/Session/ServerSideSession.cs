@@ -11,6 +11,8 @@ namespace SessionMiddleware;
 internal sealed class ServerSideSession : IServerSideSession
 {
     private readonly int _maxBytes;
+    private string? _publicId;
+    private byte[]? _publicIdOf;
     private readonly SessionCommitter _committer;
     private Dictionary<string, byte[]> _data;
     private int _size;
@@ -116,7 +118,15 @@ internal sealed class ServerSideSession : IServerSideSession
         get
         {
             EnsureId();
-            return SessionIdProtector.ToPublicId(Key);
+
+            // Built once per key (the key changes on renewal, abandon and re-creation), not on every read.
+            if (!ReferenceEquals(_publicIdOf, Key))
+            {
+                _publicId = SessionIdProtector.ToPublicId(Key);
+                _publicIdOf = Key;
+            }
+
+            return _publicId!;
         }
     }
 
