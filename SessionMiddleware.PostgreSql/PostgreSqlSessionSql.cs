@@ -111,7 +111,9 @@ internal sealed class PostgreSqlSessionSql
             "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
             $"FROM {t} WHERE user_id = @UserId AND {live} ORDER BY last_access DESC, created_at DESC;";
         DeleteByUser =
-            $"DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea);";
+            $"WITH deleted AS (DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) " +
+            "RETURNING last_access, created_at) " +
+            "SELECT count(*)::int FROM deleted WHERE last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff;";
 
         // Several nodes clean at once without waiting on each other or deleting the same rows twice: each batch
         // locks the rows it picks, skipping rows another node (or a request) holds. The CTE is evaluated once,

@@ -242,9 +242,11 @@ internal sealed class PostgreSqlSessionStore : ISessionStore
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            return await connection.ExecuteAsync(new CommandDefinition(
+            // Expired rows not cleaned yet go too, but only live sessions are counted as revoked.
+            var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+            return await connection.ExecuteScalarAsync<int>(new CommandDefinition(
                 _sql.DeleteByUser,
-                new { UserId = userId, ExceptId = exceptKey },
+                new { UserId = userId, ExceptId = exceptKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
                 cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (ex.SqlState == UndefinedTable)

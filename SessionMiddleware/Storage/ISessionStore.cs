@@ -75,7 +75,7 @@ public interface ISessionStore
     /// <param name="userId">The user.</param>
     /// <param name="exceptKey">The key of a session to keep, or <see langword="null"/>.</param>
     /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns>How many sessions were deleted.</returns>
+    /// <returns>How many live sessions were deleted (expired rows the cleaner has not removed yet go too, uncounted).</returns>
     Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default);
 
     /// <summary>Deletes a session.</summary>

@@ -83,7 +83,8 @@ internal sealed class SqliteSessionSql
             "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
             $"FROM {t} WHERE user_id = @UserId AND last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff ORDER BY last_access DESC, created_at DESC;";
         DeleteByUser =
-            $"DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId);";
+            $"DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId) " +
+            "RETURNING (last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff) AS Live;";
         DeleteIdleBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE last_access < @IdleCutoff LIMIT @Limit);";
         DeleteTooOldBatch =

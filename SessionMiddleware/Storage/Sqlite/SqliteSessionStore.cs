@@ -309,12 +309,18 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
+        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
         return WriteAsync(
-            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
-                _sql.DeleteByUser,
-                new { UserId = userId, ExceptId = exceptKey },
-                transaction,
-                cancellationToken: token)),
+            async (connection, transaction, token) =>
+            {
+                // Expired rows not cleaned yet go too, but only live sessions are counted as revoked.
+                var live = await connection.QueryAsync<long>(new CommandDefinition(
+                    _sql.DeleteByUser,
+                    new { UserId = userId, ExceptId = exceptKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
+                    transaction,
+                    cancellationToken: token)).ConfigureAwait(false);
+                return live.Count(l => l != 0);
+            },
             singleStatement: true,
             cancellationToken);
     }
