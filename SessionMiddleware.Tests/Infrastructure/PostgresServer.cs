@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
+using SessionMiddleware.Tooling;
 
 namespace SessionMiddleware.Tests.Infrastructure;
 
@@ -13,33 +11,40 @@ namespace SessionMiddleware.Tests.Infrastructure;
 /// (<see cref="PostgresTestRun"/>). A watchdog stops it too if the test process dies without cleaning up.
 /// The binaries are looked for in <c>$SESSIONMIDDLEWARE_PG_BIN</c>, <c>/usr/lib/postgresql/*/bin</c>, then PATH;
 /// without them the tests fail with a message saying how to install them.
+/// The cluster mechanics are <see cref="ThrowawayPostgres"/> (build/shared/ThrowawayPostgres.cs, shared with the
+/// benchmark runner); this class adds the tests' settings, the one shared server and the per-test databases.
 /// </summary>
 internal sealed class PostgresServer : IAsyncDisposable
 {
-    private const string RunAsUser = "postgres";
+    /// <summary>The settings given to the server on its command line: fast and throwaway (no fsync).</summary>
+    private static readonly string[] Settings =
+    [
+        "listen_addresses=127.0.0.1",
+        "max_connections=300",
+        "shared_buffers=64MB",
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+        "log_min_messages=warning",
+    ];
+
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static PostgresServer? _shared;
     private static Exception? _startFailure;
     private static int _databaseCounter;
 
-    private readonly string _binFolder;
-    private readonly bool _asRoot;
-    private Process? _watchdog;
+    private readonly ThrowawayPostgres _postgres;
     private bool _stopped;
 
-    private PostgresServer(string binFolder, string folder, bool asRoot)
+    private PostgresServer(ThrowawayPostgres postgres)
     {
-        _binFolder = binFolder;
-        Folder = folder;
-        _asRoot = asRoot;
+        _postgres = postgres;
     }
 
     /// <summary>The temp folder holding the data directory, the log and the socket.</summary>
-    public string Folder { get; }
+    public string Folder => _postgres.Folder;
 
-    public string DataFolder => Path.Combine(Folder, "data");
-
-    public int Port { get; private set; }
+    public int Port => _postgres.Port;
 
     public string Version { get; private set; } = "";
 
@@ -141,67 +146,26 @@ internal sealed class PostgresServer : IAsyncDisposable
     private static async Task<PostgresServer> StartAsync()
     {
         var bin = FindBinFolder();
-        var asRoot = Environment.IsPrivilegedProcess;
-        if (asRoot && (await RunAsync("id", ["-u", RunAsUser], TimeSpan.FromSeconds(10))).ExitCode != 0)
+        if (!await ThrowawayPostgres.CanRunServerAsync())
         {
             throw new InvalidOperationException(
-                $"The PostgreSQL tests run as root, but PostgreSQL refuses to run as root and there is no '{RunAsUser}' user to run it as. " +
+                $"The PostgreSQL tests run as root, but PostgreSQL refuses to run as root and there is no '{ThrowawayPostgres.ServerUser}' user to run it as. " +
                 "Installing Debian's 'postgresql' package creates it (build/test does: apt-get install -y postgresql).");
         }
 
-        // The folder must be reachable by the postgres user: under /tmp when root (root's TMPDIR may not be).
-        var root = asRoot ? "/tmp" : Path.GetTempPath();
-        var folder = Path.Combine(root, "sm-pg-" + Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(folder);
-        var server = new PostgresServer(bin, folder, asRoot);
+        var server = new PostgresServer(ThrowawayPostgres.Create(bin, "sm-pg-"));
         try
         {
-            if (asRoot)
+            await server._postgres.InitAsync();
+            if (await server._postgres.StartAsync(Settings) is { } lastError)
             {
-                await server.MustRunAsync("chown", [$"{RunAsUser}:", folder], asServerUser: false);
+                throw new InvalidOperationException($"PostgreSQL did not start. Log:\n{server._postgres.LogTail()}", lastError);
             }
 
-            await server.MustRunAsync(
-                Path.Combine(bin, "initdb"),
-                ["-D", server.DataFolder, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
-
-            Exception? lastError = null;
-            for (var attempt = 0; attempt < 3 && server.Port == 0; attempt++)
-            {
-                var port = FreePort();
-                var options = string.Join(' ',
-                    $"-p {port}",
-                    $"-k {folder}",
-                    "-c listen_addresses=127.0.0.1",
-                    "-c max_connections=300",
-                    "-c shared_buffers=64MB",
-                    "-c fsync=off",
-                    "-c synchronous_commit=off",
-                    "-c full_page_writes=off",
-                    "-c log_min_messages=warning");
-                try
-                {
-                    await server.MustRunAsync(
-                        Path.Combine(bin, "pg_ctl"),
-                        ["-D", server.DataFolder, "-l", Path.Combine(folder, "postgres.log"), "-o", options, "-w", "-t", "60", "start"]);
-                    server.Port = port;
-                }
-                catch (InvalidOperationException ex)
-                {
-                    lastError = ex; // most likely the port was taken meanwhile: try another
-                }
-            }
-
-            if (server.Port == 0)
-            {
-                throw new InvalidOperationException($"PostgreSQL did not start. Log:\n{server.LogTail()}", lastError);
-            }
-
-            server.StartWatchdog();
             await using var connection = new NpgsqlConnection(server.ConnectionString("postgres"));
             await connection.OpenAsync();
             server.Version = connection.PostgreSqlVersion.ToString();
-            TestContext.Progress.WriteLine($"PostgreSQL {server.Version} test cluster started on 127.0.0.1:{server.Port} in {folder}");
+            TestContext.Progress.WriteLine($"PostgreSQL {server.Version} test cluster started on 127.0.0.1:{server.Port} in {server.Folder}");
             return server;
         }
         catch
@@ -221,20 +185,7 @@ internal sealed class PostgresServer : IAsyncDisposable
 
         _stopped = true;
         NpgsqlConnection.ClearAllPools();
-        if (File.Exists(Path.Combine(DataFolder, "postmaster.pid")))
-        {
-            var result = await RunAsync(Wrap(Path.Combine(_binFolder, "pg_ctl"), ["-D", DataFolder, "-m", "fast", "-w", "-t", "60", "stop"]), TimeSpan.FromSeconds(90));
-            if (result.ExitCode != 0)
-            {
-                await RunAsync(Wrap(Path.Combine(_binFolder, "pg_ctl"), ["-D", DataFolder, "-m", "immediate", "-w", "stop"]), TimeSpan.FromSeconds(60));
-            }
-        }
-
-        try
-        {
-            Directory.Delete(Folder, recursive: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        if (await _postgres.StopAndDeleteAsync() is { } ex)
         {
             TestContext.Progress.WriteLine($"Could not delete the PostgreSQL test folder {Folder}: {ex.Message}");
         }
@@ -243,133 +194,20 @@ internal sealed class PostgresServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
-        _watchdog?.Dispose();
-    }
-
-    /// <summary>
-    /// A shell loop, detached from this process, that stops the cluster and deletes its folder if this process
-    /// dies first (killed, crashed); it ends by itself once the cluster is stopped normally.
-    /// </summary>
-    private void StartWatchdog()
-    {
-        var pgCtl = Path.Combine(_binFolder, "pg_ctl");
-        var script =
-            $"while [ -d /proc/{Environment.ProcessId} ] && [ -f '{DataFolder}/postmaster.pid' ]; do sleep 1; done; " +
-            $"if [ ! -d /proc/{Environment.ProcessId} ]; then '{pgCtl}' -D '{DataFolder}' -m immediate -w stop; rm -rf '{Folder}'; fi";
-        var (file, args) = Wrap("setsid", ["bash", "-c", script]);
-        var info = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        _watchdog = Process.Start(info);
-    }
-
-    private (string File, IReadOnlyList<string> Args) Wrap(string file, IReadOnlyList<string> args) =>
-        _asRoot ? ("runuser", ["-u", RunAsUser, "--", file, .. args]) : (file, args);
-
-    private async Task MustRunAsync(string file, IReadOnlyList<string> args, bool asServerUser = true)
-    {
-        (string File, IReadOnlyList<string> Args) command = asServerUser ? Wrap(file, args) : (file, args);
-        var result = await RunAsync(command, TimeSpan.FromSeconds(120));
-        if (result.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"'{command.File} {string.Join(' ', command.Args)}' failed with exit code {result.ExitCode}:\n{result.Output}\n{LogTail()}");
-        }
-    }
-
-    private string LogTail()
-    {
-        var log = Path.Combine(Folder, "postgres.log");
-        return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(30)) : "";
-    }
-
-    private static Task<(int ExitCode, string Output)> RunAsync((string File, IReadOnlyList<string> Args) command, TimeSpan timeout) =>
-        RunAsync(command.File, command.Args, timeout);
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout)
-    {
-        var info = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = "/",
-        };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, $"timed out after {timeout}");
-        }
-
-        var output = await Task.WhenAny(Task.WhenAll(stdout, stderr), Task.Delay(TimeSpan.FromSeconds(5))) is Task<string[]> { IsCompletedSuccessfully: true } done
-            ? string.Concat(done.Result)
-            : "";
-        return (process.ExitCode, output);
+        _postgres.Dispose();
     }
 
     private static string FindBinFolder()
     {
-        if (Environment.GetEnvironmentVariable("SESSIONMIDDLEWARE_PG_BIN") is { Length: > 0 } configured)
+        if (ThrowawayPostgres.ConfiguredBinFolder is { } configured)
         {
             return File.Exists(Path.Combine(configured, "initdb"))
                 ? configured
                 : throw new InvalidOperationException($"SESSIONMIDDLEWARE_PG_BIN={configured} holds no initdb.");
         }
 
-        if (Directory.Exists("/usr/lib/postgresql"))
-        {
-            var versioned = Directory.GetDirectories("/usr/lib/postgresql")
-                .Select(d => (Folder: Path.Combine(d, "bin"), Version: int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0))
-                .Where(d => File.Exists(Path.Combine(d.Folder, "initdb")) && File.Exists(Path.Combine(d.Folder, "pg_ctl")))
-                .OrderByDescending(d => d.Version)
-                .FirstOrDefault();
-            if (versioned.Folder is not null)
-            {
-                return versioned.Folder;
-            }
-        }
-
-        foreach (var folder in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (File.Exists(Path.Combine(folder, "initdb")) && File.Exists(Path.Combine(folder, "pg_ctl")))
-            {
-                return folder;
-            }
-        }
-
-        throw new InvalidOperationException(
+        return ThrowawayPostgres.FindBinFolder() ?? throw new InvalidOperationException(
             "The PostgreSQL tests need the PostgreSQL server binaries (initdb, pg_ctl), found neither in /usr/lib/postgresql/*/bin nor on PATH. " +
             "Install them (Debian/Ubuntu: apt-get install -y postgresql; build/test does this itself) or set SESSIONMIDDLEWARE_PG_BIN to their folder.");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
+using SessionMiddleware.Tooling;
 
 namespace SessionMiddleware.Benchmarks.Runner;
 
@@ -12,11 +12,11 @@ namespace SessionMiddleware.Benchmarks.Runner;
 /// PostgreSQL's durability settings (fsync, synchronous_commit and full_page_writes on): the benchmark compares
 /// durable stores. pg_ctl detaches the server from the runner, so it is stopped explicitly: on dispose, on process
 /// exit and Ctrl-C, and by a detached watchdog if the runner is killed outright.
+/// The cluster mechanics are <see cref="ThrowawayPostgres"/> (build/shared/ThrowawayPostgres.cs, shared with the
+/// tests); this class adds the benchmark's settings, the report's description and a database per round.
 /// </summary>
 internal sealed class PostgresCluster : IAsyncDisposable
 {
-    private const string RunAsUser = "postgres";
-
     /// <summary>The settings given to the server on its command line (everything else is initdb's default).</summary>
     public static readonly string[] Settings =
     [
@@ -29,26 +29,20 @@ internal sealed class PostgresCluster : IAsyncDisposable
         "log_min_messages=warning",
     ];
 
-    private readonly string _binFolder;
-    private readonly bool _asRoot;
+    private readonly ThrowawayPostgres _postgres;
     private readonly object _stopLock = new();
-    private Process? _watchdog;
     private bool _stopped;
     private int _databases;
 
-    private PostgresCluster(string binFolder, string folder, bool asRoot)
+    private PostgresCluster(ThrowawayPostgres postgres)
     {
-        _binFolder = binFolder;
-        Folder = folder;
-        _asRoot = asRoot;
+        _postgres = postgres;
     }
 
     /// <summary>The temp folder holding the data directory, the log and the socket.</summary>
-    public string Folder { get; }
+    public string Folder => _postgres.Folder;
 
-    public string DataFolder => Path.Combine(Folder, "data");
-
-    public int Port { get; private set; }
+    public int Port => _postgres.Port;
 
     public string Version { get; private set; } = "";
 
@@ -61,24 +55,20 @@ internal sealed class PostgresCluster : IAsyncDisposable
     /// </summary>
     public static async Task<(PostgresCluster? Cluster, string? Reason)> TryStartAsync()
     {
-        var bin = FindBinFolder();
+        var bin = ThrowawayPostgres.FindBinFolder();
         if (bin is null)
         {
             return (null, "no PostgreSQL server binaries (initdb, pg_ctl) in $SESSIONMIDDLEWARE_PG_BIN, /usr/lib/postgresql/*/bin or PATH; " +
                 "build/bench installs them with apt (apt-get install postgresql) when it can");
         }
 
-        var asRoot = Environment.IsPrivilegedProcess;
-        if (asRoot && (await RunAsync("id", ["-u", RunAsUser], TimeSpan.FromSeconds(10))).ExitCode != 0)
+        if (!await ThrowawayPostgres.CanRunServerAsync())
         {
-            return (null, $"running as root, and there is no '{RunAsUser}' user to run PostgreSQL as (PostgreSQL refuses root)");
+            return (null, $"running as root, and there is no '{ThrowawayPostgres.ServerUser}' user to run PostgreSQL as (PostgreSQL refuses root)");
         }
 
-        // The folder must be reachable by the postgres user: under /tmp when root (root's TMPDIR may not be).
-        var root = asRoot ? "/tmp" : Path.GetTempPath();
-        var folder = Path.Combine(root, "smbench-pg-" + Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(folder);
-        var cluster = new PostgresCluster(bin, folder, asRoot);
+        // The report keeps the first line of a failure: the failed command and its output go there.
+        var cluster = new PostgresCluster(ThrowawayPostgres.Create(bin, "smbench-pg-", oneLineFailures: true));
         try
         {
             await cluster.StartAsync();
@@ -93,44 +83,17 @@ internal sealed class PostgresCluster : IAsyncDisposable
 
     private async Task StartAsync()
     {
-        if (_asRoot)
-        {
-            await MustRunAsync("chown", [$"{RunAsUser}:", Folder], asServerUser: false);
-        }
-
-        // --no-sync only skips initdb's own final fsync of the template files; the running server syncs every commit.
-        await MustRunAsync(
-            Path.Combine(_binFolder, "initdb"),
-            ["-D", DataFolder, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+        await _postgres.InitAsync();
 
         // From here on the server may be running: make sure it is stopped however the runner ends.
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
         Console.CancelKeyPress += (_, _) => Stop();
 
-        Exception? lastError = null;
-        for (var attempt = 0; attempt < 3 && Port == 0; attempt++)
+        if (await _postgres.StartAsync(Settings) is { } lastError)
         {
-            var port = ChildProcesses.FreePort();
-            var options = string.Join(' ', [$"-p {port}", $"-k {Folder}", .. Settings.Select(s => "-c " + s)]);
-            try
-            {
-                await MustRunAsync(
-                    Path.Combine(_binFolder, "pg_ctl"),
-                    ["-D", DataFolder, "-l", Path.Combine(Folder, "postgres.log"), "-o", options, "-w", "-t", "60", "start"]);
-                Port = port;
-            }
-            catch (InvalidOperationException ex)
-            {
-                lastError = ex; // most likely the port was taken meanwhile: try another
-            }
+            throw new InvalidOperationException($"PostgreSQL did not start: {lastError.Message.Split('\n')[0]}\n{_postgres.LogTail()}", lastError);
         }
 
-        if (Port == 0)
-        {
-            throw new InvalidOperationException($"PostgreSQL did not start: {lastError?.Message.Split('\n')[0]}\n{LogTail()}", lastError);
-        }
-
-        StartWatchdog();
         await using var connection = new NpgsqlConnection(ConnectionString("postgres", pooling: false));
         await connection.OpenAsync();
         Version = connection.PostgreSqlVersion.ToString();
@@ -189,21 +152,7 @@ internal sealed class PostgresCluster : IAsyncDisposable
             _stopped = true;
         }
 
-        if (File.Exists(Path.Combine(DataFolder, "postmaster.pid")))
-        {
-            var pgCtl = Path.Combine(_binFolder, "pg_ctl");
-            var result = RunAsync(Wrap(pgCtl, ["-D", DataFolder, "-m", "fast", "-w", "-t", "60", "stop"]), TimeSpan.FromSeconds(90)).GetAwaiter().GetResult();
-            if (result.ExitCode != 0)
-            {
-                RunAsync(Wrap(pgCtl, ["-D", DataFolder, "-m", "immediate", "-w", "stop"]), TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
-            }
-        }
-
-        try
-        {
-            Directory.Delete(Folder, recursive: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        if (_postgres.StopAndDeleteAsync().GetAwaiter().GetResult() is { } ex)
         {
             Console.Error.WriteLine($"Could not delete the PostgreSQL folder {Folder}: {ex.Message}");
         }
@@ -212,120 +161,7 @@ internal sealed class PostgresCluster : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         Stop();
-        _watchdog?.Dispose();
+        _postgres.Dispose();
         return ValueTask.CompletedTask;
-    }
-
-    /// <summary>
-    /// A shell loop, detached from the runner (its own session, so neither Ctrl-C nor killing the runner's process
-    /// tree ends it), that stops the cluster and deletes its folder if the runner dies first; it ends by itself once
-    /// the cluster is stopped normally.
-    /// </summary>
-    private void StartWatchdog()
-    {
-        var pgCtl = Path.Combine(_binFolder, "pg_ctl");
-        var script =
-            $"while [ -d /proc/{Environment.ProcessId} ] && [ -f '{DataFolder}/postmaster.pid' ]; do sleep 1; done; " +
-            $"if [ ! -d /proc/{Environment.ProcessId} ]; then '{pgCtl}' -D '{DataFolder}' -m immediate -w stop; rm -rf '{Folder}'; fi";
-        var (file, args) = Wrap("setsid", ["bash", "-c", script]);
-        var info = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = "/",
-        };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        _watchdog = Process.Start(info);
-    }
-
-    private (string File, IReadOnlyList<string> Args) Wrap(string file, IReadOnlyList<string> args) =>
-        _asRoot ? ("runuser", ["-u", RunAsUser, "--", file, .. args]) : (file, args);
-
-    private async Task MustRunAsync(string file, IReadOnlyList<string> args, bool asServerUser = true)
-    {
-        (string File, IReadOnlyList<string> Args) command = asServerUser ? Wrap(file, args) : (file, args);
-        var result = await RunAsync(command, TimeSpan.FromSeconds(120));
-        if (result.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"'{Path.GetFileName(command.File)} {string.Join(' ', command.Args)}' failed with exit code {result.ExitCode}: {result.Output.Trim()}\n{LogTail()}");
-        }
-    }
-
-    private string LogTail()
-    {
-        var log = Path.Combine(Folder, "postgres.log");
-        return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(30)) : "";
-    }
-
-    private static Task<(int ExitCode, string Output)> RunAsync((string File, IReadOnlyList<string> Args) command, TimeSpan timeout) =>
-        RunAsync(command.File, command.Args, timeout);
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout)
-    {
-        var info = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = "/",
-        };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, $"timed out after {timeout}");
-        }
-
-        // pg_ctl start leaves the server holding copies of these pipes: don't wait for their end past a moment.
-        var output = await Task.WhenAny(Task.WhenAll(stdout, stderr), Task.Delay(TimeSpan.FromSeconds(5))) is Task<string[]> { IsCompletedSuccessfully: true } done
-            ? string.Concat(done.Result)
-            : "";
-        return (process.ExitCode, output);
-    }
-
-    private static string? FindBinFolder()
-    {
-        static bool Has(string folder) => File.Exists(Path.Combine(folder, "initdb")) && File.Exists(Path.Combine(folder, "pg_ctl"));
-
-        if (Environment.GetEnvironmentVariable("SESSIONMIDDLEWARE_PG_BIN") is { Length: > 0 } configured)
-        {
-            return Has(configured) ? configured : null;
-        }
-
-        if (Directory.Exists("/usr/lib/postgresql"))
-        {
-            var versioned = Directory.GetDirectories("/usr/lib/postgresql")
-                .Select(d => (Folder: Path.Combine(d, "bin"), Version: int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0))
-                .Where(d => Has(d.Folder))
-                .OrderByDescending(d => d.Version)
-                .FirstOrDefault();
-            if (versioned.Folder is not null)
-            {
-                return versioned.Folder;
-            }
-        }
-
-        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(Has);
     }
 }
