@@ -16,7 +16,6 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 {
     /// <summary>The most writes in one transaction, so that one commit never holds the lock for long.</summary>
     public const int MaxBatch = 128;
-    private static readonly bool YieldW = Environment.GetEnvironmentVariable("YIELDW") == "1";
 
     private readonly Channel<WriteOperation> _channel = Channel.CreateUnbounded<WriteOperation>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
@@ -126,15 +125,6 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                 if (batch.Count == 0 && alone is null)
                 {
                     continue;
-                }
-
-                if (alone is null && batch.Count < MaxBatch && YieldW)
-                {
-                    await Task.Yield();
-                    while (batch.Count < MaxBatch && alone is null && _channel.Reader.TryRead(out var more))
-                    {
-                        if (more.Alone) { alone = more; } else { batch.Add(more); }
-                    }
                 }
 
                 try
