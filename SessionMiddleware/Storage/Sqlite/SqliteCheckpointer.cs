@@ -16,7 +16,8 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// <see cref="RestartThresholdFrames"/> frames are left, a second passive checkpoint runs on the writer's connection
 /// between two group transactions (<see cref="SqliteWriteQueue.RunAloneAsync"/>): it only has the few frames appended
 /// since to copy, nothing appends meanwhile, so it completes, and the next commit writes the WAL from its start again.
-/// That pauses this process's writes for about a millisecond once a second. Committed transactions are in the WAL
+/// To keep that pause short, up to <see cref="MaxBackgroundPasses"/> passes beside the writer run first, each copying
+/// what was appended during the one before, until fewer than <see cref="SmallRemainderFrames"/> came in. Committed transactions are in the WAL
 /// either way: durability across a process crash is unchanged.
 /// </para>
 /// </summary>
@@ -24,6 +25,10 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
 {
     /// <summary>Frames left in the WAL after the background step above which the writer finishes the checkpoint (SQLite's own auto-checkpoint threshold).</summary>
     public const int RestartThresholdFrames = 1000;
+
+    // Background passes per tick at most, and the frames appended during one below which the writer may finish.
+    private const int MaxBackgroundPasses = 4;
+    private const int SmallRemainderFrames = 256;
 
     private const string PassiveCheckpoint = "PRAGMA wal_checkpoint(PASSIVE);";
     private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
@@ -70,6 +75,21 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
                 await using (connection.ConfigureAwait(false))
                 {
                     background = await CheckpointAsync(connection, _stopping.Token).ConfigureAwait(false);
+
+                    // The writer's step below pauses this process's writes while it copies (and fsyncs) whatever was
+                    // appended since this step began. Under heavy writes that was half a second of WAL (a 44 ms p99 on
+                    // /new): passes beside the writer first, each copying what came in during the one before, leave it
+                    // little.
+                    for (var pass = 1; pass < MaxBackgroundPasses && background.Frames >= RestartThresholdFrames; pass++)
+                    {
+                        var next = await CheckpointAsync(connection, _stopping.Token).ConfigureAwait(false);
+                        var appended = next.Frames - background.Frames;
+                        background = next;
+                        if (appended < SmallRemainderFrames)
+                        {
+                            break;
+                        }
+                    }
                 }
 
                 if (background.Frames >= RestartThresholdFrames)
