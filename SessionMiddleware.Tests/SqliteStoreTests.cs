@@ -22,61 +22,6 @@ public sealed class SqliteStoreTests : TempFolderTest
     }
 
     [Test]
-    public async Task Migrate_KeepsATableOfTheEarlierWithoutRowidLayout_AndItsSessionsWork()
-    {
-        // Earlier versions created the table WITHOUT ROWID; new tables are rowid tables (fewer pages written per
-        // insert). Same columns, same primary key: an existing table is accepted as it is and keeps its sessions.
-        var db = Folder.File("old.db");
-        var kept = StoreFactory.NewKey();
-        using (var connection = new SqliteConnection($"Data Source={db};Pooling=False"))
-        {
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = """
-                CREATE TABLE sessions (
-                    id BLOB NOT NULL PRIMARY KEY, user_id TEXT NULL, data BLOB NOT NULL, created_at INTEGER NOT NULL,
-                    last_access INTEGER NOT NULL, version INTEGER NOT NULL, ip TEXT NULL, user_agent TEXT NULL
-                ) WITHOUT ROWID;
-                INSERT INTO sessions VALUES (@id, NULL, x'07', strftime('%s','now'), strftime('%s','now'), 3, NULL, NULL);
-                """;
-            command.Parameters.AddWithValue("@id", kept);
-            command.ExecuteNonQuery();
-        }
-
-        var store = StoreFactory.Sqlite(db, TimeProvider.System);
-        await store.MigrateAsync();
-
-        var loaded = await store.LoadAsync(kept);
-        Assert.That(loaded?.Data, Is.EqualTo(new byte[] { 7 }));
-        Assert.That(loaded!.Version, Is.EqualTo(3));
-        Assert.That((await store.UpdateAsync(kept, [8], 3)).Status, Is.EqualTo(SessionUpdateStatus.Committed));
-        var created = StoreFactory.NewKey();
-        await store.CreateAsync(new NewSession(created, [9], "u", null, null));
-        Assert.That((await store.ListByUserAsync("u")).Count, Is.EqualTo(1));
-        Assert.That((await store.LoadAsync(kept))?.Data, Is.EqualTo(new byte[] { 8 }));
-        await store.DisposeAsync();
-
-        using var check = new SqliteConnection($"Data Source={db};Pooling=False");
-        check.Open();
-        using var sql = check.CreateCommand();
-        sql.CommandText = "SELECT sql FROM sqlite_master WHERE name = 'sessions';";
-        Assert.That((string)sql.ExecuteScalar()!, Does.Contain("WITHOUT ROWID"), "the migration altered nothing");
-    }
-
-    [Test]
-    public async Task Migrate_CreatesARowidTable_SoNewRowsAndTimestampIndexEntriesAreAppended()
-    {
-        var db = Folder.File("new.db");
-        await StoreFactory.Sqlite(db, StoreFactory.NewTime()).MigrateAsync();
-
-        using var connection = new SqliteConnection($"Data Source={db};Pooling=False");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT sql FROM sqlite_master WHERE name = 'sessions';";
-        Assert.That((string)command.ExecuteScalar()!, Does.Not.Contain("WITHOUT ROWID"));
-    }
-
-    [Test]
     public async Task UnderSteadyWrites_TheWalStartsOver_InsteadOfGrowingWithEveryWrite()
     {
         // SQLite only writes the WAL from its start again after a checkpoint that copied every frame; under steady
