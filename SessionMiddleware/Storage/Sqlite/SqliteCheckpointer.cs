@@ -102,10 +102,6 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
             {
                 return;
             }
-            catch (ObjectDisposedException) when (_stopping.IsCancellationRequested)
-            {
-                return;
-            }
             catch (Exception ex)
             {
                 // A missing table or file, a lock: the next tick tries again; requests report their own errors.

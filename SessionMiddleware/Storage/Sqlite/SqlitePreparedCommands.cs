@@ -17,18 +17,19 @@ internal sealed class SqlitePreparedCommands
 
     /// <summary>
     /// The prepared command for <paramref name="sql"/> on <paramref name="connection"/>, enlisted in
-    /// <paramref name="transaction"/>; <paramref name="parameters"/> names its parameters, in any order.
+    /// <paramref name="transaction"/>, with <paramref name="parameters"/> bound (null as SQL NULL). A call site passes
+    /// the same names in the same order every time; the command's parameters are created from them on first use.
     /// </summary>
-    public SqliteCommand Get(SqliteConnection connection, SqliteTransaction transaction, string sql, params ReadOnlySpan<(string Name, SqliteType Type)> parameters)
+    public SqliteCommand Get(SqliteConnection connection, SqliteTransaction transaction, string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
         var commands = _byConnection.GetOrCreateValue(connection);
         if (!commands.TryGetValue(sql, out var command))
         {
             command = connection.CreateCommand();
             command.CommandText = sql;
-            foreach (var (name, type) in parameters)
+            foreach (var (name, _) in parameters)
             {
-                command.Parameters.Add(name, type);
+                command.Parameters.Add(new SqliteParameter { ParameterName = name });
             }
 
             command.Transaction = transaction;
@@ -37,6 +38,11 @@ internal sealed class SqlitePreparedCommands
         }
 
         command.Transaction = transaction;
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            command.Parameters[i].Value = parameters[i].Value ?? DBNull.Value;
+        }
+
         return command;
     }
 }

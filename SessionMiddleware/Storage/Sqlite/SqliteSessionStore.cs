@@ -162,19 +162,12 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
                     connection,
                     transaction,
                     _sql.Insert,
-                    ("@Id", SqliteType.Blob),
-                    ("@UserId", SqliteType.Text),
-                    ("@Data", SqliteType.Blob),
-                    ("@Now", SqliteType.Integer),
-                    ("@Ip", SqliteType.Text),
-                    ("@UserAgent", SqliteType.Text));
-                var p = command.Parameters;
-                p["@Id"].Value = session.Key;
-                p["@UserId"].Value = (object?)session.UserId ?? DBNull.Value;
-                p["@Data"].Value = session.Data;
-                p["@Now"].Value = now;
-                p["@Ip"].Value = (object?)session.IpAddress ?? DBNull.Value;
-                p["@UserAgent"].Value = (object?)session.UserAgent ?? DBNull.Value;
+                    ("@Id", session.Key),
+                    ("@UserId", session.UserId),
+                    ("@Data", session.Data),
+                    ("@Now", now),
+                    ("@Ip", session.IpAddress),
+                    ("@UserAgent", session.UserAgent));
                 return command.ExecuteNonQueryAsync(token);
             },
             singleStatement: true,
@@ -196,19 +189,12 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
                     connection,
                     transaction,
                     _sql.Update,
-                    ("@Id", SqliteType.Blob),
-                    ("@Data", SqliteType.Blob),
-                    ("@Now", SqliteType.Integer),
-                    ("@ExpectedVersion", SqliteType.Integer),
-                    ("@IdleCutoff", SqliteType.Integer),
-                    ("@AbsoluteCutoff", SqliteType.Integer));
-                var p = command.Parameters;
-                p["@Id"].Value = key;
-                p["@Data"].Value = data;
-                p["@Now"].Value = now;
-                p["@ExpectedVersion"].Value = expectedVersion;
-                p["@IdleCutoff"].Value = idleCutoff;
-                p["@AbsoluteCutoff"].Value = absoluteCutoff;
+                    ("@Id", key),
+                    ("@Data", data),
+                    ("@Now", now),
+                    ("@ExpectedVersion", expectedVersion),
+                    ("@IdleCutoff", idleCutoff),
+                    ("@AbsoluteCutoff", absoluteCutoff));
                 var version = await command.ExecuteScalarAsync(token).ConfigureAwait(false) is long returned ? returned : (long?)null;
                 return version is { } v
                     ? new SessionUpdateResult(SessionUpdateStatus.Committed, v)
@@ -230,15 +216,10 @@ internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
                     connection,
                     transaction,
                     _sql.Touch,
-                    ("@Id", SqliteType.Blob),
-                    ("@Now", SqliteType.Integer),
-                    ("@IdleCutoff", SqliteType.Integer),
-                    ("@AbsoluteCutoff", SqliteType.Integer));
-                var p = command.Parameters;
-                p["@Id"].Value = key;
-                p["@Now"].Value = now;
-                p["@IdleCutoff"].Value = idleCutoff;
-                p["@AbsoluteCutoff"].Value = absoluteCutoff;
+                    ("@Id", key),
+                    ("@Now", now),
+                    ("@IdleCutoff", idleCutoff),
+                    ("@AbsoluteCutoff", absoluteCutoff));
                 return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0;
             },
             singleStatement: true,

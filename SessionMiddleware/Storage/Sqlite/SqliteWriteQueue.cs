@@ -39,13 +39,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the write while it waits in the queue or runs.</param>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
     {
-        var operation = new WriteOperation<T>(work, singleStatement, cancellationToken);
-        if (!_channel.Writer.TryWrite(operation))
-        {
-            throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
-        }
-
-        return operation.Task;
+        return Enqueue(new WriteOperation<T>(work, singleStatement, cancellationToken));
     }
 
     /// <summary>
@@ -55,13 +49,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// </summary>
     public Task<T> RunAloneAsync<T>(Func<SqliteConnection, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
-        var operation = new WriteOperation<T>((connection, _, token) => work(connection, token), singleStatement: true, cancellationToken) { Alone = true };
-        if (!_channel.Writer.TryWrite(operation))
-        {
-            throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
-        }
-
-        return operation.Task;
+        return Enqueue(new WriteOperation<T>((connection, _, token) => work(connection, token), singleStatement: true, cancellationToken) { Alone = true });
     }
 
     /// <summary>
@@ -79,6 +67,11 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 
         return operation.Task;
     }
+
+    private Task<T> Enqueue<T>(WriteOperation<T> operation) =>
+        _channel.Writer.TryWrite(operation)
+            ? operation.Task
+            : throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
 
     public async ValueTask DisposeAsync()
     {
