@@ -11,7 +11,7 @@ namespace SessionMiddleware.PostgreSql;
 /// of one <see cref="NpgsqlDataSource"/>. Behaves as the SQLite store does; what differs is how concurrency is
 /// handled: row locks instead of one writer, an advisory lock for the migration, <c>SKIP LOCKED</c> for cleanup.
 /// </summary>
-internal sealed class PostgreSqlSessionStore : ISessionStore
+internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
 {
     /// <summary>SQLSTATE undefined_table.</summary>
     private const string UndefinedTable = "42P01";

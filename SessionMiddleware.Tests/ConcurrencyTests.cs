@@ -40,7 +40,7 @@ public sealed class ConcurrencyTests : TempFolderTest
         const int requests = 300;
         await using var host = await SessionTestHost.StartAsync(
             Folder.Path,
-            services: s => s.AddSingleton<ISessionStore>(sp => store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
+            services: s => s.UseStore(sp => store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
             endpoints: app => app.MapGet("/mix", (HttpContext c, int n) =>
             {
                 foreach (var op in Operations(n))

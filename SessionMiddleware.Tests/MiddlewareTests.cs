@@ -15,7 +15,7 @@ public sealed class MiddlewareTests : TempFolderTest
     public async Task Request_WithoutCookieAndWithoutWrite_StoresNothingAndSetsNoCookie()
     {
         FaultyStore? store = null;
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.AddSingleton<ISessionStore>(sp =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.UseStore(sp =>
             store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
         var client = host.CreateRawClient();
 
@@ -92,7 +92,7 @@ public sealed class MiddlewareTests : TempFolderTest
     public async Task RemovingAnAbsentKey_OrClearingAnEmptySession_WritesNothing()
     {
         FaultyStore? store = null;
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.AddSingleton<ISessionStore>(sp =>
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.UseStore(sp =>
             store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
@@ -343,7 +343,7 @@ public sealed class MiddlewareTests : TempFolderTest
         await using var host = await SessionTestHost.StartAsync(
             Folder.Path,
             o => o.TouchInterval = TimeSpan.Zero,
-            services: s => s.AddSingleton<ISessionStore>(sp => store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
+            services: s => s.UseStore(sp => store = new FaultyStore(ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(sp))));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         var created = LastAccess(host);
@@ -450,7 +450,7 @@ public sealed class MiddlewareTests : TempFolderTest
                 // Meanwhile another server commits a large value to the same session.
                 var theirs = new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["a"] = "1"u8.ToArray(), ["theirs"] = new byte[600] };
                 var size = SessionSerializer.HeaderSize(2) + SessionSerializer.EntrySize("a", 1) + SessionSerializer.EntrySize("theirs", 600);
-                var store = c.RequestServices.GetRequiredService<ISessionStore>();
+                var store = c.RequestServices.GetRequiredService<IServerSideSessionStore>();
                 var result = await store.UpdateAsync(session.Key!, SessionSerializer.Serialize(theirs, size), session.Version);
                 return result.Status.ToString();
             }));

@@ -58,7 +58,7 @@ public sealed class OptionsTests : TempFolderTest
             }
             """;
         var configuration = new ConfigurationBuilder().AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(json))).Build();
-        var services = new ServiceCollection().AddServerSideSessions(configuration.GetSection("ServerSideSessions")).BuildServiceProvider();
+        var services = new ServiceCollection().AddServerSideSessions(configuration.GetSection("ServerSideSessions")).Services.BuildServiceProvider();
 
         var o = services.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value;
 

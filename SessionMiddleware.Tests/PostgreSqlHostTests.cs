@@ -18,13 +18,18 @@ namespace SessionMiddleware.Tests;
 public sealed class PostgreSqlHostTests : TempFolderTest
 {
     [Test]
-    public void UsePostgreSql_BeforeAddServerSideSessions_ThrowsSayingWhatToCall()
+    public void UsePostgreSql_ExtendsOnlyTheSessionsBuilder_SoItCannotBeCalledWithoutAddServerSideSessions()
     {
-        var services = new ServiceCollection();
+        var overloads = typeof(ServerSideSessionPostgreSqlExtensions).GetMethods()
+            .Where(m => m.Name == nameof(ServerSideSessionPostgreSqlExtensions.UsePostgreSql))
+            .ToList();
 
-        var ex = Assert.Throws<InvalidOperationException>(() => services.UsePostgreSql("Host=127.0.0.1"));
-
-        Assert.That(ex!.Message, Does.Contain("AddServerSideSessions"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(overloads, Has.Count.EqualTo(3));
+            Assert.That(overloads.Select(m => m.GetParameters()[0].ParameterType), Has.All.EqualTo(typeof(IServerSideSessionsBuilder)));
+            Assert.That(overloads.Select(m => m.ReturnType), Has.All.EqualTo(typeof(IServerSideSessionsBuilder)));
+        });
     }
 
     [Test]
@@ -39,7 +44,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
 
         Assert.Multiple(() =>
         {
-            Assert.That(provider.GetRequiredService<ISessionStore>(), Is.InstanceOf<PostgreSqlSessionStore>());
+            Assert.That(provider.GetRequiredService<IServerSideSessionStore>(), Is.InstanceOf<PostgreSqlSessionStore>());
             Assert.That(options.ConnectionString, Is.EqualTo("Host=127.0.0.1;Database=app;Username=app"));
             Assert.That(options.TableName, Is.EqualTo("app_sessions"));
             Assert.That(validators.OfType<PostgreSqlConnectionStringValidator>().Count(), Is.EqualTo(1));
@@ -86,7 +91,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
             services.AddServerSideSessions().UsePostgreSql(dataSource);
             await using (var provider = services.BuildServiceProvider())
             {
-                await provider.GetRequiredService<ISessionStore>().MigrateAsync();
+                await provider.GetRequiredService<IServerSideSessionStore>().MigrateAsync();
             }
 
             await using var command = dataSource.CreateCommand("SELECT COUNT(*) FROM sessions");

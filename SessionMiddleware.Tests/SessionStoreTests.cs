@@ -28,14 +28,14 @@ public sealed class SessionStoreTests(string kind)
     [TearDown]
     public async Task TearDown() => await _db.DisposeAsync();
 
-    private ISessionStore NewStore(Action<ServerSideSessionOptions>? configure = null) => _db.CreateStore(_time, o =>
+    private IServerSideSessionStore NewStore(Action<ServerSideSessionOptions>? configure = null) => _db.CreateStore(_time, o =>
     {
         o.IdleTimeout = TimeSpan.FromMinutes(20);
         o.AbsoluteTimeout = TimeSpan.FromHours(8);
         configure?.Invoke(o);
     });
 
-    private async Task<ISessionStore> MigratedStoreAsync(Action<ServerSideSessionOptions>? configure = null)
+    private async Task<IServerSideSessionStore> MigratedStoreAsync(Action<ServerSideSessionOptions>? configure = null)
     {
         var store = NewStore(configure);
         await store.MigrateAsync();
@@ -584,7 +584,7 @@ public sealed class SessionStoreTests(string kind)
         });
     }
 
-    private static async Task<List<byte[]>> CreateManyAsync(ISessionStore store, int count)
+    private static async Task<List<byte[]>> CreateManyAsync(IServerSideSessionStore store, int count)
     {
         var keys = new List<byte[]>();
         for (var i = 0; i < count; i++)

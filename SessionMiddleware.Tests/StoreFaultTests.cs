@@ -23,7 +23,7 @@ public sealed class StoreFaultTests
         _host = await SessionTestHost.StartAsync(
             _folder.Path,
             configure: o => o.IOTimeout = TimeSpan.FromMilliseconds(500),
-            services: s => s.AddSingleton<ISessionStore>(sp => _store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
+            services: s => s.UseStore(sp => _store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
             endpoints: app => app.MapGet("/stream", async (HttpContext c) =>
             {
                 c.Session.SetString("streamed", "yes");

@@ -1,9 +1,9 @@
 namespace SessionMiddleware.Tests.Infrastructure;
 
 /// <summary>Wraps the real store to count calls and inject faults.</summary>
-internal sealed class FaultyStore(ISessionStore inner) : ISessionStore
+internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSessionStore
 {
-    public ISessionStore Inner { get; } = inner;
+    public IServerSideSessionStore Inner { get; } = inner;
 
     public Func<Exception?>? OnLoad { get; set; }
 

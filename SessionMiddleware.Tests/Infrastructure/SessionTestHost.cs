@@ -49,7 +49,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
     public static async Task<SessionTestHost> StartAsync(
         string folder,
         Action<ServerSideSessionOptions>? configure = null,
-        Action<IServiceCollection>? services = null,
+        Action<IServerSideSessionsBuilder>? services = null,
         Action<WebApplication>? endpoints = null,
         FakeTimeProvider? time = null,
         string? keysFolder = null,
@@ -74,12 +74,12 @@ internal sealed class SessionTestHost : IAsyncDisposable
         builder.Services.AddDataProtection()
             .SetApplicationName("SessionMiddleware.Tests")
             .PersistKeysToFileSystem(new DirectoryInfo(keysFolder ?? Path.Combine(folder, "keys")));
-        builder.Services.AddServerSideSessions(o =>
+        var sessions = builder.Services.AddServerSideSessions(o =>
         {
             o.ConnectionString = $"Data Source={databasePath}";
             configure?.Invoke(o);
         });
-        services?.Invoke(builder.Services);
+        services?.Invoke(sessions);
 
         var app = builder.Build();
         app.UseServerSideSessions();
@@ -204,7 +204,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
     /// <summary>Closes every idle SQLite connection of the app: the provider's pool and the store's held load connections.</summary>
     public async Task ReleaseConnectionsAsync()
     {
-        if (Services.GetRequiredService<ISessionStore>() is Storage.Sqlite.SqliteSessionStore store)
+        if (Services.GetRequiredService<IServerSideSessionStore>() is Storage.Sqlite.SqliteSessionStore store)
         {
             await store.ReleaseIdleConnectionsAsync();
         }

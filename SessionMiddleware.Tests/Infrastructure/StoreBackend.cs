@@ -35,7 +35,7 @@ internal abstract class StoreBackend : IAsyncDisposable
     };
 
     /// <summary>A store over this database (each call a new store, as another process would have).</summary>
-    public abstract ISessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null);
+    public abstract IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null);
 
     /// <summary>An exception as the driver raises for a failing database.</summary>
     public abstract DbException DatabaseError();
@@ -82,7 +82,7 @@ internal abstract class StoreBackend : IAsyncDisposable
 
         public override string IntegerType => "INTEGER";
 
-        public override ISessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+        public override IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
         {
             var options = new ServerSideSessionOptions { ConnectionString = $"Data Source={Database}" };
             configure?.Invoke(options);
@@ -154,7 +154,7 @@ internal abstract class StoreBackend : IAsyncDisposable
 
         public string ConnectionString => _connectionString;
 
-        public override ISessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+        public override IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
         {
             var options = new ServerSideSessionOptions { ConnectionString = _connectionString };
             configure?.Invoke(options);

@@ -12,12 +12,12 @@ namespace SessionMiddleware;
 /// </summary>
 internal sealed class SessionCleanupService : BackgroundService
 {
-    private readonly ISessionStore _store;
+    private readonly IServerSideSessionStore _store;
     private readonly TimeProvider _timeProvider;
     private readonly ServerSideSessionOptions _options;
     private readonly ILogger<SessionCleanupService> _logger;
 
-    public SessionCleanupService(ISessionStore store, TimeProvider timeProvider, IOptions<ServerSideSessionOptions> options, ILogger<SessionCleanupService> logger)
+    public SessionCleanupService(IServerSideSessionStore store, TimeProvider timeProvider, IOptions<ServerSideSessionOptions> options, ILogger<SessionCleanupService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _store = store;

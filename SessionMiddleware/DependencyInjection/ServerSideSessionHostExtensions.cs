@@ -24,7 +24,7 @@ public static class ServerSideSessionHostExtensions
                 "MigrateServerSideSessionsAsync() needs the session services: call builder.Services.AddServerSideSessions(...) when registering services.");
         }
 
-        var store = host.Services.GetRequiredService<ISessionStore>();
+        var store = host.Services.GetRequiredService<IServerSideSessionStore>();
         await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
+using SessionMiddleware.DependencyInjection;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -15,15 +16,15 @@ public static class ServerSideSessionServiceCollectionExtensions
     /// Adds server-side sessions with the default options: SQLite file <c>sessions.db</c>, 20 minutes idle timeout.
     /// </summary>
     /// <param name="services">The service collection.</param>
-    /// <returns>The service collection, for chaining.</returns>
-    public static IServiceCollection AddServerSideSessions(this IServiceCollection services) =>
+    /// <returns>A builder to chain the store and the features on (<c>.UsePostgreSql(...)</c>, …).</returns>
+    public static IServerSideSessionsBuilder AddServerSideSessions(this IServiceCollection services) =>
         services.AddServerSideSessions(static _ => { });
 
     /// <summary>Adds server-side sessions, configured by <paramref name="configure"/>.</summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the options.</param>
-    /// <returns>The service collection, for chaining.</returns>
-    public static IServiceCollection AddServerSideSessions(this IServiceCollection services, Action<ServerSideSessionOptions> configure)
+    /// <returns>A builder to chain the store and the features on (<c>.UsePostgreSql(...)</c>, …).</returns>
+    public static IServerSideSessionsBuilder AddServerSideSessions(this IServiceCollection services, Action<ServerSideSessionOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
@@ -37,8 +38,8 @@ public static class ServerSideSessionServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="section">The configuration section holding the options.</param>
-    /// <returns>The service collection, for chaining.</returns>
-    public static IServiceCollection AddServerSideSessions(this IServiceCollection services, IConfiguration section)
+    /// <returns>A builder to chain the store and the features on (<c>.UsePostgreSql(...)</c>, …).</returns>
+    public static IServerSideSessionsBuilder AddServerSideSessions(this IServiceCollection services, IConfiguration section)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(section);
@@ -46,7 +47,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         return services.AddServerSideSessionsCore();
     }
 
-    private static IServiceCollection AddServerSideSessionsCore(this IServiceCollection services)
+    private static ServerSideSessionsBuilder AddServerSideSessionsCore(this IServiceCollection services)
     {
         services.AddOptions<ServerSideSessionOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, ServerSideSessionOptionsValidator>());
@@ -55,11 +56,11 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
-        services.TryAddSingleton<ISessionStore, SqliteSessionStore>();
+        services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
         services.TryAddSingleton<SessionRuntime>();
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<ServerSideSessionMarkerService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionCleanupService>());
-        return services;
+        return new ServerSideSessionsBuilder(services);
     }
 }

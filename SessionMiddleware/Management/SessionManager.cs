@@ -2,8 +2,8 @@ using Microsoft.Extensions.Logging;
 
 namespace SessionMiddleware;
 
-/// <summary>The <see cref="ISessionManager"/> over the configured <see cref="ISessionStore"/>.</summary>
-internal sealed class SessionManager(ISessionStore store, ILogger<SessionManager> logger) : ISessionManager
+/// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
+internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger) : ISessionManager
 {
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)

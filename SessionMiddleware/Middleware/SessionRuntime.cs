@@ -15,7 +15,7 @@ internal sealed class SessionRuntime
 
     public SessionRuntime(
         IOptions<ServerSideSessionOptions> options,
-        ISessionStore store,
+        IServerSideSessionStore store,
         SessionIdProtector protector,
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory)
@@ -32,7 +32,7 @@ internal sealed class SessionRuntime
 
     public ServerSideSessionOptions Options { get; }
 
-    public ISessionStore Store { get; }
+    public IServerSideSessionStore Store { get; }
 
     public SessionIdProtector Protector { get; }
 

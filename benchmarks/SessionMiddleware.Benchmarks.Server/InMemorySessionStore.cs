@@ -9,7 +9,7 @@ namespace SessionMiddleware.Benchmarks.Server;
 /// aspnet-memory) and the SQLite store's (ours-sqlite vs ours-memory). Not a product: it keeps everything in memory,
 /// never expires anything and implements only what the three endpoints use.
 /// </summary>
-internal sealed class InMemorySessionStore(TimeProvider time) : ISessionStore
+internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessionStore
 {
     private readonly ConcurrentDictionary<string, StoredSession> _rows = new(StringComparer.Ordinal);
 

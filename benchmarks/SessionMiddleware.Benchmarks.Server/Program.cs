@@ -123,7 +123,7 @@ switch (settings.Config)
         });
         if (settings.Config == "ours-memory")
         {
-            builder.Services.AddSingleton<SessionMiddleware.ISessionStore>(sp => new InMemorySessionStore(sp.GetRequiredService<TimeProvider>()));
+            sessions.UseStore(sp => new InMemorySessionStore(sp.GetRequiredService<TimeProvider>()));
         }
 
         if (settings.Config == "ours-postgres")

@@ -11,7 +11,7 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// The embedded default store: one SQLite file in WAL mode, accessed through Dapper. Reads use pooled
 /// Microsoft.Data.Sqlite connections; writes are group-committed by one writer (<see cref="SqliteWriteQueue"/>).
 /// </summary>
-internal sealed class SqliteSessionStore : ISessionStore, IAsyncDisposable
+internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDisposable
 {
     private readonly string _connectionString;
     private readonly string _connectionPragmas;

@@ -9,7 +9,7 @@ namespace SessionMiddleware;
 /// cookie. A store takes "now" from the <see cref="TimeProvider"/> it was given, never from the database's
 /// clock, and treats sessions past their idle or absolute timeout as missing.
 /// </remarks>
-public interface ISessionStore
+public interface IServerSideSessionStore
 {
     /// <summary>
     /// Creates the session table and its indexes when missing; does nothing when they exist with the
