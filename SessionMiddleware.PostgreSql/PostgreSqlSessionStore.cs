@@ -10,6 +10,7 @@ namespace SessionMiddleware.PostgreSql;
 /// The store for several app servers: one PostgreSQL table, accessed through Dapper over the pooled connections
 /// of one <see cref="NpgsqlDataSource"/>. Behaves as the SQLite store does; what differs is how concurrency is
 /// handled: row locks instead of one writer, an advisory lock for the migration, <c>SKIP LOCKED</c> for cleanup.
+/// Written against the core library's public API only.
 /// </summary>
 internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
 {
@@ -17,7 +18,8 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     private const string UndefinedTable = "42P01";
 
     private readonly NpgsqlDataSource _dataSource;
-    private readonly PostgreSqlSessionSql _sql;
+    private readonly SessionSql _sql;
+    private readonly PostgreSqlSessionSql _pg;
     private readonly SessionExpiry _expiry;
     private readonly ILogger<PostgreSqlSessionStore> _logger;
 
@@ -26,7 +28,8 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(options);
         _dataSource = dataSource;
-        _sql = new PostgreSqlSessionSql(options.Value.TableName);
+        _sql = new SessionSql(PostgreSqlDialect.Instance, options.Value.TableName);
+        _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
     }
@@ -36,71 +39,35 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     {
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var connectionScope = connection.ConfigureAwait(false);
-        var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using var transactionScope = transaction.ConfigureAwait(false);
-
-        // Several nodes starting at once take turns here; CREATE ... IF NOT EXISTS alone races in PostgreSQL.
-        await connection.ExecuteAsync(new CommandDefinition(
-            _sql.AcquireMigrationLock, new { LockKey = _sql.MigrationLockKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await connection.ExecuteAsync(new CommandDefinition(_sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        var recorded = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            _sql.SelectSchemaVersion, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        if (recorded > SessionTableSchema.Version)
-        {
-            throw SessionTableSchema.NewerSchema(_sql.TableName, recorded.Value);
-        }
-
-        var found = (await connection.QueryAsync<FoundColumn>(new CommandDefinition(
-            _sql.SelectColumns, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
-        var created = found.Count == 0;
-        if (!created && !SessionTableSchema.HasExpectedShape(found, PostgreSqlSessionSql.Columns))
-        {
-            throw SessionTableSchema.WrongShape(_sql.TableName, PostgreSqlSessionSql.Columns, found);
-        }
-
-        // Creates whatever is missing (the table, or only an index); never alters or drops anything.
-        await connection.ExecuteAsync(new CommandDefinition(_sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await connection.ExecuteAsync(new CommandDefinition(
-            _sql.UpsertSchemaVersion,
-            new { _sql.TableName, Version = SessionTableSchema.Version, Now = _expiry.UnixNow() },
-            transaction,
-            cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-
+        var created = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.UnixNow(), cancellationToken).ConfigureAwait(false);
         Log.MigratedPostgreSql(_logger, _sql.TableName, created, SessionTableSchema.Version, connection.PostgreSqlVersion.ToString());
     }
 
     /// <inheritdoc/>
-    public async Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(
-                new CommandDefinition(_sql.Load, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (row is null)
+        return RunAsync(
+            async (connection, token) =>
             {
-                return null;
-            }
+                var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(
+                    new CommandDefinition(_sql.Load, new { Id = key }, cancellationToken: token)).ConfigureAwait(false);
+                if (row is null)
+                {
+                    return null;
+                }
 
-            var cutoffs = _expiry.Cutoffs();
-            if (cutoffs.IsExpired(row.LastAccess, row.CreatedAt))
-            {
-                await connection.ExecuteAsync(new CommandDefinition(
-                    _sql.DeleteIfExpired,
-                    new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
-                    cancellationToken: cancellationToken)).ConfigureAwait(false);
-                return null;
-            }
+                var cutoffs = _expiry.Cutoffs();
+                if (cutoffs.IsExpired(row.LastAccess, row.CreatedAt))
+                {
+                    await connection.ExecuteAsync(new CommandDefinition(
+                        _sql.DeleteIfExpired, new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: token)).ConfigureAwait(false);
+                    return null;
+                }
 
-            return row.ToStoredSession(key);
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+                return row.ToStoredSession(key);
+            },
+            cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -108,208 +75,159 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     {
         ArgumentNullException.ThrowIfNull(session);
         var now = _expiry.UnixNow();
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(
+        await RunAsync(
+            (connection, token) => connection.ExecuteAsync(new CommandDefinition(
                 _sql.Insert,
                 new { Id = session.Key, session.UserId, session.Data, Now = now, Ip = session.IpAddress, session.UserAgent },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
-
+                cancellationToken: token)),
+            cancellationToken).ConfigureAwait(false);
         var at = DateTimeOffset.FromUnixTimeSeconds(now);
         return new StoredSession(session.Key, session.Data, 1, session.UserId, at, at);
     }
 
     /// <inheritdoc/>
-    public async Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
-        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                _sql.Update,
-                new { Id = key, Data = data, Now = now, ExpectedVersion = expectedVersion, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (version is { } v)
+        var cutoffs = _expiry.Cutoffs();
+        return RunAsync(
+            async (connection, token) =>
             {
-                return new SessionUpdateResult(SessionUpdateStatus.Committed, v);
-            }
-
-            return await NotCommittedAsync(connection, key, idleCutoff, absoluteCutoff, cancellationToken).ConfigureAwait(false);
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                    _sql.Update,
+                    new { Id = key, Data = data, cutoffs.Now, ExpectedVersion = expectedVersion, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
+                    cancellationToken: token)).ConfigureAwait(false);
+                return await ResultAsync(connection, key, version, cutoffs, token).ConfigureAwait(false);
+            },
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.ExecuteAsync(new CommandDefinition(
-                _sql.Touch,
-                new { Id = key, Now = now, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return rows > 0;
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+        var cutoffs = _expiry.Cutoffs();
+        return RunAsync(
+            async (connection, token) => await connection.ExecuteAsync(new CommandDefinition(
+                _sql.Touch, new { Id = key, cutoffs.Now, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: token)).ConfigureAwait(false) > 0,
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
-        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                _sql.Renew,
-                new
-                {
-                    NewId = renewed.Key,
-                    renewed.UserId,
-                    renewed.Data,
-                    Now = now,
-                    Ip = renewed.IpAddress,
-                    renewed.UserAgent,
-                    OldId = oldKey,
-                    ExpectedVersion = expectedVersion,
-                    IdleCutoff = idleCutoff,
-                    AbsoluteCutoff = absoluteCutoff,
-                },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (version is { } v)
+        var cutoffs = _expiry.Cutoffs();
+        return RunAsync(
+            async (connection, token) =>
             {
-                return new SessionUpdateResult(SessionUpdateStatus.Committed, v);
-            }
-
-            return await NotCommittedAsync(connection, oldKey, idleCutoff, absoluteCutoff, cancellationToken).ConfigureAwait(false);
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                    _pg.Renew,
+                    new
+                    {
+                        NewId = renewed.Key,
+                        renewed.UserId,
+                        renewed.Data,
+                        cutoffs.Now,
+                        Ip = renewed.IpAddress,
+                        renewed.UserAgent,
+                        OldId = oldKey,
+                        ExpectedVersion = expectedVersion,
+                        cutoffs.IdleCutoff,
+                        cutoffs.AbsoluteCutoff,
+                    },
+                    cancellationToken: token)).ConfigureAwait(false);
+                return await ResultAsync(connection, oldKey, version, cutoffs, token).ConfigureAwait(false);
+            },
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                _sql.ListByUser,
-                new { UserId = userId, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return [.. rows.Select(r => r.ToSessionInfo())];
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+        var cutoffs = _expiry.Cutoffs();
+        return RunAsync<IReadOnlyList<SessionInfo>>(
+            async (connection, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
+                    _sql.ListByUser, new { UserId = userId, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionInfo())];
+            },
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
+    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            // Expired rows not cleaned yet go too, but only live sessions are counted as revoked.
-            var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
-            return await connection.ExecuteScalarAsync<int>(new CommandDefinition(
-                _sql.DeleteByUser,
-                new { UserId = userId, ExceptId = exceptKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+        var cutoffs = _expiry.Cutoffs();
+        return RunAsync(
+            (connection, token) => connection.ExecuteScalarAsync<int>(new CommandDefinition(
+                _pg.DeleteByUser,
+                new { UserId = userId, ExceptId = exceptKey, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
+                cancellationToken: token)),
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return rows > 0;
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw MissingTable(ex);
-        }
+        return RunAsync(
+            async (connection, token) => await connection.ExecuteAsync(new CommandDefinition(
+                _sql.Delete, new { Id = key }, cancellationToken: token)).ConfigureAwait(false) > 0,
+            cancellationToken);
     }
 
     /// <inheritdoc/>
-    public async Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var cutoffs = _expiry.Cutoffs();
+        return RunAsync(
+            async (connection, token) =>
+            {
+                var deleted = await connection.ExecuteAsync(new CommandDefinition(
+                    _pg.DeleteIdleBatch, new { cutoffs.IdleCutoff, Limit = maxRows }, cancellationToken: token)).ConfigureAwait(false);
+                if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
+                {
+                    deleted += await connection.ExecuteAsync(new CommandDefinition(
+                        _pg.DeleteTooOldBatch, new { cutoffs.AbsoluteCutoff, Limit = maxRows - deleted }, cancellationToken: token)).ConfigureAwait(false);
+                }
+
+                return deleted;
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Runs <paramref name="work"/> on a pooled connection; a missing table becomes the error that names the migration.</summary>
+    private async Task<T> RunAsync<T>(Func<NpgsqlConnection, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
         try
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            var deleted = await connection.ExecuteAsync(new CommandDefinition(
-                _sql.DeleteIdleBatch,
-                new { IdleCutoff = idleCutoff, Limit = maxRows },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
-            if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
-            {
-                deleted += await connection.ExecuteAsync(new CommandDefinition(
-                    _sql.DeleteTooOldBatch,
-                    new { AbsoluteCutoff = absoluteCutoff, Limit = maxRows - deleted },
-                    cancellationToken: cancellationToken)).ConfigureAwait(false);
-            }
-
-            return deleted;
+            return await work(connection, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
         {
-            throw MissingTable(ex);
+            throw SessionTableSchema.MissingTable(_sql.TableName, ex);
         }
     }
 
-    /// <summary>An update or renewal matched no row: the row is either live with another version (conflict) or gone.</summary>
-    private async Task<SessionUpdateResult> NotCommittedAsync(NpgsqlConnection connection, byte[] key, long idleCutoff, long absoluteCutoff, CancellationToken cancellationToken)
+    /// <summary>Committed with the returned version; otherwise the row is live with another version (conflict) or gone.</summary>
+    private async Task<SessionUpdateResult> ResultAsync(NpgsqlConnection connection, byte[] key, long? version, ExpiryCutoffs cutoffs, CancellationToken cancellationToken)
     {
+        if (version is { } v)
+        {
+            return new SessionUpdateResult(SessionUpdateStatus.Committed, v);
+        }
+
         var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            _sql.SelectLiveVersion,
-            new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-            cancellationToken: cancellationToken)).ConfigureAwait(false);
+            _sql.SelectLiveVersion, new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
-
-    private InvalidOperationException MissingTable(Exception inner) => SessionTableSchema.MissingTable(_sql.TableName, inner);
 }

@@ -77,6 +77,5 @@ internal static partial class Log
     [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
     public static partial void Migrated(ILogger logger, string tableName, bool created, int schemaVersion, string journalMode);
 
-    [LoggerMessage(31, LogLevel.Information, "Session table \"{TableName}\" is ready on PostgreSQL {ServerVersion} (created: {Created}, schema version {SchemaVersion}).", EventName = "MigratedPostgreSql")]
-    public static partial void MigratedPostgreSql(ILogger logger, string tableName, bool created, int schemaVersion, string serverVersion);
+    // Event id 31 is the PostgreSQL package's MigratedPostgreSql.
 }

@@ -1,16 +1,13 @@
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Storage;
 
 namespace SessionMiddleware;
 
 /// <summary>
 /// Checks <see cref="ServerSideSessionOptions"/> when the host starts; each failure names the option and the rule.
 /// </summary>
-internal sealed partial class ServerSideSessionOptionsValidator : IValidateOptions<ServerSideSessionOptions>
+internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<ServerSideSessionOptions>
 {
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}$", RegexOptions.CultureInvariant)]
-    internal static partial Regex TableNamePattern();
-
     public ValidateOptionsResult Validate(string? name, ServerSideSessionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -22,7 +19,7 @@ internal sealed partial class ServerSideSessionOptionsValidator : IValidateOptio
             failures.Add($"{prefix}{nameof(options.ConnectionString)} is required.");
         }
 
-        if (options.TableName is null || !TableNamePattern().IsMatch(options.TableName))
+        if (!SessionTableSchema.IsValidTableName(options.TableName))
         {
             failures.Add($"{prefix}{nameof(options.TableName)} '{options.TableName}' is not allowed: it must match ^[A-Za-z_][A-Za-z0-9_]{{0,62}}$ (a letter or underscore, then up to 62 letters, digits or underscores).");
         }

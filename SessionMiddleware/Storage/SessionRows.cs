@@ -1,18 +1,29 @@
 namespace SessionMiddleware.Storage;
 
-/// <summary>A session row as every store's load query returns it (columns aliased to these names).</summary>
-internal sealed class SessionRow
+/// <summary>
+/// A session row as <see cref="SessionSql.Load"/> returns it (columns aliased to these names, so a micro-ORM such as
+/// Dapper maps it by name; <see cref="SessionSql.LoadColumns"/> gives the positions for a raw reader). For store authors.
+/// </summary>
+public sealed class SessionRow
 {
+    /// <summary>The serialized data.</summary>
     public byte[]? Data { get; set; }
 
+    /// <summary>The row's version.</summary>
     public long Version { get; set; }
 
+    /// <summary>The user the row is bound to, if any.</summary>
     public string? UserId { get; set; }
 
+    /// <summary>Creation time, Unix seconds.</summary>
     public long CreatedAt { get; set; }
 
+    /// <summary>Last recorded access, Unix seconds.</summary>
     public long LastAccess { get; set; }
 
+    /// <summary>The row as the store contract returns it.</summary>
+    /// <param name="key">The key the row was loaded by.</param>
+    /// <returns>The stored session.</returns>
     public StoredSession ToStoredSession(byte[] key) => new(
         key,
         Data ?? [],
@@ -22,21 +33,29 @@ internal sealed class SessionRow
         DateTimeOffset.FromUnixTimeSeconds(LastAccess));
 }
 
-/// <summary>A session row as every store's list-by-user query returns it.</summary>
-internal sealed class SessionInfoRow
+/// <summary>A session row as <see cref="SessionSql.ListByUser"/> returns it. For store authors.</summary>
+public sealed class SessionInfoRow
 {
+    /// <summary>The key (SHA-256 of the secret ID).</summary>
     public byte[] Id { get; set; } = [];
 
+    /// <summary>The user the row is bound to, if any.</summary>
     public string? UserId { get; set; }
 
+    /// <summary>Creation time, Unix seconds.</summary>
     public long CreatedAt { get; set; }
 
+    /// <summary>Last recorded access, Unix seconds.</summary>
     public long LastAccess { get; set; }
 
+    /// <summary>The client's IP address when the session was created, if recorded.</summary>
     public string? Ip { get; set; }
 
+    /// <summary>The client's User-Agent when the session was created, if recorded.</summary>
     public string? UserAgent { get; set; }
 
+    /// <summary>The row as the management API shows it, its <see cref="SessionInfo.Id"/> the public ID (lowercase hex of the key).</summary>
+    /// <returns>The session's description.</returns>
     public SessionInfo ToSessionInfo() => new(
         SessionIdProtector.ToPublicId(Id),
         UserId,

@@ -4,6 +4,7 @@ using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Storage;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace SessionMiddleware.Benchmarks.Micro;
@@ -41,7 +42,7 @@ public class StoreBenchmarks
         _key = RandomNumberGenerator.GetBytes(32);
         _version = _store.CreateAsync(new NewSession(_key, Data, null, "127.0.0.1", "bench")).GetAwaiter().GetResult().Version;
         _connectionString = new SqliteConnectionStringBuilder(options.ConnectionString) { Pooling = true }.ToString();
-        _loadSql = new SqliteSessionSql(options.TableName).Load;
+        _loadSql = new SessionSql(SqliteDialect.Instance, options.TableName).Load;
 
         _held = new SqliteConnection(_connectionString);
         _held.Open();

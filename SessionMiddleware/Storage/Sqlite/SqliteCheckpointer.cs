@@ -6,19 +6,13 @@ namespace SessionMiddleware.Storage.Sqlite;
 
 /// <summary>
 /// Copies the WAL back into the database file in the background, instead of SQLite's automatic checkpoint, which runs
-/// inside whichever commit crosses 1,000 WAL pages and, with <c>synchronous=NORMAL</c>, waits for two fsyncs there (a
-/// profile of <c>/new</c> under load showed the writer spending 78% of its time in COMMIT for that reason).
+/// inside whichever commit crosses 1,000 WAL pages and waits for two fsyncs there.
 /// <para>
-/// Once a second: first <c>PRAGMA wal_checkpoint(PASSIVE)</c> on a connection of its own, beside the writer, which copies
-/// the bulk of the WAL and blocks nobody. Under steady writes that alone never catches up (commits append while it runs),
-/// and SQLite only starts the WAL over from its beginning once a checkpoint has copied every frame: the WAL would grow
-/// without end (2 GB after 40 s of <c>/new</c> load, for a 53 MB database). So when more than
-/// <see cref="RestartThresholdFrames"/> frames are left, a second passive checkpoint runs on the writer's connection
-/// between two group transactions (<see cref="SqliteWriteQueue.RunAloneAsync"/>): it only has the few frames appended
-/// since to copy, nothing appends meanwhile, so it completes, and the next commit writes the WAL from its start again.
-/// To keep that pause short, up to <see cref="MaxBackgroundPasses"/> passes beside the writer run first, each copying
-/// what was appended during the one before, until fewer than <see cref="SmallRemainderFrames"/> came in. Committed transactions are in the WAL
-/// either way: durability across a process crash is unchanged.
+/// Once a second, passive checkpoints beside the writer copy the bulk and block nobody. Under steady writes they never
+/// copy the last frames (commits append meanwhile), and SQLite restarts the WAL only after a complete checkpoint, so
+/// past <see cref="RestartThresholdFrames"/> frames the writer finishes it between two group transactions
+/// (<see cref="SqliteWriteQueue.RunAloneAsync"/>), with only the few frames the passes left. Durability is unchanged:
+/// committed transactions are in the WAL either way.
 /// </para>
 /// </summary>
 internal sealed class SqliteCheckpointer : IAsyncDisposable
@@ -76,10 +70,8 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
                 {
                     background = await CheckpointAsync(connection, _stopping.Token).ConfigureAwait(false);
 
-                    // The writer's step below pauses this process's writes while it copies (and fsyncs) whatever was
-                    // appended since this step began. Under heavy writes that was half a second of WAL (a 44 ms p99 on
-                    // /new): passes beside the writer first, each copying what came in during the one before, leave it
-                    // little.
+                    // The writer's step pauses this process's writes while it copies what is left: passes beside the
+                    // writer first, each copying what came in during the one before, keep that pause short.
                     for (var pass = 1; pass < MaxBackgroundPasses && background.Frames >= RestartThresholdFrames; pass++)
                     {
                         var next = await CheckpointAsync(connection, _stopping.Token).ConfigureAwait(false);

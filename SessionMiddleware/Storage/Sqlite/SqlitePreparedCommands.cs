@@ -4,12 +4,9 @@ using Microsoft.Data.Sqlite;
 namespace SessionMiddleware.Storage.Sqlite;
 
 /// <summary>
-/// The writer's hottest statements (insert, update, touch), prepared once per connection and reused instead of parsed
-/// again through Dapper for every write; these three bypass Dapper, every other statement goes through it. The writer
-/// keeps its connection from one group transaction to the next, so they are prepared once. Measured A/B with the
-/// benchmark server (3 runs each, server CPU per request): <c>/write</c> 107 -> 96 µs (+14% requests/s), <c>/new</c>
-/// 116 -> 103 µs (+12%). (An earlier try showed nothing because the writer then reopened its connection for every
-/// batch, so every batch prepared them again.) Commands live as long as their connection.
+/// The writer's hottest statements (insert, update, touch), prepared once per writer connection and reused instead of
+/// parsed again through Dapper for every write; every other statement goes through Dapper. The writer keeps its
+/// connection between group transactions, so each is prepared once. Commands live as long as their connection.
 /// </summary>
 internal sealed class SqlitePreparedCommands
 {

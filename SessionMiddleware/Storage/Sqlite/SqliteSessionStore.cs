@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Globalization;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -15,7 +14,8 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
 {
     private readonly string _connectionString;
     private readonly string _connectionPragmas;
-    private readonly SqliteSessionSql _sql;
+    private readonly SessionSql _sql;
+    private readonly SqliteSessionSql _sqlite;
     private readonly SessionExpiry _expiry;
     private readonly ILogger<SqliteSessionStore> _logger;
 
@@ -58,7 +58,8 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
             Pooling = true,
             DefaultTimeout = (int)Math.Max(1, Math.Ceiling(o.BusyTimeout.TotalSeconds)),
         }.ToString();
-        _sql = new SqliteSessionSql(o.TableName);
+        _sql = new SessionSql(SqliteDialect.Instance, o.TableName);
+        _sqlite = new SqliteSessionSql(_sql);
         _logger = logger;
         _expiry = new SessionExpiry(o, timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
@@ -74,45 +75,12 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var connectionScope = connection.ConfigureAwait(false);
 
-        // WAL lets readers run beside the one writer and survives process crashes with synchronous=NORMAL.
-        // It is a property of the file, so setting it once here is enough; it must be set outside a transaction.
+        // WAL lets readers run beside the one writer and survives process crashes with synchronous=NORMAL. It is a
+        // property of the file, set outside a transaction; the migration's transaction (BEGIN IMMEDIATE) then makes
+        // processes migrating at once take turns.
         var journalMode = await connection.ExecuteScalarAsync<string>(
             new CommandDefinition("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
-
-        // BEGIN IMMEDIATE: a second process migrating at the same time waits for this one, then finds the table.
-        var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using var transactionScope = transaction.ConfigureAwait(false);
-        var now = _expiry.UnixNow();
-
-        await connection.ExecuteAsync(new CommandDefinition(_sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        var recorded = await connection.ExecuteScalarAsync<long?>(
-            new CommandDefinition(_sql.SelectSchemaVersion, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        if (recorded > SessionTableSchema.Version)
-        {
-            throw SessionTableSchema.NewerSchema(_sql.TableName, recorded.Value);
-        }
-
-        var found = (await connection.QueryAsync<FoundColumn>(
-            new CommandDefinition(_sql.SelectColumns, new { _sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
-        var created = false;
-        if (found.Count == 0)
-        {
-            created = true;
-        }
-        else if (!SessionTableSchema.HasExpectedShape(found, SqliteSessionSql.Columns))
-        {
-            throw SessionTableSchema.WrongShape(_sql.TableName, SqliteSessionSql.Columns, found);
-        }
-
-        // Creates whatever is missing (the table, or only an index); never alters or drops anything.
-        await connection.ExecuteAsync(new CommandDefinition(_sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await connection.ExecuteAsync(new CommandDefinition(
-            _sql.UpsertSchemaVersion,
-            new { _sql.TableName, Version = SessionTableSchema.Version, Now = now },
-            transaction,
-            cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-
+        var created = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.UnixNow(), cancellationToken).ConfigureAwait(false);
         Log.Migrated(_logger, _sql.TableName, created, SessionTableSchema.Version, journalMode ?? "unknown");
     }
 
@@ -144,9 +112,14 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
 
             return row.ToStoredSession(key);
         }
-        catch (SqliteException ex) when (IsMissingTable(ex))
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
         {
-            throw MissingTable(ex);
+            if (await IsTableMissingAsync().ConfigureAwait(false))
+            {
+                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+            }
+
+            throw;
         }
     }
 
@@ -237,7 +210,7 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
             {
                 // Runs inside the group transaction (and its own savepoint): the copy and the delete are one atomic step.
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                    _sql.RenewInsert,
+                    _sqlite.RenewInsert,
                     new
                     {
                         NewId = renewed.Key,
@@ -280,9 +253,14 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
                 cancellationToken: cancellationToken)).ConfigureAwait(false);
             return [.. rows.Select(r => r.ToSessionInfo())];
         }
-        catch (SqliteException ex) when (IsMissingTable(ex))
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
         {
-            throw MissingTable(ex);
+            if (await IsTableMissingAsync().ConfigureAwait(false))
+            {
+                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+            }
+
+            throw;
         }
     }
 
@@ -296,7 +274,7 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
             {
                 // Expired rows not cleaned yet go too, but only live sessions are counted as revoked.
                 var live = await connection.QueryAsync<long>(new CommandDefinition(
-                    _sql.DeleteByUser,
+                    _sqlite.DeleteByUser,
                     new { UserId = userId, ExceptId = exceptKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
                     transaction,
                     cancellationToken: token)).ConfigureAwait(false);
@@ -328,14 +306,14 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
             async (connection, transaction, token) =>
             {
                 var deleted = await connection.ExecuteAsync(new CommandDefinition(
-                    _sql.DeleteIdleBatch,
+                    _sqlite.DeleteIdleBatch,
                     new { IdleCutoff = idleCutoff, Limit = maxRows },
                     transaction,
                     cancellationToken: token)).ConfigureAwait(false);
                 if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
                 {
                     deleted += await connection.ExecuteAsync(new CommandDefinition(
-                        _sql.DeleteTooOldBatch,
+                        _sqlite.DeleteTooOldBatch,
                         new { AbsoluteCutoff = absoluteCutoff, Limit = maxRows - deleted },
                         transaction,
                         cancellationToken: token)).ConfigureAwait(false);
@@ -373,9 +351,14 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         {
             return await _writes.WriteAsync(work, singleStatement, cancellationToken).ConfigureAwait(false);
         }
-        catch (SqliteException ex) when (IsMissingTable(ex))
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
         {
-            throw MissingTable(ex);
+            if (await IsTableMissingAsync().ConfigureAwait(false))
+            {
+                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+            }
+
+            throw;
         }
     }
 
@@ -434,8 +417,24 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         }
     }
 
-    private static bool IsMissingTable(DbException ex) =>
-        ex is SqliteException { SqliteErrorCode: 1 } && ex.Message.Contains("no such table", StringComparison.Ordinal);
+    /// <summary>
+    /// SQLITE_ERROR, which SQLite raises for a missing table among other errors (it has no code of its own): the
+    /// catalog then tells whether the table is there.
+    /// </summary>
+    private const int SqliteGenericError = 1;
 
-    private InvalidOperationException MissingTable(Exception inner) => SessionTableSchema.MissingTable(_sql.TableName, inner);
+    /// <summary>Whether the catalog lacks the session table (false when the database cannot be read at all).</summary>
+    private async Task<bool> IsTableMissingAsync()
+    {
+        try
+        {
+            var connection = await OpenAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            return !await SessionTableMigrator.TableExistsAsync(connection, _sql).ConfigureAwait(false);
+        }
+        catch (SqliteException)
+        {
+            return false;
+        }
+    }
 }

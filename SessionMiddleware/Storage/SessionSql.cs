@@ -1,0 +1,131 @@
+namespace SessionMiddleware.Storage;
+
+/// <summary>
+/// The statements that are the same text in every SQL dialect, built once for one (validated, quoted) table name.
+/// Every value is a parameter; "now" and the expiry cutoffs are parameters from <see cref="SessionExpiry"/>, never
+/// the database's clock. A store adds what its dialect does differently (renewal, batched deletes). For store authors.
+/// </summary>
+public sealed class SessionSql
+{
+    /// <summary>
+    /// The condition of a live row: <c>last_access &gt;= @IdleCutoff AND created_at &gt;= @AbsoluteCutoff</c>
+    /// (<see cref="ExpiryCutoffs"/>).
+    /// </summary>
+    public const string LiveCondition = "last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff";
+
+    /// <summary>Builds the statements for <paramref name="tableName"/>.</summary>
+    /// <param name="dialect">The database's dialect.</param>
+    /// <param name="tableName">The session table's name; must pass <see cref="SessionTableSchema.IsValidTableName"/>.</param>
+    /// <exception cref="ArgumentException">The table name is not allowed.</exception>
+    public SessionSql(SessionSqlDialect dialect, string tableName)
+    {
+        ArgumentNullException.ThrowIfNull(dialect);
+        if (!SessionTableSchema.IsValidTableName(tableName))
+        {
+            throw new ArgumentException($"Invalid session table name '{tableName}'.", nameof(tableName));
+        }
+
+        Dialect = dialect;
+        TableName = tableName;
+        Table = dialect.Quote(tableName);
+        var t = Table;
+        var v = dialect.Quote(SessionTableSchema.VersionTable);
+        var columns = string.Join(",\n    ", dialect.Columns().Select(c =>
+            $"{c.Name} {c.Type} {(c.Name == "id" ? "NOT NULL PRIMARY KEY" : SessionTableSchema.IsNullable(c.Name) ? "NULL" : "NOT NULL")}"));
+
+        CreateSchemaTable =
+            $"CREATE TABLE IF NOT EXISTS {v} (table_name {dialect.TextType} NOT NULL PRIMARY KEY, version {dialect.Int32Type} NOT NULL, migrated_at {dialect.Int64Type} NOT NULL);";
+        SelectSchemaVersion =
+            $"SELECT version FROM {v} WHERE table_name = @TableName;";
+        UpsertSchemaVersion =
+            $"INSERT INTO {v} AS s (table_name, version, migrated_at) VALUES (@TableName, @Version, @Now) " +
+            "ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at WHERE s.version < excluded.version;";
+        CreateTable =
+            $"CREATE TABLE IF NOT EXISTS {t} (\n    {columns}\n){dialect.TableOptions};\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "last_access"))} ON {t} (last_access);\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "created_at"))} ON {t} (created_at);\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "user_id"))} ON {t} (user_id) WHERE user_id IS NOT NULL;";
+
+        Load =
+            $"SELECT data AS Data, version AS Version, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess FROM {t} WHERE id = @Id;";
+        DeleteIfExpired =
+            $"DELETE FROM {t} WHERE id = @Id AND NOT ({LiveCondition});";
+        Insert =
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent) VALUES (@Id, @UserId, @Data, @Now, @Now, 1, @Ip, @UserAgent);";
+        Update =
+            $"UPDATE {t} SET data = @Data, version = version + 1, last_access = @Now WHERE id = @Id AND version = @ExpectedVersion AND {LiveCondition} RETURNING version;";
+        SelectLiveVersion =
+            $"SELECT version FROM {t} WHERE id = @Id AND {LiveCondition};";
+        Touch =
+            $"UPDATE {t} SET last_access = @Now WHERE id = @Id AND {LiveCondition};";
+        Delete =
+            $"DELETE FROM {t} WHERE id = @Id;";
+        ListByUser =
+            "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
+            $"FROM {t} WHERE user_id = @UserId AND {LiveCondition} ORDER BY last_access DESC, created_at DESC;";
+    }
+
+    /// <summary>The dialect the statements were built for.</summary>
+    public SessionSqlDialect Dialect { get; }
+
+    /// <summary>The session table's name, unquoted.</summary>
+    public string TableName { get; }
+
+    /// <summary>The session table's name, quoted.</summary>
+    public string Table { get; }
+
+    /// <summary>Creates <see cref="SessionTableSchema.VersionTable"/> when missing.</summary>
+    public string CreateSchemaTable { get; }
+
+    /// <summary>The version recorded for <c>@TableName</c>, or no row.</summary>
+    public string SelectSchemaVersion { get; }
+
+    /// <summary>Records <c>@Version</c> for <c>@TableName</c> at <c>@Now</c>; never lowers a recorded version.</summary>
+    public string UpsertSchemaVersion { get; }
+
+    /// <summary>Creates the session table and its three indexes, whichever are missing; never alters or drops anything.</summary>
+    public string CreateTable { get; }
+
+    /// <summary>The row under <c>@Id</c>, live or not; its columns are at the positions of <see cref="LoadColumns"/>.</summary>
+    public string Load { get; }
+
+    /// <summary>Deletes the row under <c>@Id</c> if it is expired at the cutoffs.</summary>
+    public string DeleteIfExpired { get; }
+
+    /// <summary>Inserts a new row at version 1, created and last accessed <c>@Now</c>.</summary>
+    public string Insert { get; }
+
+    /// <summary>Writes <c>@Data</c> if the live row is still at <c>@ExpectedVersion</c>; returns the new version, or no row.</summary>
+    public string Update { get; }
+
+    /// <summary>The version of the live row under <c>@Id</c>, or no row: tells a conflict from a row that is gone.</summary>
+    public string SelectLiveVersion { get; }
+
+    /// <summary>Sets the live row's last access to <c>@Now</c>.</summary>
+    public string Touch { get; }
+
+    /// <summary>Deletes the row under <c>@Id</c>.</summary>
+    public string Delete { get; }
+
+    /// <summary>The live rows of <c>@UserId</c>, most recently used first, as <see cref="SessionInfoRow"/>.</summary>
+    public string ListByUser { get; }
+
+    /// <summary>The column positions of <see cref="Load"/>, for a store that reads it with a raw data reader.</summary>
+    public static class LoadColumns
+    {
+        /// <summary><c>data</c>.</summary>
+        public const int Data = 0;
+
+        /// <summary><c>version</c>.</summary>
+        public const int Version = 1;
+
+        /// <summary><c>user_id</c>.</summary>
+        public const int UserId = 2;
+
+        /// <summary><c>created_at</c>.</summary>
+        public const int CreatedAt = 3;
+
+        /// <summary><c>last_access</c>.</summary>
+        public const int LastAccess = 4;
+    }
+}

@@ -1,0 +1,76 @@
+using System.Data.Common;
+
+namespace SessionMiddleware.Storage;
+
+/// <summary>
+/// What a SQL database's session store says about its dialect, so that <see cref="SessionSql"/> writes the statements
+/// that are the same everywhere once, and <see cref="SessionTableMigrator"/> runs one migration routine for every
+/// store. A dialect holds only what differs: type names, the catalog query, how concurrent migrations take turns.
+/// For store authors.
+/// </summary>
+public abstract class SessionSqlDialect
+{
+    /// <summary>The type of binary columns (the key and the data), as <see cref="SelectColumns"/> reports it.</summary>
+    public abstract string BinaryType { get; }
+
+    /// <summary>The type of text columns (user, IP address, User-Agent), as <see cref="SelectColumns"/> reports it.</summary>
+    public abstract string TextType { get; }
+
+    /// <summary>The type of the 64-bit integer columns (Unix-second timestamps, the version), as <see cref="SelectColumns"/> reports it.</summary>
+    public abstract string Int64Type { get; }
+
+    /// <summary>The type of the schema version in <see cref="SessionTableSchema.VersionTable"/>.</summary>
+    public abstract string Int32Type { get; }
+
+    /// <summary>
+    /// The catalog query: one row per column of the table named by the parameter <c>@TableName</c>, in column order,
+    /// aliased <c>Name</c>, <c>Type</c>, <c>NotNullFlag</c> (non-zero for NOT NULL) and <c>Pk</c> (position in the
+    /// primary key, 0 when not in it); no rows when the table does not exist.
+    /// </summary>
+    public abstract string SelectColumns { get; }
+
+    /// <summary>Written after the session table's closing parenthesis (for example <c> WITHOUT ROWID</c>); empty by default.</summary>
+    public virtual string TableOptions => "";
+
+    /// <summary>Quotes an identifier that has already passed <see cref="SessionTableSchema.IsValidTableName"/>.</summary>
+    /// <param name="identifier">The identifier.</param>
+    /// <returns>The identifier in double quotes.</returns>
+    public virtual string Quote(string identifier)
+    {
+        ArgumentNullException.ThrowIfNull(identifier);
+        return "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    }
+
+    /// <summary>The name of the index of the session table on one column; <c>ix_{table}_{column}</c> by default.</summary>
+    /// <param name="tableName">The session table's name.</param>
+    /// <param name="column">The indexed column.</param>
+    /// <returns>The index's name, unquoted.</returns>
+    public virtual string IndexName(string tableName, string column) => $"ix_{tableName}_{column}";
+
+    /// <summary>
+    /// Called first inside the migration's transaction: makes migrations of the same table from several processes
+    /// take turns (for example with an advisory lock). Does nothing by default, for databases whose transaction
+    /// already serialises writers from its start.
+    /// </summary>
+    /// <param name="connection">The migration's connection.</param>
+    /// <param name="transaction">The migration's transaction.</param>
+    /// <param name="tableName">The session table's name.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task that completes when this migration may go on.</returns>
+    public virtual Task LockMigrationAsync(DbConnection connection, DbTransaction transaction, string tableName, CancellationToken cancellationToken) =>
+        Task.CompletedTask;
+
+    /// <summary>The session table's columns in order, with this dialect's types (what the migration creates and expects).</summary>
+    /// <returns>One <see cref="SessionColumn"/> per name of <see cref="SessionTableSchema.ColumnNames"/>.</returns>
+    public IReadOnlyList<SessionColumn> Columns() =>
+    [
+        new("id", BinaryType),
+        new("user_id", TextType),
+        new("data", BinaryType),
+        new("created_at", Int64Type),
+        new("last_access", Int64Type),
+        new("version", Int64Type),
+        new("ip", TextType),
+        new("user_agent", TextType),
+    ];
+}
