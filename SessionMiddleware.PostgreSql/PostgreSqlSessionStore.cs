@@ -81,8 +81,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
                 new { Id = session.Key, session.UserId, session.Data, Now = now, Ip = session.IpAddress, session.UserAgent },
                 cancellationToken: token)),
             cancellationToken).ConfigureAwait(false);
-        var at = DateTimeOffset.FromUnixTimeSeconds(now);
-        return new StoredSession(session.Key, session.Data, 1, session.UserId, at, at);
+        return session.AsCreated(now);
     }
 
     /// <inheritdoc/>
@@ -125,19 +124,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
             {
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
                     _pg.Renew,
-                    new
-                    {
-                        NewId = renewed.Key,
-                        renewed.UserId,
-                        renewed.Data,
-                        cutoffs.Now,
-                        Ip = renewed.IpAddress,
-                        renewed.UserAgent,
-                        OldId = oldKey,
-                        ExpectedVersion = expectedVersion,
-                        cutoffs.IdleCutoff,
-                        cutoffs.AbsoluteCutoff,
-                    },
+                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, cutoffs),
                     cancellationToken: token)).ConfigureAwait(false);
                 return await ResultAsync(connection, oldKey, version, cutoffs, token).ConfigureAwait(false);
             },

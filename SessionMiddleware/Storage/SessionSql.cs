@@ -110,6 +110,33 @@ public sealed class SessionSql
     /// <summary>The live rows of <c>@UserId</c>, most recently used first, as <see cref="SessionInfoRow"/>.</summary>
     public string ListByUser { get; }
 
+    /// <summary>
+    /// The parameters of a dialect's renewal statement: <c>@OldId</c>, <c>@ExpectedVersion</c>, <c>@NewId</c>,
+    /// <c>@UserId</c>, <c>@Data</c>, <c>@Ip</c>, <c>@UserAgent</c>, <c>@Now</c>, <c>@IdleCutoff</c>, <c>@AbsoluteCutoff</c>.
+    /// </summary>
+    /// <param name="oldKey">The current key.</param>
+    /// <param name="expectedVersion">The version the caller loaded.</param>
+    /// <param name="renewed">The new key, data, user and device.</param>
+    /// <param name="cutoffs">"Now" and the expiry cutoffs.</param>
+    /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
+    public static object RenewParameters(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryCutoffs cutoffs)
+    {
+        ArgumentNullException.ThrowIfNull(renewed);
+        return new
+        {
+            OldId = oldKey,
+            ExpectedVersion = expectedVersion,
+            NewId = renewed.Key,
+            renewed.UserId,
+            renewed.Data,
+            Ip = renewed.IpAddress,
+            renewed.UserAgent,
+            cutoffs.Now,
+            cutoffs.IdleCutoff,
+            cutoffs.AbsoluteCutoff,
+        };
+    }
+
     /// <summary>The column positions of <see cref="Load"/>, for a store that reads it with a raw data reader.</summary>
     public static class LoadColumns
     {

@@ -26,7 +26,17 @@ public sealed record NewSession(
     byte[] Data,
     string? UserId,
     string? IpAddress,
-    string? UserAgent);
+    string? UserAgent)
+{
+    /// <summary>The session as <see cref="IServerSideSessionStore.CreateAsync"/> returns it once stored: version 1, created and last accessed at <paramref name="unixNow"/>.</summary>
+    /// <param name="unixNow">When it was stored, in Unix seconds.</param>
+    /// <returns>The stored session.</returns>
+    public StoredSession AsCreated(long unixNow)
+    {
+        var at = DateTimeOffset.FromUnixTimeSeconds(unixNow);
+        return new StoredSession(Key, Data, 1, UserId, at, at);
+    }
+}
 
 /// <summary>What became of an optimistic update.</summary>
 public enum SessionUpdateStatus

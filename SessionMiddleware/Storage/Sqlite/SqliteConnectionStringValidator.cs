@@ -1,37 +1,25 @@
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Options;
 
 namespace SessionMiddleware.Storage.Sqlite;
 
-/// <summary>Checks at startup that the connection string is one SQLite understands.</summary>
-internal sealed class SqliteConnectionStringValidator : IValidateOptions<ServerSideSessionOptions>
+/// <summary>Checks at startup that the connection string is one SQLite understands and names a file.</summary>
+internal sealed class SqliteConnectionStringValidator : ConnectionStringValidator
 {
-    public ValidateOptionsResult Validate(string? name, ServerSideSessionOptions options)
+    protected override string DatabaseName => "SQLite";
+
+    protected override string? Check(string connectionString)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        var builder = new SqliteConnectionStringBuilder(connectionString);
+        if (string.IsNullOrWhiteSpace(builder.DataSource))
         {
-            return ValidateOptionsResult.Skip; // reported by the general validator
+            return "names no SQLite file: set 'Data Source=path/to/sessions.db'.";
         }
 
-        try
+        if (builder.DataSource == ":memory:" || (builder.Mode == SqliteOpenMode.Memory && builder.Cache != SqliteCacheMode.Shared))
         {
-            var builder = new SqliteConnectionStringBuilder(options.ConnectionString);
-            if (string.IsNullOrWhiteSpace(builder.DataSource))
-            {
-                return ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} names no SQLite file: set 'Data Source=path/to/sessions.db'.");
-            }
-
-            if (builder.DataSource == ":memory:" || (builder.Mode == SqliteOpenMode.Memory && builder.Cache != SqliteCacheMode.Shared))
-            {
-                return ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} names a private in-memory database: every pooled connection would see its own empty database. Use a file ('Data Source=sessions.db').");
-            }
-
-            return ValidateOptionsResult.Success;
+            return "names a private in-memory database: every pooled connection would see its own empty database. Use a file ('Data Source=sessions.db').";
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidOperationException)
-        {
-            return ValidateOptionsResult.Fail($"{nameof(ServerSideSessionOptions)}.{nameof(options.ConnectionString)} is not a valid SQLite connection string: {ex.Message}");
-        }
+
+        return null;
     }
 }

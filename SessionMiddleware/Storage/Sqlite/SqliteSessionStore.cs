@@ -145,8 +145,7 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
             },
             singleStatement: true,
             cancellationToken).ConfigureAwait(false);
-        var at = DateTimeOffset.FromUnixTimeSeconds(now);
-        return new StoredSession(session.Key, session.Data, 1, session.UserId, at, at);
+        return session.AsCreated(now);
     }
 
     /// <inheritdoc/>
@@ -204,31 +203,19 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     {
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
-        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var cutoffs = _expiry.Cutoffs();
         return WriteAsync(
             async (connection, transaction, token) =>
             {
                 // Runs inside the group transaction (and its own savepoint): the copy and the delete are one atomic step.
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
                     _sqlite.RenewInsert,
-                    new
-                    {
-                        NewId = renewed.Key,
-                        renewed.UserId,
-                        renewed.Data,
-                        Now = now,
-                        Ip = renewed.IpAddress,
-                        renewed.UserAgent,
-                        OldId = oldKey,
-                        ExpectedVersion = expectedVersion,
-                        IdleCutoff = idleCutoff,
-                        AbsoluteCutoff = absoluteCutoff,
-                    },
+                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, cutoffs),
                     transaction,
                     cancellationToken: token)).ConfigureAwait(false);
                 if (version is null)
                 {
-                    return await MissedUpdateAsync(connection, transaction, oldKey, idleCutoff, absoluteCutoff, token).ConfigureAwait(false);
+                    return await MissedUpdateAsync(connection, transaction, oldKey, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff, token).ConfigureAwait(false);
                 }
 
                 await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
