@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using SessionMiddleware.Cleanup;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;

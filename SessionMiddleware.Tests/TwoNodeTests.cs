@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
+using SessionMiddleware.Cleanup;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;

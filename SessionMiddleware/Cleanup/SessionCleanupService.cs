@@ -3,7 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Cleanup;
 
 /// <summary>
 /// Deletes expired sessions every <see cref="ServerSideSessionOptions.CleanupInterval"/>, in batches of

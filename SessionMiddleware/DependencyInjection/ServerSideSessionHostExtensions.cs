@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware;
+using SessionMiddleware.DependencyInjection;
 
 namespace Microsoft.Extensions.Hosting;
 

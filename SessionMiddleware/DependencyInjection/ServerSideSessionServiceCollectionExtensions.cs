@@ -4,7 +4,10 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
+using SessionMiddleware.Cleanup;
+using SessionMiddleware.Configuration;
 using SessionMiddleware.DependencyInjection;
+using SessionMiddleware.Management;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace Microsoft.Extensions.DependencyInjection;

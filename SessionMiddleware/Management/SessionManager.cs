@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Management;
 
 /// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
 internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger) : ISessionManager

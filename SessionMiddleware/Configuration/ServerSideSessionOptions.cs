@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using SessionMiddleware.Configuration;
 
 namespace SessionMiddleware;
 

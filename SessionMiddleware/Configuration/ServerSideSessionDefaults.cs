@@ -1,4 +1,4 @@
-namespace SessionMiddleware;
+namespace SessionMiddleware.Configuration;
 
 /// <summary>Default values of <see cref="ServerSideSessionOptions"/>, in one place.</summary>
 internal static class ServerSideSessionDefaults

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Storage;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Configuration;
 
 /// <summary>
 /// Checks <see cref="ServerSideSessionOptions"/> when the host starts; each failure names the option and the rule.
