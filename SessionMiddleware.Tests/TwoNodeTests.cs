@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
+using SessionMiddleware.Cookies;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware;
+using SessionMiddleware.Middleware;
 
 namespace Microsoft.AspNetCore.Builder;
 

@@ -4,7 +4,10 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
+using SessionMiddleware.Concurrency;
+using SessionMiddleware.Cookies;
 using SessionMiddleware.DependencyInjection;
+using SessionMiddleware.Middleware;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -56,6 +59,8 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
+        services.TryAddSingleton<SessionCookies>();
+        services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
         services.TryAddSingleton<SessionRuntime>();
         services.TryAddSingleton<ISessionManager, SessionManager>();

@@ -1,3 +1,5 @@
+using SessionMiddleware.Cookies;
+
 namespace SessionMiddleware.Storage;
 
 /// <summary>A session row as every store's load query returns it (columns aliased to these names).</summary>
