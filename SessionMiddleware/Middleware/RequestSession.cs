@@ -16,7 +16,7 @@ internal sealed class RequestSession
     private bool _touched;
     private bool _discarded;
 
-    /// <summary>A new empty session when <paramref name="stored"/> is null, else the session loaded from its row.</summary>
+    /// <summary>The session loaded from its row, or a new empty one when the request brought no live row.</summary>
     public RequestSession(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored)
     {
         _runtime = runtime;
