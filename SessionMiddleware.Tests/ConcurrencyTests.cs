@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using SessionMiddleware.Session;
 using SessionMiddleware.Storage.Sqlite;
 using SessionMiddleware.Tests.Infrastructure;
 

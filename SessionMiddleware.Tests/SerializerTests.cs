@@ -1,3 +1,5 @@
+using SessionMiddleware.Session;
+
 namespace SessionMiddleware.Tests;
 
 /// <summary>The versioned binary format: round trips, and bad bytes are reported rather than thrown.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
+using SessionMiddleware.Cookies;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace SessionMiddleware.Tests.Infrastructure;

@@ -1,4 +1,4 @@
-namespace SessionMiddleware;
+namespace SessionMiddleware.Concurrency;
 
 /// <summary>A first-come, first-served async mutual exclusion: <c>using (await gate.EnterAsync(token)) { … }</c>.</summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "A SemaphoreSlim whose AvailableWaitHandle is never read holds no unmanaged resource.")]

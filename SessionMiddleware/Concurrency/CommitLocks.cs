@@ -1,4 +1,4 @@
-namespace SessionMiddleware;
+namespace SessionMiddleware.Concurrency;
 
 /// <summary>
 /// Striped async locks by session key: commits of the same session in this process take turns (different

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Cookies;
 
 /// <summary>
 /// Makes and reads session cookies: a secret ID of 32 random bytes, protected (encrypted and signed) with
@@ -16,7 +16,7 @@ internal sealed class SessionIdProtector
     /// <summary>Length of the secret ID in bytes.</summary>
     public const int SecretIdLength = 32;
 
-    /// <summary>Cookies longer than this are rejected without any cryptographic work (a real one is ~150 characters).</summary>
+    /// <summary>Cookies longer than this are rejected without any cryptographic work; a real one is far shorter.</summary>
     public const int MaxCookieLength = 1024;
 
     private readonly IDataProtector _protector;

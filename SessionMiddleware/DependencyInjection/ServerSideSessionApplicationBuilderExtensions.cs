@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware;
 using SessionMiddleware.DependencyInjection;
+using SessionMiddleware.Middleware;
 
 namespace Microsoft.AspNetCore.Builder;
 

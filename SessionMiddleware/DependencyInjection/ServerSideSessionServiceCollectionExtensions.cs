@@ -5,9 +5,12 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
 using SessionMiddleware.Cleanup;
+using SessionMiddleware.Concurrency;
 using SessionMiddleware.Configuration;
+using SessionMiddleware.Cookies;
 using SessionMiddleware.DependencyInjection;
 using SessionMiddleware.Management;
+using SessionMiddleware.Middleware;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -59,6 +62,8 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
+        services.TryAddSingleton<SessionCookies>();
+        services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
         services.TryAddSingleton<SessionRuntime>();
         services.TryAddSingleton<ISessionManager, SessionManager>();

@@ -1,3 +1,5 @@
+using SessionMiddleware.Cookies;
+
 using Microsoft.Extensions.Logging;
 
 namespace SessionMiddleware.Management;

@@ -1,7 +1,8 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using SessionMiddleware.Session;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Middleware;
 
 /// <summary>Exposes the request's server-side session as <see cref="HttpContext.Session"/>.</summary>
 internal sealed class ServerSideSessionFeature(ServerSideSession session) : ISessionFeature

@@ -1,12 +1,14 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using SessionMiddleware.Cookies;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Middleware;
 
 /// <summary>
 /// Reads the session cookie, loads the session before the app runs, exposes it as
 /// <see cref="HttpContext.Session"/>, and commits it when the response starts (and again at the end for
-/// changes made after that).
+/// changes made after that). The one place that decides what a store failure answers.
 /// </summary>
 internal sealed class ServerSideSessionMiddleware
 {
@@ -19,25 +21,60 @@ internal sealed class ServerSideSessionMiddleware
         _runtime = runtime;
     }
 
+    private enum StoreFailure
+    {
+        Load,
+        CommitAfterApp,
+        CommitOnStarting,
+        CommitAfterResponseStarted,
+    }
+
     public async Task InvokeAsync(HttpContext context)
     {
-        var committer = new SessionCommitter(_runtime, context);
-        var session = await LoadAsync(context, committer).ConfigureAwait(false);
-        if (session is null)
+        var secretId = _runtime.Cookies.ReadSecretId(context.Request, out var rejectedReason);
+        if (rejectedReason is not null)
         {
-            return;
+            Log.CookieRejected(_runtime.Logger, rejectedReason);
         }
 
-        committer.Attach(session);
-        context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(session));
-        context.Response.OnStarting(SessionCommitter.OnStartingAsync, committer);
+        // No valid cookie: a new empty session, and no database call at all.
+        StoredSession? stored = null;
+        if (secretId is not null)
+        {
+            var key = SessionIdProtector.ComputeKey(secretId);
+            try
+            {
+                using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
+                stored = await _runtime.Store.LoadAsync(key, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away; there is nobody to answer.
+                return;
+            }
+            catch (Exception ex)
+            {
+                AnswerFailure(StoreFailure.Load, ex, context, _runtime.Logger, request: null);
+                return;
+            }
+
+            if (stored is null)
+            {
+                // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
+                Log.SessionNotFound(_runtime.Logger, SessionIdProtector.ToPublicId(key));
+            }
+        }
+
+        var request = new RequestSession(_runtime, context, secretId, stored);
+        context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
+        context.Response.OnStarting(OnStartingAsync, request);
         try
         {
             await _next(context).ConfigureAwait(false);
         }
         catch
         {
-            committer.Discard();
+            request.Discard();
             throw;
         }
         finally
@@ -45,85 +82,65 @@ internal sealed class ServerSideSessionMiddleware
             context.Features.Set<ISessionFeature>(null);
         }
 
-        if (!context.Response.HasStarted)
+        var when = context.Response.HasStarted ? StoreFailure.CommitAfterResponseStarted : StoreFailure.CommitAfterApp;
+        await CommitAsync(request, when).ConfigureAwait(false);
+    }
+
+    /// <summary>Response.OnStarting: commit before the first byte goes out, so the next request sees the write.</summary>
+    private static Task OnStartingAsync(object state) => CommitAsync((RequestSession)state, StoreFailure.CommitOnStarting);
+
+    private static async Task CommitAsync(RequestSession request, StoreFailure ifItFails)
+    {
+        try
         {
-            try
-            {
-                await committer.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                Log.CommitFailed(_runtime.Logger, committer.SafeId(), ex);
-                committer.Discard();
-                context.Response.Clear();
-                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-            }
+            await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         }
-        else
+        catch (Exception ex)
         {
-            // Changes made after the response started: the status has been sent, so a failure can only be logged and rethrown.
-            try
+            if (AnswerFailure(ifItFails, ex, request.Context, request.Logger, request))
             {
-                await committer.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                Log.CommitFailed(_runtime.Logger, committer.SafeId(), ex);
                 throw;
             }
         }
     }
 
-    /// <summary>Loads the session named by the cookie; null when the request was answered (store failure).</summary>
-    private async Task<ServerSideSession?> LoadAsync(HttpContext context, SessionCommitter committer)
+    /// <summary>Logs a store failure and answers the client; returns whether the caller rethrows.</summary>
+    private static bool AnswerFailure(StoreFailure failure, Exception exception, HttpContext context, ILogger logger, RequestSession? request)
     {
-        var cookie = context.Request.Cookies[_runtime.CookieName];
-        if (cookie is null)
+        // Never a silently empty session, never a success for a lost write:
+        //   failure                        answer                                           the request's changes
+        //   load                           503 + Retry-After: 1; the app does not run       -
+        //   commit after the app           500, the response cleared                        discarded (and logged so)
+        //   commit in OnStarting           500, the headers cleared, rethrown               discarded
+        //   commit after the response      nothing can be answered (the status is sent);    -
+        //   started                        rethrown
+        // In OnStarting the body belongs to the write that started the response, so only the headers are cleared.
+        var response = context.Response;
+        if (failure == StoreFailure.Load)
         {
-            // No cookie: a new empty session, and no database call at all.
-            return ServerSideSession.CreateNew(committer, _runtime.Options.MaxSessionBytes, _runtime.Now());
+            Log.LoadFailed(logger, exception);
+            response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            response.Headers.RetryAfter = "1";
+            return false;
         }
 
-        var secretId = _runtime.Protector.Unprotect(cookie, out var reason);
-        if (secretId is null)
+        Log.CommitFailed(logger, request!.SafeId(), exception);
+        switch (failure)
         {
-            Log.CookieRejected(_runtime.Logger, reason ?? "invalid");
-            return ServerSideSession.CreateNew(committer, _runtime.Options.MaxSessionBytes, _runtime.Now());
-        }
+            case StoreFailure.CommitAfterApp:
+                request.Discard();
+                response.Clear();
+                response.StatusCode = StatusCodes.Status500InternalServerError;
+                return false;
 
-        var key = SessionIdProtector.ComputeKey(secretId);
-        StoredSession? stored;
-        try
-        {
-            using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
-            stored = await _runtime.Store.LoadAsync(key, timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The client went away; there is nobody to answer.
-            return null;
-        }
-        catch (Exception ex)
-        {
-            Log.LoadFailed(_runtime.Logger, ex);
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.RetryAfter = "1";
-            return null;
-        }
+            case StoreFailure.CommitOnStarting:
+                request.Discard(logChanges: false);
+                response.Headers.Clear();
+                response.StatusCode = StatusCodes.Status500InternalServerError;
+                return true;
 
-        if (stored is null)
-        {
-            // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
-            Log.SessionNotFound(_runtime.Logger, SessionIdProtector.ToPublicId(key));
-            return ServerSideSession.CreateNew(committer, _runtime.Options.MaxSessionBytes, _runtime.Now());
+            default:
+                return true;
         }
-
-        var session = ServerSideSession.FromStored(committer, _runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
-        if (dataError is not null)
-        {
-            Log.CorruptSessionData(_runtime.Logger, session.Id, dataError);
-        }
-
-        return session;
     }
 }

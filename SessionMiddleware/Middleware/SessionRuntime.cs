@@ -1,10 +1,11 @@
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Concurrency;
+using SessionMiddleware.Cookies;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Middleware;
 
-/// <summary>What every request's session machinery shares: options read once, the store, the cookie protector, the clock.</summary>
+/// <summary>The singletons every request's session uses, with the options read once and the store's clock and time limit.</summary>
 internal sealed class SessionRuntime
 {
     /// <summary>The most attempts a commit makes when concurrent requests keep changing the same session.</summary>
@@ -16,33 +17,32 @@ internal sealed class SessionRuntime
     public SessionRuntime(
         IOptions<ServerSideSessionOptions> options,
         IServerSideSessionStore store,
-        SessionIdProtector protector,
+        SessionCookies cookies,
+        CommitLocks commitLocks,
         TimeProvider timeProvider,
-        ILoggerFactory loggerFactory)
+        ILogger<ServerSideSessionMiddleware> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(loggerFactory);
         Options = options.Value;
         Store = store;
-        Protector = protector;
+        Cookies = cookies;
+        CommitLocks = commitLocks;
         TimeProvider = timeProvider;
-        Logger = loggerFactory.CreateLogger("SessionMiddleware.ServerSideSessionMiddleware");
-        CookieName = Options.Cookie.Name!;
+        Logger = logger;
     }
 
     public ServerSideSessionOptions Options { get; }
 
     public IServerSideSessionStore Store { get; }
 
-    public SessionIdProtector Protector { get; }
+    public SessionCookies Cookies { get; }
+
+    public CommitLocks CommitLocks { get; }
 
     public TimeProvider TimeProvider { get; }
 
+    /// <summary>The request path's logger; its category is <see cref="ServerSideSessionMiddleware"/>.</summary>
     public ILogger Logger { get; }
-
-    public string CookieName { get; }
-
-    public CommitLocks CommitLocks { get; } = new();
 
     /// <summary>
     /// A token that cancels after <see cref="ServerSideSessionOptions.IOTimeout"/> (real time), linked to
@@ -53,18 +53,6 @@ internal sealed class SessionRuntime
         var source = linked.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(linked) : new CancellationTokenSource();
         source.CancelAfter(Options.IOTimeout);
         return source;
-    }
-
-    /// <summary>The cookie's attributes for this request; a <c>__Host-</c> or <c>__Secure-</c> name is always Secure.</summary>
-    public CookieOptions BuildCookie(HttpContext context)
-    {
-        var cookie = Options.Cookie.Build(context, TimeProvider.GetUtcNow());
-        if (CookieName.StartsWith("__Host-", StringComparison.Ordinal) || CookieName.StartsWith("__Secure-", StringComparison.Ordinal))
-        {
-            cookie.Secure = true;
-        }
-
-        return cookie;
     }
 
     /// <summary>Now, truncated to whole seconds as the store records it.</summary>

@@ -1,19 +1,21 @@
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.AspNetCore.Http;
+using SessionMiddleware.Cookies;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Session;
 
 /// <summary>
 /// One request's session: the data in memory, with ASP.NET Core <see cref="ISession"/> semantics
 /// (ordinal, case-sensitive keys; <c>Set</c> copies the value), and the change set this request made,
-/// so that a commit that meets a concurrent change can re-apply it to the newer data.
+/// so that a commit that meets a concurrent change can re-apply it to the newer data. It knows nothing of the
+/// store: <see cref="CommitAsync"/> runs the delegate its owner gave it.
 /// </summary>
 internal sealed class ServerSideSession : IServerSideSession
 {
     private readonly int _maxBytes;
     private string? _publicId;
     private byte[]? _publicIdOf;
-    private readonly SessionCommitter _committer;
+    private readonly Func<CancellationToken, Task> _commit;
     private Dictionary<string, byte[]> _data;
     private int _size;
 
@@ -23,18 +25,18 @@ internal sealed class ServerSideSession : IServerSideSession
     private bool _dirty;
     private byte[]? _renewFromSecretId;
 
-    private ServerSideSession(SessionCommitter committer, int maxBytes, Dictionary<string, byte[]> data, int size)
+    private ServerSideSession(Func<CancellationToken, Task> commit, int maxBytes, Dictionary<string, byte[]> data, int size)
     {
-        _committer = committer;
+        _commit = commit;
         _maxBytes = maxBytes;
         _data = data;
         _size = size;
     }
 
     /// <summary>A session with no row: its secret ID is made when it is first needed.</summary>
-    public static ServerSideSession CreateNew(SessionCommitter committer, int maxBytes, DateTimeOffset now)
+    public static ServerSideSession CreateNew(Func<CancellationToken, Task> commit, int maxBytes, DateTimeOffset now)
     {
-        return new ServerSideSession(committer, maxBytes, new Dictionary<string, byte[]>(StringComparer.Ordinal), SessionSerializer.EmptySize)
+        return new ServerSideSession(commit, maxBytes, new Dictionary<string, byte[]>(StringComparer.Ordinal), SessionSerializer.EmptySize)
         {
             IsNew = true,
             CreatedAt = now,
@@ -43,7 +45,7 @@ internal sealed class ServerSideSession : IServerSideSession
     }
 
     /// <summary>A session loaded from its row; corrupt data yields an empty session and a non-null error.</summary>
-    public static ServerSideSession FromStored(SessionCommitter committer, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
+    public static ServerSideSession FromStored(Func<CancellationToken, Task> commit, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
     {
         if (!SessionSerializer.TryDeserialize(stored.Data, out var data, out var size, out dataError))
         {
@@ -51,7 +53,7 @@ internal sealed class ServerSideSession : IServerSideSession
             size = SessionSerializer.EmptySize;
         }
 
-        var session = new ServerSideSession(committer, maxBytes, data, size)
+        var session = new ServerSideSession(commit, maxBytes, data, size)
         {
             IsNew = false,
             SecretId = secretId,
@@ -137,7 +139,7 @@ internal sealed class ServerSideSession : IServerSideSession
     public Task LoadAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
 
     /// <inheritdoc/>
-    public Task CommitAsync(CancellationToken cancellationToken = default) => _committer.CommitAsync(cancellationToken);
+    public Task CommitAsync(CancellationToken cancellationToken = default) => _commit(cancellationToken);
 
     /// <inheritdoc/>
     public bool TryGetValue(string key, [NotNullWhen(true)] out byte[]? value)

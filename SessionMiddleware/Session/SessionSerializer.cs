@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Session;
 
 /// <summary>
 /// The versioned binary format of a session's data:

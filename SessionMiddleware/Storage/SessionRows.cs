@@ -1,3 +1,5 @@
+using SessionMiddleware.Cookies;
+
 namespace SessionMiddleware.Storage;
 
 /// <summary>

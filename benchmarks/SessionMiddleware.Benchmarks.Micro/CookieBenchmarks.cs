@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection;
+using SessionMiddleware.Cookies;
 
 namespace SessionMiddleware.Benchmarks.Micro;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using BenchmarkDotNet.Attributes;
+using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Benchmarks.Micro;
 

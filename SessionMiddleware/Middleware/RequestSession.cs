@@ -1,66 +1,73 @@
 using Microsoft.AspNetCore.Http;
-using Microsoft.Net.Http.Headers;
+using Microsoft.Extensions.Logging;
+using SessionMiddleware.Cookies;
+using SessionMiddleware.Session;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Middleware;
 
 /// <summary>
-/// Writes one request's session back: deletes an abandoned row, creates the row and sets the cookie for a new
-/// session, moves a renewed session to its new key, writes the change set of a modified one (optimistically,
-/// merging with concurrent commits), or records the access of an unmodified one when the stored time is older
-/// than <see cref="ServerSideSessionOptions.TouchInterval"/>.
+/// One request's session and its way back to the store: owns the <see cref="ServerSideSession"/> (whose
+/// <c>CommitAsync</c> runs <see cref="CommitAsync"/>) and writes it back, with the cookie that goes with it.
+/// Store failures are thrown; the middleware decides what the client is told.
 /// </summary>
-internal sealed class SessionCommitter
+internal sealed class RequestSession
 {
     private readonly SessionRuntime _runtime;
-    private readonly HttpContext _context;
-    private ServerSideSession? _session;
     private bool _touched;
     private bool _discarded;
 
-    public SessionCommitter(SessionRuntime runtime, HttpContext context)
+    /// <summary>The session loaded from its row, or a new empty one when the request brought no live row.</summary>
+    public RequestSession(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored)
     {
         _runtime = runtime;
-        _context = context;
+        Context = context;
+        if (secretId is null || stored is null)
+        {
+            Session = ServerSideSession.CreateNew(CommitAsync, runtime.Options.MaxSessionBytes, runtime.Now());
+            return;
+        }
+
+        Session = ServerSideSession.FromStored(CommitAsync, runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
+        if (dataError is not null)
+        {
+            Log.CorruptSessionData(Logger, Session.Id, dataError);
+        }
     }
 
-    public ServerSideSession Session => _session ?? throw new InvalidOperationException("No session attached.");
+    public ServerSideSession Session { get; }
 
-    public void Attach(ServerSideSession session) => _session = session;
+    public HttpContext Context { get; }
+
+    public ILogger Logger => _runtime.Logger;
+
+    private SessionCookies Cookies => _runtime.Cookies;
 
     /// <summary>The request failed: its changes are not committed.</summary>
-    public void Discard()
+    /// <param name="logChanges">Whether to log the changes that are dropped (not when a failed commit was logged already).</param>
+    public void Discard(bool logChanges = true)
     {
-        if (!_discarded && (Session.IsModified || Session.RenewFromKey is not null || Session.AbandonedKey is not null))
+        if (logChanges && !_discarded && (Session.IsModified || Session.RenewFromKey is not null || Session.AbandonedKey is not null))
         {
-            Log.ChangesDiscarded(_runtime.Logger, SafeId());
+            Log.ChangesDiscarded(Logger, SafeId());
         }
 
         _discarded = true;
     }
 
-    /// <summary>Response.OnStarting: commit before the first byte goes out, so the next request sees the write.</summary>
-    public static Task OnStartingAsync(object state) => ((SessionCommitter)state).CommitOnStartingAsync();
-
-    private async Task CommitOnStartingAsync()
-    {
-        try
-        {
-            await CommitAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            // The response has not started: make it an error so the client is not told a lost write succeeded.
-            Log.CommitFailed(_runtime.Logger, SafeId(), ex);
-            _discarded = true;
-            _context.Response.Headers.Clear();
-            _context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-            throw;
-        }
-    }
-
     /// <summary>Commits whatever this request has not committed yet.</summary>
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
+        // What a commit does, by the session's state; an abandon is done first, then the rest applies to what follows it.
+        //   state                         store call                               cookie
+        //   discarded, or gone            none                                     -
+        //   abandoned                     Delete(old key)                          expired, unless the session has content again
+        //   new and empty                 none                                     none
+        //   new with content              Create; after the response started: none (logged), no cookie could be sent
+        //   renewed (RegenerateId)        Renew(old key -> new key), merged        set; after the response started: renewal
+        //                                                                          cancelled, written as modified
+        //   modified, or data unreadable  Update(version), merged on conflict      refreshed if persistent
+        //   untouched                     Touch, once TouchInterval has passed     refreshed if persistent
+        //   row gone at any write         none more (MarkGone)                     expired
         var session = Session;
         if (_discarded || session.IsGone || !HasStoreWork(session))
         {
@@ -74,11 +81,11 @@ internal sealed class SessionCommitter
         if (session.AbandonedKey is { } abandoned)
         {
             await _runtime.Store.DeleteAsync(abandoned, token).ConfigureAwait(false);
-            Log.SessionAbandoned(_runtime.Logger, SessionIdProtector.ToPublicId(abandoned));
+            Log.SessionAbandoned(Logger, SessionIdProtector.ToPublicId(abandoned));
             session.MarkAbandonCommitted();
-            if (!session.HasContent && !_context.Response.HasStarted)
+            if (!session.HasContent)
             {
-                ExpireCookie();
+                Cookies.Expire(Context);
             }
         }
 
@@ -88,9 +95,9 @@ internal sealed class SessionCommitter
         }
         else if (session.RenewFromKey is not null)
         {
-            if (_context.Response.HasStarted)
+            if (Context.Response.HasStarted)
             {
-                Log.RenewAfterResponseStarted(_runtime.Logger, SessionIdProtector.ToPublicId(session.RenewFromKey));
+                Log.RenewAfterResponseStarted(Logger, SessionIdProtector.ToPublicId(session.RenewFromKey));
                 session.CancelRenewal();
                 if (session.IsModified || session.DataUnreadable)
                 {
@@ -112,17 +119,19 @@ internal sealed class SessionCommitter
         }
     }
 
+    /// <summary>The session's public ID for logs, without making an ID for a new session.</summary>
+    public string SafeId() => Session.Key is not null ? Session.Id : "(new)";
+
     private async Task CreateAsync(ServerSideSession session, CancellationToken cancellationToken)
     {
         if (!session.HasContent)
         {
-            // New and empty: nothing stored, no cookie.
             return;
         }
 
-        if (_context.Response.HasStarted)
+        if (Context.Response.HasStarted)
         {
-            Log.NewSessionAfterResponseStarted(_runtime.Logger);
+            Log.NewSessionAfterResponseStarted(Logger);
             return;
         }
 
@@ -130,8 +139,8 @@ internal sealed class SessionCommitter
         var stored = await _runtime.Store.CreateAsync(NewRow(session), cancellationToken).ConfigureAwait(false);
         session.MarkCreated(stored);
         _touched = true;
-        Log.SessionCreated(_runtime.Logger, session.Id);
-        SetCookie(session);
+        Log.SessionCreated(Logger, session.Id);
+        Cookies.Set(Context, session.SecretId);
     }
 
     /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
@@ -154,13 +163,13 @@ internal sealed class SessionCommitter
                     if (renew)
                     {
                         session.MarkRenewed(result.Version, _runtime.Now());
-                        Log.SessionRenewed(_runtime.Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
-                        SetCookie(session);
+                        Log.SessionRenewed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+                        Cookies.Set(Context, session.SecretId!);
                     }
                     else
                     {
                         session.MarkCommitted(result.Version, _runtime.Now());
-                        RefreshPersistentCookie(session);
+                        Cookies.Refresh(Context, session.SecretId);
                     }
 
                     return;
@@ -170,7 +179,7 @@ internal sealed class SessionCommitter
                     return;
 
                 case SessionUpdateStatus.Conflict when attempt < SessionRuntime.MaxCommitAttempts:
-                    Log.CommitConflict(_runtime.Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
+                    Log.CommitConflict(Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
                     var newer = await _runtime.Store.LoadAsync(rowKey, cancellationToken).ConfigureAwait(false);
                     if (newer is null)
                     {
@@ -196,8 +205,7 @@ internal sealed class SessionCommitter
         session.DataUnreadable ||
         (session.IsNew ? session.HasContent : !_touched && IsTouchDue(session, _runtime.Now()));
 
-    // The store records whole seconds: within the second already recorded, a touch would write the same value again
-    // (with TouchInterval = 0 that was every request but the first of each second).
+    // The store records whole seconds: a touch within the second already recorded would write the same value again.
     private bool IsTouchDue(ServerSideSession session, DateTimeOffset now) =>
         now > session.LastAccessAt && now - session.LastAccessAt >= _runtime.Options.TouchInterval;
 
@@ -217,16 +225,16 @@ internal sealed class SessionCommitter
         }
         catch (Exception ex)
         {
-            // Includes IOTimeout's cancellation: commits are never cancelled by the client, only by that timeout.
-            // Not recording an access loses no data: the request goes on, the session just ages from its last recorded use.
-            Log.TouchFailed(_runtime.Logger, session.Id, ex);
+            // Not recording an access loses no data (the session just ages from its last recorded use), so the
+            // request goes on; this includes IOTimeout's cancellation.
+            Log.TouchFailed(Logger, session.Id, ex);
             return;
         }
 
         if (found)
         {
             session.MarkTouched(now);
-            RefreshPersistentCookie(session);
+            Cookies.Refresh(Context, session.SecretId);
         }
         else
         {
@@ -240,8 +248,8 @@ internal sealed class SessionCommitter
         string? userAgent = null;
         if (_runtime.Options.RecordDeviceInfo)
         {
-            ip = _context.Connection.RemoteIpAddress?.ToString();
-            userAgent = _context.Request.Headers.UserAgent.ToString();
+            ip = Context.Connection.RemoteIpAddress?.ToString();
+            userAgent = Context.Request.Headers.UserAgent.ToString();
             if (userAgent.Length > SessionRuntime.MaxUserAgentLength)
             {
                 userAgent = userAgent[..SessionRuntime.MaxUserAgentLength];
@@ -258,45 +266,8 @@ internal sealed class SessionCommitter
 
     private void Gone(ServerSideSession session, byte[] rowKey)
     {
-        Log.SessionGoneAtCommit(_runtime.Logger, SessionIdProtector.ToPublicId(rowKey));
+        Log.SessionGoneAtCommit(Logger, SessionIdProtector.ToPublicId(rowKey));
         session.MarkGone();
-        if (!_context.Response.HasStarted)
-        {
-            ExpireCookie();
-        }
+        Cookies.Expire(Context);
     }
-
-    private void SetCookie(ServerSideSession session)
-    {
-        if (_context.Response.HasStarted)
-        {
-            return;
-        }
-
-        _context.Response.Cookies.Append(_runtime.CookieName, _runtime.Protector.Protect(session.SecretId!), _runtime.BuildCookie(_context));
-        var headers = _context.Response.Headers;
-        headers.CacheControl = "no-cache,no-store";
-        headers.Pragma = "no-cache";
-        headers[HeaderNames.Expires] = "-1";
-    }
-
-    /// <summary>A persistent cookie is sent again whenever the access is recorded, so its expiry slides with the server's.</summary>
-    private void RefreshPersistentCookie(ServerSideSession session)
-    {
-        if (_runtime.Options.Cookie.MaxAge is not null && session.SecretId is not null)
-        {
-            SetCookie(session);
-        }
-    }
-
-    private void ExpireCookie()
-    {
-        if (_context.Request.Cookies.ContainsKey(_runtime.CookieName))
-        {
-            _context.Response.Cookies.Delete(_runtime.CookieName, _runtime.BuildCookie(_context));
-        }
-    }
-
-    /// <summary>The session's public ID for logs, without making an ID for a new session.</summary>
-    public string SafeId() => _session is { Key: not null } s ? s.Id : "(new)";
 }
