@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace SessionMiddleware;
+namespace SessionMiddleware.Logging;
 
 /// <summary>
 /// Every log message of the library, with fixed event ids. Sessions are named by their public

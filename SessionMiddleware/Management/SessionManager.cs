@@ -1,6 +1,6 @@
-using SessionMiddleware.Cookies;
-
 using Microsoft.Extensions.Logging;
+using SessionMiddleware.Cookies;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Management;
 

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Middleware;

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Middleware;
 

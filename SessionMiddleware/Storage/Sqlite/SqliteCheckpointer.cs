@@ -1,6 +1,7 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Storage.Sqlite;
 

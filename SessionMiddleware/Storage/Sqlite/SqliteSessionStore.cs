@@ -3,6 +3,7 @@ using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Storage.Sqlite;
 

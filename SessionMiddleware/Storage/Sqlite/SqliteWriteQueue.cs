@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Storage.Sqlite;
 
