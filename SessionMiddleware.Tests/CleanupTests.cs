@@ -8,7 +8,7 @@ namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// The hosted cleaner runs on the injected clock (its runs over each store, batching and failures, are in
-/// <see cref="SessionStoreTests"/>), and its first run is jittered.
+/// <see cref="CleanupRunTests"/>), and its first run is jittered.
 /// </summary>
 public sealed class CleanupTests : TempFolderTest
 {

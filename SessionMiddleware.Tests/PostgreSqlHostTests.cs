@@ -13,7 +13,7 @@ namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// <c>UsePostgreSql</c>: what it registers and checks, and the middleware end to end over a real PostgreSQL server
-/// (the store's own behaviour is in <see cref="SessionStoreTests"/>, several servers in <see cref="TwoNodeTests"/>).
+/// (the store's own behaviour is in <see cref="StoreSpecificationTests"/>, several servers in <see cref="TwoNodeTests"/>).
 /// </summary>
 public sealed class PostgreSqlHostTests : TempFolderTest
 {

@@ -3,7 +3,7 @@ using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 
-/// <summary>What only the SQLite store does (the shared behaviour is in <see cref="SessionStoreTests"/>).</summary>
+/// <summary>What only the SQLite store does (the shared behaviour is in <see cref="StoreSpecificationTests"/>).</summary>
 public sealed class SqliteStoreTests : TempFolderTest
 {
     [Test]

@@ -27,6 +27,9 @@ internal abstract class StoreBackend : IAsyncDisposable
 
     public abstract string IntegerType { get; }
 
+    /// <summary>The longest identifier the database keeps (it cuts longer ones), or null when it keeps names whole.</summary>
+    public virtual int? MaxIdentifierLength => null;
+
     public static async Task<StoreBackend> CreateAsync(string kind) => kind switch
     {
         Sqlite => new SqliteBackend(),
@@ -35,7 +38,15 @@ internal abstract class StoreBackend : IAsyncDisposable
     };
 
     /// <summary>A store over this database (each call a new store, as another process would have).</summary>
-    public abstract IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null);
+    public IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+    {
+        var options = new ServerSideSessionOptions();
+        configure?.Invoke(options);
+        return CreateStore(options, time);
+    }
+
+    /// <summary>A store over this database with these options, their connection string set to this database's.</summary>
+    public abstract IServerSideSessionStore CreateStore(ServerSideSessionOptions options, TimeProvider time);
 
     /// <summary>An exception as the driver raises for a failing database.</summary>
     public abstract DbException DatabaseError();
@@ -43,20 +54,20 @@ internal abstract class StoreBackend : IAsyncDisposable
     public abstract Task ExecuteAsync(string sql);
 
     /// <summary>The first column of every row, as invariant text.</summary>
-    public abstract Task<List<string>> QueryAsync(string sql);
+    public abstract Task<IReadOnlyList<string>> QueryAsync(string sql);
 
     /// <summary>Tables and indexes, as <c>table:name</c> and <c>index:name</c>.</summary>
-    public abstract Task<List<string>> ObjectsAsync();
+    public abstract Task<IReadOnlyList<string>> ListObjectsAsync();
 
     /// <summary>The definitions of every table column and index, to compare before and after.</summary>
-    public abstract Task<List<string>> SchemaAsync();
+    public abstract Task<IReadOnlyList<string>> DumpSchemaAsync();
 
     public async Task<long> CountRowsAsync(string table = "sessions") =>
         long.Parse((await QueryAsync($"SELECT COUNT(*) FROM \"{table}\"")).Single(), CultureInfo.InvariantCulture);
 
     public abstract ValueTask DisposeAsync();
 
-    protected static async Task<List<string>> ReadFirstColumnAsync(DbCommand command)
+    protected static async Task<IReadOnlyList<string>> ReadFirstColumnAsync(DbCommand command)
     {
         await using var reader = await command.ExecuteReaderAsync();
         var result = new List<string>();
@@ -82,10 +93,9 @@ internal abstract class StoreBackend : IAsyncDisposable
 
         public override string IntegerType => "INTEGER";
 
-        public override IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+        public override IServerSideSessionStore CreateStore(ServerSideSessionOptions options, TimeProvider time)
         {
-            var options = new ServerSideSessionOptions { ConnectionString = $"Data Source={Database}" };
-            configure?.Invoke(options);
+            options.ConnectionString = $"Data Source={Database}";
             return new SqliteSessionStore(Options.Create(options), time, NullLogger<SqliteSessionStore>.Instance);
         }
 
@@ -99,7 +109,7 @@ internal abstract class StoreBackend : IAsyncDisposable
             await command.ExecuteNonQueryAsync();
         }
 
-        public override async Task<List<string>> QueryAsync(string sql)
+        public override async Task<IReadOnlyList<string>> QueryAsync(string sql)
         {
             await using var connection = await OpenAsync();
             await using var command = connection.CreateCommand();
@@ -107,10 +117,10 @@ internal abstract class StoreBackend : IAsyncDisposable
             return await ReadFirstColumnAsync(command);
         }
 
-        public override Task<List<string>> ObjectsAsync() =>
+        public override Task<IReadOnlyList<string>> ListObjectsAsync() =>
             QueryAsync("SELECT type || ':' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name");
 
-        public override Task<List<string>> SchemaAsync() => QueryAsync("SELECT sql FROM sqlite_master ORDER BY name");
+        public override Task<IReadOnlyList<string>> DumpSchemaAsync() => QueryAsync("SELECT sql FROM sqlite_master ORDER BY name");
 
         public override ValueTask DisposeAsync()
         {
@@ -152,12 +162,13 @@ internal abstract class StoreBackend : IAsyncDisposable
 
         public override string IntegerType => "bigint";
 
+        public override int? MaxIdentifierLength => 63;
+
         public string ConnectionString => _connectionString;
 
-        public override IServerSideSessionStore CreateStore(TimeProvider time, Action<ServerSideSessionOptions>? configure = null)
+        public override IServerSideSessionStore CreateStore(ServerSideSessionOptions options, TimeProvider time)
         {
-            var options = new ServerSideSessionOptions { ConnectionString = _connectionString };
-            configure?.Invoke(options);
+            options.ConnectionString = _connectionString;
             var dataSource = PostgreSqlSessionDataSource.Create(options.ConnectionString);
             lock (_dataSources)
             {
@@ -176,19 +187,19 @@ internal abstract class StoreBackend : IAsyncDisposable
             await command.ExecuteNonQueryAsync();
         }
 
-        public override async Task<List<string>> QueryAsync(string sql)
+        public override async Task<IReadOnlyList<string>> QueryAsync(string sql)
         {
             await using var connection = await OpenAsync();
             await using var command = new NpgsqlCommand(sql, connection);
             return await ReadFirstColumnAsync(command);
         }
 
-        public override Task<List<string>> ObjectsAsync() => QueryAsync(
+        public override Task<IReadOnlyList<string>> ListObjectsAsync() => QueryAsync(
             "SELECT kind || ':' || name FROM (" +
             "SELECT 'table' AS kind, tablename AS name FROM pg_tables WHERE schemaname = current_schema() " +
             "UNION ALL SELECT 'index', indexname FROM pg_indexes WHERE schemaname = current_schema()) o ORDER BY name, kind");
 
-        public override Task<List<string>> SchemaAsync() => QueryAsync(
+        public override Task<IReadOnlyList<string>> DumpSchemaAsync() => QueryAsync(
             "SELECT d FROM (" +
             "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable AS d FROM information_schema.columns WHERE table_schema = current_schema() " +
             "UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()) s ORDER BY d");

@@ -1,0 +1,684 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Time.Testing;
+using SessionMiddleware.Storage;
+
+namespace SessionMiddleware.Specification.Tests;
+
+/// <summary>
+/// The behaviour every <see cref="IServerSideSessionStore"/> must have, run on a real database: loads, optimistic
+/// updates, renewals, touches, expiry, user listing, batched deletes (also from several stores at once) and the
+/// migration. Subclass it in an NUnit test project (mark the subclass <c>[TestFixture]</c>) and supply a fresh
+/// database per test, a store over it and a few raw-database helpers; every test here then runs against your store.
+/// </summary>
+/// <remarks>
+/// The suite expects the SessionMiddleware schema: a table named by <see cref="ServerSideSessionOptions.TableName"/>
+/// (default <c>sessions</c>) with the columns <c>id</c>, <c>user_id</c>, <c>data</c>, <c>created_at</c>,
+/// <c>last_access</c>, <c>version</c>, <c>ip</c>, <c>user_agent</c>, indexes <c>ix_{table}_last_access</c>,
+/// <c>ix_{table}_created_at</c>, <c>ix_{table}_user_id</c> and the schema version table
+/// <c>__session_middleware_schema</c>, as the SQLite and PostgreSQL stores create them.
+/// </remarks>
+public abstract class ServerSideSessionStoreSpecificationTests
+{
+    private const string SchemaVersionTable = SessionTableSchema.VersionTable;
+    private const int SchemaVersion = SessionTableSchema.Version;
+
+    private readonly List<IServerSideSessionStore> _stores = [];
+    private FakeTimeProvider _time = null!;
+
+    /// <summary>Initializes the fixture; a subclass supplies the database and the store through the abstract members.</summary>
+    protected ServerSideSessionStoreSpecificationTests()
+    {
+    }
+
+    /// <summary>Creates the test's empty database, then starts the test clock.</summary>
+    /// <returns>A task that completes when the database is ready.</returns>
+    [SetUp]
+    public async Task SetUpDatabaseAsync()
+    {
+        _time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+        await CreateDatabaseAsync();
+    }
+
+    /// <summary>Disposes the stores the test made (those that are disposable), then deletes the test's database.</summary>
+    /// <returns>A task that completes when the database is gone.</returns>
+    [TearDown]
+    public async Task TearDownDatabaseAsync()
+    {
+        foreach (var store in _stores)
+        {
+            if (store is IAsyncDisposable asyncDisposable)
+            {
+                await asyncDisposable.DisposeAsync();
+            }
+            else if (store is IDisposable disposable)
+            {
+                disposable.Dispose();
+            }
+        }
+
+        _stores.Clear();
+        await DeleteDatabaseAsync();
+    }
+
+    // ---- what the store author supplies ----
+
+    /// <summary>
+    /// Creates an empty database (or schema) for one test; called before each test. The other members work on it
+    /// until <see cref="DeleteDatabaseAsync"/>.
+    /// </summary>
+    /// <returns>A task that completes when the database exists.</returns>
+    protected abstract Task CreateDatabaseAsync();
+
+    /// <summary>Deletes the test's database; called after each test, after the stores made by the test are disposed.</summary>
+    /// <returns>A task that completes when the database is gone.</returns>
+    protected abstract Task DeleteDatabaseAsync();
+
+    /// <summary>
+    /// A new store over the test's database, as another process would have one (the suite makes several at once to
+    /// test concurrency). Tests call it with their own timeouts and table name in <paramref name="options"/>; add what
+    /// the store needs to reach the database (such as <see cref="ServerSideSessionOptions.ConnectionString"/>) and
+    /// take the current time from <paramref name="timeProvider"/> only. The suite does not call
+    /// <see cref="IServerSideSessionStore.MigrateAsync"/> unless the test says so. A store that is
+    /// <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/> is disposed at the end of the test.
+    /// </summary>
+    /// <param name="options">The options of the store: the tests set <see cref="ServerSideSessionOptions.IdleTimeout"/>,
+    /// <see cref="ServerSideSessionOptions.AbsoluteTimeout"/> and sometimes <see cref="ServerSideSessionOptions.TableName"/>.</param>
+    /// <param name="timeProvider">The test clock (a <see cref="FakeTimeProvider"/> the tests advance).</param>
+    /// <returns>The store.</returns>
+    protected abstract IServerSideSessionStore CreateStore(ServerSideSessionOptions options, TimeProvider timeProvider);
+
+    /// <summary>Runs SQL (possibly several statements separated by <c>;</c>) against the test's database.</summary>
+    /// <param name="sql">The SQL text.</param>
+    /// <returns>A task that completes when the SQL has run.</returns>
+    protected abstract Task ExecuteAsync(string sql);
+
+    /// <summary>Runs a query against the test's database and returns the first column of every row as invariant text.</summary>
+    /// <param name="sql">The query.</param>
+    /// <returns>The first column of each row, in the order the query returns them (<see langword="null"/> as empty text).</returns>
+    protected abstract Task<IReadOnlyList<string>> QueryAsync(string sql);
+
+    /// <summary>The tables and indexes of the test's database, as <c>table:name</c> and <c>index:name</c> (the database's own objects left out).</summary>
+    /// <returns>The objects, in any order.</returns>
+    protected abstract Task<IReadOnlyList<string>> ListObjectsAsync();
+
+    /// <summary>
+    /// A text dump of the test's schema: the definition of every table (or column) and index, in a stable order, to
+    /// compare before and after a migration.
+    /// </summary>
+    /// <returns>One line per definition.</returns>
+    protected abstract Task<IReadOnlyList<string>> DumpSchemaAsync();
+
+    /// <summary>The dialect's name of the binary column type, as the store's schema check reports it (e.g. <c>BLOB</c>, <c>bytea</c>).</summary>
+    protected abstract string BlobType { get; }
+
+    /// <summary>The dialect's name of the text column type, as the store's schema check reports it (e.g. <c>TEXT</c>, <c>text</c>).</summary>
+    protected abstract string TextType { get; }
+
+    /// <summary>The dialect's name of the 64-bit integer column type, as the store's schema check reports it (e.g. <c>INTEGER</c>, <c>bigint</c>).</summary>
+    protected abstract string IntegerType { get; }
+
+    /// <summary>
+    /// The longest identifier the database keeps, if it cuts longer names (PostgreSQL: 63); <see langword="null"/>
+    /// (the default) when it keeps names whole. Used to check the index names made for a long table name.
+    /// </summary>
+    protected virtual int? MaxIdentifierLength => null;
+
+    /// <summary>
+    /// The number of rows of a table. The default runs <c>SELECT COUNT(*) FROM "table"</c> through
+    /// <see cref="QueryAsync"/>; override it for a database that quotes names otherwise.
+    /// </summary>
+    /// <param name="table">The table name, unquoted.</param>
+    /// <returns>The row count.</returns>
+    protected virtual async Task<long> CountRowsAsync(string table = "sessions") =>
+        long.Parse((await QueryAsync($"SELECT COUNT(*) FROM \"{table}\"")).Single(), CultureInfo.InvariantCulture);
+
+    // ---- helpers ----
+
+    private IServerSideSessionStore NewStore(Action<ServerSideSessionOptions>? configure = null)
+    {
+        var options = new ServerSideSessionOptions
+        {
+            IdleTimeout = TimeSpan.FromMinutes(20),
+            AbsoluteTimeout = TimeSpan.FromHours(8),
+        };
+        configure?.Invoke(options);
+        var store = CreateStore(options, _time);
+        lock (_stores)
+        {
+            _stores.Add(store);
+        }
+
+        return store;
+    }
+
+    private async Task<IServerSideSessionStore> MigratedStoreAsync(Action<ServerSideSessionOptions>? configure = null)
+    {
+        var store = NewStore(configure);
+        await store.MigrateAsync();
+        return store;
+    }
+
+    // A key as the middleware makes one: the SHA-256 hash of a random secret ID, so 32 random bytes.
+    private static byte[] NewKey() => RandomNumberGenerator.GetBytes(32);
+
+    private static NewSession Row(byte[] key, byte[]? data = null, string? user = null) => new(key, data ?? [1], user, null, null);
+
+    private static async Task<List<byte[]>> CreateManyAsync(IServerSideSessionStore store, int count)
+    {
+        var keys = new List<byte[]>();
+        for (var i = 0; i < count; i++)
+        {
+            var key = NewKey();
+            keys.Add(key);
+            await store.CreateAsync(Row(key));
+        }
+
+        return keys;
+    }
+
+    // ---- loads, writes, expiry ----
+
+    /// <summary>A created session loads back with its data, user, version 1 and creation time.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Create_ThenLoad_ReturnsTheRow()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+
+        var created = await store.CreateAsync(new NewSession(key, [1, 2, 3], "u1", "127.0.0.1", "ua"));
+        var loaded = await store.LoadAsync(key);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(created.Version, Is.EqualTo(1));
+            Assert.That(loaded, Is.Not.Null);
+            Assert.That(loaded!.Data, Is.EqualTo(new byte[] { 1, 2, 3 }));
+            Assert.That(loaded.Version, Is.EqualTo(1));
+            Assert.That(loaded.UserId, Is.EqualTo("u1"));
+            Assert.That(loaded.CreatedAt, Is.EqualTo(_time.GetUtcNow()));
+        });
+    }
+
+    /// <summary>Loading a key that was never stored returns <see langword="null"/>.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Load_UnknownKey_ReturnsNull()
+    {
+        var store = await MigratedStoreAsync();
+
+        Assert.That(await store.LoadAsync(NewKey()), Is.Null);
+    }
+
+    /// <summary>An update with the current version commits and bumps it; one with a stale version conflicts and writes nothing.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Update_WithTheLoadedVersion_Commits_AndWithAStaleOne_Conflicts()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+
+        var first = await store.UpdateAsync(key, [2], expectedVersion: 1);
+        var stale = await store.UpdateAsync(key, [3], expectedVersion: 1);
+        var loaded = await store.LoadAsync(key);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(first, Is.EqualTo(new SessionUpdateResult(SessionUpdateStatus.Committed, 2)));
+            Assert.That(stale.Status, Is.EqualTo(SessionUpdateStatus.Conflict));
+            Assert.That(loaded!.Data, Is.EqualTo(new byte[] { 2 }), "the stale update wrote nothing");
+        });
+    }
+
+    /// <summary>An update of a deleted session is not found and does not bring the row back.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Update_OfADeletedRow_IsNotFound_AndNeverRecreatesIt()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        await store.DeleteAsync(key);
+
+        var result = await store.UpdateAsync(key, [2], expectedVersion: 1);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(result.Status, Is.EqualTo(SessionUpdateStatus.NotFound));
+            Assert.That(await store.LoadAsync(key), Is.Null);
+            Assert.That(await CountRowsAsync(), Is.Zero);
+        });
+    }
+
+    /// <summary>An update of a session past its idle timeout is not found.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Update_OfAnExpiredRow_IsNotFound()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        _time.Advance(TimeSpan.FromMinutes(21));
+
+        var result = await store.UpdateAsync(key, [2], expectedVersion: 1);
+
+        Assert.That(result.Status, Is.EqualTo(SessionUpdateStatus.NotFound));
+    }
+
+    /// <summary>Concurrent updates of one version from several stores: exactly one commits, the others conflict, the winner's data is stored.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Updates_OfOneVersionFromSeveralStoresAtOnce_ExactlyOneCommits()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        var stores = Enumerable.Range(0, 8).Select(_ => NewStore()).ToList();
+
+        var results = await Task.WhenAll(stores.Select((s, i) => Task.Run(() => s.UpdateAsync(key, [(byte)(10 + i)], expectedVersion: 1))));
+        var loaded = await store.LoadAsync(key);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(results.Count(r => r.Status == SessionUpdateStatus.Committed), Is.EqualTo(1));
+            Assert.That(results.Count(r => r.Status == SessionUpdateStatus.Conflict), Is.EqualTo(7));
+            Assert.That(loaded!.Version, Is.EqualTo(2));
+            var winner = Array.FindIndex(results, r => r.Status == SessionUpdateStatus.Committed);
+            Assert.That(loaded.Data, Is.EqualTo(new[] { (byte)(10 + winner) }), "the committed data is the winner's");
+        });
+    }
+
+    /// <summary>A session idle exactly the idle timeout still loads; one second later it is gone and its row deleted.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Load_PastIdleTimeout_ReturnsNullAndDeletesTheRow()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+
+        _time.Advance(TimeSpan.FromMinutes(20));
+        var atLimit = await store.LoadAsync(key);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var past = await store.LoadAsync(key);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(atLimit, Is.Not.Null, "idle exactly IdleTimeout is still alive");
+            Assert.That(past, Is.Null);
+            Assert.That(await CountRowsAsync(), Is.Zero, "the expired row was deleted on load");
+        });
+    }
+
+    /// <summary>A session past its absolute timeout does not load, however recently it was touched.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Load_PastAbsoluteTimeout_ReturnsNullWhateverTheActivity()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        for (var i = 0; i < 26; i++)
+        {
+            _time.Advance(TimeSpan.FromMinutes(19));
+            await store.TouchAsync(key);
+        }
+
+        Assert.That(await store.LoadAsync(key), Is.Null, "the 8-hour absolute timeout passed after 494 minutes of activity");
+    }
+
+    /// <summary>A touch moves the last access time only (not the version); a touch of an expired session returns <see langword="false"/>.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Touch_UpdatesLastAccessOnly_AndOfAnExpiredRowIsFalse()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        _time.Advance(TimeSpan.FromMinutes(5));
+
+        var touched = await store.TouchAsync(key);
+        var loaded = await store.LoadAsync(key);
+        _time.Advance(TimeSpan.FromMinutes(21));
+        var touchedWhenExpired = await store.TouchAsync(key);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(touched, Is.True);
+            Assert.That(loaded!.LastAccessAt, Is.EqualTo(_time.GetUtcNow() - TimeSpan.FromMinutes(21)));
+            Assert.That(loaded.Version, Is.EqualTo(1), "a touch is not a data change");
+            Assert.That(touchedWhenExpired, Is.False);
+        });
+    }
+
+    // ---- renewal (new ID) ----
+
+    /// <summary>A renewal moves the session to a new key with the new data, user and device, keeps its creation time and leaves no row under the old key.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Renew_MovesTheRowToTheNewKey_KeepingCreationTime_AndKillsTheOldKey()
+    {
+        var store = await MigratedStoreAsync();
+        var oldKey = NewKey();
+        var newKey = NewKey();
+        var createdAt = _time.GetUtcNow();
+        await store.CreateAsync(new NewSession(oldKey, [1], "u1", "10.0.0.1", "old agent"));
+        _time.Advance(TimeSpan.FromMinutes(3));
+
+        var result = await store.RenewAsync(oldKey, 1, new NewSession(newKey, [2], "u2", "10.0.0.2", "new agent"));
+        var renewed = await store.LoadAsync(newKey);
+        var list = await store.ListByUserAsync("u2");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(result, Is.EqualTo(new SessionUpdateResult(SessionUpdateStatus.Committed, 2)));
+            Assert.That(await store.LoadAsync(oldKey), Is.Null, "the old key is dead");
+            Assert.That(renewed!.Data, Is.EqualTo(new byte[] { 2 }));
+            Assert.That(renewed.UserId, Is.EqualTo("u2"));
+            Assert.That(renewed.Version, Is.EqualTo(2));
+            Assert.That(renewed.CreatedAt, Is.EqualTo(createdAt), "renewal keeps the creation time (absolute timeout)");
+            Assert.That(renewed.LastAccessAt, Is.EqualTo(_time.GetUtcNow()));
+            Assert.That(list.Single().IpAddress, Is.EqualTo("10.0.0.2"));
+            Assert.That(list.Single().UserAgent, Is.EqualTo("new agent"));
+            Assert.That(await CountRowsAsync(), Is.EqualTo(1));
+        });
+    }
+
+    /// <summary>A renewal with a stale version conflicts, one of a deleted session is not found; neither creates a row.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Renew_WithAStaleVersion_Conflicts_AndOfADeletedRow_IsNotFound_WritingNothing()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        await store.UpdateAsync(key, [2], 1);
+
+        var stale = await store.RenewAsync(key, 1, Row(NewKey()));
+        await store.DeleteAsync(key);
+        var gone = await store.RenewAsync(key, 2, Row(NewKey()));
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(stale.Status, Is.EqualTo(SessionUpdateStatus.Conflict));
+            Assert.That(gone.Status, Is.EqualTo(SessionUpdateStatus.NotFound));
+            Assert.That(await CountRowsAsync(), Is.Zero, "neither renewal created a row");
+        });
+    }
+
+    /// <summary>Concurrent renewals of one session from several stores: one commits and one row remains, under the winner's key.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Renewals_OfOneSessionFromSeveralStoresAtOnce_AtMostOneCommits_AndOneRowRemains()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+        var stores = Enumerable.Range(0, 6).Select(_ => NewStore()).ToList();
+        var newKeys = stores.Select(_ => NewKey()).ToList();
+
+        var results = await Task.WhenAll(stores.Select((s, i) => Task.Run(() => s.RenewAsync(key, 1, Row(newKeys[i])))));
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(results.Count(r => r.Status == SessionUpdateStatus.Committed), Is.EqualTo(1));
+            Assert.That(await CountRowsAsync(), Is.EqualTo(1), "one session, under one key");
+            var winner = Array.FindIndex(results, r => r.Status == SessionUpdateStatus.Committed);
+            Assert.That(await store.LoadAsync(newKeys[winner]), Is.Not.Null);
+        });
+    }
+
+    // ---- users ----
+
+    /// <summary>Listing a user's sessions gives the live ones, most recent first, with their device info; deleting a user's sessions spares the excepted key.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task ListByUser_GivesLiveSessionsMostRecentFirst_AndDeleteByUser_KeepsTheExceptedOne()
+    {
+        var store = await MigratedStoreAsync();
+        var older = NewKey();
+        var newer = NewKey();
+        var expired = NewKey();
+        await store.CreateAsync(Row(expired, user: "alice"));
+        _time.Advance(TimeSpan.FromMinutes(15));
+        await store.CreateAsync(new NewSession(older, [1], "alice", "10.0.0.1", "agent 1"));
+        _time.Advance(TimeSpan.FromMinutes(6));
+        await store.CreateAsync(new NewSession(newer, [1], "alice", null, null));
+        await store.CreateAsync(Row(NewKey(), user: "bob"));
+
+        var list = await store.ListByUserAsync("alice");
+        var deleted = await store.DeleteByUserAsync("alice", exceptKey: newer);
+        var deletedAll = await store.DeleteByUserAsync("bob", exceptKey: null);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(list.Select(s => s.Id), Is.EqualTo(new[] { Convert.ToHexStringLower(newer), Convert.ToHexStringLower(older) }), "expired one left out");
+            Assert.That(list[1].IpAddress, Is.EqualTo("10.0.0.1"));
+            Assert.That(list[1].UserAgent, Is.EqualTo("agent 1"));
+            Assert.That(list[1].CreatedAt, Is.EqualTo(_time.GetUtcNow() - TimeSpan.FromMinutes(6)));
+            Assert.That(deleted, Is.EqualTo(1), "the older one; the expired one is deleted too but was no longer a session");
+            Assert.That(deletedAll, Is.EqualTo(1));
+            Assert.That(await store.LoadAsync(newer), Is.Not.Null);
+            Assert.That(await CountRowsAsync(), Is.EqualTo(1));
+        });
+    }
+
+    // ---- expired rows ----
+
+    /// <summary>Deleting expired sessions removes only expired rows, at most the given number per call.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task DeleteExpired_DeletesOnlyExpiredRows_AtMostMaxRowsAStatement()
+    {
+        var store = await MigratedStoreAsync();
+        await CreateManyAsync(store, 25);
+        _time.Advance(TimeSpan.FromMinutes(15));
+        var live = await CreateManyAsync(store, 5);
+        _time.Advance(TimeSpan.FromMinutes(10)); // the first 25 are 25 minutes idle, the last 5 only 10
+
+        var batches = new List<int>();
+        int deleted;
+        do
+        {
+            deleted = await store.DeleteExpiredAsync(10);
+            batches.Add(deleted);
+        }
+        while (deleted == 10);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(batches, Is.EqualTo(new[] { 10, 10, 5 }));
+            Assert.That(await CountRowsAsync(), Is.EqualTo(5));
+            foreach (var key in live)
+            {
+                Assert.That(await store.LoadAsync(key), Is.Not.Null);
+            }
+        });
+    }
+
+    /// <summary>Several stores deleting expired sessions at once delete each expired row exactly once, without errors.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task DeleteExpired_FromSeveralStoresAtOnce_DeletesEveryExpiredRowOnce_WithoutErrors()
+    {
+        var store = await MigratedStoreAsync();
+        await CreateManyAsync(store, 1_500);
+        _time.Advance(TimeSpan.FromMinutes(15));
+        var live = await CreateManyAsync(store, 20);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var cleaners = Enumerable.Range(0, 3).Select(_ => NewStore()).ToList();
+
+        var counts = await Task.WhenAll(cleaners.Select(c => Task.Run(async () =>
+        {
+            var total = 0;
+            int deleted;
+            do
+            {
+                deleted = await c.DeleteExpiredAsync(50);
+                total += deleted;
+            }
+            while (deleted == 50);
+
+            return total;
+        })));
+        TestContext.Out.WriteLine($"{GetType().Name}: rows deleted by each of 3 concurrent cleaners: {string.Join(", ", counts)}");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(counts.Sum(), Is.EqualTo(1_500), "each expired row deleted exactly once");
+            Assert.That(await CountRowsAsync(), Is.EqualTo(20));
+            Assert.That(await store.LoadAsync(live[0]), Is.Not.Null);
+        });
+    }
+
+    /// <summary>Using a store whose table does not exist throws an <see cref="InvalidOperationException"/> naming the table and <c>MigrateServerSideSessionsAsync</c>.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task MissingTable_GivesAClearErrorNamingTheTableAndTheMigrationCall()
+    {
+        var other = NewStore(o => o.TableName = "app_sessions");
+
+        var ex = Assert.ThrowsAsync<InvalidOperationException>(() => other.LoadAsync(NewKey()));
+
+        Assert.That(ex!.Message, Does.Contain("\"app_sessions\"").And.Contain("MigrateServerSideSessionsAsync"));
+        await Task.CompletedTask;
+    }
+
+    // ---- migration ----
+
+    /// <summary>Migrating an empty database creates the table, its three indexes and the schema version row.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Migrate_OnAnEmptyDatabase_CreatesTheTableIndexesAndSchemaVersion()
+    {
+        await NewStore().MigrateAsync();
+
+        var objects = await ListObjectsAsync();
+        Assert.Multiple(async () =>
+        {
+            Assert.That(objects, Is.SupersetOf(new[]
+            {
+                "table:sessions", "table:" + SchemaVersionTable,
+                "index:ix_sessions_last_access", "index:ix_sessions_created_at", "index:ix_sessions_user_id",
+            }));
+            Assert.That(await QueryAsync($"SELECT table_name || '=' || version FROM {SchemaVersionTable}"), Is.EqualTo(new[] { $"sessions={SchemaVersion}" }));
+        });
+    }
+
+    /// <summary>Migrating a migrated database changes no definition and keeps the data.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Migrate_Twice_ChangesNothing_AndKeepsTheData()
+    {
+        var store = await MigratedStoreAsync();
+        var key = NewKey();
+        await store.CreateAsync(Row(key, [42]));
+        var schemaBefore = await DumpSchemaAsync();
+
+        _time.Advance(TimeSpan.FromMinutes(1));
+        await NewStore().MigrateAsync();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await DumpSchemaAsync(), Is.EqualTo(schemaBefore));
+            Assert.That((await store.LoadAsync(key))!.Data, Is.EqualTo(new byte[] { 42 }));
+        });
+    }
+
+    /// <summary>Several stores migrating one database at once all succeed, creating one table.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Migrate_FromSeveralStoresAtOnce_AllSucceed()
+    {
+        var stores = Enumerable.Range(0, 6).Select(_ => NewStore()).ToList();
+
+        await Task.WhenAll(stores.Select(s => Task.Run(() => s.MigrateAsync())));
+
+        Assert.That((await ListObjectsAsync()).Count(o => o == "table:sessions"), Is.EqualTo(1));
+    }
+
+    /// <summary>Migrating over a table of another shape throws a <see cref="SessionStoreSchemaException"/> naming the table, the expected and the found columns, and changes neither schema nor data.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Migrate_AgainstATableOfAnotherShape_ThrowsNamingTableAndColumns_AndLeavesItUntouched()
+    {
+        await ExecuteAsync($"CREATE TABLE sessions (id {TextType} PRIMARY KEY, value {TextType}, expires {IntegerType}); INSERT INTO sessions VALUES ('x', 'user data', 1);");
+        var before = await DumpSchemaAsync();
+
+        var ex = Assert.ThrowsAsync<SessionStoreSchemaException>(() => NewStore().MigrateAsync());
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(ex!.TableName, Is.EqualTo("sessions"));
+            Assert.That(ex.Message, Does.Contain("\"sessions\""));
+            Assert.That(ex.Message, Does.Contain($"id {BlobType}").And.Contain($"last_access {IntegerType}"), "expected columns");
+            Assert.That(ex.Message, Does.Contain($"id {TextType}").And.Contain($"expires {IntegerType}"), "found columns");
+            Assert.That(ex.FoundColumns, Is.EqualTo(new[] { $"id {TextType} PRIMARY KEY", $"value {TextType}", $"expires {IntegerType}" }));
+            Assert.That(await DumpSchemaAsync(), Is.EqualTo(before), "schema untouched");
+            Assert.That(await QueryAsync("SELECT value FROM sessions"), Is.EqualTo(new[] { "user data" }), "data untouched");
+        });
+    }
+
+    /// <summary>Migrating over a table with the right columns but no primary key on <c>id</c> throws a <see cref="SessionStoreSchemaException"/>.</summary>
+    [Test]
+    public void Migrate_AgainstSameColumnsWithoutThePrimaryKey_Throws()
+    {
+        string b = BlobType, t = TextType, i = IntegerType;
+        Assert.That(
+            () => ExecuteAsync($"CREATE TABLE sessions (id {b}, user_id {t}, data {b}, created_at {i}, last_access {i}, version {i}, ip {t}, user_agent {t});"),
+            Throws.Nothing);
+
+        var ex = Assert.ThrowsAsync<SessionStoreSchemaException>(() => NewStore().MigrateAsync());
+
+        Assert.That(ex!.Message, Does.Contain($"id {b} PRIMARY KEY"));
+    }
+
+    /// <summary>Migrating a database whose schema version is newer than the store knows throws a <see cref="SessionStoreSchemaException"/>.</summary>
+    [Test]
+    public void Migrate_AgainstANewerSchemaVersion_Throws()
+    {
+        Assert.That(
+            () => ExecuteAsync($"CREATE TABLE {SchemaVersionTable} (table_name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, migrated_at INTEGER NOT NULL); INSERT INTO {SchemaVersionTable} VALUES ('sessions', 99, 0);"),
+            Throws.Nothing);
+
+        var ex = Assert.ThrowsAsync<SessionStoreSchemaException>(() => NewStore().MigrateAsync());
+
+        Assert.That(ex!.Message, Does.Contain("99").And.Contain("newer"));
+    }
+
+    /// <summary>A store with a custom <see cref="ServerSideSessionOptions.TableName"/> creates and uses that table only.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Migrate_WithACustomTableName_UsesIt()
+    {
+        var store = await MigratedStoreAsync(o => o.TableName = "App_Sessions_2");
+        var key = NewKey();
+        await store.CreateAsync(Row(key));
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await ListObjectsAsync(), Does.Contain("table:App_Sessions_2").And.Not.Contain("table:sessions"));
+            Assert.That(await CountRowsAsync("App_Sessions_2"), Is.EqualTo(1));
+        });
+    }
+
+    /// <summary>The longest allowed table name (63 characters) gets three distinct index names, within the database's identifier limit, and migrates twice.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Migrate_WithTheLongestAllowedTableName_CreatesThreeDistinctIndexes_AndIsIdempotent()
+    {
+        var name = "s" + new string('x', 62);
+        await MigratedStoreAsync(o => o.TableName = name);
+        await MigratedStoreAsync(o => o.TableName = name);
+
+        var indexes = (await ListObjectsAsync()).Where(o => o.StartsWith("index:ix_", StringComparison.Ordinal)).ToList();
+
+        Assert.That(indexes, Has.Count.EqualTo(3), "one index each on last_access, created_at, user_id");
+        if (MaxIdentifierLength is { } max)
+        {
+            Assert.That(indexes, Has.All.Length.LessThanOrEqualTo("index:".Length + max), $"the database keeps {max} characters of a name");
+        }
+    }
+}
