@@ -90,23 +90,20 @@ internal sealed class PostgreSqlSessionSql
         // then finds it gone or changed) and the INSERT takes its creation time and next version.
         Renew =
             $"WITH old AS (DELETE FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING created_at, version) " +
-            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent) " +
-            "SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent FROM old RETURNING version;";
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
+            $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")} FROM old RETURNING version;";
 
         // Expired rows not cleaned yet go too; only live ones are counted.
         DeleteByUser =
             $"WITH deleted AS (DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) " +
-            "RETURNING last_access, created_at) " +
+            "RETURNING expires_at) " +
             $"SELECT count(*)::int FROM deleted WHERE {live};";
 
         // Several nodes clean at once without waiting on each other or deleting the same rows twice: each batch locks
         // the rows it picks, skipping rows another node (or a request) holds. The CTE is evaluated once, so a batch
         // never deletes more than @Limit rows.
-        DeleteIdleBatch =
-            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE last_access < @IdleCutoff LIMIT @Limit FOR UPDATE SKIP LOCKED) " +
-            $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch);";
-        DeleteTooOldBatch =
-            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE created_at < @AbsoluteCutoff LIMIT @Limit FOR UPDATE SKIP LOCKED) " +
+        DeleteExpiredBatch =
+            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE expires_at < @Now LIMIT @Limit FOR UPDATE SKIP LOCKED) " +
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch);";
     }
 
@@ -114,7 +111,5 @@ internal sealed class PostgreSqlSessionSql
 
     public string DeleteByUser { get; }
 
-    public string DeleteIdleBatch { get; }
-
-    public string DeleteTooOldBatch { get; }
+    public string DeleteExpiredBatch { get; }
 }

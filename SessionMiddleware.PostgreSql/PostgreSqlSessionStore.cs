@@ -39,8 +39,8 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     {
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var connectionScope = connection.ConfigureAwait(false);
-        var created = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.UnixNow(), cancellationToken).ConfigureAwait(false);
-        Log.MigratedPostgreSql(_logger, _sql.TableName, created, SessionTableSchema.Version, connection.PostgreSqlVersion.ToString());
+        var result = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.Parameters(), cancellationToken).ConfigureAwait(false);
+        Log.MigratedPostgreSql(_logger, _sql.TableName, result.Created, result.UpgradedFromVersion, SessionTableSchema.Version, connection.PostgreSqlVersion.ToString());
     }
 
     /// <inheritdoc/>
@@ -57,11 +57,11 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
                     return null;
                 }
 
-                var cutoffs = _expiry.Cutoffs();
-                if (cutoffs.IsExpired(row.LastAccess, row.CreatedAt))
+                var now = _expiry.UnixNow();
+                if (row.ExpiresAt < now)
                 {
                     await connection.ExecuteAsync(new CommandDefinition(
-                        _sql.DeleteIfExpired, new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: token)).ConfigureAwait(false);
+                        _sql.DeleteIfExpired, new { Id = key, Now = now }, cancellationToken: token)).ConfigureAwait(false);
                     return null;
                 }
 
@@ -74,42 +74,54 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     public async Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var now = _expiry.UnixNow();
+        var expiry = _expiry.Parameters();
+        var expiresAt = session.ExpiresAt?.ToUnixTimeSeconds() ?? expiry.DefaultExpiresAt(expiry.Now);
         await RunAsync(
             (connection, token) => connection.ExecuteAsync(new CommandDefinition(
                 _sql.Insert,
-                new { Id = session.Key, session.UserId, session.Data, Now = now, Ip = session.IpAddress, session.UserAgent },
+                new { Id = session.Key, session.UserId, session.Data, expiry.Now, Ip = session.IpAddress, session.UserAgent, ExpiresAt = expiresAt },
                 cancellationToken: token)),
             cancellationToken).ConfigureAwait(false);
-        return session.AsCreated(now);
+        return session.AsCreated(expiry.Now, expiresAt);
     }
 
     /// <inheritdoc/>
-    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
-        var cutoffs = _expiry.Cutoffs();
+        var expiry = _expiry.Parameters();
         return RunAsync(
             async (connection, token) =>
             {
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
                     _sql.Update,
-                    new { Id = key, Data = data, cutoffs.Now, ExpectedVersion = expectedVersion, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
+                    new
+                    {
+                        Id = key,
+                        Data = data,
+                        ExpectedVersion = expectedVersion,
+                        ExpiresAt = expiresAt?.ToUnixTimeSeconds(),
+                        expiry.Now,
+                        expiry.IdleSeconds,
+                        expiry.AbsoluteSeconds,
+                    },
                     cancellationToken: token)).ConfigureAwait(false);
-                return await ResultAsync(connection, key, version, cutoffs, token).ConfigureAwait(false);
+                return await ResultAsync(connection, key, version, expiry.Now, token).ConfigureAwait(false);
             },
             cancellationToken);
     }
 
     /// <inheritdoc/>
-    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> TouchAsync(byte[] key, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var cutoffs = _expiry.Cutoffs();
+        var expiry = _expiry.Parameters();
         return RunAsync(
             async (connection, token) => await connection.ExecuteAsync(new CommandDefinition(
-                _sql.Touch, new { Id = key, cutoffs.Now, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: token)).ConfigureAwait(false) > 0,
+                _sql.Touch,
+                new { Id = key, ExpiresAt = expiresAt?.ToUnixTimeSeconds(), expiry.Now, expiry.IdleSeconds, expiry.AbsoluteSeconds },
+                cancellationToken: token)).ConfigureAwait(false) > 0,
             cancellationToken);
     }
 
@@ -118,15 +130,15 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     {
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
-        var cutoffs = _expiry.Cutoffs();
+        var expiry = _expiry.Parameters();
         return RunAsync(
             async (connection, token) =>
             {
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
                     _pg.Renew,
-                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, cutoffs),
+                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, expiry),
                     cancellationToken: token)).ConfigureAwait(false);
-                return await ResultAsync(connection, oldKey, version, cutoffs, token).ConfigureAwait(false);
+                return await ResultAsync(connection, oldKey, version, expiry.Now, token).ConfigureAwait(false);
             },
             cancellationToken);
     }
@@ -135,12 +147,12 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var cutoffs = _expiry.Cutoffs();
+        var now = _expiry.UnixNow();
         return RunAsync<IReadOnlyList<SessionInfo>>(
             async (connection, token) =>
             {
                 var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                    _sql.ListByUser, new { UserId = userId, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: token)).ConfigureAwait(false);
+                    _sql.ListByUser, new { UserId = userId, Now = now }, cancellationToken: token)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionInfo())];
             },
             cancellationToken);
@@ -150,12 +162,10 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var cutoffs = _expiry.Cutoffs();
+        var now = _expiry.UnixNow();
         return RunAsync(
             (connection, token) => connection.ExecuteScalarAsync<int>(new CommandDefinition(
-                _pg.DeleteByUser,
-                new { UserId = userId, ExceptId = exceptKey, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
-                cancellationToken: token)),
+                _pg.DeleteByUser, new { UserId = userId, ExceptId = exceptKey, Now = now }, cancellationToken: token)),
             cancellationToken);
     }
 
@@ -173,20 +183,10 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-        var cutoffs = _expiry.Cutoffs();
+        var now = _expiry.UnixNow();
         return RunAsync(
-            async (connection, token) =>
-            {
-                var deleted = await connection.ExecuteAsync(new CommandDefinition(
-                    _pg.DeleteIdleBatch, new { cutoffs.IdleCutoff, Limit = maxRows }, cancellationToken: token)).ConfigureAwait(false);
-                if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
-                {
-                    deleted += await connection.ExecuteAsync(new CommandDefinition(
-                        _pg.DeleteTooOldBatch, new { cutoffs.AbsoluteCutoff, Limit = maxRows - deleted }, cancellationToken: token)).ConfigureAwait(false);
-                }
-
-                return deleted;
-            },
+            (connection, token) => connection.ExecuteAsync(new CommandDefinition(
+                _pg.DeleteExpiredBatch, new { Now = now, Limit = maxRows }, cancellationToken: token)),
             cancellationToken);
     }
 
@@ -206,7 +206,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     }
 
     /// <summary>Committed with the returned version; otherwise the row is live with another version (conflict) or gone.</summary>
-    private async Task<SessionUpdateResult> ResultAsync(NpgsqlConnection connection, byte[] key, long? version, ExpiryCutoffs cutoffs, CancellationToken cancellationToken)
+    private async Task<SessionUpdateResult> ResultAsync(NpgsqlConnection connection, byte[] key, long? version, long now, CancellationToken cancellationToken)
     {
         if (version is { } v)
         {
@@ -214,7 +214,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         }
 
         var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            _sql.SelectLiveVersion, new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            _sql.SelectLiveVersion, new { Id = key, Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
 }

@@ -14,7 +14,7 @@ namespace SessionMiddleware.Specification.Tests;
 /// <remarks>
 /// The suite expects the SessionMiddleware schema: a table named by <see cref="ServerSideSessionOptions.TableName"/>
 /// (default <c>sessions</c>) with the columns <c>id</c>, <c>user_id</c>, <c>data</c>, <c>created_at</c>,
-/// <c>last_access</c>, <c>version</c>, <c>ip</c>, <c>user_agent</c>, indexes <c>ix_{table}_last_access</c>,
+/// <c>last_access</c>, <c>version</c>, <c>ip</c>, <c>user_agent</c>, indexes <c>ix_{table}_expires_at</c>,
 /// <c>ix_{table}_created_at</c>, <c>ix_{table}_user_id</c> and the schema version table
 /// <c>__session_middleware_schema</c>, as the SQLite and PostgreSQL stores create them.
 /// </remarks>
@@ -561,7 +561,7 @@ public abstract class ServerSideSessionStoreSpecificationTests
             Assert.That(objects, Is.SupersetOf(new[]
             {
                 "table:sessions", "table:" + SchemaVersionTable,
-                "index:ix_sessions_last_access", "index:ix_sessions_created_at", "index:ix_sessions_user_id",
+                "index:ix_sessions_expires_at", "index:ix_sessions_created_at", "index:ix_sessions_user_id",
             }));
             Assert.That(await QueryAsync($"SELECT table_name || '=' || version FROM {SchemaVersionTable}"), Is.EqualTo(new[] { $"sessions={SchemaVersion}" }));
         });
@@ -675,7 +675,7 @@ public abstract class ServerSideSessionStoreSpecificationTests
 
         var indexes = (await ListObjectsAsync()).Where(o => o.StartsWith("index:ix_", StringComparison.Ordinal)).ToList();
 
-        Assert.That(indexes, Has.Count.EqualTo(3), "one index each on last_access, created_at, user_id");
+        Assert.That(indexes, Has.Count.EqualTo(3), "one index each on expires_at, created_at, user_id");
         if (MaxIdentifierLength is { } max)
         {
             Assert.That(indexes, Has.All.Length.LessThanOrEqualTo("index:".Length + max), $"the database keeps {max} characters of a name");

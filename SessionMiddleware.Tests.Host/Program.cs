@@ -1,4 +1,5 @@
-// Test host: `dotnet SessionMiddleware.Tests.Host.dll --db <file> --keys <folder> [--urls http://127.0.0.1:0]`.
+// Test host: `dotnet SessionMiddleware.Tests.Host.dll --db <file> --keys <folder> [--postgres <connection string>] [--urls http://127.0.0.1:0]`
+// (with --postgres, the sessions are in PostgreSQL and --db is not used).
 // Prints "Listening on <url>" once it serves. Endpoints: /set?key=&value=, /get?key=, /keys, /id.
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -10,11 +11,15 @@ builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
 var db = builder.Configuration["db"] ?? throw new InvalidOperationException("--db is required");
 var keys = builder.Configuration["keys"] ?? throw new InvalidOperationException("--keys is required");
 builder.Services.AddDataProtection().SetApplicationName("SessionMiddleware.Tests.Host").PersistKeysToFileSystem(new DirectoryInfo(keys));
-builder.Services.AddServerSideSessions(o =>
+var sessions = builder.Services.AddServerSideSessions(o =>
 {
     o.ConnectionString = $"Data Source={db}";
     o.TouchInterval = TimeSpan.Zero;
 });
+if (builder.Configuration["postgres"] is { } postgres)
+{
+    sessions.UsePostgreSql(postgres);
+}
 if (builder.Configuration["urls"] is null)
 {
     builder.WebHost.UseUrls("http://127.0.0.1:0");

@@ -74,7 +74,7 @@ public sealed class CleanupUnderLoadTests
         connection.Open();
         using var transaction = connection.BeginTransaction();
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO sessions (id, user_id, data, created_at, last_access, version, ip, user_agent) VALUES ($id, NULL, x'0100', $t, $t, 1, NULL, NULL)";
+        command.CommandText = "INSERT INTO sessions (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) VALUES ($id, NULL, x'0100', $t, $t, 1, NULL, NULL, $t)";
         var id = command.Parameters.Add("$id", SqliteType.Blob);
         command.Parameters.AddWithValue("$t", lastAccess);
         foreach (var _ in Enumerable.Range(0, count))

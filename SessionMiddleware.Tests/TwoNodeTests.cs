@@ -143,8 +143,8 @@ public sealed class TwoNodeTests : TempFolderTest
         var longAgo = _time.GetUtcNow().AddHours(-1).ToUnixTimeSeconds();
         await PostgresServer.ScalarAsync<long>(
             _connectionString,
-            "WITH inserted AS (INSERT INTO sessions (id, user_id, data, created_at, last_access, version) " +
-            "SELECT sha256(int8send(g)), 'user' || (g % 1000), '\\x01'::bytea, @t, @t, 1 FROM generate_series(1, @n) g RETURNING 1) SELECT COUNT(*) FROM inserted",
+            "WITH inserted AS (INSERT INTO sessions (id, user_id, data, created_at, last_access, version, expires_at) " +
+            "SELECT sha256(int8send(g)), 'user' || (g % 1000), '\\x01'::bytea, @t, @t, 1, @t FROM generate_series(1, @n) g RETURNING 1) SELECT COUNT(*) FROM inserted",
             ("t", longAgo),
             ("n", expired));
         var cleanerA = a.Services.GetServices<IHostedService>().OfType<SessionCleanupService>().Single();

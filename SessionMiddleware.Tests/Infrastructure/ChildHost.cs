@@ -21,7 +21,7 @@ internal sealed class ChildHost : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
-    public static async Task<ChildHost> StartAsync(string databasePath, string keysFolder)
+    public static async Task<ChildHost> StartAsync(string databasePath, string keysFolder, string? postgres = null)
     {
         var dll = LocateHostDll();
         var start = new ProcessStartInfo("dotnet")
@@ -34,6 +34,12 @@ internal sealed class ChildHost : IAsyncDisposable
         foreach (var arg in new[] { "exec", dll, "--db", databasePath, "--keys", keysFolder })
         {
             start.ArgumentList.Add(arg);
+        }
+
+        if (postgres is not null)
+        {
+            start.ArgumentList.Add("--postgres");
+            start.ArgumentList.Add(postgres);
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the test host.");

@@ -48,7 +48,7 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
         return OnCreate?.Invoke() is { } ex ? throw ex : Inner.CreateAsync(session, cancellationToken);
     }
 
-    public async Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    public async Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref Updates);
         if (OnUpdate?.Invoke() is { } ex)
@@ -56,7 +56,7 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
             throw ex;
         }
 
-        var result = await Inner.UpdateAsync(key, data, expectedVersion, cancellationToken);
+        var result = await Inner.UpdateAsync(key, data, expectedVersion, expiresAt, cancellationToken);
         if (result.Status == SessionUpdateStatus.Committed)
         {
             Committed.Enqueue((result.Version, data));
@@ -71,7 +71,7 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
     /// <summary>Awaited inside TouchAsync before the real touch, with the call's token (to make a touch hang).</summary>
     public Func<CancellationToken, Task>? BeforeTouch { get; set; }
 
-    public async Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    public async Task<bool> TouchAsync(byte[] key, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref Touches);
         if (BeforeTouch is { } before)
@@ -79,7 +79,7 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
             await before(cancellationToken);
         }
 
-        return await Inner.TouchAsync(key, cancellationToken);
+        return await Inner.TouchAsync(key, expiresAt, cancellationToken);
     }
 
     public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Inner.DeleteAsync(key, cancellationToken);

@@ -51,6 +51,15 @@ internal abstract class StoreBackend : IAsyncDisposable
     /// <summary>An exception as the driver raises for a failing database.</summary>
     public abstract DbException DatabaseError();
 
+    /// <summary>Puts the schema-1 fixture (Fixtures/sessions-v1.*: a table made by the library at schema version 1, three sessions) in this database.</summary>
+    public abstract Task LoadSchema1FixtureAsync();
+
+    /// <summary>The test host app as a child process over this database, its Data Protection keys in <paramref name="folder"/>.</summary>
+    public abstract Task<ChildHost> StartChildHostAsync(string folder);
+
+    /// <summary>The path of a file in the test output's Fixtures folder.</summary>
+    protected static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
+
     public abstract Task ExecuteAsync(string sql);
 
     /// <summary>The first column of every row, as invariant text.</summary>
@@ -92,6 +101,14 @@ internal abstract class StoreBackend : IAsyncDisposable
         public override string TextType => "TEXT";
 
         public override string IntegerType => "INTEGER";
+
+        public override Task LoadSchema1FixtureAsync()
+        {
+            File.Copy(Fixture("sessions-v1.db"), Database, overwrite: true);
+            return Task.CompletedTask;
+        }
+
+        public override Task<ChildHost> StartChildHostAsync(string folder) => ChildHost.StartAsync(Database, Path.Combine(folder, "keys"));
 
         public override IServerSideSessionStore CreateStore(ServerSideSessionOptions options, TimeProvider time)
         {
@@ -165,6 +182,14 @@ internal abstract class StoreBackend : IAsyncDisposable
         public override int? MaxIdentifierLength => 63;
 
         public string ConnectionString => _connectionString;
+
+        public override async Task LoadSchema1FixtureAsync() => await ExecuteAsync(await File.ReadAllTextAsync(Fixture("sessions-v1.postgresql.sql")));
+
+        public override Task<ChildHost> StartChildHostAsync(string folder)
+        {
+            Directory.CreateDirectory(folder);
+            return ChildHost.StartAsync(Path.Combine(folder, "unused.db"), Path.Combine(folder, "keys"), postgres: _connectionString);
+        }
 
         public override IServerSideSessionStore CreateStore(ServerSideSessionOptions options, TimeProvider time)
         {

@@ -74,8 +74,8 @@ internal static partial class Log
     [LoggerMessage(34, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the writer finished it ({LeftAfter} left), so the WAL starts over.", EventName = "CheckpointFinishedByWriter")]
     public static partial void CheckpointFinishedByWriter(ILogger logger, long frames, long left, long leftAfter);
 
-    [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
-    public static partial void Migrated(ILogger logger, string tableName, bool created, int schemaVersion, string journalMode);
+    [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, upgraded from schema version: {UpgradedFrom}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
+    public static partial void Migrated(ILogger logger, string tableName, bool created, int? upgradedFrom, int schemaVersion, string journalMode);
 
     // Event id 31 is the PostgreSQL package's MigratedPostgreSql.
 }

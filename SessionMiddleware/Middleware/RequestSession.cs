@@ -156,7 +156,7 @@ internal sealed class RequestSession
         {
             var result = renew
                 ? await _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken).ConfigureAwait(false)
-                : await _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, cancellationToken).ConfigureAwait(false);
+                : await _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:
@@ -222,7 +222,7 @@ internal sealed class RequestSession
         bool found;
         try
         {
-            found = await _runtime.Store.TouchAsync(session.Key!, cancellationToken).ConfigureAwait(false);
+            found = await _runtime.Store.TouchAsync(session.Key!, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -243,6 +243,13 @@ internal sealed class RequestSession
         }
     }
 
+    /// <summary>
+    /// The row's expiry when a write is recorded now: the store's default (idle and absolute timeouts), or later when a
+    /// remembered sign-in keeps the session until its ticket expires.
+    /// </summary>
+    private DateTimeOffset? ExpiresAt(ServerSideSession session) =>
+        session.KeepUntil is { } keepUntil ? _runtime.Expiry.ExpiresAt(session.CreatedAt, keepUntil) : null;
+
     private NewSession NewRow(ServerSideSession session)
     {
         string? ip = null;
@@ -262,7 +269,7 @@ internal sealed class RequestSession
             }
         }
 
-        return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent);
+        return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent, ExpiresAt(session));
     }
 
     private void Gone(ServerSideSession session, byte[] rowKey)

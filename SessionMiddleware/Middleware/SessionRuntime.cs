@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
 
@@ -28,6 +29,7 @@ internal sealed class SessionRuntime
         Cookies = cookies;
         CommitLocks = commitLocks;
         TimeProvider = timeProvider;
+        Expiry = new SessionExpiry(Options, timeProvider);
         Logger = logger;
     }
 
@@ -40,6 +42,9 @@ internal sealed class SessionRuntime
     public CommitLocks CommitLocks { get; }
 
     public TimeProvider TimeProvider { get; }
+
+    /// <summary>The expiry rules of the options, for rows a remembered sign-in keeps longer.</summary>
+    public SessionExpiry Expiry { get; }
 
     /// <summary>The request path's logger; its category is <see cref="ServerSideSessionMiddleware"/>.</summary>
     public ILogger Logger { get; }

@@ -111,6 +111,12 @@ internal sealed class ServerSideSession : IServerSideSession
     /// <inheritdoc/>
     public DateTimeOffset LastAccessAt { get; private set; }
 
+    /// <summary>
+    /// The time a remembered (persistent) sign-in keeps the session until, even past its idle timeout; null when no
+    /// ticket of the session is persistent.
+    /// </summary>
+    public DateTimeOffset? KeepUntil { get; private set; }
+
     /// <inheritdoc/>
     public bool IsAvailable => true;
 

@@ -6,8 +6,9 @@ namespace SessionMiddleware;
 /// </summary>
 /// <remarks>
 /// Keys are the SHA-256 hash of the secret session ID (32 bytes); a store never sees the secret ID or the
-/// cookie. A store takes "now" from the <see cref="TimeProvider"/> it was given, never from the database's
-/// clock, and treats sessions past their idle or absolute timeout as missing.
+/// cookie. Every row has its own expiry (<c>expires_at</c>): the caller's, or by default last access + idle timeout
+/// capped by creation + absolute timeout. A store takes "now" from the <see cref="TimeProvider"/> it was given, never
+/// from the database's clock, and treats a row past its expiry as missing.
 /// </remarks>
 public interface IServerSideSessionStore
 {
@@ -42,20 +43,22 @@ public interface IServerSideSessionStore
     /// <param name="key">The SHA-256 hash of the secret session ID.</param>
     /// <param name="data">The serialized session data.</param>
     /// <param name="expectedVersion">The version the caller loaded.</param>
+    /// <param name="expiresAt">The row's new expiry, or <see langword="null"/> for the default (see <see cref="NewSession.ExpiresAt"/>).</param>
     /// <param name="cancellationToken">Cancels the update.</param>
-    Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default);
+    Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Records an access (sets the last-access time to now) without changing the data or the version.
+    /// Records an access (sets the last-access time to now and the expiry) without changing the data or the version.
     /// </summary>
     /// <param name="key">The SHA-256 hash of the secret session ID.</param>
+    /// <param name="expiresAt">The row's new expiry, or <see langword="null"/> for the default (see <see cref="NewSession.ExpiresAt"/>).</param>
     /// <param name="cancellationToken">Cancels the update.</param>
     /// <returns><see langword="false"/> when the session no longer exists or has expired.</returns>
-    Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default);
+    Task<bool> TouchAsync(byte[] key, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Moves a session to a new key (ID renewal), in one transaction: the row under <paramref name="oldKey"/>
-    /// is replaced by one under <see cref="NewSession.Key"/> with the given data, user and device, the same
+    /// is replaced by one under <see cref="NewSession.Key"/> with the given data, user, device and expiry, the same
     /// creation time and the next version, if its stored version is still <paramref name="expectedVersion"/>.
     /// The old key is dead once this returns <see cref="SessionUpdateStatus.Committed"/>.
     /// </summary>

@@ -1,31 +1,37 @@
 namespace SessionMiddleware.Storage;
 
 /// <summary>
-/// The idle and absolute limits at one instant, in Unix seconds: a row is live while
-/// <c>last_access &gt;= IdleCutoff</c> and <c>created_at &gt;= AbsoluteCutoff</c>
-/// (<see cref="SessionSql.LiveCondition"/>).
+/// "Now" and the timeouts, in Unix seconds, as the parameters <c>@Now</c>, <c>@IdleSeconds</c> and
+/// <c>@AbsoluteSeconds</c> of the statements (<see cref="SessionSql.LiveCondition"/>, <see cref="SessionSql.NewExpiry"/>).
 /// </summary>
 /// <param name="Now">"Now" from the <see cref="TimeProvider"/>, in Unix seconds.</param>
-/// <param name="IdleCutoff">The oldest last access a live row may have.</param>
-/// <param name="AbsoluteCutoff">The oldest creation time a live row may have (<see cref="long.MinValue"/> without an absolute timeout).</param>
-public readonly record struct ExpiryCutoffs(long Now, long IdleCutoff, long AbsoluteCutoff)
+/// <param name="IdleSeconds">The idle timeout.</param>
+/// <param name="AbsoluteSeconds">The absolute timeout (a value past any real date without one).</param>
+public readonly record struct ExpiryParameters(long Now, long IdleSeconds, long AbsoluteSeconds)
 {
-    /// <summary>Whether a row with these timestamps is past its idle or absolute timeout.</summary>
-    /// <param name="lastAccess">The row's last access, in Unix seconds.</param>
-    /// <param name="createdAt">The row's creation time, in Unix seconds.</param>
+    /// <summary>Whether a row that expires at <paramref name="expiresAt"/> is expired now.</summary>
+    /// <param name="expiresAt">The row's <c>expires_at</c>, in Unix seconds.</param>
     /// <returns><see langword="true"/> when the row is expired.</returns>
-    public bool IsExpired(long lastAccess, long createdAt) => lastAccess < IdleCutoff || createdAt < AbsoluteCutoff;
+    public bool IsExpired(long expiresAt) => expiresAt < Now;
+
+    /// <summary>The default expiry of a row used now: now + idle timeout, capped by its creation + absolute timeout.</summary>
+    /// <param name="createdAt">The row's creation time, in Unix seconds.</param>
+    /// <returns>The expiry, in Unix seconds.</returns>
+    public long DefaultExpiresAt(long createdAt) => Math.Min(Now + IdleSeconds, createdAt + AbsoluteSeconds);
 }
 
 /// <summary>
-/// Turns the timeouts of <see cref="ServerSideSessionOptions"/> into <see cref="ExpiryCutoffs"/> at "now", so that
+/// Turns the timeouts of <see cref="ServerSideSessionOptions"/> into <see cref="ExpiryParameters"/> at "now", so that
 /// every store ends sessions at the same moment. For store authors.
 /// </summary>
 public sealed class SessionExpiry
 {
+    // Without an absolute timeout: far enough to never cap, near enough that created_at + it never overflows.
+    private const long NoAbsoluteTimeout = long.MaxValue / 4;
+
     private readonly TimeProvider _timeProvider;
     private readonly long _idleSeconds;
-    private readonly long? _absoluteSeconds;
+    private readonly long _absoluteSeconds;
 
     /// <summary>Creates the expiry rules of <paramref name="options"/>, reading "now" from <paramref name="timeProvider"/>.</summary>
     /// <param name="options">The session options (<see cref="ServerSideSessionOptions.IdleTimeout"/>, <see cref="ServerSideSessionOptions.AbsoluteTimeout"/>).</param>
@@ -36,21 +42,27 @@ public sealed class SessionExpiry
         ArgumentNullException.ThrowIfNull(timeProvider);
         _timeProvider = timeProvider;
         _idleSeconds = (long)Math.Ceiling(options.IdleTimeout.TotalSeconds);
-        _absoluteSeconds = options.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : null;
+        _absoluteSeconds = options.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : NoAbsoluteTimeout;
     }
-
-    /// <summary>Whether sessions also end a fixed time after their creation.</summary>
-    public bool HasAbsoluteTimeout => _absoluteSeconds is not null;
 
     /// <summary>"Now" in Unix seconds.</summary>
     /// <returns>The current time from the <see cref="TimeProvider"/>, in whole Unix seconds.</returns>
     public long UnixNow() => _timeProvider.GetUtcNow().ToUnixTimeSeconds();
 
-    /// <summary>The cutoffs at "now".</summary>
-    /// <returns>"Now" and the oldest last access and creation time a live row may have.</returns>
-    public ExpiryCutoffs Cutoffs()
+    /// <summary>The parameters at "now".</summary>
+    /// <returns>"Now" and the timeouts, in seconds.</returns>
+    public ExpiryParameters Parameters() => new(UnixNow(), _idleSeconds, _absoluteSeconds);
+
+    /// <summary>
+    /// When a row used now expires: its default expiry (<see cref="ExpiryParameters.DefaultExpiresAt"/>), or
+    /// <paramref name="keepUntil"/> when that is later (a remembered sign-in).
+    /// </summary>
+    /// <param name="createdAt">The row's creation time.</param>
+    /// <param name="keepUntil">The time the row must live until at least, if any.</param>
+    /// <returns>The expiry.</returns>
+    public DateTimeOffset ExpiresAt(DateTimeOffset createdAt, DateTimeOffset? keepUntil)
     {
-        var now = UnixNow();
-        return new ExpiryCutoffs(now, now - _idleSeconds, _absoluteSeconds is { } a ? now - a : long.MinValue);
+        var expires = DateTimeOffset.FromUnixTimeSeconds(Parameters().DefaultExpiresAt(createdAt.ToUnixTimeSeconds()));
+        return keepUntil is { } k && k > expires ? k : expires;
     }
 }

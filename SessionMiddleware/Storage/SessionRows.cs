@@ -23,6 +23,9 @@ public sealed class SessionRow
     /// <summary>Last recorded access, Unix seconds.</summary>
     public long LastAccess { get; set; }
 
+    /// <summary>When the row expires, Unix seconds.</summary>
+    public long ExpiresAt { get; set; }
+
     /// <summary>The row as the store contract returns it.</summary>
     /// <param name="key">The key the row was loaded by.</param>
     /// <returns>The stored session.</returns>
@@ -32,7 +35,8 @@ public sealed class SessionRow
         Version,
         UserId,
         DateTimeOffset.FromUnixTimeSeconds(CreatedAt),
-        DateTimeOffset.FromUnixTimeSeconds(LastAccess));
+        DateTimeOffset.FromUnixTimeSeconds(LastAccess),
+        DateTimeOffset.FromUnixTimeSeconds(ExpiresAt));
 }
 
 /// <summary>A session row as <see cref="SessionSql.ListByUser"/> returns it. For store authors.</summary>

@@ -7,11 +7,8 @@ namespace SessionMiddleware.Storage;
 /// </summary>
 public sealed class SessionSql
 {
-    /// <summary>
-    /// The condition of a live row: <c>last_access &gt;= @IdleCutoff AND created_at &gt;= @AbsoluteCutoff</c>
-    /// (<see cref="ExpiryCutoffs"/>).
-    /// </summary>
-    public const string LiveCondition = "last_access >= @IdleCutoff AND created_at >= @AbsoluteCutoff";
+    /// <summary>The condition of a live row: <c>expires_at &gt;= @Now</c> (a row lives through the second it expires) (<see cref="ExpiryParameters"/>).</summary>
+    public const string LiveCondition = "expires_at >= @Now";
 
     /// <summary>Builds the statements for <paramref name="tableName"/>.</summary>
     /// <param name="dialect">The database's dialect.</param>
@@ -42,28 +39,43 @@ public sealed class SessionSql
             "ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at WHERE s.version < excluded.version;";
         CreateTable =
             $"CREATE TABLE IF NOT EXISTS {t} (\n    {columns}\n){dialect.TableOptions};\n" +
-            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "last_access"))} ON {t} (last_access);\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "expires_at"))} ON {t} (expires_at);\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "created_at"))} ON {t} (created_at);\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "user_id"))} ON {t} (user_id) WHERE user_id IS NOT NULL;";
 
+        // Schema 1 -> 2: each row gets the expiry the rules of the migrating process give it.
+        AddExpiresAt =
+            $"ALTER TABLE {t} ADD COLUMN expires_at {dialect.Int64Type} NOT NULL DEFAULT 0;\n" +
+            $"UPDATE {t} SET expires_at = CASE WHEN created_at + @AbsoluteSeconds < last_access + @IdleSeconds THEN created_at + @AbsoluteSeconds ELSE last_access + @IdleSeconds END;";
+
         Load =
-            $"SELECT data AS Data, version AS Version, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess FROM {t} WHERE id = @Id;";
+            $"SELECT data AS Data, version AS Version, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, expires_at AS ExpiresAt FROM {t} WHERE id = @Id;";
         DeleteIfExpired =
             $"DELETE FROM {t} WHERE id = @Id AND NOT ({LiveCondition});";
         Insert =
-            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent) VALUES (@Id, @UserId, @Data, @Now, @Now, 1, @Ip, @UserAgent);";
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) VALUES (@Id, @UserId, @Data, @Now, @Now, 1, @Ip, @UserAgent, @ExpiresAt);";
         Update =
-            $"UPDATE {t} SET data = @Data, version = version + 1, last_access = @Now WHERE id = @Id AND version = @ExpectedVersion AND {LiveCondition} RETURNING version;";
+            $"UPDATE {t} SET data = @Data, version = version + 1, last_access = @Now, expires_at = {NewExpiry("created_at")} " +
+            $"WHERE id = @Id AND version = @ExpectedVersion AND {LiveCondition} RETURNING version;";
         SelectLiveVersion =
             $"SELECT version FROM {t} WHERE id = @Id AND {LiveCondition};";
         Touch =
-            $"UPDATE {t} SET last_access = @Now WHERE id = @Id AND {LiveCondition};";
+            $"UPDATE {t} SET last_access = @Now, expires_at = {NewExpiry("created_at")} WHERE id = @Id AND {LiveCondition};";
         Delete =
             $"DELETE FROM {t} WHERE id = @Id;";
         ListByUser =
             "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
             $"FROM {t} WHERE user_id = @UserId AND {LiveCondition} ORDER BY last_access DESC, created_at DESC;";
     }
+
+    /// <summary>
+    /// The expiry a write records: <c>@ExpiresAt</c> when the caller gave one, otherwise now + idle timeout capped by
+    /// creation + absolute timeout (<see cref="ExpiryParameters.DefaultExpiresAt"/>).
+    /// </summary>
+    /// <param name="createdAt">The column (or expression) holding the row's creation time.</param>
+    /// <returns>An SQL expression over <c>@ExpiresAt</c>, <c>@Now</c>, <c>@IdleSeconds</c> and <c>@AbsoluteSeconds</c>.</returns>
+    public static string NewExpiry(string createdAt) =>
+        $"COALESCE(@ExpiresAt, CASE WHEN {createdAt} + @AbsoluteSeconds < @Now + @IdleSeconds THEN {createdAt} + @AbsoluteSeconds ELSE @Now + @IdleSeconds END)";
 
     /// <summary>The dialect the statements were built for.</summary>
     public SessionSqlDialect Dialect { get; }
@@ -86,22 +98,25 @@ public sealed class SessionSql
     /// <summary>Creates the session table and its three indexes, whichever are missing; never alters or drops anything.</summary>
     public string CreateTable { get; }
 
+    /// <summary>Upgrades a schema-1 table: adds <c>expires_at</c> and sets it for every row from <c>@IdleSeconds</c> and <c>@AbsoluteSeconds</c>.</summary>
+    public string AddExpiresAt { get; }
+
     /// <summary>The row under <c>@Id</c>, live or not; its columns are at the positions of <see cref="LoadColumns"/>.</summary>
     public string Load { get; }
 
-    /// <summary>Deletes the row under <c>@Id</c> if it is expired at the cutoffs.</summary>
+    /// <summary>Deletes the row under <c>@Id</c> if it is expired at <c>@Now</c>.</summary>
     public string DeleteIfExpired { get; }
 
-    /// <summary>Inserts a new row at version 1, created and last accessed <c>@Now</c>.</summary>
+    /// <summary>Inserts a new row at version 1, created and last accessed <c>@Now</c>, expiring at <c>@ExpiresAt</c>.</summary>
     public string Insert { get; }
 
-    /// <summary>Writes <c>@Data</c> if the live row is still at <c>@ExpectedVersion</c>; returns the new version, or no row.</summary>
+    /// <summary>Writes <c>@Data</c> and the expiry (<see cref="NewExpiry"/>) if the live row is still at <c>@ExpectedVersion</c>; returns the new version, or no row.</summary>
     public string Update { get; }
 
     /// <summary>The version of the live row under <c>@Id</c>, or no row: tells a conflict from a row that is gone.</summary>
     public string SelectLiveVersion { get; }
 
-    /// <summary>Sets the live row's last access to <c>@Now</c>.</summary>
+    /// <summary>Sets the live row's last access to <c>@Now</c> and its expiry (<see cref="NewExpiry"/>).</summary>
     public string Touch { get; }
 
     /// <summary>Deletes the row under <c>@Id</c>.</summary>
@@ -111,15 +126,16 @@ public sealed class SessionSql
     public string ListByUser { get; }
 
     /// <summary>
-    /// The parameters of a dialect's renewal statement: <c>@OldId</c>, <c>@ExpectedVersion</c>, <c>@NewId</c>,
-    /// <c>@UserId</c>, <c>@Data</c>, <c>@Ip</c>, <c>@UserAgent</c>, <c>@Now</c>, <c>@IdleCutoff</c>, <c>@AbsoluteCutoff</c>.
+    /// The parameters of the statements that write a row: <c>@Now</c>, <c>@IdleSeconds</c>, <c>@AbsoluteSeconds</c>,
+    /// <c>@ExpiresAt</c> (null for the default), and for a renewal <c>@OldId</c>, <c>@ExpectedVersion</c>, <c>@NewId</c>,
+    /// <c>@UserId</c>, <c>@Data</c>, <c>@Ip</c>, <c>@UserAgent</c>.
     /// </summary>
     /// <param name="oldKey">The current key.</param>
     /// <param name="expectedVersion">The version the caller loaded.</param>
-    /// <param name="renewed">The new key, data, user and device.</param>
-    /// <param name="cutoffs">"Now" and the expiry cutoffs.</param>
+    /// <param name="renewed">The new key, data, user, device and expiry.</param>
+    /// <param name="expiry">"Now" and the timeouts.</param>
     /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
-    public static object RenewParameters(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryCutoffs cutoffs)
+    public static object RenewParameters(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryParameters expiry)
     {
         ArgumentNullException.ThrowIfNull(renewed);
         return new
@@ -131,9 +147,10 @@ public sealed class SessionSql
             renewed.Data,
             Ip = renewed.IpAddress,
             renewed.UserAgent,
-            cutoffs.Now,
-            cutoffs.IdleCutoff,
-            cutoffs.AbsoluteCutoff,
+            ExpiresAt = renewed.ExpiresAt?.ToUnixTimeSeconds(),
+            expiry.Now,
+            expiry.IdleSeconds,
+            expiry.AbsoluteSeconds,
         };
     }
 
@@ -154,5 +171,8 @@ public sealed class SessionSql
 
         /// <summary><c>last_access</c>.</summary>
         public const int LastAccess = 4;
+
+        /// <summary><c>expires_at</c>.</summary>
+        public const int ExpiresAt = 5;
     }
 }

@@ -61,16 +61,26 @@ public abstract class SessionSqlDialect
         Task.CompletedTask;
 
     /// <summary>The session table's columns in order, with this dialect's types (what the migration creates and expects).</summary>
-    /// <returns>One <see cref="SessionColumn"/> per name of <see cref="SessionTableSchema.ColumnNames"/>.</returns>
-    public IReadOnlyList<SessionColumn> Columns() =>
-    [
-        new("id", BinaryType),
-        new("user_id", TextType),
-        new("data", BinaryType),
-        new("created_at", Int64Type),
-        new("last_access", Int64Type),
-        new("version", Int64Type),
-        new("ip", TextType),
-        new("user_agent", TextType),
-    ];
+    /// <param name="schemaVersion">The schema version: <see cref="SessionTableSchema.Version"/>, or an earlier one the migration upgrades.</param>
+    /// <returns>One <see cref="SessionColumn"/> per column of that version.</returns>
+    public IReadOnlyList<SessionColumn> Columns(int schemaVersion = SessionTableSchema.Version)
+    {
+        List<SessionColumn> columns =
+        [
+            new("id", BinaryType),
+            new("user_id", TextType),
+            new("data", BinaryType),
+            new("created_at", Int64Type),
+            new("last_access", Int64Type),
+            new("version", Int64Type),
+            new("ip", TextType),
+            new("user_agent", TextType),
+        ];
+        if (schemaVersion >= 2)
+        {
+            columns.Add(new("expires_at", Int64Type));
+        }
+
+        return columns;
+    }
 }

@@ -11,16 +11,17 @@ namespace SessionMiddleware.Storage;
 public static class SessionTableMigrator
 {
     /// <summary>
-    /// Creates the session table, its indexes and its schema record when missing; checks them when present.
-    /// Safe to run from several processes at once (they take turns through the transaction and the dialect's lock).
+    /// Creates the session table, its indexes and its schema record when missing; upgrades a table of an earlier
+    /// schema version in place, keeping every row; checks an up-to-date one. Safe to run from several processes at
+    /// once (they take turns through the transaction and the dialect's lock).
     /// </summary>
     /// <param name="connection">An open connection; the routine runs its own transaction on it.</param>
     /// <param name="sql">The statements of the store's table.</param>
-    /// <param name="unixNow">"Now" in Unix seconds, recorded as the migration time.</param>
+    /// <param name="expiry">"Now" (recorded as the migration time) and the timeouts that give upgraded rows their expiry.</param>
     /// <param name="cancellationToken">Cancels the migration.</param>
-    /// <returns><see langword="true"/> when the table was created, <see langword="false"/> when it existed.</returns>
+    /// <returns>Whether the table was created, or upgraded from which version.</returns>
     /// <exception cref="SessionStoreSchemaException">A table of that name exists with another shape, or a newer version of this library recorded it.</exception>
-    public static async Task<bool> MigrateAsync(DbConnection connection, SessionSql sql, long unixNow, CancellationToken cancellationToken = default)
+    public static async Task<SessionMigrationResult> MigrateAsync(DbConnection connection, SessionSql sql, ExpiryParameters expiry, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(sql);
@@ -37,20 +38,29 @@ public static class SessionTableMigrator
         }
 
         var found = await ColumnsAsync(connection, sql, transaction, cancellationToken).ConfigureAwait(false);
-        var expected = sql.Dialect.Columns();
-        if (found.Count > 0 && !SessionTableSchema.HasExpectedShape(found, expected))
+        var result = new SessionMigrationResult(Created: found.Count == 0, UpgradedFromVersion: null);
+        if (found.Count > 0 && !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()))
         {
-            throw SessionTableSchema.WrongShape(sql.TableName, expected, found);
+            if (recorded is null or 1 && SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                result = result with { UpgradedFromVersion = 1 };
+            }
+            else
+            {
+                throw SessionTableSchema.WrongShape(sql.TableName, sql.Dialect.Columns(), found);
+            }
         }
 
         await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         await connection.ExecuteAsync(new CommandDefinition(
             sql.UpsertSchemaVersion,
-            new { sql.TableName, Version = SessionTableSchema.Version, Now = unixNow },
+            new { sql.TableName, Version = SessionTableSchema.Version, expiry.Now },
             transaction,
             cancellationToken: cancellationToken)).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return found.Count == 0;
+        return result;
     }
 
     /// <summary>
@@ -72,3 +82,8 @@ public static class SessionTableMigrator
         (await connection.QueryAsync<CatalogColumn>(new CommandDefinition(
             sql.Dialect.SelectColumns, new { sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
 }
+
+/// <summary>What <see cref="SessionTableMigrator.MigrateAsync"/> did.</summary>
+/// <param name="Created">The table did not exist and was created.</param>
+/// <param name="UpgradedFromVersion">The schema version the table was upgraded from, or <see langword="null"/> when it was not upgraded.</param>
+public readonly record struct SessionMigrationResult(bool Created, int? UpgradedFromVersion);

@@ -34,14 +34,14 @@ public sealed class CatalogColumn
 /// </summary>
 public static partial class SessionTableSchema
 {
-    /// <summary>The schema version this library writes and expects.</summary>
-    public const int Version = 1;
+    /// <summary>The schema version this library writes and expects (2: every row has its own <c>expires_at</c>).</summary>
+    public const int Version = 2;
 
     /// <summary>The table where the schema version of each session table is recorded.</summary>
     public const string VersionTable = "__session_middleware_schema";
 
     /// <summary>The columns in order; <c>id</c> is the primary key; <c>user_id</c>, <c>ip</c> and <c>user_agent</c> may be null.</summary>
-    public static IReadOnlyList<string> ColumnNames { get; } = ["id", "user_id", "data", "created_at", "last_access", "version", "ip", "user_agent"];
+    public static IReadOnlyList<string> ColumnNames { get; } = ["id", "user_id", "data", "created_at", "last_access", "version", "ip", "user_agent", "expires_at"];
 
     /// <summary>Whether <paramref name="tableName"/> is a name the library accepts (<c>^[A-Za-z_][A-Za-z0-9_]{0,62}$</c>), so it can be quoted into SQL.</summary>
     /// <param name="tableName">The name to check.</param>

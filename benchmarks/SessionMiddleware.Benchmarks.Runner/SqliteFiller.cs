@@ -13,6 +13,9 @@ internal static class SqliteFiller
     /// <summary>A row's data in the library's format 1: one entry "k" = the value the benchmark server writes.</summary>
     private static readonly byte[] Data = MakeData("k", "value-of-k-0123456789abcdef");
 
+    /// <summary>The benchmark server's idle timeout: a filled row expires this long after its last access.</summary>
+    private static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(20);
+
     public static async Task<TimeSpan> InsertAsync(string databasePath, int count, DateTimeOffset lastAccess, string table = "sessions")
     {
         var sw = Stopwatch.StartNew();
@@ -27,10 +30,10 @@ internal static class SqliteFiller
             await Exec(connection, transaction,
                 $"""
                 WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < @count)
-                INSERT INTO "{table}" (id, user_id, data, created_at, last_access, version, ip, user_agent)
-                SELECT randomblob(32), NULL, @data, @at, @at, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler' FROM n;
+                INSERT INTO "{table}" (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at)
+                SELECT randomblob(32), NULL, @data, @at, @at, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler', @expires FROM n;
                 """,
-                ("@count", count), ("@data", Data), ("@at", lastAccess.ToUnixTimeSeconds()));
+                ("@count", count), ("@data", Data), ("@at", lastAccess.ToUnixTimeSeconds()), ("@expires", lastAccess.Add(IdleTimeout).ToUnixTimeSeconds()));
             await transaction.CommitAsync();
         }
 

@@ -30,7 +30,7 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
         return Task.FromResult(row);
     }
 
-    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         var id = Convert.ToBase64String(key);
         while (true)
@@ -53,7 +53,7 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
         }
     }
 
-    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> TouchAsync(byte[] key, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         var id = Convert.ToBase64String(key);
         if (_rows.TryGetValue(id, out var row))

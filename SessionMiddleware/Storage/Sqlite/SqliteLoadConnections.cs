@@ -47,6 +47,7 @@ internal sealed class SqliteLoadConnections : IDisposable
                         UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
                         CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
                         LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
+                        ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
                     };
                 }
             }

@@ -33,24 +33,20 @@ internal sealed class SqliteSessionSql
 
         // Runs in the writer's transaction together with a Delete of the old key: copy, then delete, atomically.
         RenewInsert =
-            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent) " +
-            "SELECT @NewId, @UserId, @Data, created_at, @Now, version + 1, @Ip, @UserAgent " +
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
+            $"SELECT @NewId, @UserId, @Data, created_at, @Now, version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("created_at")} " +
             $"FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING version;";
 
         // One row per deleted session, 1 when it was live: expired rows go too, uncounted.
         DeleteByUser =
             $"DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId) RETURNING ({live}) AS Live;";
-        DeleteIdleBatch =
-            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE last_access < @IdleCutoff LIMIT @Limit);";
-        DeleteTooOldBatch =
-            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE created_at < @AbsoluteCutoff LIMIT @Limit);";
+        DeleteExpiredBatch =
+            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at < @Now LIMIT @Limit);";
     }
 
     public string RenewInsert { get; }
 
     public string DeleteByUser { get; }
 
-    public string DeleteIdleBatch { get; }
-
-    public string DeleteTooOldBatch { get; }
+    public string DeleteExpiredBatch { get; }
 }

@@ -81,8 +81,8 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         // processes migrating at once take turns.
         var journalMode = await connection.ExecuteScalarAsync<string>(
             new CommandDefinition("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
-        var created = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.UnixNow(), cancellationToken).ConfigureAwait(false);
-        Log.Migrated(_logger, _sql.TableName, created, SessionTableSchema.Version, journalMode ?? "unknown");
+        var result = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.Parameters(), cancellationToken).ConfigureAwait(false);
+        Log.Migrated(_logger, _sql.TableName, result.Created, result.UpgradedFromVersion, SessionTableSchema.Version, journalMode ?? "unknown");
     }
 
     /// <inheritdoc/>
@@ -97,15 +97,12 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
                 return null;
             }
 
-            var cutoffs = _expiry.Cutoffs();
-            if (cutoffs.IsExpired(row.LastAccess, row.CreatedAt))
+            var now = _expiry.UnixNow();
+            if (row.ExpiresAt < now)
             {
                 await _writes.WriteAsync(
                     (writer, transaction, token) => writer.ExecuteAsync(new CommandDefinition(
-                        _sql.DeleteIfExpired,
-                        new { Id = key, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff },
-                        transaction,
-                        cancellationToken: token)),
+                        _sql.DeleteIfExpired, new { Id = key, Now = now }, transaction, cancellationToken: token)),
                     singleStatement: true,
                     cancellationToken).ConfigureAwait(false);
                 return null;
@@ -128,7 +125,8 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     public async Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var now = _expiry.UnixNow();
+        var expiry = _expiry.Parameters();
+        var expiresAt = session.ExpiresAt?.ToUnixTimeSeconds() ?? expiry.DefaultExpiresAt(expiry.Now);
         await WriteAsync(
             (connection, transaction, token) =>
             {
@@ -139,22 +137,23 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
                     ("@Id", session.Key),
                     ("@UserId", session.UserId),
                     ("@Data", session.Data),
-                    ("@Now", now),
+                    ("@Now", expiry.Now),
                     ("@Ip", session.IpAddress),
-                    ("@UserAgent", session.UserAgent));
+                    ("@UserAgent", session.UserAgent),
+                    ("@ExpiresAt", expiresAt));
                 return command.ExecuteNonQueryAsync(token);
             },
             singleStatement: true,
             cancellationToken).ConfigureAwait(false);
-        return session.AsCreated(now);
+        return session.AsCreated(expiry.Now, expiresAt);
     }
 
     /// <inheritdoc/>
-    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, CancellationToken cancellationToken = default)
+    public Task<SessionUpdateResult> UpdateAsync(byte[] key, byte[] data, long expectedVersion, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
-        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var expiry = _expiry.Parameters();
         return WriteAsync(
             async (connection, transaction, token) =>
             {
@@ -164,24 +163,25 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
                     _sql.Update,
                     ("@Id", key),
                     ("@Data", data),
-                    ("@Now", now),
                     ("@ExpectedVersion", expectedVersion),
-                    ("@IdleCutoff", idleCutoff),
-                    ("@AbsoluteCutoff", absoluteCutoff));
+                    ("@ExpiresAt", expiresAt?.ToUnixTimeSeconds()),
+                    ("@Now", expiry.Now),
+                    ("@IdleSeconds", expiry.IdleSeconds),
+                    ("@AbsoluteSeconds", expiry.AbsoluteSeconds));
                 var version = await command.ExecuteScalarAsync(token).ConfigureAwait(false) is long returned ? returned : (long?)null;
                 return version is { } v
                     ? new SessionUpdateResult(SessionUpdateStatus.Committed, v)
-                    : await MissedUpdateAsync(connection, transaction, key, idleCutoff, absoluteCutoff, token).ConfigureAwait(false);
+                    : await MissedUpdateAsync(connection, transaction, key, expiry.Now, token).ConfigureAwait(false);
             },
             singleStatement: true,
             cancellationToken);
     }
 
     /// <inheritdoc/>
-    public Task<bool> TouchAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<bool> TouchAsync(byte[] key, DateTimeOffset? expiresAt = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var (now, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var expiry = _expiry.Parameters();
         return WriteAsync(
             async (connection, transaction, token) =>
             {
@@ -190,9 +190,10 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
                     transaction,
                     _sql.Touch,
                     ("@Id", key),
-                    ("@Now", now),
-                    ("@IdleCutoff", idleCutoff),
-                    ("@AbsoluteCutoff", absoluteCutoff));
+                    ("@ExpiresAt", expiresAt?.ToUnixTimeSeconds()),
+                    ("@Now", expiry.Now),
+                    ("@IdleSeconds", expiry.IdleSeconds),
+                    ("@AbsoluteSeconds", expiry.AbsoluteSeconds));
                 return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0;
             },
             singleStatement: true,
@@ -204,19 +205,19 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     {
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
-        var cutoffs = _expiry.Cutoffs();
+        var expiry = _expiry.Parameters();
         return WriteAsync(
             async (connection, transaction, token) =>
             {
-                // Runs inside the group transaction (and its own savepoint): the copy and the delete are one atomic step.
+                // Inside the group transaction (and its own savepoint): the copy and the delete are one atomic step.
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
                     _sqlite.RenewInsert,
-                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, cutoffs),
+                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, expiry),
                     transaction,
                     cancellationToken: token)).ConfigureAwait(false);
                 if (version is null)
                 {
-                    return await MissedUpdateAsync(connection, transaction, oldKey, cutoffs.IdleCutoff, cutoffs.AbsoluteCutoff, token).ConfigureAwait(false);
+                    return await MissedUpdateAsync(connection, transaction, oldKey, expiry.Now, token).ConfigureAwait(false);
                 }
 
                 await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
@@ -230,15 +231,13 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var now = _expiry.UnixNow();
         try
         {
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                _sql.ListByUser,
-                new { UserId = userId, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
+                _sql.ListByUser, new { UserId = userId, Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
             return [.. rows.Select(r => r.ToSessionInfo())];
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
@@ -256,16 +255,12 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var now = _expiry.UnixNow();
         return WriteAsync(
             async (connection, transaction, token) =>
             {
-                // Expired rows not cleaned yet go too, but only live sessions are counted as revoked.
                 var live = await connection.QueryAsync<long>(new CommandDefinition(
-                    _sqlite.DeleteByUser,
-                    new { UserId = userId, ExceptId = exceptKey, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-                    transaction,
-                    cancellationToken: token)).ConfigureAwait(false);
+                    _sqlite.DeleteByUser, new { UserId = userId, ExceptId = exceptKey, Now = now }, transaction, cancellationToken: token)).ConfigureAwait(false);
                 return live.Count(l => l != 0);
             },
             singleStatement: true,
@@ -287,29 +282,13 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-        var (_, idleCutoff, absoluteCutoff) = _expiry.Cutoffs();
+        var now = _expiry.UnixNow();
 
         // One batch is one write in the queue: requests' writes get in between the cleaner's batches.
         return WriteAsync(
-            async (connection, transaction, token) =>
-            {
-                var deleted = await connection.ExecuteAsync(new CommandDefinition(
-                    _sqlite.DeleteIdleBatch,
-                    new { IdleCutoff = idleCutoff, Limit = maxRows },
-                    transaction,
-                    cancellationToken: token)).ConfigureAwait(false);
-                if (deleted < maxRows && _expiry.HasAbsoluteTimeout)
-                {
-                    deleted += await connection.ExecuteAsync(new CommandDefinition(
-                        _sqlite.DeleteTooOldBatch,
-                        new { AbsoluteCutoff = absoluteCutoff, Limit = maxRows - deleted },
-                        transaction,
-                        cancellationToken: token)).ConfigureAwait(false);
-                }
-
-                return deleted;
-            },
-            singleStatement: false,
+            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
+                _sqlite.DeleteExpiredBatch, new { Now = now, Limit = maxRows }, transaction, cancellationToken: token)),
+            singleStatement: true,
             cancellationToken);
     }
 
@@ -352,13 +331,10 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
 
     /// <summary>After an update that matched no row: the row is gone (NotFound) or has another version (Conflict).</summary>
     private async Task<SessionUpdateResult> MissedUpdateAsync(
-        SqliteConnection connection, SqliteTransaction transaction, byte[] key, long idleCutoff, long absoluteCutoff, CancellationToken cancellationToken)
+        SqliteConnection connection, SqliteTransaction transaction, byte[] key, long now, CancellationToken cancellationToken)
     {
         var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            _sql.SelectLiveVersion,
-            new { Id = key, IdleCutoff = idleCutoff, AbsoluteCutoff = absoluteCutoff },
-            transaction,
-            cancellationToken: cancellationToken)).ConfigureAwait(false);
+            _sql.SelectLiveVersion, new { Id = key, Now = now }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
 
