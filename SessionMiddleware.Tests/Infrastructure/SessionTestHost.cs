@@ -54,7 +54,8 @@ internal sealed class SessionTestHost : IAsyncDisposable
         FakeTimeProvider? time = null,
         string? keysFolder = null,
         bool migrate = true,
-        bool https = false)
+        bool https = false,
+        bool authenticationFirst = false)
     {
         var databasePath = Path.Combine(folder, "sessions.db");
         time ??= new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
@@ -82,6 +83,12 @@ internal sealed class SessionTestHost : IAsyncDisposable
         services?.Invoke(sessions);
 
         var app = builder.Build();
+        if (authenticationFirst)
+        {
+            // The wrong order, on purpose.
+            app.UseAuthentication();
+        }
+
         app.UseServerSideSessions();
         MapDefaultEndpoints(app);
         endpoints?.Invoke(app);

@@ -80,6 +80,14 @@ public sealed class ServerSideSessionOptions
     public bool RecordDeviceInfo { get; set; } = true;
 
     /// <summary>
+    /// With the ticket store (<c>AddServerSideSessions(...).AddTicketStore()</c>): the claim of a signed-in user whose value
+    /// the session is bound to (<see cref="IServerSideSession.UserId"/>, what <see cref="ISessionManager"/> lists and
+    /// revokes by). Default <see cref="System.Security.Claims.ClaimTypes.NameIdentifier"/>, which ASP.NET Core Identity sets
+    /// to the user's ID.
+    /// </summary>
+    public string UserIdClaimType { get; set; } = System.Security.Claims.ClaimTypes.NameIdentifier;
+
+    /// <summary>
     /// The session cookie. Defaults: name <c>.ServerSession</c>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
     /// path <c>/</c>, <see cref="CookieSecurePolicy.SameAsRequest"/>, essential (not subject to consent).
     /// The cookie carries only the protected session ID. Name it with the <c>__Host-</c> prefix for the

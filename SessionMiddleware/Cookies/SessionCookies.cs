@@ -56,15 +56,25 @@ internal sealed class SessionCookies
         return cookie;
     }
 
-    /// <summary>Sends the cookie for <paramref name="secretId"/> unless the response has started; a response that sets it is never cached.</summary>
-    public void Set(HttpContext context, byte[] secretId)
+    /// <summary>
+    /// Sends the cookie for <paramref name="secretId"/> unless the response has started; a response that sets it is never
+    /// cached. With <paramref name="persistUntil"/> (a remembered sign-in) the cookie outlives the browser until then.
+    /// </summary>
+    public void Set(HttpContext context, byte[] secretId, DateTimeOffset? persistUntil = null)
     {
         if (context.Response.HasStarted)
         {
             return;
         }
 
-        context.Response.Cookies.Append(Name, _protector.Protect(secretId), BuildOptions(context));
+        var options = BuildOptions(context);
+        if (persistUntil is { } until)
+        {
+            options.MaxAge = null;
+            options.Expires = until;
+        }
+
+        context.Response.Cookies.Append(Name, _protector.Protect(secretId), options);
         var headers = context.Response.Headers;
         headers.CacheControl = "no-cache,no-store";
         headers.Pragma = "no-cache";
@@ -72,11 +82,11 @@ internal sealed class SessionCookies
     }
 
     /// <summary>A persistent cookie is sent again whenever the access is recorded, so its expiry slides with the server's.</summary>
-    public void Refresh(HttpContext context, byte[]? secretId)
+    public void Refresh(HttpContext context, byte[]? secretId, DateTimeOffset? persistUntil = null)
     {
-        if (_builder.MaxAge is not null && secretId is not null)
+        if ((_builder.MaxAge is not null || persistUntil is not null) && secretId is not null)
         {
-            Set(context, secretId);
+            Set(context, secretId, persistUntil);
         }
     }
 

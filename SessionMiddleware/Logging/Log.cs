@@ -78,4 +78,16 @@ internal static partial class Log
     public static partial void Migrated(ILogger logger, string tableName, bool created, int? upgradedFrom, int schemaVersion, string journalMode);
 
     // Event id 31 is the PostgreSQL package's MigratedPostgreSql.
+
+    [LoggerMessage(50, LogLevel.Debug, "A sign-in of scheme {Scheme} was stored in session {SessionId}.", EventName = "TicketStored")]
+    public static partial void TicketStored(ILogger logger, string scheme, string sessionId);
+
+    [LoggerMessage(51, LogLevel.Debug, "The session holds no sign-in of scheme {Scheme} for the authentication cookie (signed out, revoked or expired); the request is anonymous.", EventName = "TicketNotFound")]
+    public static partial void TicketNotFound(ILogger logger, string scheme);
+
+    [LoggerMessage(52, LogLevel.Warning, "The sign-in of scheme {Scheme} kept in the session could not be read (Data Protection keys changed or not shared between servers?); the request is anonymous.", EventName = "TicketUnreadable")]
+    public static partial void TicketUnreadable(ILogger logger, string scheme, Exception exception);
+
+    [LoggerMessage(53, LogLevel.Information, "The session is no longer bound to the user of its sign-in of scheme {Scheme}; the request is anonymous.", EventName = "TicketUserMismatch")]
+    public static partial void TicketUserMismatch(ILogger logger, string scheme);
 }

@@ -141,7 +141,7 @@ internal sealed class RequestSession
         session.MarkCreated(stored);
         _touched = true;
         Log.SessionCreated(Logger, session.Id);
-        Cookies.Set(Context, session.SecretId);
+        Cookies.Set(Context, session.SecretId, ExpiresAt(session));
     }
 
     /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
@@ -165,12 +165,12 @@ internal sealed class RequestSession
                     {
                         session.MarkRenewed(result.Version, _runtime.Now());
                         Log.SessionRenewed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
-                        Cookies.Set(Context, session.SecretId!);
+                        Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
                     }
                     else
                     {
                         session.MarkCommitted(result.Version, _runtime.Now());
-                        Cookies.Refresh(Context, session.SecretId);
+                        Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
                     }
 
                     return;
@@ -235,7 +235,7 @@ internal sealed class RequestSession
         if (found)
         {
             session.MarkTouched(now);
-            Cookies.Refresh(Context, session.SecretId);
+            Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
         }
         else
         {

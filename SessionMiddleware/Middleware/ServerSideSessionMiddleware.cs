@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -32,6 +33,14 @@ internal sealed class ServerSideSessionMiddleware
 
     public async Task InvokeAsync(HttpContext context)
     {
+        if (_runtime.TicketStoreEnabled && context.Features.Get<IAuthenticationFeature>() is not null)
+        {
+            // UseAuthentication() ran first: it read the sign-in before this request had its session.
+            throw new InvalidOperationException(
+                "AddTicketStore() keeps the sign-in in the server-side session, so app.UseServerSideSessions() must come before " +
+                "app.UseAuthentication() (and UseAuthorization and the endpoints) in the pipeline.");
+        }
+
         var secretId = _runtime.Cookies.ReadSecretId(context.Request, out var rejectedReason);
         if (rejectedReason is not null)
         {

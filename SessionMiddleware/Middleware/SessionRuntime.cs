@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Authentication;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Storage;
@@ -21,7 +22,8 @@ internal sealed class SessionRuntime
         SessionCookies cookies,
         CommitLocks commitLocks,
         TimeProvider timeProvider,
-        ILogger<ServerSideSessionMiddleware> logger)
+        ILogger<ServerSideSessionMiddleware> logger,
+        TicketStoreMarker? ticketStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Value;
@@ -31,7 +33,11 @@ internal sealed class SessionRuntime
         TimeProvider = timeProvider;
         Expiry = new SessionExpiry(Options, timeProvider);
         Logger = logger;
+        TicketStoreEnabled = ticketStore is not null;
     }
+
+    /// <summary>Whether cookie authentication keeps its sign-ins in the session (<c>AddTicketStore</c>).</summary>
+    public bool TicketStoreEnabled { get; }
 
     public ServerSideSessionOptions Options { get; }
 

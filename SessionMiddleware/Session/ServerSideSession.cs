@@ -25,6 +25,10 @@ internal sealed class ServerSideSession : IServerSideSession
     private bool _dirty;
     private byte[]? _renewFromSecretId;
 
+    // Sign-in tickets by authentication scheme, kept out of the data (Keys, Clear, MaxSessionBytes).
+    private Dictionary<string, SessionTicket> _tickets = new(StringComparer.Ordinal);
+    private bool _ticketsChanged;
+
     private ServerSideSession(Func<CancellationToken, Task> commit, int maxBytes, Dictionary<string, byte[]> data, int size)
     {
         _commit = commit;
@@ -47,7 +51,7 @@ internal sealed class ServerSideSession : IServerSideSession
     /// <summary>A session loaded from its row; corrupt data yields an empty session and a non-null error.</summary>
     public static ServerSideSession FromStored(Func<CancellationToken, Task> commit, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
     {
-        if (!SessionSerializer.TryDeserialize(stored.Data, out var data, out var size, out dataError))
+        if (!SessionSerializer.TryDeserialize(stored.Data, out var data, out var size, out var tickets, out dataError))
         {
             data = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             size = SessionSerializer.EmptySize;
@@ -55,6 +59,7 @@ internal sealed class ServerSideSession : IServerSideSession
 
         var session = new ServerSideSession(commit, maxBytes, data, size)
         {
+            _tickets = DecodeTickets(tickets),
             IsNew = false,
             SecretId = secretId,
             Key = stored.Key,
@@ -97,7 +102,7 @@ internal sealed class ServerSideSession : IServerSideSession
     public byte[]? AbandonedKey { get; private set; }
 
     /// <summary>True when a new session has something to store: data, or a user.</summary>
-    public bool HasContent => _data.Count > 0 || UserId is not null;
+    public bool HasContent => _data.Count > 0 || UserId is not null || _tickets.Count > 0;
 
     /// <summary>Number of entries.</summary>
     public int Count => _data.Count;
@@ -115,7 +120,39 @@ internal sealed class ServerSideSession : IServerSideSession
     /// The time a remembered (persistent) sign-in keeps the session until, even past its idle timeout; null when no
     /// ticket of the session is persistent.
     /// </summary>
-    public DateTimeOffset? KeepUntil { get; private set; }
+    public DateTimeOffset? KeepUntil => _tickets.Values.Max(t => t.KeepUntil);
+
+    /// <summary>The sign-in of an authentication scheme, or null.</summary>
+    public SessionTicket? GetTicket(string scheme) => _tickets.GetValueOrDefault(scheme);
+
+    /// <summary>Stores (or replaces) the sign-in of an authentication scheme; written at commit.</summary>
+    public void SetTicket(string scheme, SessionTicket ticket)
+    {
+        _tickets[scheme] = ticket;
+        _ticketsChanged = true;
+        _dirty = true;
+    }
+
+    /// <summary>Removes the sign-in of an authentication scheme.</summary>
+    public void RemoveTicket(string scheme)
+    {
+        if (_tickets.Remove(scheme))
+        {
+            _ticketsChanged = true;
+            _dirty = true;
+        }
+    }
+
+    /// <summary>Removes every sign-in (another user signs in on this browser).</summary>
+    public void RemoveAllTickets()
+    {
+        if (_tickets.Count > 0)
+        {
+            _tickets.Clear();
+            _ticketsChanged = true;
+            _dirty = true;
+        }
+    }
 
     /// <inheritdoc/>
     public bool IsAvailable => true;
@@ -267,6 +304,8 @@ internal sealed class ServerSideSession : IServerSideSession
         _changes.Clear();
         _cleared = false;
         _dirty = false;
+        _tickets.Clear();
+        _ticketsChanged = false;
     }
 
     /// <summary>Records that the abandoned row was deleted.</summary>
@@ -293,7 +332,8 @@ internal sealed class ServerSideSession : IServerSideSession
     }
 
     /// <summary>The serialized data.</summary>
-    public byte[] Serialize() => SessionSerializer.Serialize(_data, _size);
+    public byte[] Serialize() =>
+        SessionSerializer.Serialize(_data, _size, _tickets.Count == 0 ? null : _tickets.ToDictionary(t => t.Key, t => t.Value.Encode(), StringComparer.Ordinal));
 
     /// <summary>Makes the secret ID and key of a new session if it has none yet.</summary>
     [MemberNotNull(nameof(SecretId), nameof(Key))]
@@ -314,6 +354,7 @@ internal sealed class ServerSideSession : IServerSideSession
         _changes.Clear();
         _cleared = false;
         _dirty = false;
+        _ticketsChanged = false;
         DataUnreadable = false;
     }
 
@@ -335,6 +376,8 @@ internal sealed class ServerSideSession : IServerSideSession
         _changes.Clear();
         _cleared = false;
         _dirty = false;
+        _tickets.Clear();
+        _ticketsChanged = false;
     }
 
     /// <summary>
@@ -347,9 +390,16 @@ internal sealed class ServerSideSession : IServerSideSession
     /// </exception>
     public void Rebase(StoredSession newer)
     {
-        if (_cleared || !SessionSerializer.TryDeserialize(newer.Data, out var data, out _, out _))
+        var readable = SessionSerializer.TryDeserialize(newer.Data, out var data, out _, out var newerTickets, out _);
+        if (_cleared || !readable)
         {
             data = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        }
+
+        // The sign-ins are merged as a whole: this request's, if it signed in or out; otherwise the newer row's.
+        if (!_ticketsChanged)
+        {
+            _tickets = DecodeTickets(newerTickets);
         }
 
         foreach (var (key, value) in _changes)
@@ -377,6 +427,20 @@ internal sealed class ServerSideSession : IServerSideSession
         _size = size;
         Version = newer.Version;
         LastAccessAt = newer.LastAccessAt;
+    }
+
+    private static Dictionary<string, SessionTicket> DecodeTickets(Dictionary<string, byte[]> encoded)
+    {
+        var tickets = new Dictionary<string, SessionTicket>(StringComparer.Ordinal);
+        foreach (var (scheme, bytes) in encoded)
+        {
+            if (SessionTicket.Decode(bytes) is { } ticket)
+            {
+                tickets[scheme] = ticket;
+            }
+        }
+
+        return tickets;
     }
 
     private static int RecomputeSize(Dictionary<string, byte[]> data)

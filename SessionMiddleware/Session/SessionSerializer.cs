@@ -6,12 +6,17 @@ namespace SessionMiddleware.Session;
 
 /// <summary>
 /// The versioned binary format of a session's data:
-/// <c>[format version: 1 byte = 1] [count: varint] ([key length: varint] [UTF-8 key] [value length: varint] [value])*</c>.
-/// An unknown version or corrupt bytes are reported, never thrown at the request.
+/// <c>[format version: 1 byte] [count: varint] ([key length: varint] [UTF-8 key] [value length: varint] [value])*</c>,
+/// and in format 2 the same list again for the sign-in tickets (scheme, encoded <see cref="SessionTicket"/>). Format 1
+/// is written while the session holds no ticket, so that earlier versions of the library still read it. An unknown
+/// version or corrupt bytes are reported, never thrown at the request.
 /// </summary>
 internal static class SessionSerializer
 {
     public const byte FormatVersion = 1;
+
+    /// <summary>The format with a tickets section.</summary>
+    public const byte FormatVersionWithTickets = 2;
 
     /// <summary>The size of the header of an empty session: the version byte and a zero count.</summary>
     public const int EmptySize = 2;
@@ -28,12 +33,62 @@ internal static class SessionSerializer
         return VarIntSize((uint)keyBytes) + keyBytes + VarIntSize((uint)valueLength) + valueLength;
     }
 
-    public static byte[] Serialize(IReadOnlyDictionary<string, byte[]> entries, int size)
+    /// <param name="entries">The session's data.</param>
+    /// <param name="size">The serialized size of <paramref name="entries"/> alone, as tracked by the session.</param>
+    /// <param name="tickets">The sign-in tickets by scheme; none writes format 1.</param>
+    public static byte[] Serialize(IReadOnlyDictionary<string, byte[]> entries, int size, IReadOnlyDictionary<string, byte[]>? tickets = null)
     {
-        var buffer = new byte[size];
+        var withTickets = tickets is { Count: > 0 };
+        var total = size;
+        if (withTickets)
+        {
+            total += VarIntSize((uint)tickets!.Count);
+            foreach (var (scheme, ticket) in tickets)
+            {
+                total += EntrySize(scheme, ticket.Length);
+            }
+        }
+
+        var buffer = new byte[total];
         var span = buffer.AsSpan();
-        span[0] = FormatVersion;
-        var offset = 1 + WriteVarInt(span[1..], (uint)entries.Count);
+        span[0] = withTickets ? FormatVersionWithTickets : FormatVersion;
+        var offset = 1 + WriteEntries(span[1..], entries);
+        if (offset != size)
+        {
+            throw new InvalidOperationException($"Serialized session size {offset} differs from the computed size {size}.");
+        }
+
+        if (withTickets)
+        {
+            offset += WriteEntries(span[offset..], tickets!);
+        }
+
+        return buffer;
+    }
+
+    /// <summary>Reads serialized data; returns an error description instead of throwing on bad input.</summary>
+    public static bool TryDeserialize(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out string? error) =>
+        TryDeserialize(data, out entries, out size, out _, out error);
+
+    /// <summary>Reads serialized data and its tickets (empty in format 1); returns an error description instead of throwing on bad input.</summary>
+    public static bool TryDeserialize(
+        ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out Dictionary<string, byte[]> tickets, out string? error)
+    {
+        tickets = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        if (TryRead(data, out entries, out size, tickets, out error))
+        {
+            return true;
+        }
+
+        entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        tickets.Clear();
+        size = EmptySize;
+        return false;
+    }
+
+    private static int WriteEntries(Span<byte> span, IReadOnlyDictionary<string, byte[]> entries)
+    {
+        var offset = WriteVarInt(span, (uint)entries.Count);
         foreach (var (key, value) in entries)
         {
             var keyBytes = Utf8.GetByteCount(key);
@@ -44,28 +99,10 @@ internal static class SessionSerializer
             offset += value.Length;
         }
 
-        if (offset != size)
-        {
-            throw new InvalidOperationException($"Serialized session size {offset} differs from the computed size {size}.");
-        }
-
-        return buffer;
+        return offset;
     }
 
-    /// <summary>Reads serialized data; returns an error description instead of throwing on bad input.</summary>
-    public static bool TryDeserialize(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out string? error)
-    {
-        if (TryRead(data, out entries, out size, out error))
-        {
-            return true;
-        }
-
-        entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        size = EmptySize;
-        return false;
-    }
-
-    private static bool TryRead(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, out string? error)
+    private static bool TryRead(ReadOnlySpan<byte> data, out Dictionary<string, byte[]> entries, out int size, Dictionary<string, byte[]> tickets, out string? error)
     {
         entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         size = EmptySize;
@@ -75,13 +112,36 @@ internal static class SessionSerializer
             return true;
         }
 
-        if (data[0] != FormatVersion)
+        if (data[0] is not (FormatVersion or FormatVersionWithTickets))
         {
             error = $"unknown format version {data[0]}";
             return false;
         }
 
         var offset = 1;
+        if (!TryReadEntries(data, ref offset, entries, out error))
+        {
+            return false;
+        }
+
+        size = offset;
+        if (data[0] == FormatVersionWithTickets && !TryReadEntries(data, ref offset, tickets, out error))
+        {
+            return false;
+        }
+
+        if (offset != data.Length)
+        {
+            error = "trailing bytes";
+            return false;
+        }
+
+        return true;
+    }
+
+    private static bool TryReadEntries(ReadOnlySpan<byte> data, ref int offset, Dictionary<string, byte[]> entries, out string? error)
+    {
+        error = null;
         if (!TryReadVarInt(data, ref offset, out var count) || count > (uint)data.Length)
         {
             error = "corrupt entry count";
@@ -123,13 +183,6 @@ internal static class SessionSerializer
             offset += (int)valueLength;
         }
 
-        if (offset != data.Length)
-        {
-            error = "trailing bytes";
-            return false;
-        }
-
-        size = offset;
         return true;
     }
 

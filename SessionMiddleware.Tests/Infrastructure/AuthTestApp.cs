@@ -1,0 +1,100 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace SessionMiddleware.Tests.Infrastructure;
+
+/// <summary>
+/// An app that signs in with ASP.NET Core cookie authentication through the ticket store, on real Kestrel:
+/// <c>/signin?user=&amp;remember=</c>, <c>/signin-external?user=</c> and <c>/signout-external</c> (Identity's external
+/// scheme, a helper), <c>/whoami</c> (the user or "anonymous"), <c>/admin-only</c> (authorized: 401 otherwise),
+/// <c>/signout</c>, <c>/revoke?user=</c>, and the session endpoints of <see cref="SessionTestHost"/>.
+/// </summary>
+internal static class AuthTestApp
+{
+    /// <summary>Claims besides the user ID that no database file may show in plain text.</summary>
+    public const string SecretEmail = "erin.secret-claim@example.org";
+
+    public const string SecretRole = "role-ADMIN-7f3a";
+
+    public static Task<SessionTestHost> StartAsync(
+        string folder,
+        FakeTimeProvider? time = null,
+        Action<CookieAuthenticationOptions>? cookie = null,
+        Action<IServerSideSessionsBuilder>? services = null,
+        bool authenticationBeforeSessions = false,
+        Action<ServerSideSessionOptions>? configure = null,
+        string? keysFolder = null) =>
+        SessionTestHost.StartAsync(
+            folder,
+            configure,
+            services: s =>
+            {
+                s.AddTicketStore();
+                s.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme)
+                    .AddCookie(o =>
+                    {
+                        o.Events.OnRedirectToLogin = c =>
+                        {
+                            c.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                            return Task.CompletedTask;
+                        };
+                        cookie?.Invoke(o);
+                    })
+                    .AddCookie(IdentityConstants.ExternalScheme);
+                s.Services.AddAuthorization();
+                services?.Invoke(s);
+            },
+            endpoints: app =>
+            {
+                app.UseAuthentication();
+                app.UseAuthorization();
+                Map(app);
+            },
+            time: time ?? new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())),
+            keysFolder: keysFolder,
+            authenticationFirst: authenticationBeforeSessions);
+
+    private static void Map(WebApplication app)
+    {
+        app.MapGet("/signin", async (HttpContext c, string user, bool? remember) =>
+        {
+            var identity = new ClaimsIdentity(
+                [
+                    new Claim(ClaimTypes.NameIdentifier, user),
+                    new Claim(ClaimTypes.Name, user),
+                    new Claim(ClaimTypes.Email, SecretEmail),
+                    new Claim(ClaimTypes.Role, SecretRole),
+                ],
+                CookieAuthenticationDefaults.AuthenticationScheme);
+            await c.SignInAsync(new ClaimsPrincipal(identity), new AuthenticationProperties { IsPersistent = remember ?? false });
+            return "signed in";
+        });
+        app.MapGet("/signin-external", async (HttpContext c, string user) =>
+        {
+            var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, "external-" + user)], IdentityConstants.ExternalScheme);
+            await c.SignInAsync(IdentityConstants.ExternalScheme, new ClaimsPrincipal(identity));
+            return "external";
+        });
+        app.MapGet("/external", async (HttpContext c) =>
+            (await c.AuthenticateAsync(IdentityConstants.ExternalScheme)).Principal?.FindFirst(ClaimTypes.NameIdentifier)?.Value ?? "none");
+        app.MapGet("/signout-external", async (HttpContext c) =>
+        {
+            await c.SignOutAsync(IdentityConstants.ExternalScheme);
+            return "ok";
+        });
+        app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
+        app.MapGet("/admin-only", (HttpContext c) => "admin page for " + c.User.Identity!.Name).RequireAuthorization();
+        app.MapGet("/signout", async (HttpContext c) =>
+        {
+            await c.SignOutAsync();
+            return "signed out";
+        });
+        app.MapGet("/revoke", async (ISessionManager sessions, string user) => (await sessions.RevokeAllForUserAsync(user)).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+}

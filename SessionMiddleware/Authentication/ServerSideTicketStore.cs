@@ -1,0 +1,184 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using SessionMiddleware.Logging;
+using SessionMiddleware.Session;
+
+namespace SessionMiddleware.Authentication;
+
+/// <summary>
+/// Cookie authentication's <see cref="ITicketStore"/> for one scheme, on the request's server-side session: the ticket
+/// lives in the session row (protected, out of sight of <see cref="ISession.Keys"/>) and the authentication cookie
+/// carries only a reference to it. So the row governs the sign-in: when it is revoked, expires or is cleaned, the next
+/// request is anonymous.
+/// </summary>
+/// <remarks>
+/// A binding scheme (the app's sign-in cookie) binds the session to the user and renews its ID at sign-in, and its
+/// sign-out ends the session. A helper scheme (Identity's external and two-factor steps) only keeps its ticket there.
+/// </remarks>
+internal sealed class ServerSideTicketStore : ITicketStore
+{
+    private readonly string _scheme;
+    private readonly bool _binds;
+    private readonly string _userIdClaimType;
+    private readonly IDataProtector _protector;
+    private readonly IHttpContextAccessor _httpContextAccessor;
+    private readonly ILogger _logger;
+
+    public ServerSideTicketStore(
+        string scheme, bool binds, string userIdClaimType, IDataProtector protector, IHttpContextAccessor httpContextAccessor, ILogger logger)
+    {
+        _scheme = scheme;
+        _binds = binds;
+        _userIdClaimType = userIdClaimType;
+        _protector = protector;
+        _httpContextAccessor = httpContextAccessor;
+        _logger = logger;
+    }
+
+    public Task<string> StoreAsync(AuthenticationTicket ticket) => StoreAsync(ticket, CurrentContext(), CancellationToken.None);
+
+    public Task<string> StoreAsync(AuthenticationTicket ticket, CancellationToken cancellationToken) => StoreAsync(ticket, CurrentContext(), cancellationToken);
+
+    /// <summary>A sign-in: keeps the ticket under a new reference; a binding scheme binds the session to the user and renews its ID.</summary>
+    public Task<string> StoreAsync(AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        var session = SessionOf(httpContext);
+        if (_binds)
+        {
+            var userId = UserIdOf(ticket);
+            if (session.UserId is not null && !string.Equals(session.UserId, userId, StringComparison.Ordinal))
+            {
+                // Another user signs in on this browser: the previous user's sign-ins end.
+                session.RemoveAllTickets();
+            }
+
+            if (string.Equals(session.UserId, userId, StringComparison.Ordinal))
+            {
+                session.RegenerateId();
+            }
+            else
+            {
+                session.BindToUser(userId);   // renews the ID
+            }
+        }
+
+        var reference = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        Keep(session, reference, ticket);
+        Log.TicketStored(_logger, _scheme, session.Id);
+        return Task.FromResult(reference);
+    }
+
+    public Task RenewAsync(string key, AuthenticationTicket ticket) => RenewAsync(key, ticket, CurrentContext(), CancellationToken.None);
+
+    public Task RenewAsync(string key, AuthenticationTicket ticket, CancellationToken cancellationToken) => RenewAsync(key, ticket, CurrentContext(), cancellationToken);
+
+    /// <summary>A sliding renewal, or a sign-in over a current one: the ticket is replaced under the same reference.</summary>
+    public Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(ticket);
+        var session = SessionOf(httpContext);
+        var userId = UserIdOf(ticket);
+        if (_binds && !string.Equals(session.UserId, userId, StringComparison.Ordinal))
+        {
+            // A sign-in as another user over a current sign-in.
+            session.RemoveAllTickets();
+            session.BindToUser(userId);
+        }
+
+        Keep(session, key, ticket);
+        return Task.CompletedTask;
+    }
+
+    public Task<AuthenticationTicket?> RetrieveAsync(string key) => RetrieveAsync(key, CurrentContext(), CancellationToken.None);
+
+    public Task<AuthenticationTicket?> RetrieveAsync(string key, CancellationToken cancellationToken) => RetrieveAsync(key, CurrentContext(), cancellationToken);
+
+    /// <summary>The ticket the authentication cookie refers to, if the session still holds it; otherwise the request is anonymous.</summary>
+    public Task<AuthenticationTicket?> RetrieveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var session = SessionOf(httpContext);
+        if (session.GetTicket(_scheme) is not { } kept || !string.Equals(kept.Id, key, StringComparison.Ordinal))
+        {
+            // Revoked, signed out, expired, cleaned, or a reference from an earlier sign-in.
+            Log.TicketNotFound(_logger, _scheme);
+            return Task.FromResult<AuthenticationTicket?>(null);
+        }
+
+        AuthenticationTicket? ticket;
+        try
+        {
+            ticket = TicketSerializer.Default.Deserialize(_protector.Unprotect(kept.ProtectedTicket));
+        }
+        catch (CryptographicException ex)
+        {
+            Log.TicketUnreadable(_logger, _scheme, ex);
+            return Task.FromResult<AuthenticationTicket?>(null);
+        }
+
+        if (ticket is not null && _binds && !string.Equals(session.UserId, UserIdOf(ticket), StringComparison.Ordinal))
+        {
+            // The session was bound to someone else (or unbound) since this sign-in: it no longer vouches for it.
+            Log.TicketUserMismatch(_logger, _scheme);
+            return Task.FromResult<AuthenticationTicket?>(null);
+        }
+
+        return Task.FromResult(ticket);
+    }
+
+    public Task RemoveAsync(string key) => RemoveAsync(key, CurrentContext(), CancellationToken.None);
+
+    public Task RemoveAsync(string key, CancellationToken cancellationToken) => RemoveAsync(key, CurrentContext(), cancellationToken);
+
+    /// <summary>A sign-out (or an expired ticket): a binding scheme's ends the session, a helper scheme's removes only its ticket.</summary>
+    public Task RemoveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var session = SessionOf(httpContext);
+        if (session.GetTicket(_scheme) is not { } kept || !string.Equals(kept.Id, key, StringComparison.Ordinal))
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_binds)
+        {
+            session.Abandon();
+        }
+        else
+        {
+            session.RemoveTicket(_scheme);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void Keep(ServerSideSession session, string reference, AuthenticationTicket ticket)
+    {
+        var keepUntil = ticket.Properties.IsPersistent ? ticket.Properties.ExpiresUtc : null;
+        var protectedTicket = _protector.Protect(TicketSerializer.Default.Serialize(ticket));
+        session.SetTicket(_scheme, new SessionTicket(reference, keepUntil, protectedTicket));
+    }
+
+    private string? UserIdOf(AuthenticationTicket ticket) => ticket.Principal.FindFirst(_userIdClaimType)?.Value is { Length: > 0 } id ? id : null;
+
+    private HttpContext CurrentContext() =>
+        _httpContextAccessor.HttpContext ?? throw new InvalidOperationException(
+            "The server-side ticket store was called outside a request; it keeps sign-ins in the request's server-side session.");
+
+    private static ServerSideSession SessionOf(HttpContext httpContext)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        return httpContext.Features.Get<ISessionFeature>()?.Session as ServerSideSession
+            ?? throw new InvalidOperationException(
+                "AddTicketStore() keeps the sign-in in the server-side session, which this request does not have: call " +
+                "app.UseServerSideSessions() before app.UseAuthentication() (and before UseAuthorization and the endpoints), " +
+                "and do not use UseSession() beside it.");
+    }
+}

@@ -1,0 +1,56 @@
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SessionMiddleware.Authentication;
+
+/// <summary>Registered by <c>AddTicketStore(...)</c>: the session middleware then checks that it runs before authentication.</summary>
+internal sealed class TicketStoreMarker;
+
+/// <summary>The cookie authentication schemes <c>AddTicketStore(...)</c> names; none named means every cookie scheme.</summary>
+internal sealed class TicketStoreSchemes
+{
+    public HashSet<string> Names { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>Sets <see cref="CookieAuthenticationOptions.SessionStore"/> of the chosen cookie schemes to a <see cref="ServerSideTicketStore"/>.</summary>
+internal sealed class TicketStorePostConfigure(
+    IOptions<TicketStoreSchemes> schemes,
+    IOptions<ServerSideSessionOptions> sessionOptions,
+    IDataProtectionProvider dataProtection,
+    IHttpContextAccessor httpContextAccessor,
+    ILogger<ServerSideTicketStore> logger) : IPostConfigureOptions<CookieAuthenticationOptions>
+{
+    /// <summary>The Data Protection purpose of the tickets kept in session rows (they carry claims and sometimes tokens).</summary>
+    internal const string ProtectionPurpose = "SessionMiddleware.AuthenticationTicket.v1";
+
+    public void PostConfigure(string? name, CookieAuthenticationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (name is null || !Applies(name))
+        {
+            return;
+        }
+
+        options.SessionStore = new ServerSideTicketStore(
+            name,
+            binds: !IsHelperScheme(name),
+            sessionOptions.Value.UserIdClaimType,
+            dataProtection.CreateProtector(ProtectionPurpose, name),
+            httpContextAccessor,
+            logger);
+    }
+
+    private bool Applies(string scheme) =>
+        schemes.Value.Names.Count == 0
+            // Identity's "remember this device" cookie must outlive sign-out: it stays self-contained.
+            ? scheme != IdentityConstants.TwoFactorRememberMeScheme
+            : schemes.Value.Names.Contains(scheme);
+
+    // Identity's steps before the sign-in proper: they keep a ticket but neither bind the session nor end it.
+    private static bool IsHelperScheme(string scheme) =>
+        scheme == IdentityConstants.ExternalScheme || scheme == IdentityConstants.TwoFactorUserIdScheme;
+}
