@@ -44,6 +44,14 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     }
 
     /// <inheritdoc/>
+    public async Task CheckSchemaAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var connectionScope = connection.ConfigureAwait(false);
+        await SessionTableMigrator.CheckAsync(connection, _sql, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
     public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);

@@ -648,6 +648,58 @@ public abstract class ServerSideSessionStoreSpecificationTests
         Assert.That(ex!.Message, Does.Contain("99").And.Contain("newer"));
     }
 
+    /// <summary>
+    /// <see cref="IServerSideSessionStore.CheckSchemaAsync"/> on a database never migrated throws an
+    /// <see cref="InvalidOperationException"/> naming the table and <c>MigrateServerSideSessionsAsync</c>, and creates nothing.
+    /// </summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task CheckSchema_BeforeMigrating_ThrowsNamingTheTableAndTheMigrationCall_AndCreatesNothing()
+    {
+        var ex = Assert.ThrowsAsync<InvalidOperationException>(() => NewStore(o => o.TableName = "app_sessions").CheckSchemaAsync());
+
+        Assert.That(ex!.Message, Does.Contain("\"app_sessions\"").And.Contain("MigrateServerSideSessionsAsync"));
+        Assert.That(await ListObjectsAsync(), Has.None.Contains("app_sessions").And.None.Contains(SchemaVersionTable));
+    }
+
+    /// <summary><see cref="IServerSideSessionStore.CheckSchemaAsync"/> after a migration, from another store, passes and changes nothing.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task CheckSchema_AfterMigrating_Passes_AndChangesNothing()
+    {
+        await NewStore().MigrateAsync();
+        var before = await DumpSchemaAsync();
+
+        await NewStore().CheckSchemaAsync();
+
+        Assert.That(await DumpSchemaAsync(), Is.EqualTo(before));
+    }
+
+    /// <summary><see cref="IServerSideSessionStore.CheckSchemaAsync"/> against a table of another shape throws a <see cref="SessionStoreSchemaException"/> naming the found columns.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task CheckSchema_AgainstATableOfAnotherShape_Throws()
+    {
+        await ExecuteAsync($"CREATE TABLE sessions (id {TextType} PRIMARY KEY, value {TextType});");
+
+        var ex = Assert.ThrowsAsync<SessionStoreSchemaException>(() => NewStore().CheckSchemaAsync());
+
+        Assert.That(ex!.Message, Does.Contain("\"sessions\"").And.Contain($"value {TextType}"));
+    }
+
+    /// <summary><see cref="IServerSideSessionStore.CheckSchemaAsync"/> against a table recorded at a newer schema version throws a <see cref="SessionStoreSchemaException"/>.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task CheckSchema_AgainstANewerSchemaVersion_Throws()
+    {
+        await NewStore().MigrateAsync();
+        await ExecuteAsync($"UPDATE {SchemaVersionTable} SET version = 99;");
+
+        var ex = Assert.ThrowsAsync<SessionStoreSchemaException>(() => NewStore().CheckSchemaAsync());
+
+        Assert.That(ex!.Message, Does.Contain("99").And.Contain("newer"));
+    }
+
     /// <summary>A store with a custom <see cref="ServerSideSessionOptions.TableName"/> creates and uses that table only.</summary>
     /// <returns>A task that completes when the test has run.</returns>
     [Test]

@@ -99,6 +99,8 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.Cookie.MaxAge = TimeSpan.Zero, "Cookie.MaxAge");
         yield return Case(o => o.ConnectionString = "Data Source=:memory:", "ConnectionString");
         yield return Case(o => o.IOTimeout = TimeSpan.Zero, "IOTimeout");
+        yield return Case(o => o.IdleTimeout = TimeSpan.FromDays(366), "IdleTimeout");
+        yield return Case(o => o.AbsoluteTimeout = TimeSpan.FromDays(400), "AbsoluteTimeout");
         yield return Case(o =>
         {
             o.Cookie.Name = "__Host-sid";
@@ -129,6 +131,26 @@ public sealed class OptionsTests : TempFolderTest
         var ex = Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
 
         Assert.That(ex!.Message, Does.Contain("ServerSideSessionOptions." + option));
+    }
+
+    [Test]
+    public void Startup_WithATimeoutOverAYear_FailsShowingTheTimeSpanForm()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ServerSideSessions:ConnectionString"] = $"Data Source={Folder.File("s.db")}",
+            ["ServerSideSessions:IdleTimeout"] = "20",
+            ["ServerSideSessions:AbsoluteTimeout"] = "500",
+        });
+        builder.Services.AddServerSideSessions(builder.Configuration.GetSection("ServerSideSessions"));
+        using var app = builder.Build();
+
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+
+        Assert.That(ex!.Message, Does.Contain("ServerSideSessionOptions.AbsoluteTimeout is 500.00:00:00").And.Contain("\"00:20:00\"").And.Not.Contain("IdleTimeout"),
+            "20 days is allowed; 500 days is flagged with the hh:mm:ss form");
     }
 
     [Test]

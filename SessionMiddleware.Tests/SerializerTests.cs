@@ -6,6 +6,30 @@ namespace SessionMiddleware.Tests;
 public sealed class SerializerTests
 {
     [Test]
+    public void Serialize_WithTickets_WritesFormat2_KeepsThemApartFromTheData_AndWithoutTicketsStaysFormat1()
+    {
+        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["cart"] = [1, 2] };
+        var size = SessionSerializer.HeaderSize(1) + SessionSerializer.EntrySize("cart", 2);
+        var ticket = new SessionTicket("ab12", DateTimeOffset.FromUnixTimeSeconds(1_800_000_000), [9, 8, 7]);
+        var tickets = new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["Cookies"] = ticket.Encode() };
+
+        var withTickets = SessionSerializer.Serialize(entries, size, tickets);
+        var ok = SessionSerializer.TryDeserialize(withTickets, out var read, out var readSize, out var readTickets, out var error);
+        var without = SessionSerializer.Serialize(entries, size, new Dictionary<string, byte[]>());
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ok, Is.True, error);
+            Assert.That(withTickets[0], Is.EqualTo(2));
+            Assert.That(read, Is.EquivalentTo(entries), "the tickets are not among the data");
+            Assert.That(readSize, Is.EqualTo(size), "the data's size, which MaxSessionBytes limits, leaves the tickets out");
+            Assert.That(SessionTicket.Decode(readTickets["Cookies"]), Is.EqualTo(ticket).Using<SessionTicket>((a, b) =>
+                a.Id == b.Id && a.KeepUntil == b.KeepUntil && a.ProtectedTicket.SequenceEqual(b.ProtectedTicket)));
+            Assert.That(without[0], Is.EqualTo(1), "format 1 while there is no ticket, which earlier versions read");
+        });
+    }
+
+    [Test]
     public void Serialize_ThenDeserialize_RoundTrips()
     {
         var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal)
@@ -28,7 +52,8 @@ public sealed class SerializerTests
         });
     }
 
-    [TestCase(new byte[] { 2, 0 }, "unknown format version 2")]
+    [TestCase(new byte[] { 3, 0 }, "unknown format version 3")]
+    [TestCase(new byte[] { 2, 0 }, "corrupt entry count")]
     [TestCase(new byte[] { 1 }, "corrupt entry count")]
     [TestCase(new byte[] { 1, 1, 5, (byte)'a' }, "corrupt key")]
     [TestCase(new byte[] { 1, 1, 1, (byte)'a', 9, 1 }, "corrupt value")]

@@ -23,6 +23,8 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
 
     public Task MigrateAsync(CancellationToken cancellationToken = default) => Inner.MigrateAsync(cancellationToken);
 
+    public Task CheckSchemaAsync(CancellationToken cancellationToken = default) => Inner.CheckSchemaAsync(cancellationToken);
+
     /// <summary>Awaited inside LoadAsync before the real load, with the call's token (to make a load hang).</summary>
     public Func<CancellationToken, Task>? BeforeLoad { get; set; }
 

@@ -14,4 +14,7 @@ internal static class ServerSideSessionDefaults
     public static readonly TimeSpan TouchInterval = TimeSpan.FromSeconds(60);
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(5);
     public static readonly TimeSpan IOTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest IdleTimeout or AbsoluteTimeout the validator accepts: a longer one is taken for a unit mistake.</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromDays(365);
 }

@@ -24,13 +24,14 @@ public sealed class ServerSideSessionOptions
     public string TableName { get; set; } = ServerSideSessionDefaults.TableName;
 
     /// <summary>
-    /// How long a session may go unused before it expires. Default 20 minutes. Must be positive.
+    /// How long a session may go unused before it expires. Default 20 minutes. Must be positive and at most a year
+    /// (in configuration write <c>"00:20:00"</c>: a bare <c>"20"</c> is 20 days).
     /// </summary>
     public TimeSpan IdleTimeout { get; set; } = ServerSideSessionDefaults.IdleTimeout;
 
     /// <summary>
     /// Longest lifetime of a session from its creation, whatever its activity; <see langword="null"/> (the
-    /// default) for none. Must be positive when set.
+    /// default) for none. Must be positive and at most a year when set.
     /// </summary>
     public TimeSpan? AbsoluteTimeout { get; set; }
 

@@ -29,9 +29,18 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             failures.Add($"{prefix}{nameof(options.IdleTimeout)} must be positive (was {options.IdleTimeout}).");
         }
 
+        else if (options.IdleTimeout > ServerSideSessionDefaults.MaxTimeout)
+        {
+            failures.Add(TooLong(nameof(options.IdleTimeout), options.IdleTimeout));
+        }
+
         if (options.AbsoluteTimeout is { } absolute && absolute <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(options.AbsoluteTimeout)} must be positive when set (was {absolute}).");
+        }
+        else if (options.AbsoluteTimeout > ServerSideSessionDefaults.MaxTimeout)
+        {
+            failures.Add(TooLong(nameof(options.AbsoluteTimeout), options.AbsoluteTimeout.Value));
         }
 
         if (options.CleanupInterval <= TimeSpan.Zero)
@@ -102,4 +111,9 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    // In configuration a bare number is read as days ("20" is 20 days), so a value this long is most likely a unit mistake.
+    private static string TooLong(string option, TimeSpan value) =>
+        $"{nameof(ServerSideSessionOptions)}.{option} is {value} ({value.TotalDays:0} days), more than a year. " +
+        $"In configuration a time span is written as \"hh:mm:ss\": \"00:20:00\" is 20 minutes, while a bare \"20\" means 20 days.";
 }

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Cookies;
 
@@ -10,13 +12,18 @@ internal sealed class SessionCookies
     private readonly CookieBuilder _builder;
     private readonly SessionIdProtector _protector;
     private readonly TimeProvider _timeProvider;
+    private readonly ILogger<SessionCookies> _logger;
 
-    public SessionCookies(IOptions<ServerSideSessionOptions> options, SessionIdProtector protector, TimeProvider timeProvider)
+    // A Secure cookie on plain HTTP is a configuration mistake: said once, not on every request.
+    private int _warnedSecureOverHttp;
+
+    public SessionCookies(IOptions<ServerSideSessionOptions> options, SessionIdProtector protector, TimeProvider timeProvider, ILogger<SessionCookies> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _builder = options.Value.Cookie;
         _protector = protector;
         _timeProvider = timeProvider;
+        _logger = logger;
         Name = _builder.Name!;
     }
 
@@ -67,14 +74,20 @@ internal sealed class SessionCookies
             return;
         }
 
-        var options = BuildOptions(context);
+        var cookie = BuildOptions(context);
         if (persistUntil is { } until)
         {
-            options.MaxAge = null;
-            options.Expires = until;
+            cookie.MaxAge = null;
+            cookie.Expires = until;
         }
 
-        context.Response.Cookies.Append(Name, _protector.Protect(secretId), options);
+        if (cookie.Secure && !context.Request.IsHttps && Interlocked.Exchange(ref _warnedSecureOverHttp, 1) == 0)
+        {
+            var policy = Name.StartsWith("__", StringComparison.Ordinal) ? $"{_builder.SecurePolicy}, and the cookie name's prefix requires Secure" : _builder.SecurePolicy.ToString();
+            Log.SecureCookieOverHttp(_logger, Name, policy, context.Request.Host.Value ?? "(no host)");
+        }
+
+        context.Response.Cookies.Append(Name, _protector.Protect(secretId), cookie);
         var headers = context.Response.Headers;
         headers.CacheControl = "no-cache,no-store";
         headers.Pragma = "no-cache";

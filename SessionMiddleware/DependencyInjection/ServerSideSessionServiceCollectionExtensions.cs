@@ -68,6 +68,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<SessionRuntime>();
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<ServerSideSessionMarkerService>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ServerSideSessionStartupCheck>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionCleanupService>());
         return new ServerSideSessionsBuilder(services);
     }

@@ -79,6 +79,15 @@ internal static partial class Log
 
     // Event id 31 is the PostgreSQL package's MigratedPostgreSql.
 
+    [LoggerMessage(40, LogLevel.Warning, "The session cookie \"{CookieName}\" is Secure (ServerSideSessionOptions.Cookie.SecurePolicy is {SecurePolicy}) but was set on a plain-HTTP request to {Host}: browsers other than on localhost drop it, so every request starts a new session. Serve the app over HTTPS (behind a proxy, forward the scheme with UseForwardedHeaders), or set ServerSideSessionOptions.Cookie.SecurePolicy to SameAsRequest. Logged once.", EventName = "SecureCookieOverHttp")]
+    public static partial void SecureCookieOverHttp(ILogger logger, string cookieName, string securePolicy, string host);
+
+    [LoggerMessage(41, LogLevel.Warning, "ASP.NET Core's own session is registered (AddSession(), which UseSession() needs) beside server-side sessions: with UseSession() in the pipeline the two fight over HttpContext.Session. Remove AddSession() and UseSession(); UseServerSideSessions() provides HttpContext.Session.", EventName = "AspNetCoreSessionAlsoRegistered")]
+    public static partial void AspNetCoreSessionAlsoRegistered(ILogger logger);
+
+    [LoggerMessage(42, LogLevel.Debug, "Session table checked at startup: it exists with schema version {SchemaVersion} and the expected shape.", EventName = "SchemaChecked")]
+    public static partial void SchemaChecked(ILogger logger, int schemaVersion);
+
     [LoggerMessage(50, LogLevel.Debug, "A sign-in of scheme {Scheme} was stored in session {SessionId}.", EventName = "TicketStored")]
     public static partial void TicketStored(ILogger logger, string scheme, string sessionId);
 

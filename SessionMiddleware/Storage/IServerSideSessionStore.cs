@@ -21,6 +21,17 @@ public interface IServerSideSessionStore
     Task MigrateAsync(CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Checks, without changing anything, that the session table exists at the schema version and with the shape
+    /// <see cref="MigrateAsync"/> makes. Runs when the host starts, after any call to
+    /// <c>MigrateServerSideSessionsAsync</c>; a SQL store calls <c>SessionTableMigrator.CheckAsync</c>.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the check.</param>
+    /// <returns>A task that completes when the table is ready.</returns>
+    /// <exception cref="InvalidOperationException">The table does not exist; the message names the migration call.</exception>
+    /// <exception cref="SessionStoreSchemaException">The table has another shape or another schema version.</exception>
+    Task CheckSchemaAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Loads a session by key. Returns <see langword="null"/> when there is no such session or it has
     /// expired (an expired row is deleted).
     /// </summary>

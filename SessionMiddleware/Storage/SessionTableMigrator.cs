@@ -32,16 +32,14 @@ public static class SessionTableMigrator
         await connection.ExecuteAsync(new CommandDefinition(sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         var recorded = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
             sql.SelectSchemaVersion, new { sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        if (recorded > SessionTableSchema.Version)
-        {
-            throw SessionTableSchema.NewerSchema(sql.TableName, recorded.Value);
-        }
-
-        var found = await ColumnsAsync(connection, sql, transaction, cancellationToken).ConfigureAwait(false);
+        ThrowIfNewer(sql, recorded);
+        var found = await ColumnsAsync(connection, sql.TableName, sql, transaction, cancellationToken).ConfigureAwait(false);
         var result = new SessionMigrationResult(Created: found.Count == 0, UpgradedFromVersion: null);
-        if (found.Count > 0 && !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()))
+        if (found.Count > 0)
         {
-            if (recorded is null or 1 && SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
+            // A schema-1 table is upgraded in place; any other shape is left untouched.
+            if (recorded is null or 1 && !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()) &&
+                SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
             {
                 await connection.ExecuteAsync(new CommandDefinition(
                     sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
@@ -49,7 +47,7 @@ public static class SessionTableMigrator
             }
             else
             {
-                throw SessionTableSchema.WrongShape(sql.TableName, sql.Dialect.Columns(), found);
+                ThrowIfWrongShape(sql, found);
             }
         }
 
@@ -65,7 +63,7 @@ public static class SessionTableMigrator
 
     /// <summary>
     /// Whether the session table exists: a store calls it after a database error that may mean "no such table"
-    /// (where the driver's error code alone does not say so) before raising <see cref="SessionTableSchema.MissingTable"/>.
+    /// (where the driver's error code alone does not say so) before raising <see cref="SessionTableSchema.MissingTable(string, Exception)"/>.
     /// </summary>
     /// <param name="connection">An open connection.</param>
     /// <param name="sql">The statements of the store's table.</param>
@@ -75,12 +73,70 @@ public static class SessionTableMigrator
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(sql);
-        return (await ColumnsAsync(connection, sql, transaction: null, cancellationToken).ConfigureAwait(false)).Count > 0;
+        return (await ColumnsAsync(connection, sql.TableName, sql, transaction: null, cancellationToken).ConfigureAwait(false)).Count > 0;
     }
 
-    private static async Task<List<CatalogColumn>> ColumnsAsync(DbConnection connection, SessionSql sql, DbTransaction? transaction, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Checks, without changing anything, that the session table is ready for this version of the library: it exists,
+    /// its schema version is the one <see cref="MigrateAsync"/> records, and it has the shape
+    /// <see cref="MigrateAsync"/> creates. A store runs it at startup, so that an app whose table was never migrated
+    /// fails there rather than at its first request.
+    /// </summary>
+    /// <param name="connection">An open connection.</param>
+    /// <param name="sql">The statements of the store's table.</param>
+    /// <param name="cancellationToken">Cancels the check.</param>
+    /// <returns>A task that completes when the table is ready.</returns>
+    /// <exception cref="InvalidOperationException">The table does not exist (the message names the migration call).</exception>
+    /// <exception cref="SessionStoreSchemaException">The table has another shape, or its recorded schema version is older or newer than this library's.</exception>
+    public static async Task CheckAsync(DbConnection connection, SessionSql sql, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(sql);
+        var found = await ColumnsAsync(connection, sql.TableName, sql, transaction: null, cancellationToken).ConfigureAwait(false);
+        if (found.Count == 0)
+        {
+            throw SessionTableSchema.MissingTable(sql.TableName);
+        }
+
+        // Read only: the version table is queried only when it exists (the migration creates it).
+        var versionTable = await ColumnsAsync(connection, SessionTableSchema.VersionTable, sql, transaction: null, cancellationToken).ConfigureAwait(false);
+        var recorded = versionTable.Count == 0
+            ? null
+            : await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                sql.SelectSchemaVersion, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        ThrowIfNewer(sql, recorded);
+        if (recorded is { } older && older < SessionTableSchema.Version)
+        {
+            throw SessionTableSchema.NotMigrated(sql.TableName, older);
+        }
+
+        ThrowIfWrongShape(sql, found);
+        if (recorded is null)
+        {
+            throw SessionTableSchema.NotMigrated(sql.TableName, recordedVersion: null);
+        }
+    }
+
+    private static void ThrowIfNewer(SessionSql sql, long? recorded)
+    {
+        if (recorded > SessionTableSchema.Version)
+        {
+            throw SessionTableSchema.NewerSchema(sql.TableName, recorded.Value);
+        }
+    }
+
+    private static void ThrowIfWrongShape(SessionSql sql, List<CatalogColumn> found)
+    {
+        var expected = sql.Dialect.Columns();
+        if (!SessionTableSchema.HasExpectedShape(found, expected))
+        {
+            throw SessionTableSchema.WrongShape(sql.TableName, expected, found);
+        }
+    }
+
+    private static async Task<List<CatalogColumn>> ColumnsAsync(DbConnection connection, string tableName, SessionSql sql, DbTransaction? transaction, CancellationToken cancellationToken) =>
         (await connection.QueryAsync<CatalogColumn>(new CommandDefinition(
-            sql.Dialect.SelectColumns, new { sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
+            sql.Dialect.SelectColumns, new { TableName = tableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
 }
 
 /// <summary>What <see cref="SessionTableMigrator.MigrateAsync"/> did.</summary>

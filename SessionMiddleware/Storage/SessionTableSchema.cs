@@ -93,7 +93,26 @@ public static partial class SessionTableSchema
     /// <param name="inner">The driver's error.</param>
     /// <returns>The exception to throw.</returns>
     public static InvalidOperationException MissingTable(string tableName, Exception inner) =>
-        new($"The session table \"{tableName}\" does not exist. Call 'await app.MigrateServerSideSessionsAsync()' at startup, before the app serves requests.", inner);
+        new(MissingTableMessage(tableName), inner);
+
+    /// <summary>The error for a startup check that found no session table: it names the migration call and the tool.</summary>
+    /// <param name="tableName">The table's name.</param>
+    /// <returns>The exception to throw.</returns>
+    public static InvalidOperationException MissingTable(string tableName) => new(MissingTableMessage(tableName));
+
+    /// <summary>The error for a session table recorded at an older schema version than this library's, or not recorded at all.</summary>
+    /// <param name="tableName">The table's name.</param>
+    /// <param name="recordedVersion">The version recorded in <see cref="VersionTable"/>, or <see langword="null"/> when none is.</param>
+    /// <returns>The exception to throw.</returns>
+    public static SessionStoreSchemaException NotMigrated(string tableName, long? recordedVersion) =>
+        new($"The session table \"{tableName}\" " +
+            (recordedVersion is { } v ? $"has schema version {v}; this version of SessionMiddleware needs schema version {Version}. " : $"has no schema version recorded in {VersionTable}. ") +
+            MigrateHint);
+
+    private const string MigrateHint =
+        "Call 'await app.MigrateServerSideSessionsAsync()' after 'builder.Build()' and before 'app.Run()', or run 'dotnet sessions migrate' before starting the app.";
+
+    private static string MissingTableMessage(string tableName) => $"The session table \"{tableName}\" does not exist. {MigrateHint}";
 
     private static List<string> Describe(IReadOnlyList<SessionColumn> columns) =>
         [.. columns.Select(c => c.Name == "id" ? $"{c.Name} {c.Type} PRIMARY KEY" : IsNullable(c.Name) ? $"{c.Name} {c.Type}" : $"{c.Name} {c.Type} NOT NULL")];

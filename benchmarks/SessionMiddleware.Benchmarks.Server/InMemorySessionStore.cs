@@ -15,6 +15,8 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
 
     public Task MigrateAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
 
+    public Task CheckSchemaAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+
     public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default) =>
         Task.FromResult(_rows.TryGetValue(Convert.ToBase64String(key), out var row) ? row : null);
 

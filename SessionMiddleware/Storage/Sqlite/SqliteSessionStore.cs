@@ -73,16 +73,40 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     /// <inheritdoc/>
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
     {
-        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var connectionScope = connection.ConfigureAwait(false);
+        SqliteDatabasePath.ThrowIfUnusable(_connectionString);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
 
-        // WAL lets readers run beside the one writer and survives process crashes with synchronous=NORMAL. It is a
-        // property of the file, set outside a transaction; the migration's transaction (BEGIN IMMEDIATE) then makes
-        // processes migrating at once take turns.
-        var journalMode = await connection.ExecuteScalarAsync<string>(
-            new CommandDefinition("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
-        var result = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.Parameters(), cancellationToken).ConfigureAwait(false);
-        Log.Migrated(_logger, _sql.TableName, result.Created, result.UpgradedFromVersion, SessionTableSchema.Version, journalMode ?? "unknown");
+            // WAL lets readers run beside the one writer and survives process crashes with synchronous=NORMAL. It is a
+            // property of the file, set outside a transaction; the migration's transaction (BEGIN IMMEDIATE) then makes
+            // processes migrating at once take turns.
+            var journalMode = await connection.ExecuteScalarAsync<string>(
+                new CommandDefinition("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var result = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.Parameters(), cancellationToken).ConfigureAwait(false);
+            Log.Migrated(_logger, _sql.TableName, result.Created, result.UpgradedFromVersion, SessionTableSchema.Version, journalMode ?? "unknown");
+        }
+        catch (SqliteException ex) when (SqliteDatabasePath.Explain(_connectionString, ex) is { } clear)
+        {
+            throw clear;
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task CheckSchemaAsync(CancellationToken cancellationToken = default)
+    {
+        SqliteDatabasePath.ThrowIfUnusable(_connectionString);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            await SessionTableMigrator.CheckAsync(connection, _sql, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException ex) when (SqliteDatabasePath.Explain(_connectionString, ex) is { } clear)
+        {
+            throw clear;
+        }
     }
 
     /// <inheritdoc/>

@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// Every C# block of README.md compiles as pasted into an app: each block becomes a file of one web project that
+/// references the built library assemblies (no package download), and the project is built.
+/// </summary>
+public sealed partial class ReadmeTests : TempFolderTest
+{
+    // The assemblies an app gets from the two packages (and what their public API exposes).
+    private static readonly string[] References = ["SessionMiddleware", "SessionMiddleware.PostgreSql", "Npgsql"];
+
+    [Test]
+    public void ReadmeCSharpBlocks_AllCompile()
+    {
+        var blocks = CSharpBlocks(File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md")));
+        Assert.That(blocks, Has.Count.GreaterThanOrEqualTo(5), "the README's C# blocks were found");
+
+        var project = Folder.File("readme-snippets");
+        Directory.CreateDirectory(project);
+        File.WriteAllText(Path.Combine(project, "ReadmeSnippets.csproj"), ProjectFile());
+        File.WriteAllText(Path.Combine(project, "Main.cs"), "internal static class Entry { private static void Main() { } }\n");
+        for (var i = 0; i < blocks.Count; i++)
+        {
+            File.WriteAllText(Path.Combine(project, $"Snippet{i + 1:00}.cs"), SnippetFile(i + 1, blocks[i]));
+        }
+
+        TestContext.Out.WriteLine(string.Join("\n", blocks.Select((b, i) => $"Snippet{i + 1:00} (fence at README line {b.Line}): {b.Code.Split('\n')[0]}")));
+        var (exitCode, output) = Run("dotnet", project, "build", "-nologo", "-v", "q", "-clp:NoSummary");
+
+        Assert.That(exitCode, Is.Zero, $"the README's C# blocks do not all compile (SnippetNN = the NNth block):\n{output}");
+    }
+
+    private sealed record Block(int Line, string Code);
+
+    private static List<Block> CSharpBlocks(string readme)
+    {
+        var lines = readme.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
+        var blocks = new List<Block>();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var fence = FenceStart().Match(lines[i]);
+            if (!fence.Success || fence.Groups["lang"].Value != "csharp")
+            {
+                continue;
+            }
+
+            var indent = fence.Groups["indent"].Value.Length;
+            var code = new StringBuilder();
+            var start = i + 1;
+            for (i++; i < lines.Length && lines[i].Trim() != "```"; i++)
+            {
+                code.AppendLine(lines[i].Length >= indent ? lines[i][indent..] : lines[i].TrimStart());
+            }
+
+            blocks.Add(new Block(start, code.ToString()));
+        }
+
+        return blocks;
+    }
+
+    /// <summary>
+    /// A block's <c>using</c> lines go to the top of its file; the rest becomes the body of a method, with the
+    /// <c>builder</c> and <c>app</c> of a Program.cs in scope unless the block makes its own (a whole Program.cs).
+    /// </summary>
+    private static string SnippetFile(int number, Block block)
+    {
+        var usings = new StringBuilder();
+        var body = new StringBuilder();
+        foreach (var line in block.Code.Split('\n'))
+        {
+            (UsingLine().IsMatch(line) ? usings : body).AppendLine(line.TrimEnd('\r'));
+        }
+
+        var wholeProgram = block.Code.Contains("WebApplication.CreateBuilder", StringComparison.Ordinal);
+        var parameters = wholeProgram ? "string[] args" : "WebApplicationBuilder builder, WebApplication app";
+        return $$"""
+            {{usings}}
+            internal static class Snippet{{number:00}}
+            {
+                internal static async Task RunAsync({{parameters}})
+                {
+            #line {{block.Line + 1}} "README.md"
+            {{body}}
+            #line default
+                }
+            }
+            """;
+    }
+
+    private static string ProjectFile()
+    {
+        var bin = AppContext.BaseDirectory;
+        var references = string.Concat(References.Select(r => $"""    <Reference Include="{r}"><HintPath>{Path.Combine(bin, r + ".dll")}</HintPath></Reference>{"\n"}"""));
+        return $"""
+            <Project Sdk="Microsoft.NET.Sdk.Web">
+              <PropertyGroup>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <OutputType>Exe</OutputType>
+                <StartupObject>Entry</StartupObject>
+                <!-- Pasted code: unused locals, async methods without await and the like are fine; errors are not. -->
+                <TreatWarningsAsErrors>false</TreatWarningsAsErrors>
+                <NoWarn>$(NoWarn);CS1998;CS0168;CS0219;CS8321;CS4014;CS1591</NoWarn>
+              </PropertyGroup>
+              <ItemGroup>
+            {references}  </ItemGroup>
+            </Project>
+            """;
+    }
+
+    private static (int ExitCode, string Output) Run(string command, string workingDirectory, params string[] args)
+    {
+        var start = new ProcessStartInfo(command)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        // Outside the repository: its Directory.Build.props and central package versions must not apply.
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        start.Environment["DOTNET_NOLOGO"] = "1";
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill(entireProcessTree: true);
+            return (-1, "dotnet build did not finish in 5 minutes");
+        }
+
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "SessionMiddleware.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("SessionMiddleware.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    [GeneratedRegex(@"^(?<indent>\s*)```(?<lang>[A-Za-z#]*)\s*$")]
+    private static partial Regex FenceStart();
+
+    [GeneratedRegex(@"^using [A-Za-z0-9_.]+;\s*$")]
+    private static partial Regex UsingLine();
+}
