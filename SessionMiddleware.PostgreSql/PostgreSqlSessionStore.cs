@@ -167,6 +167,30 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     }
 
     /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default)
+    {
+        var command = _sql.Query(filter, after, limit, _expiry.Parameters());
+        return RunAsync<IReadOnlyList<SessionInfo>>(
+            async (connection, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
+                    command.Text, new DynamicParameters(command.Parameters), cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionInfo())];
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
+    {
+        var command = _sql.Count(filter, _expiry.Parameters());
+        return RunAsync(
+            (connection, token) => connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                command.Text, new DynamicParameters(command.Parameters), cancellationToken: token)),
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);

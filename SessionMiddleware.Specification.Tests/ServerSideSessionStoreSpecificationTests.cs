@@ -465,6 +465,111 @@ public abstract class ServerSideSessionStoreSpecificationTests
         });
     }
 
+    // ---- queries (admin pages, the command-line tool) ----
+
+    /// <summary>
+    /// A query pages through the live sessions newest first (creation time, then key, descending) by keyset: pages
+    /// follow each other without repeats or gaps, also across ties in creation time and while rows are added and removed.
+    /// </summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Query_PagesNewestFirstByKeyset_WithoutRepeatsOrGaps_WhileRowsChange()
+    {
+        var store = await MigratedStoreAsync();
+        await store.CreateAsync(Row(NewKey()));
+        _time.Advance(TimeSpan.FromMinutes(21)); // the first one is expired now
+        var created = new List<(long CreatedAt, byte[] Key)>();
+        for (var i = 0; i < 8; i++)
+        {
+            var key = NewKey();
+            await store.CreateAsync(Row(key));
+            created.Add((_time.GetUtcNow().ToUnixTimeSeconds(), key));
+            if (i % 3 == 2)
+            {
+                _time.Advance(TimeSpan.FromSeconds(1)); // three sessions share each second: ties ordered by key
+            }
+        }
+
+        var expected = created
+            .OrderByDescending(c => c.CreatedAt).ThenByDescending(c => Convert.ToHexStringLower(c.Key), StringComparer.Ordinal)
+            .Select(c => Convert.ToHexStringLower(c.Key)).ToList();
+        var seen = new List<string>();
+        SessionCursor? after = null;
+        var pages = 0;
+        while (true)
+        {
+            var page = await store.QueryAsync(SessionFilter.All, after, limit: 3);
+            pages++;
+            seen.AddRange(page.Select(s => s.Id));
+            if (page.Count < 3)
+            {
+                break;
+            }
+
+            if (pages == 1)
+            {
+                // Between pages: a new session (newer than the cursor, so not in later pages) and the loss of one not seen yet.
+                await store.CreateAsync(Row(NewKey()));
+                await store.DeleteAsync(Convert.FromHexString(expected[^1]));
+            }
+
+            var last = page[^1];
+            after = new SessionCursor(last.CreatedAt.ToUnixTimeSeconds(), Convert.FromHexString(last.Id));
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(seen, Is.EqualTo(expected.Take(expected.Count - 1)), "every live session once, newest first; the deleted one never shown");
+            Assert.That(pages, Is.EqualTo(3));
+        });
+    }
+
+    /// <summary>Each filter of a query (user, bound or anonymous, created and last used before or after) selects the same sessions in the query and the count; expired sessions never match.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task QueryAndCount_ApplyEveryFilter_AndLeaveOutExpiredSessions()
+    {
+        var store = await MigratedStoreAsync();
+        await store.CreateAsync(Row(NewKey(), user: "alice"));
+        _time.Advance(TimeSpan.FromMinutes(30)); // that one is expired now
+        var start = _time.GetUtcNow();
+        var alice1 = NewKey();
+        var anonymous = NewKey();
+        await store.CreateAsync(Row(alice1, user: "alice"));
+        await store.CreateAsync(Row(anonymous));
+        _time.Advance(TimeSpan.FromMinutes(5));
+        var middle = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromMinutes(5));
+        var alice2 = NewKey();
+        var bob = NewKey();
+        await store.CreateAsync(Row(alice2, user: "alice"));
+        await store.CreateAsync(Row(bob, user: "bob"));
+        await store.TouchAsync(anonymous); // last used now, created at the start
+
+        async Task<string[]> IdsAsync(SessionFilter filter)
+        {
+            var ids = (await store.QueryAsync(filter, null, 100)).Select(s => s.Id).Order(StringComparer.Ordinal).ToArray();
+            Assert.That(await store.CountAsync(filter), Is.EqualTo(ids.Length), $"count of {filter}");
+            return ids;
+        }
+
+        static string[] Ids(params byte[][] keys) => [.. keys.Select(Convert.ToHexStringLower).Order(StringComparer.Ordinal)];
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await IdsAsync(SessionFilter.All), Is.EqualTo(Ids(alice1, anonymous, alice2, bob)));
+            Assert.That(await IdsAsync(new SessionFilter { UserId = "alice" }), Is.EqualTo(Ids(alice1, alice2)));
+            Assert.That(await IdsAsync(new SessionFilter { IsBound = true }), Is.EqualTo(Ids(alice1, alice2, bob)));
+            Assert.That(await IdsAsync(new SessionFilter { IsBound = false }), Is.EqualTo(Ids(anonymous)));
+            Assert.That(await IdsAsync(new SessionFilter { CreatedAfter = middle }), Is.EqualTo(Ids(alice2, bob)));
+            Assert.That(await IdsAsync(new SessionFilter { CreatedBefore = middle }), Is.EqualTo(Ids(alice1, anonymous)));
+            Assert.That(await IdsAsync(new SessionFilter { LastAccessAfter = middle }), Is.EqualTo(Ids(anonymous, alice2, bob)));
+            Assert.That(await IdsAsync(new SessionFilter { LastAccessBefore = middle }), Is.EqualTo(Ids(alice1)));
+            Assert.That(await IdsAsync(new SessionFilter { UserId = "alice", CreatedBefore = middle, CreatedAfter = start.AddSeconds(-1) }), Is.EqualTo(Ids(alice1)));
+            Assert.That(await IdsAsync(new SessionFilter { UserId = "nobody" }), Is.Empty);
+        });
+    }
+
     // ---- expired rows ----
 
     /// <summary>Deleting expired sessions removes only expired rows, at most the given number per call.</summary>

@@ -56,6 +56,39 @@ public sealed class SessionManagerTests : TempFolderTest
         });
     }
 
+    [Test]
+    public async Task Query_PagesWithAContinuationToken_UntilTheLastPageHasNone_AndCountAgrees()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            var browser = host.CreateBrowser();
+            ids.Add(await browser.GetTextAsync(i % 2 == 0 ? "/bind?user=alice" : "/set?key=k&value=v"));
+            ids[^1] = await browser.GetTextAsync("/id");
+            host.Time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        var manager = host.Services.GetRequiredService<ISessionManager>();
+        var first = await manager.QueryAsync(SessionFilter.All, pageSize: 2);
+        var second = await manager.QueryAsync(SessionFilter.All, pageSize: 2, first.ContinuationToken);
+        var third = await manager.QueryAsync(SessionFilter.All, pageSize: 2, second.ContinuationToken);
+        var exact = await manager.QueryAsync(new SessionFilter { IsBound = true }, pageSize: 3);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(first.Sessions.Concat(second.Sessions).Concat(third.Sessions).Select(s => s.Id), Is.EqualTo(Enumerable.Reverse(ids)));
+            Assert.That(first.ContinuationToken, Is.Not.Null);
+            Assert.That(third.ContinuationToken, Is.Null, "the last page");
+            Assert.That(exact.Sessions, Has.Count.EqualTo(3));
+            Assert.That(exact.ContinuationToken, Is.Null, "a full last page says it is the last");
+            Assert.That(await manager.CountAsync(new SessionFilter { UserId = "alice" }), Is.EqualTo(3));
+            Assert.That(await manager.CountAsync(new SessionFilter { IsBound = false }), Is.EqualTo(2));
+        });
+        Assert.ThrowsAsync<ArgumentException>(() => manager.QueryAsync(SessionFilter.All, 2, "garbage"));
+        Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => manager.QueryAsync(SessionFilter.All, 0));
+    }
+
     [TestCase("")]
     [TestCase("not-an-id")]
     [TestCase("zz00000000000000000000000000000000000000000000000000000000000000")]

@@ -99,6 +99,10 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
 
     public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default) => Inner.ListByUserAsync(userId, cancellationToken);
 
+    public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default) => Inner.QueryAsync(filter, after, limit, cancellationToken);
+
+    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default) => Inner.CountAsync(filter, cancellationToken);
+
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default) => Inner.DeleteByUserAsync(userId, exceptKey, cancellationToken);
 
     public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)

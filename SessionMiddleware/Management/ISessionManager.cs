@@ -24,4 +24,23 @@ public interface ISessionManager
     /// <param name="cancellationToken">Cancels the delete.</param>
     /// <returns>How many sessions were ended.</returns>
     Task<int> RevokeAllForUserAsync(string userId, string? exceptSessionId = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// One page of the live sessions matching <paramref name="filter"/>, most recently created first. Keyset paging:
+    /// each page is an index range scan, however deep, and a page never repeats or skips a session that existed
+    /// throughout, while others are created and deleted.
+    /// </summary>
+    /// <param name="filter">Which sessions (<see cref="SessionFilter.All"/> for every one).</param>
+    /// <param name="pageSize">The most sessions to return, 1 to 1000.</param>
+    /// <param name="continuationToken">The <see cref="SessionPage.ContinuationToken"/> of the previous page, or <see langword="null"/> for the first.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The page.</returns>
+    /// <exception cref="ArgumentException">The continuation token is not one this method returned.</exception>
+    Task<SessionPage> QueryAsync(SessionFilter filter, int pageSize = 100, string? continuationToken = null, CancellationToken cancellationToken = default);
+
+    /// <summary>How many live sessions match <paramref name="filter"/>.</summary>
+    /// <param name="filter">Which sessions (<see cref="SessionFilter.All"/> for every one).</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The count.</returns>
+    Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default);
 }

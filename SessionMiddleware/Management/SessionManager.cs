@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Logging;
@@ -45,5 +46,57 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
         var count = await store.DeleteByUserAsync(userId, exceptKey, cancellationToken).ConfigureAwait(false);
         Log.UserSessionsRevoked(logger, count, userId.Length);
         return count;
+    }
+
+    /// <summary>The largest page <see cref="QueryAsync"/> returns.</summary>
+    internal const int MaxPageSize = 1000;
+
+    /// <inheritdoc/>
+    public async Task<SessionPage> QueryAsync(SessionFilter filter, int pageSize = 100, string? continuationToken = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(pageSize, MaxPageSize);
+        SessionCursor? after = null;
+        if (continuationToken is not null && !TryParseToken(continuationToken, out after))
+        {
+            throw new ArgumentException("Not a continuation token returned by QueryAsync.", nameof(continuationToken));
+        }
+
+        // One row more than the page tells whether another page follows, so the last page has no token.
+        var rows = await store.QueryAsync(filter, after, pageSize + 1, cancellationToken).ConfigureAwait(false);
+        if (rows.Count <= pageSize)
+        {
+            return new SessionPage(rows, null);
+        }
+
+        var page = rows.Take(pageSize).ToList();
+        return new SessionPage(page, ToToken(page[^1]));
+    }
+
+    /// <inheritdoc/>
+    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        return store.CountAsync(filter, cancellationToken);
+    }
+
+    // "<created_at>.<public id>": the position of the last session of a page.
+    private static string ToToken(SessionInfo last) =>
+        string.Create(CultureInfo.InvariantCulture, $"{last.CreatedAt.ToUnixTimeSeconds()}.{last.Id}");
+
+    private static bool TryParseToken(string token, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SessionCursor? cursor)
+    {
+        cursor = null;
+        var dot = token.IndexOf('.', StringComparison.Ordinal);
+        if (dot <= 0 ||
+            !long.TryParse(token.AsSpan(0, dot), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var createdAt) ||
+            !SessionIdProtector.TryParsePublicId(token[(dot + 1)..], out var key))
+        {
+            return false;
+        }
+
+        cursor = new SessionCursor(createdAt, key);
+        return true;
     }
 }

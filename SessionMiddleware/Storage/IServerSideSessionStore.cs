@@ -85,6 +85,23 @@ public interface IServerSideSessionStore
     /// <returns>One <see cref="SessionInfo"/> per session, its <see cref="SessionInfo.Id"/> the lowercase hex of the key.</returns>
     Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// The live sessions matching <paramref name="filter"/>, most recently created first: ordered by creation time
+    /// descending, then key descending, starting after <paramref name="after"/> (keyset paging, no offset).
+    /// </summary>
+    /// <param name="filter">Which sessions.</param>
+    /// <param name="after">The position of the last session of the previous page, or <see langword="null"/> for the first page.</param>
+    /// <param name="limit">The most sessions to return.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>One <see cref="SessionInfo"/> per session, its <see cref="SessionInfo.Id"/> the lowercase hex of the key.</returns>
+    Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>How many live sessions match <paramref name="filter"/>.</summary>
+    /// <param name="filter">Which sessions.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The count.</returns>
+    Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default);
+
     /// <summary>Deletes every session bound to a user, except the one under <paramref name="exceptKey"/>.</summary>
     /// <param name="userId">The user.</param>
     /// <param name="exceptKey">The key of a session to keep, or <see langword="null"/>.</param>

@@ -66,6 +66,15 @@ public sealed class SessionSql
         ListByUser =
             "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
             $"FROM {t} WHERE user_id = @UserId AND {LiveCondition} ORDER BY last_access DESC, created_at DESC;";
+        DeleteBatch =
+            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} LIMIT @Limit);";
+        DropTable =
+            $"DROP TABLE {t};\nDELETE FROM {v} WHERE table_name = @TableName;";
+        _statistics =
+            $"SELECT count(*) AS Total, coalesce(sum(CASE WHEN {LiveCondition} THEN 1 ELSE 0 END), 0) AS Live, " +
+            $"coalesce(sum(CASE WHEN {LiveCondition} AND user_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS LiveBound, " +
+            $"min(CASE WHEN {LiveCondition} THEN created_at END) AS OldestCreatedAt, max(CASE WHEN {LiveCondition} THEN created_at END) AS NewestCreatedAt " +
+            $"FROM {t};";
     }
 
     /// <summary>
@@ -76,6 +85,8 @@ public sealed class SessionSql
     /// <returns>An SQL expression over <c>@ExpiresAt</c>, <c>@Now</c>, <c>@IdleSeconds</c> and <c>@AbsoluteSeconds</c>.</returns>
     public static string NewExpiry(string createdAt) =>
         $"COALESCE(@ExpiresAt, CASE WHEN {createdAt} + @AbsoluteSeconds < @Now + @IdleSeconds THEN {createdAt} + @AbsoluteSeconds ELSE @Now + @IdleSeconds END)";
+
+    private readonly string _statistics;
 
     /// <summary>The dialect the statements were built for.</summary>
     public SessionSqlDialect Dialect { get; }
@@ -124,6 +135,97 @@ public sealed class SessionSql
 
     /// <summary>The live rows of <c>@UserId</c>, most recently used first, as <see cref="SessionInfoRow"/>.</summary>
     public string ListByUser { get; }
+
+    /// <summary>Deletes at most <c>@Limit</c> rows, live or not (clearing the table in short batches).</summary>
+    public string DeleteBatch { get; }
+
+    /// <summary>Drops the session table (and its indexes) and deletes its record in <see cref="SessionTableSchema.VersionTable"/> (<c>@TableName</c>); run both in one transaction.</summary>
+    public string DropTable { get; }
+
+    /// <summary>
+    /// The live sessions matching <paramref name="filter"/> after <paramref name="after"/>, as <see cref="SessionInfoRow"/>,
+    /// most recently created first (creation time, then key, descending), at most <paramref name="limit"/>.
+    /// </summary>
+    /// <param name="filter">Which sessions.</param>
+    /// <param name="after">Where the previous page ended, or <see langword="null"/>.</param>
+    /// <param name="limit">The most rows.</param>
+    /// <param name="expiry">"Now" and the timeouts.</param>
+    /// <returns>The statement and its parameters.</returns>
+    public SessionSqlCommand Query(SessionFilter filter, SessionCursor? after, int limit, ExpiryParameters expiry)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        var parameters = LiveParameters(expiry);
+        var where = FilterConditions(filter, parameters);
+        if (after is not null)
+        {
+            where += " AND (created_at, id) < (@AfterCreatedAt, @AfterId)";
+            parameters["AfterCreatedAt"] = after.CreatedAt;
+            parameters["AfterId"] = after.Key;
+        }
+
+        parameters["Limit"] = limit;
+        return new SessionSqlCommand(
+            "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
+            $"FROM {Table} WHERE {where} ORDER BY created_at DESC, id DESC LIMIT @Limit;",
+            parameters);
+    }
+
+    /// <summary>Counts the live sessions matching <paramref name="filter"/> (one <c>bigint</c> column).</summary>
+    /// <param name="filter">Which sessions.</param>
+    /// <param name="expiry">"Now" and the timeouts.</param>
+    /// <returns>The statement and its parameters.</returns>
+    public SessionSqlCommand Count(SessionFilter filter, ExpiryParameters expiry)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        var parameters = LiveParameters(expiry);
+        var where = FilterConditions(filter, parameters);
+        return new SessionSqlCommand($"SELECT count(*) FROM {Table} WHERE {where};", parameters);
+    }
+
+    /// <summary>
+    /// One row about the whole table, as <see cref="SessionTableStatistics"/>: all rows, live rows, live rows bound to
+    /// a user, the oldest and newest creation time of a live row. Reads every row: for an operator's tool, not a request.
+    /// </summary>
+    /// <param name="expiry">"Now" and the timeouts.</param>
+    /// <returns>The statement and its parameters.</returns>
+    public SessionSqlCommand Statistics(ExpiryParameters expiry) => new(_statistics, LiveParameters(expiry));
+
+    // The one place where the parameters of LiveCondition are bound for the statements built here.
+    private static Dictionary<string, object?> LiveParameters(ExpiryParameters expiry) => new(StringComparer.Ordinal)
+    {
+        ["Now"] = expiry.Now,
+    };
+
+    private static string FilterConditions(SessionFilter filter, Dictionary<string, object?> parameters)
+    {
+        var where = LiveCondition;
+        if (filter.UserId is not null)
+        {
+            where += " AND user_id = @UserId";
+            parameters["UserId"] = filter.UserId;
+        }
+
+        if (filter.IsBound is { } bound)
+        {
+            where += bound ? " AND user_id IS NOT NULL" : " AND user_id IS NULL";
+        }
+
+        Add(filter.CreatedAfter, "created_at >", "CreatedAfter");
+        Add(filter.CreatedBefore, "created_at <", "CreatedBefore");
+        Add(filter.LastAccessAfter, "last_access >", "LastAccessAfter");
+        Add(filter.LastAccessBefore, "last_access <", "LastAccessBefore");
+        return where;
+
+        void Add(DateTimeOffset? value, string condition, string name)
+        {
+            if (value is { } v)
+            {
+                where += $" AND {condition} @{name}";
+                parameters[name] = v.ToUnixTimeSeconds();
+            }
+        }
+    }
 
     /// <summary>
     /// The parameters of the statements that write a row: <c>@Now</c>, <c>@IdleSeconds</c>, <c>@AbsoluteSeconds</c>,
@@ -175,4 +277,28 @@ public sealed class SessionSql
         /// <summary><c>expires_at</c>.</summary>
         public const int ExpiresAt = 5;
     }
+}
+
+/// <summary>A statement and the values of its parameters (names without the <c>@</c>). For store authors.</summary>
+/// <param name="Text">The SQL text.</param>
+/// <param name="Parameters">The parameters, by name.</param>
+public sealed record SessionSqlCommand(string Text, IReadOnlyDictionary<string, object?> Parameters);
+
+/// <summary>The row of <see cref="SessionSql.Statistics"/>. For store authors and the command-line tool.</summary>
+public sealed class SessionTableStatistics
+{
+    /// <summary>Every row, live or expired.</summary>
+    public long Total { get; set; }
+
+    /// <summary>The live rows.</summary>
+    public long Live { get; set; }
+
+    /// <summary>The live rows bound to a user.</summary>
+    public long LiveBound { get; set; }
+
+    /// <summary>The creation time of the oldest live row, Unix seconds, or <see langword="null"/> when none is live.</summary>
+    public long? OldestCreatedAt { get; set; }
+
+    /// <summary>The creation time of the newest live row, Unix seconds, or <see langword="null"/> when none is live.</summary>
+    public long? NewestCreatedAt { get; set; }
 }

@@ -78,6 +78,12 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
     public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 
+    public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("Not used by the benchmark's endpoints.");
+
+    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("Not used by the benchmark's endpoints.");
+
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 

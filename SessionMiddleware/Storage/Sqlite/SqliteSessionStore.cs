@@ -276,6 +276,30 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     }
 
     /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default)
+    {
+        var command = _sql.Query(filter, after, limit, _expiry.Parameters());
+        return ReadAsync<IReadOnlyList<SessionInfo>>(
+            async connection =>
+            {
+                var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
+                    command.Text, new DynamicParameters(command.Parameters), cancellationToken: cancellationToken)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionInfo())];
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
+    {
+        var command = _sql.Count(filter, _expiry.Parameters());
+        return ReadAsync(
+            connection => connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                command.Text, new DynamicParameters(command.Parameters), cancellationToken: cancellationToken)),
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
     public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
@@ -341,6 +365,26 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         try
         {
             return await _writes.WriteAsync(work, singleStatement, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
+        {
+            if (await IsTableMissingAsync().ConfigureAwait(false))
+            {
+                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Runs a read on a pooled connection; a missing table becomes the error that names the migration.</summary>
+    private async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> read, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            return await read(connection).ConfigureAwait(false);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
         {

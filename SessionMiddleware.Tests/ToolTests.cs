@@ -1,0 +1,353 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using SessionMiddleware.Storage.Sqlite;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// The built dotnet-sessions tool run as a process against a real SQLite file and the test PostgreSQL server: each
+/// command, its output and exit code, and the failures an operator meets (missing file, table of another shape,
+/// wrong connection string, locked database, no --yes without a terminal).
+/// </summary>
+[Category("Process")]
+public sealed class ToolTests : TempFolderTest
+{
+    private static readonly long Now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+    [Test]
+    public async Task Sqlite_EveryCommand_DoesItsJob_WithExitCodeZero()
+    {
+        var cs = $"Data Source={Folder.File("app.db")}";
+        await EveryCommandAsync(cs, () => new SqliteConnection(cs));
+    }
+
+    [Test]
+    public async Task PostgreSql_EveryCommand_DoesItsJob_WithExitCodeZero()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var cs = await server.CreateDatabaseAsync();
+        try
+        {
+            await EveryCommandAsync(cs, () => new NpgsqlConnection(cs));
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await server.DropDatabaseAsync(cs);
+        }
+    }
+
+    private static async Task EveryCommandAsync(string cs, Func<DbConnection> connect)
+    {
+        var migrate = await RunAsync("migrate", "-c", cs);
+        Assert.That(migrate.ExitCode, Is.Zero, migrate.Output);
+        Assert.That(migrate.StdOut, Does.Contain("created table \"sessions\""));
+        Assert.That((await RunAsync("migrate", "-c", cs)).StdOut, Does.Contain("up to date"));
+
+        await using (var connection = connect())
+        {
+            await connection.OpenAsync();
+            await InsertAsync(connection, "alice", Now - 60);
+            await InsertAsync(connection, "alice", Now - 30);
+            await InsertAsync(connection, null, Now - 10);
+            await InsertAsync(connection, "bob", Now - 5);
+            await InsertAsync(connection, "old", Now - 3600); // expired (idle 20 minutes)
+            await InsertAsync(connection, null, Now - 7200);
+        }
+
+        var status = await RunAsync("status", "-c", cs, "--json");
+        Assert.That(status.ExitCode, Is.Zero, status.Output);
+        using (var json = JsonDocument.Parse(status.StdOut))
+        {
+            Assert.Multiple(() =>
+            {
+                Assert.That(json.RootElement.GetProperty("live").GetInt64(), Is.EqualTo(4));
+                Assert.That(json.RootElement.GetProperty("expired").GetInt64(), Is.EqualTo(2));
+                Assert.That(json.RootElement.GetProperty("userBound").GetInt64(), Is.EqualTo(3));
+                Assert.That(json.RootElement.GetProperty("schemaVersion").GetInt32(), Is.EqualTo(SessionMiddleware.Storage.SessionTableSchema.Version));
+                Assert.That(json.RootElement.GetProperty("sizeBytes").GetInt64(), Is.Positive);
+            });
+        }
+
+        Assert.That((await RunAsync("status", "-c", cs)).StdOut, Does.Contain("4 live (3 bound to a user), 2 expired"));
+
+        var page1 = await RunAsync("list", "-c", cs, "--limit", "3", "--json");
+        Assert.That(page1.ExitCode, Is.Zero, page1.Output);
+        using var list1 = JsonDocument.Parse(page1.StdOut);
+        var token = list1.RootElement.GetProperty("continuationToken").GetString();
+        var page2 = await RunAsync("list", "-c", cs, "--limit", "3", "--after", token!, "--json");
+        using var list2 = JsonDocument.Parse(page2.StdOut);
+        var ids = list1.RootElement.GetProperty("sessions").EnumerateArray().Concat(list2.RootElement.GetProperty("sessions").EnumerateArray())
+            .Select(s => s.GetProperty("id").GetString()!).ToList();
+        var aliceTable = await RunAsync("list", "-c", cs, "--user", "alice");
+        var anonymous = JsonDocument.Parse((await RunAsync("list", "-c", cs, "--anonymous", "--json")).StdOut);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ids, Has.Count.EqualTo(4).And.Unique);
+            Assert.That(list2.RootElement.GetProperty("continuationToken").ValueKind, Is.EqualTo(JsonValueKind.Null));
+            Assert.That(aliceTable.StdOut, Does.StartWith("ID").And.Contain("2 sessions"));
+            Assert.That(anonymous.RootElement.GetProperty("sessions").GetArrayLength(), Is.EqualTo(1));
+        });
+
+        var dryRun = await RunAsync("trim", "-c", cs, "--dry-run");
+        var trim = await RunAsync("trim", "-c", cs, "--batch-size", "1");
+        Assert.Multiple(() =>
+        {
+            Assert.That(dryRun.StdOut, Does.Contain("2 expired sessions would be deleted"));
+            Assert.That(trim.ExitCode, Is.Zero, trim.Output);
+            Assert.That(trim.StdOut, Does.Contain("deleted 2 expired sessions in 3 batches"));
+        });
+
+        var revokeOne = await RunAsync("revoke", "-c", cs, "--session", ids[0]);
+        var revokeAlice = await RunAsync("revoke", "-c", cs, "--user", "alice");
+        Assert.Multiple(() =>
+        {
+            Assert.That(revokeOne.StdOut.Trim(), Is.EqualTo("1 session ended"), revokeOne.Output);
+            Assert.That(revokeAlice.StdOut.Trim(), Is.EqualTo("2 sessions ended"), revokeAlice.Output);
+        });
+
+        var clear = await RunAsync("clear", "-c", cs, "--yes");
+        Assert.That(clear.StdOut.Trim(), Is.EqualTo("deleted 1 session"), clear.Output);
+        var drop = await RunAsync("drop", "-c", cs, "--yes");
+        Assert.That(drop.ExitCode, Is.Zero, drop.Output);
+        var after = await RunAsync("status", "-c", cs);
+        Assert.Multiple(() =>
+        {
+            Assert.That(after.ExitCode, Is.EqualTo(1));
+            Assert.That(after.StdErr, Does.Contain("does not exist"));
+        });
+    }
+
+    [Test]
+    public async Task ReadCommands_OnAMissingFile_FailWithoutCreatingIt()
+    {
+        var path = Folder.File("typo.db");
+        foreach (var command in new[] { "status", "list", "trim", "clear", "drop" })
+        {
+            var result = await RunAsync(command is "clear" or "drop" ? [command, "-c", $"Data Source={path}", "--yes"] : [command, "-c", $"Data Source={path}"]);
+            Assert.Multiple(() =>
+            {
+                Assert.That(result.ExitCode, Is.EqualTo(1), command);
+                Assert.That(result.StdErr.Trim(), Does.StartWith("dotnet-sessions: no SQLite database at " + path).And.Not.Contain('\n'), command);
+            });
+        }
+
+        Assert.That(File.Exists(path), Is.False);
+    }
+
+    [Test]
+    public async Task Migrate_OnATableOfAnotherShape_FailsWithTheStartupMigrationsMessage()
+    {
+        var path = Folder.File("other.db");
+        await using (var connection = new SqliteConnection($"Data Source={path}"))
+        {
+            await connection.ExecuteAsync("CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT)");
+        }
+
+        string expected;
+        await using (var store = new SqliteSessionStore(Options.Create(new ServerSideSessionOptions { ConnectionString = $"Data Source={path}" }), TimeProvider.System, NullLogger<SqliteSessionStore>.Instance))
+        {
+            expected = Assert.ThrowsAsync<SessionStoreSchemaException>(() => store.MigrateAsync())!.Message;
+        }
+
+        var migrate = await RunAsync("migrate", "-c", $"Data Source={path}");
+        var drop = await RunAsync("drop", "-c", $"Data Source={path}", "--yes");
+        Assert.Multiple(() =>
+        {
+            Assert.That(migrate.ExitCode, Is.EqualTo(1));
+            Assert.That(migrate.StdErr.Trim(), Is.EqualTo($"dotnet-sessions: {expected.ReplaceLineEndings(" ")} (SessionStoreSchemaException)"));
+            Assert.That(drop.ExitCode, Is.EqualTo(1));
+            Assert.That(drop.StdErr, Does.Contain("refusing to drop \"sessions\""));
+        });
+        await using var check = new SqliteConnection($"Data Source={path}");
+        Assert.That(await check.ExecuteScalarAsync<long>("SELECT count(*) FROM sqlite_master WHERE name = 'sessions'"), Is.EqualTo(1), "left untouched");
+    }
+
+    [Test]
+    public async Task BadUsage_ExitsTwo_AndAWrongConnectionString_ExitsOne_EachAsOneLine()
+    {
+        var db = Folder.File("app.db");
+        Assert.That((await RunAsync("migrate", "-c", $"Data Source={db}")).ExitCode, Is.Zero);
+
+        var noCommand = await RunAsync();
+        var unknown = await RunAsync("frobnicate");
+        var noConnection = await RunAsync("status");
+        var revokeNeither = await RunAsync("revoke", "-c", $"Data Source={db}");
+        var badId = await RunAsync("revoke", "-c", $"Data Source={db}", "--session", "nope");
+        var noSqliteFile = await RunAsync("status", "-c", "Mode=ReadOnly");
+        var noServer = await RunAsync("status", "-c", "Host=127.0.0.1;Port=1;Username=x;Database=x;Timeout=2");
+        Assert.Multiple(() =>
+        {
+            foreach (var usage in new[] { noCommand, unknown, noConnection, revokeNeither, badId })
+            {
+                Assert.That(usage.ExitCode, Is.EqualTo(2), usage.Output);
+            }
+
+            Assert.That(noSqliteFile.ExitCode, Is.EqualTo(1), noSqliteFile.Output);
+            Assert.That(noSqliteFile.StdErr, Does.Contain("names no SQLite file"));
+            Assert.That(noServer.ExitCode, Is.EqualTo(1), noServer.Output);
+            Assert.That(noServer.StdErr.Trim(), Does.Not.Contain('\n').And.Not.Contain(" at "), "one line, no stack trace");
+        });
+
+        var verbose = await RunAsync("status", "-c", "Host=127.0.0.1;Port=1;Username=x;Database=x;Timeout=2", "--verbose");
+        Assert.That(verbose.StdErr, Does.Contain(" at "), "--verbose prints the stack trace");
+    }
+
+    [Test]
+    public async Task ClearAndDrop_WithoutYes_WhenStdinIsNotATerminal_RefuseAndChangeNothing()
+    {
+        var db = Folder.File("app.db");
+        var cs = $"Data Source={db}";
+        await RunAsync("migrate", "-c", cs);
+        await using (var connection = new SqliteConnection(cs))
+        {
+            await InsertAsync(connection, "alice", Now);
+        }
+
+        var clear = await RunAsync("clear", "-c", cs);
+        var drop = await RunAsync("drop", "-c", cs);
+        var status = await RunAsync("status", "-c", cs);
+        Assert.Multiple(() =>
+        {
+            Assert.That(clear.ExitCode, Is.EqualTo(2));
+            Assert.That(clear.StdErr, Does.Contain("needs --yes"));
+            Assert.That(drop.ExitCode, Is.EqualTo(2));
+            Assert.That(status.StdOut, Does.Contain("1 live"));
+        });
+    }
+
+    [Test]
+    public async Task Clear_OnALockedDatabase_FailsAfterTheBusyTimeout_AsOneLine()
+    {
+        var cs = $"Data Source={Folder.File("app.db")}";
+        await RunAsync("migrate", "-c", cs);
+        await using var holder = new SqliteConnection(cs);
+        await holder.OpenAsync();
+        await holder.ExecuteAsync("BEGIN EXCLUSIVE");
+
+        var clear = await RunAsync("clear", "-c", cs, "--yes", "--busy-timeout", "00:00:01");
+
+        await holder.ExecuteAsync("ROLLBACK");
+        Assert.Multiple(() =>
+        {
+            Assert.That(clear.ExitCode, Is.EqualTo(1), clear.Output);
+            Assert.That(clear.StdErr.Trim(), Does.Contain("locked").And.Not.Contain('\n'));
+        });
+    }
+
+    [Test]
+    public async Task Trim_WhileAnAppServesRequestsOnTheSameFile_TheAppAnswersEveryRequest()
+    {
+        var db = Folder.File("shared.db");
+        await using var app = await ChildHost.StartAsync(db, Folder.File("keys"));
+        await using (var connection = new SqliteConnection($"Data Source={db}"))
+        {
+            await connection.OpenAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            for (var i = 0; i < 20_000; i++)
+            {
+                await InsertAsync(connection, null, Now - 7200, transaction);
+            }
+
+            await transaction.CommitAsync();
+        }
+
+        using var client = new HttpClient { BaseAddress = app.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        var errors = 0;
+        var answered = 0;
+        using var stop = new CancellationTokenSource();
+        var load = Task.Run(async () =>
+        {
+            var n = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await client.GetAsync($"/set?key=k{n % 50}&value={n++}");
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    answered++;
+                }
+                else
+                {
+                    errors++;
+                }
+            }
+        });
+
+        var trim = await RunAsync("trim", "-c", $"Data Source={db}", "--batch-size", "500");
+        await stop.CancelAsync();
+        await load;
+
+        TestContext.Out.WriteLine($"trim: {trim.StdOut.Trim()}; app: {answered} answered, {errors} errors");
+        Assert.Multiple(() =>
+        {
+            Assert.That(trim.ExitCode, Is.Zero, trim.Output);
+            Assert.That(trim.StdOut, Does.Contain("deleted 20000 expired sessions"));
+            Assert.That(errors, Is.Zero);
+            Assert.That(answered, Is.Positive);
+        });
+    }
+
+    private static Task InsertAsync(DbConnection connection, string? user, long lastAccess, DbTransaction? transaction = null) =>
+        connection.ExecuteAsync(
+            "INSERT INTO sessions (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) VALUES (@Id, @User, @Data, @At, @At, 1, '10.0.0.1', 'curl', @ExpiresAt)",
+            new { Id = RandomNumberGenerator.GetBytes(32), User = user, Data = new byte[] { 1 }, At = lastAccess, ExpiresAt = lastAccess + (20 * 60) },
+            transaction);
+
+    private sealed record ToolResult(int ExitCode, string StdOut, string StdErr)
+    {
+        public string Output => $"exit {ExitCode}\nstdout:\n{StdOut}\nstderr:\n{StdErr}";
+    }
+
+    /// <summary>Runs the built tool with stdin redirected (not a terminal), bounded to two minutes.</summary>
+    private static async Task<ToolResult> RunAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add("exec");
+        start.ArgumentList.Add(LocateToolDll());
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the tool.");
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"dotnet-sessions {string.Join(' ', args)} did not finish in two minutes");
+        }
+
+        return new ToolResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static string LocateToolDll()
+    {
+        // Tests run from SessionMiddleware.Tests/bin/<Configuration>/net10.0/; the tool builds to the same layout.
+        var testBin = new DirectoryInfo(AppContext.BaseDirectory);
+        var root = testBin.Parent!.Parent!.Parent!.Parent!.FullName;
+        var dll = Path.Combine(root, "tools", "SessionMiddleware.Tool", "bin", testBin.Parent!.Name, testBin.Name, "SessionMiddleware.Tool.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException("Build the solution first: the tool was not found.", dll);
+    }
+}

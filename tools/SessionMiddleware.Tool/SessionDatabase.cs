@@ -1,0 +1,259 @@
+using System.Data.Common;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using SessionMiddleware.PostgreSql;
+using SessionMiddleware.Storage;
+using SessionMiddleware.Storage.Sqlite;
+
+namespace SessionMiddleware.Tool;
+
+/// <summary>The database and table a command works on, resolved from the command line (and the app's settings).</summary>
+internal sealed class Target
+{
+    public required string Provider { get; init; }
+
+    public required string ConnectionString { get; init; }
+
+    public required string TableName { get; init; }
+
+    public required TimeSpan IdleTimeout { get; init; }
+
+    public TimeSpan? AbsoluteTimeout { get; init; }
+
+    public required TimeSpan BusyTimeout { get; init; }
+
+    public bool IsSqlite => Provider == Providers.Sqlite;
+
+    /// <summary>The SQLite file's full path (SQLite only).</summary>
+    public string SqlitePath => Path.GetFullPath(new SqliteConnectionStringBuilder(ConnectionString).DataSource);
+
+    public static Target Resolve(GlobalOptions o)
+    {
+        var settings = new ServerSideSessionOptions();
+        string? connection = null;
+        if (o.AppSettings is { } appSettings)
+        {
+            var path = Path.GetFullPath(appSettings);
+            if (!File.Exists(path))
+            {
+                throw new ToolException($"no settings file at {path}");
+            }
+
+            var section = new ConfigurationBuilder().AddJsonFile(path, optional: false).Build().GetSection(o.Section);
+            if (!section.Exists())
+            {
+                throw new ToolException($"{path} has no section \"{o.Section}\"");
+            }
+
+            section.Bind(settings);
+            connection = section[nameof(ServerSideSessionOptions.ConnectionString)] is { } configured
+                ? RelativeTo(configured, Path.GetDirectoryName(path)!, o.Provider)
+                : settings.ConnectionString;
+        }
+
+        if (o.ConnectionEnv is { } variable)
+        {
+            connection = Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value
+                ? value
+                : throw new UsageException($"the environment variable {variable} is not set");
+        }
+
+        connection = o.Connection ?? connection ?? throw new UsageException("say which database: --connection, --connection-env or --appsettings");
+        var provider = o.Provider ?? Providers.Detect(connection);
+        return new Target
+        {
+            Provider = provider,
+            ConnectionString = connection,
+            TableName = o.Table ?? settings.TableName,
+            IdleTimeout = o.IdleTimeout ?? settings.IdleTimeout,
+            AbsoluteTimeout = o.AbsoluteTimeout ?? settings.AbsoluteTimeout,
+            BusyTimeout = o.BusyTimeout ?? settings.BusyTimeout,
+        };
+    }
+
+    // A relative SQLite path in the app's settings is relative to the app's folder, where its appsettings.json is.
+    private static string RelativeTo(string connectionString, string folder, string? provider)
+    {
+        if ((provider ?? Providers.Detect(connectionString)) != Providers.Sqlite)
+        {
+            return connectionString;
+        }
+
+        var builder = new SqliteConnectionStringBuilder(connectionString);
+        if (builder.DataSource.Length > 0 && builder.DataSource != ":memory:" && !Path.IsPathRooted(builder.DataSource))
+        {
+            builder.DataSource = Path.Combine(folder, builder.DataSource);
+        }
+
+        return builder.ToString();
+    }
+}
+
+internal static class Providers
+{
+    public const string Sqlite = "sqlite";
+    public const string PostgreSql = "postgresql";
+
+    /// <summary>PostgreSQL when the connection string names a host; SQLite otherwise.</summary>
+    public static string Detect(string connectionString)
+    {
+        try
+        {
+            var builder = new DbConnectionStringBuilder { ConnectionString = connectionString };
+            return builder.ContainsKey("Host") || builder.ContainsKey("Server") ? PostgreSql : Sqlite;
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UsageException($"not a connection string: {ex.Message}");
+        }
+    }
+}
+
+/// <summary>
+/// The session store and manager over the target, built as the app builds them (public registration API), plus a
+/// raw connection for the maintenance statements of <see cref="SessionSql"/>.
+/// </summary>
+internal sealed class SessionDatabase : IAsyncDisposable
+{
+    private readonly ServiceProvider _services;
+
+    private SessionDatabase(Target target, string connectionString)
+    {
+        Target = target;
+        ConnectionString = connectionString;
+        var services = new ServiceCollection();
+        var builder = services.AddServerSideSessions(o =>
+        {
+            o.ConnectionString = connectionString;
+            o.TableName = target.TableName;
+            o.IdleTimeout = target.IdleTimeout;
+            o.AbsoluteTimeout = target.AbsoluteTimeout;
+            o.BusyTimeout = target.BusyTimeout;
+        });
+        if (!target.IsSqlite)
+        {
+            builder.UsePostgreSql();
+        }
+
+        _services = services.BuildServiceProvider();
+        Sql = new SessionSql(target.IsSqlite ? SqliteDialect.Instance : PostgreSqlDialect.Instance, target.TableName);
+        Expiry = new SessionExpiry(_services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value, TimeProvider.System);
+    }
+
+    public Target Target { get; }
+
+    public string ConnectionString { get; }
+
+    public SessionSql Sql { get; }
+
+    public SessionExpiry Expiry { get; }
+
+    public IServerSideSessionStore Store => _services.GetRequiredService<IServerSideSessionStore>();
+
+    public ISessionManager Manager => _services.GetRequiredService<ISessionManager>();
+
+    /// <summary>
+    /// Opens the target. Only <paramref name="create"/> (migrate) may create a missing SQLite file; every other
+    /// command opens it read-write without creating it, so a typo in the path is an error.
+    /// </summary>
+    public static SessionDatabase Open(Target target, bool create)
+    {
+        if (target.Provider is not (Providers.Sqlite or Providers.PostgreSql))
+        {
+            throw new UsageException($"unknown provider \"{target.Provider}\" (sqlite or postgresql)");
+        }
+
+        if (!SessionTableSchema.IsValidTableName(target.TableName))
+        {
+            throw new UsageException($"invalid table name \"{target.TableName}\" (letters, digits and _, not starting with a digit, at most 63)");
+        }
+
+        var connectionString = target.ConnectionString;
+        if (target.IsSqlite)
+        {
+            var builder = new SqliteConnectionStringBuilder(connectionString);
+            if (string.IsNullOrWhiteSpace(builder.DataSource))
+            {
+                throw new ToolException("the connection string names no SQLite file: set 'Data Source=path/to/sessions.db'");
+            }
+
+            if (!create)
+            {
+                if (!File.Exists(target.SqlitePath))
+                {
+                    throw new ToolException($"no SQLite database at {target.SqlitePath} (nothing was created; 'dotnet-sessions migrate' creates it)");
+                }
+
+                builder.Mode = SqliteOpenMode.ReadWrite;
+            }
+
+            connectionString = builder.ToString();
+        }
+
+        var database = new SessionDatabase(target, connectionString);
+        try
+        {
+            _ = database.Store; // validates the options as the app's startup does
+            return database;
+        }
+        catch
+        {
+            database._services.Dispose();
+            throw;
+        }
+    }
+
+    public async Task<DbConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    {
+        if (Target.IsSqlite)
+        {
+            var sqlite = new SqliteConnection(new SqliteConnectionStringBuilder(ConnectionString) { Pooling = false }.ToString());
+            await sqlite.OpenAsync(cancellationToken);
+            await sqlite.ExecuteAsync(new CommandDefinition(
+                $"PRAGMA busy_timeout = {(long)Target.BusyTimeout.TotalMilliseconds};", cancellationToken: cancellationToken));
+            return sqlite;
+        }
+
+        var postgres = new NpgsqlConnection(ConnectionString);
+        await postgres.OpenAsync(cancellationToken);
+        return postgres;
+    }
+
+    /// <summary>Whether the session table exists; when <paramref name="required"/>, its absence is an error naming migrate.</summary>
+    public async Task<bool> TableExistsAsync(DbConnection connection, bool required, CancellationToken cancellationToken)
+    {
+        var exists = await SessionTableMigrator.TableExistsAsync(connection, Sql, cancellationToken);
+        if (!exists && required)
+        {
+            throw new ToolException($"the table \"{Target.TableName}\" does not exist in {Describe()} ('dotnet-sessions migrate' creates it)");
+        }
+
+        return exists;
+    }
+
+    public async Task<SessionTableStatistics> StatisticsAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        var command = Sql.Statistics(Expiry.Parameters());
+        return await connection.QuerySingleAsync<SessionTableStatistics>(new CommandDefinition(
+            command.Text, new DynamicParameters(command.Parameters), cancellationToken: cancellationToken));
+    }
+
+    public string Describe() => Target.IsSqlite
+        ? Target.SqlitePath
+        : new NpgsqlConnectionStringBuilder(ConnectionString) is var b ? $"PostgreSQL database \"{b.Database}\" on {b.Host}:{b.Port}" : "";
+
+    public async ValueTask DisposeAsync()
+    {
+        await _services.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+    }
+}
+
+/// <summary>A failure to report as one line, exit code 1.</summary>
+internal class ToolException(string message) : Exception(message);
+
+/// <summary>Bad usage: reported as one line, exit code 2.</summary>
+internal sealed class UsageException(string message) : ToolException(message);
