@@ -44,6 +44,31 @@ public sealed class TwoNodeTests : TempFolderTest
     }
 
     [Test]
+    public async Task SignInOnA_IsSeenOnB_AndARevokeOnB_MakesAsNextRequestAnonymous()
+    {
+        var keys = Path.Combine(Folder.Path, "shared-keys");
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+        await using var a = await AuthTestApp.StartAsync(Path.Combine(Folder.Path, "a"), time, services: s => s.UsePostgreSql(_connectionString), keysFolder: keys);
+        await using var b = await AuthTestApp.StartAsync(Path.Combine(Folder.Path, "b"), time, services: s => s.UsePostgreSql(_connectionString), keysFolder: keys);
+        var cookies = new CookieContainer();   // one browser; cookies are per host, not per port, so both nodes get them
+        var onA = a.CreateBrowser(cookies);
+        var onB = b.CreateBrowser(cookies);
+
+        await onA.GetTextAsync("/signin?user=erin");
+        var onBBefore = await onB.GetTextAsync("/whoami");
+        var ended = await b.Services.GetRequiredService<ISessionManager>().RevokeAllForUserAsync("erin");
+        using var onAAfter = await onA.GetAsync("/admin-only");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(onBBefore, Is.EqualTo("erin"), "node B reads the sign-in node A stored");
+            Assert.That(ended, Is.EqualTo(1));
+            Assert.That(onAAfter.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+            Assert.That(await onA.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+        });
+    }
+
+    [Test]
     public async Task SessionCreatedOnA_IsReadAndChangedOnB_AndARevokeOnB_IsSeenByA()
     {
         var (a, b) = await StartNodesAsync();

@@ -1,0 +1,194 @@
+using System.Net;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// ASP.NET Core Identity (AddIdentityCore + its cookies, an in-memory user store written for the test) signing in on
+/// the server-side session through <c>AddTicketStore()</c>, on real Kestrel and a real SQLite file.
+/// </summary>
+public sealed class IdentityTests : TempFolderTest
+{
+    [Test]
+    public async Task PasswordSignIn_ThenRevokeAllForUser_SignsTheUserOut()
+    {
+        await using var host = await StartAsync();
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/identity/register?user=erin&password=secret-pass");
+
+        var signIn = await browser.GetTextAsync("/identity/signin?user=erin&password=secret-pass");
+        var before = await browser.GetTextAsync("/whoami");
+        var ended = await host.Services.GetRequiredService<ISessionManager>().RevokeAllForUserAsync("id-erin");
+        using var after = await browser.GetAsync("/admin-only");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signIn, Is.EqualTo("Succeeded"));
+            Assert.That(before, Is.EqualTo("erin"));
+            Assert.That(ended, Is.EqualTo(1), "the session is bound to the user's ID (Identity's NameIdentifier claim)");
+            Assert.That(after.StatusCode, Is.EqualTo(HttpStatusCode.Redirect), "Identity's sign-in redirect");
+            Assert.That(after.Headers.Location?.ToString(), Does.Contain("/Account/Login"));
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+        });
+    }
+
+    [Test]
+    public async Task UpdateSecurityStamp_StillSignsTheUserOut_ThroughTheSecurityStampValidator()
+    {
+        await using var host = await StartAsync();
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/identity/register?user=erin&password=secret-pass");
+        await browser.GetTextAsync("/identity/signin?user=erin&password=secret-pass");
+        var before = await browser.GetTextAsync("/whoami");
+
+        await browser.GetTextAsync("/identity/stamp?user=erin");
+        host.Time.Advance(TimeSpan.FromSeconds(1));   // past the validator's interval (zero here): it checks the stamp
+        var after = await browser.GetTextAsync("/whoami");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(before, Is.EqualTo("erin"));
+            Assert.That(after, Is.EqualTo("anonymous"));
+            Assert.That(host.CountRows(), Is.Zero, "the validator's sign-out ended the session row");
+        });
+    }
+
+    [Test]
+    public async Task EveryIdentityCookieButRememberThisDevice_KeepsItsTicketInTheSession()
+    {
+        await using var host = await StartAsync();
+        var cookies = host.Services.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(cookies.Get(IdentityConstants.ApplicationScheme).SessionStore, Is.Not.Null);
+            Assert.That(cookies.Get(IdentityConstants.ExternalScheme).SessionStore, Is.Not.Null);
+            Assert.That(cookies.Get(IdentityConstants.TwoFactorUserIdScheme).SessionStore, Is.Not.Null);
+            Assert.That(
+                cookies.Get(IdentityConstants.TwoFactorRememberMeScheme).SessionStore,
+                Is.Null,
+                "\"remember this device\" must outlive sign-out, so it stays a self-contained cookie");
+        });
+    }
+
+    private Task<SessionTestHost> StartAsync() =>
+        SessionTestHost.StartAsync(
+            Folder.Path,
+            services: s =>
+            {
+                s.AddTicketStore();
+                s.Services.AddSingleton<IUserStore<TestUser>, InMemoryUserStore>();
+                s.Services.AddIdentityCore<TestUser>(o =>
+                    {
+                        o.Password.RequireDigit = false;
+                        o.Password.RequireUppercase = false;
+                        o.Password.RequireNonAlphanumeric = false;
+                    })
+                    .AddSignInManager();
+                s.Services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies();
+                s.Services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.Zero);
+                s.Services.AddAuthorization();
+            },
+            endpoints: app =>
+            {
+                app.UseAuthentication();
+                app.UseAuthorization();
+                app.MapGet("/identity/register", async (UserManager<TestUser> users, string user, string password) =>
+                    (await users.CreateAsync(new TestUser { Id = "id-" + user, UserName = user }, password)).Succeeded ? "ok" : "failed");
+                app.MapGet("/identity/signin", async (SignInManager<TestUser> signIn, string user, string password) =>
+                    (await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).ToString());
+                app.MapGet("/identity/stamp", async (UserManager<TestUser> users, string user) =>
+                {
+                    await users.UpdateSecurityStampAsync((await users.FindByNameAsync(user))!);
+                    return "ok";
+                });
+                app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
+                app.MapGet("/admin-only", (HttpContext c) => "admin").RequireAuthorization();
+            },
+            time: new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())));
+
+    public sealed class TestUser
+    {
+        public string Id { get; set; } = "";
+
+        public string? UserName { get; set; }
+
+        public string? NormalizedUserName { get; set; }
+
+        public string? PasswordHash { get; set; }
+
+        public string? SecurityStamp { get; set; }
+    }
+
+    /// <summary>Users in a dictionary: what Identity needs for password sign-in and security stamps, nothing more.</summary>
+    private sealed class InMemoryUserStore : IUserPasswordStore<TestUser>, IUserSecurityStampStore<TestUser>
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TestUser> _users = new(StringComparer.Ordinal);
+
+        public Task<IdentityResult> CreateAsync(TestUser user, CancellationToken cancellationToken)
+        {
+            _users[user.Id] = user;
+            return Task.FromResult(IdentityResult.Success);
+        }
+
+        public Task<IdentityResult> UpdateAsync(TestUser user, CancellationToken cancellationToken)
+        {
+            _users[user.Id] = user;
+            return Task.FromResult(IdentityResult.Success);
+        }
+
+        public Task<IdentityResult> DeleteAsync(TestUser user, CancellationToken cancellationToken) =>
+            Task.FromResult(_users.TryRemove(user.Id, out _) ? IdentityResult.Success : IdentityResult.Failed());
+
+        public Task<TestUser?> FindByIdAsync(string userId, CancellationToken cancellationToken) => Task.FromResult(_users.GetValueOrDefault(userId));
+
+        public Task<TestUser?> FindByNameAsync(string normalizedUserName, CancellationToken cancellationToken) =>
+            Task.FromResult(_users.Values.FirstOrDefault(u => u.NormalizedUserName == normalizedUserName));
+
+        public Task<string?> GetNormalizedUserNameAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.NormalizedUserName);
+
+        public Task<string> GetUserIdAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.Id);
+
+        public Task<string?> GetUserNameAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.UserName);
+
+        public Task SetNormalizedUserNameAsync(TestUser user, string? normalizedName, CancellationToken cancellationToken)
+        {
+            user.NormalizedUserName = normalizedName;
+            return Task.CompletedTask;
+        }
+
+        public Task SetUserNameAsync(TestUser user, string? userName, CancellationToken cancellationToken)
+        {
+            user.UserName = userName;
+            return Task.CompletedTask;
+        }
+
+        public Task SetPasswordHashAsync(TestUser user, string? passwordHash, CancellationToken cancellationToken)
+        {
+            user.PasswordHash = passwordHash;
+            return Task.CompletedTask;
+        }
+
+        public Task<string?> GetPasswordHashAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.PasswordHash);
+
+        public Task<bool> HasPasswordAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.PasswordHash is not null);
+
+        public Task SetSecurityStampAsync(TestUser user, string stamp, CancellationToken cancellationToken)
+        {
+            user.SecurityStamp = stamp;
+            return Task.CompletedTask;
+        }
+
+        public Task<string?> GetSecurityStampAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.SecurityStamp);
+
+        public void Dispose()
+        {
+        }
+    }
+}
