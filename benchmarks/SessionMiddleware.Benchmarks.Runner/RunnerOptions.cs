@@ -5,8 +5,12 @@ namespace SessionMiddleware.Benchmarks.Runner;
 /// <summary>The runner's command line; every default is the full (non-quick) run.</summary>
 internal sealed class RunnerOptions
 {
-    public static readonly string[] AllConfigs =
+    /// <summary>What a plain run compares.</summary>
+    public static readonly string[] DefaultConfigs =
         ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres"];
+
+    /// <summary>Every configuration, with the signed-in pair (cookie authentication alone and on the ticket store) that --only can name.</summary>
+    public static readonly string[] AllConfigs = [.. DefaultConfigs, "auth-cookie", "ours-sqlite-auth"];
 
     public static readonly string[] AllEndpoints = ["read", "write", "new"];
 
@@ -14,7 +18,7 @@ internal sealed class RunnerOptions
 
     public bool Quick { get; private set; }
 
-    public IReadOnlyList<string> Configs { get; private set; } = AllConfigs;
+    public IReadOnlyList<string> Configs { get; private set; } = DefaultConfigs;
 
     public IReadOnlyList<string> Endpoints { get; private set; } = AllEndpoints;
 

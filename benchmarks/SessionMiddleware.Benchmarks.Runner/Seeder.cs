@@ -7,7 +7,7 @@ internal static class Seeder
 {
     public static async Task<IReadOnlyList<string>> SeedAsync(BenchServer server, int count)
     {
-        if (server.Config == "none")
+        if (server.Config is "none")
         {
             // No session at all: the same cookie header is sent so that the requests are the same size.
             return [.. Enumerable.Range(0, count).Select(i => $"bench=placeholder-{i:D4}")];
@@ -27,7 +27,8 @@ internal static class Seeder
                     throw new InvalidOperationException($"{server.Config}: /new answered {(int)response.StatusCode} without a session cookie.");
                 }
 
-                cookies[i] = values.First().Split(';', 2)[0];
+                // Every cookie /new sets (the session's, and the sign-in's in the authenticated configurations).
+                cookies[i] = string.Join("; ", values.Select(v => v.Split(';', 2)[0]));
             }
             finally
             {

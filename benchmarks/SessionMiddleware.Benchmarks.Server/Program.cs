@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
 // The benchmark server: the same three endpoints under each session configuration, on Kestrel at 127.0.0.1.
 //
 //   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING]
@@ -87,9 +89,15 @@ switch (settings.Config)
         AddAspNetSession(builder.Services, idleTimeout);
         break;
 
+    case "auth-cookie":
+        // ASP.NET Core's cookie authentication alone: the ticket in the cookie, no session.
+        AddCookieAuthentication(builder.Services);
+        break;
+
     case "ours-memory":
     case "ours-sqlite":
     case "ours-sqlite-touch0":
+    case "ours-sqlite-auth":
     case "ours-postgres":
         if (settings.GatedCleanup)
         {
@@ -131,6 +139,13 @@ switch (settings.Config)
             sessions.UsePostgreSql(settings.Postgres ?? throw new ArgumentException("ours-postgres needs --postgres CONNECTION-STRING."));
         }
 
+        if (settings.Config == "ours-sqlite-auth")
+        {
+            // The same cookie authentication, its ticket kept in the session row.
+            sessions.AddTicketStore();
+            AddCookieAuthentication(builder.Services);
+        }
+
         break;
 
     default:
@@ -139,7 +154,8 @@ switch (settings.Config)
 }
 
 var app = builder.Build();
-var hasSession = settings.Config != "none";
+var signsIn = settings.Config.EndsWith("auth", StringComparison.Ordinal) || settings.Config == "auth-cookie";
+var hasSession = settings.Config is not ("none" or "auth-cookie");
 if (settings.Config.StartsWith("ours-", StringComparison.Ordinal))
 {
     await app.MigrateServerSideSessionsAsync();
@@ -148,6 +164,22 @@ if (settings.Config.StartsWith("ours-", StringComparison.Ordinal))
 else if (hasSession)
 {
     app.UseSession();
+}
+
+if (signsIn)
+{
+    // The authenticated configurations: /new signs in, /read and /write answer 401 without a sign-in.
+    app.UseAuthentication();
+    app.Use(async (context, next) =>
+    {
+        if (context.Request.Path.StartsWithSegments("/new") || context.User.Identity?.IsAuthenticated == true || context.Request.Path.StartsWithSegments("/health"))
+        {
+            await next(context);
+            return;
+        }
+
+        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+    });
 }
 
 const string Value = "value-of-k-0123456789abcdef";
@@ -198,6 +230,14 @@ app.MapGet("/write", async (HttpContext context) =>
 
 app.MapGet("/new", async (HttpContext context) =>
 {
+    if (signsIn)
+    {
+        var user = "user-" + Interlocked.Increment(ref noneCounter).ToString(CultureInfo.InvariantCulture);
+        await context.SignInAsync(new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+            [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.NameIdentifier, user), new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Name, user)],
+            CookieAuthenticationDefaults.AuthenticationScheme)));
+    }
+
     if (!hasSession)
     {
         return Results.Text("ok");
@@ -226,6 +266,9 @@ if (settings.GatedCleanup)
 _ = Watchdog.RunAsync(app, settings.ParentPid, TimeSpan.FromSeconds(settings.MaxLifetimeSeconds));
 await app.RunAsync();
 return 0;
+
+static void AddCookieAuthentication(IServiceCollection services) =>
+    services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie();
 
 static void AddAspNetSession(IServiceCollection services, TimeSpan idleTimeout) =>
     services.AddSession(o =>
