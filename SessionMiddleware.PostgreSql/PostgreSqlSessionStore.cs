@@ -170,24 +170,14 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default)
     {
         var command = _sql.Query(filter, after, limit, _expiry.Parameters());
-        return RunAsync<IReadOnlyList<SessionInfo>>(
-            async (connection, token) =>
-            {
-                var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                    command.Text, new DynamicParameters(command.Parameters), cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionInfo())];
-            },
-            cancellationToken);
+        return RunAsync((connection, token) => command.QuerySessionsAsync(connection, token), cancellationToken);
     }
 
     /// <inheritdoc/>
     public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
     {
         var command = _sql.Count(filter, _expiry.Parameters());
-        return RunAsync(
-            (connection, token) => connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                command.Text, new DynamicParameters(command.Parameters), cancellationToken: token)),
-            cancellationToken);
+        return RunAsync((connection, token) => command.CountAsync(connection, token), cancellationToken);
     }
 
     /// <inheritdoc/>

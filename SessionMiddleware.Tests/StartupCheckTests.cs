@@ -265,7 +265,7 @@ public sealed class StartupCheckTests : TempFolderTest
         public static ReadOnlyFolder Mount(string path, string? writableFile)
         {
             Directory.CreateDirectory(path);
-            Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path);
+            TinyDisk.Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path);
             string? bound = null;
             if (writableFile is not null)
             {
@@ -273,10 +273,10 @@ public sealed class StartupCheckTests : TempFolderTest
                 File.WriteAllBytes(source, []);
                 bound = System.IO.Path.Combine(path, writableFile);
                 File.WriteAllBytes(bound, []);
-                Run("mount", "--bind", source, bound);
+                TinyDisk.Run("mount", "--bind", source, bound);
             }
 
-            Run("mount", "-o", "remount,ro", path);
+            TinyDisk.Run("mount", "-o", "remount,ro", path);
             return new ReadOnlyFolder(path, bound);
         }
 
@@ -285,27 +285,10 @@ public sealed class StartupCheckTests : TempFolderTest
             SqliteConnection.ClearAllPools();
             if (_boundFile is not null)
             {
-                Run("umount", "-l", _boundFile);
+                TinyDisk.Run("umount", "-l", _boundFile);
             }
 
-            Run("umount", "-l", Path);
-        }
-
-        private static void Run(string command, params string[] args)
-        {
-            var start = new ProcessStartInfo(command) { RedirectStandardError = true, UseShellExecute = false };
-            foreach (var arg in args)
-            {
-                start.ArgumentList.Add(arg);
-            }
-
-            using var process = Process.Start(start)!;
-            var error = process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            if (process.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"{command} {string.Join(' ', args)} failed ({process.ExitCode}): {error}. These tests need root, as CI runs them.");
-            }
+            TinyDisk.Run("umount", "-l", Path);
         }
     }
 }

@@ -39,7 +39,8 @@ internal sealed class TinyDisk : IDisposable
         Run("umount", "-l", Path);
     }
 
-    private static void Run(string command, params string[] args)
+    /// <summary>Runs a mount-like command; these tests need root, as CI runs them.</summary>
+    internal static void Run(string command, params string[] args)
     {
         var start = new ProcessStartInfo(command) { RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args)

@@ -172,7 +172,8 @@ if (signsIn)
     app.UseAuthentication();
     app.Use(async (context, next) =>
     {
-        if (context.Request.Path.StartsWithSegments("/new") || context.User.Identity?.IsAuthenticated == true || context.Request.Path.StartsWithSegments("/health"))
+        var guarded = context.Request.Path.StartsWithSegments("/read") || context.Request.Path.StartsWithSegments("/write");
+        if (!guarded || context.User.Identity?.IsAuthenticated == true)
         {
             await next(context);
             return;

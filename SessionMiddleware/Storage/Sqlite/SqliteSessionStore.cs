@@ -279,24 +279,14 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default)
     {
         var command = _sql.Query(filter, after, limit, _expiry.Parameters());
-        return ReadAsync<IReadOnlyList<SessionInfo>>(
-            async connection =>
-            {
-                var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                    command.Text, new DynamicParameters(command.Parameters), cancellationToken: cancellationToken)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionInfo())];
-            },
-            cancellationToken);
+        return ReadAsync(connection => command.QuerySessionsAsync(connection, cancellationToken), cancellationToken);
     }
 
     /// <inheritdoc/>
     public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
     {
         var command = _sql.Count(filter, _expiry.Parameters());
-        return ReadAsync(
-            connection => connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                command.Text, new DynamicParameters(command.Parameters), cancellationToken: cancellationToken)),
-            cancellationToken);
+        return ReadAsync(connection => command.CountAsync(connection, cancellationToken), cancellationToken);
     }
 
     /// <inheritdoc/>
