@@ -60,6 +60,33 @@ public sealed class IdentityTests : TempFolderTest
     }
 
     [Test]
+    public async Task TwoFactorSignIn_WithRememberThisDevice_StillSkipsTheSecondFactor_AfterSignOutAndSignIn()
+    {
+        await using var host = await StartAsync();
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/identity/register?user=erin&password=secret-pass&twoFactor=true");
+
+        var first = await browser.GetTextAsync("/identity/signin?user=erin&password=secret-pass");
+        var afterFirstStep = await browser.GetTextAsync("/whoami");
+        var second = await browser.GetTextAsync($"/identity/signin-2fa?code={TestTokenProvider.Code}&rememberClient=true");
+        var signedIn = await browser.GetTextAsync("/whoami");
+        await browser.GetTextAsync("/identity/signout");
+        var signedOut = await browser.GetTextAsync("/whoami");
+        var again = await browser.GetTextAsync("/identity/signin?user=erin&password=secret-pass");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(first, Is.EqualTo("RequiresTwoFactor"));
+            Assert.That(afterFirstStep, Is.EqualTo("anonymous"), "the two-factor step is a helper sign-in, not the app's");
+            Assert.That(second, Is.EqualTo("Succeeded"));
+            Assert.That(signedIn, Is.EqualTo("erin"));
+            Assert.That(signedOut, Is.EqualTo("anonymous"));
+            Assert.That(again, Is.EqualTo("Succeeded"), "this device is remembered: no second factor");
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("erin"));
+        });
+    }
+
+    [Test]
     public async Task EveryIdentityCookieButRememberThisDevice_KeepsItsTicketInTheSession()
     {
         await using var host = await StartAsync();
@@ -90,7 +117,8 @@ public sealed class IdentityTests : TempFolderTest
                         o.Password.RequireUppercase = false;
                         o.Password.RequireNonAlphanumeric = false;
                     })
-                    .AddSignInManager();
+                    .AddSignInManager()
+                    .AddTokenProvider<TestTokenProvider>(TestTokenProvider.Name);
                 s.Services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies();
                 s.Services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.Zero);
                 s.Services.AddAuthorization();
@@ -99,8 +127,15 @@ public sealed class IdentityTests : TempFolderTest
             {
                 app.UseAuthentication();
                 app.UseAuthorization();
-                app.MapGet("/identity/register", async (UserManager<TestUser> users, string user, string password) =>
-                    (await users.CreateAsync(new TestUser { Id = "id-" + user, UserName = user }, password)).Succeeded ? "ok" : "failed");
+                app.MapGet("/identity/register", async (UserManager<TestUser> users, string user, string password, bool? twoFactor) =>
+                    (await users.CreateAsync(new TestUser { Id = "id-" + user, UserName = user, TwoFactorEnabled = twoFactor ?? false }, password)).Succeeded ? "ok" : "failed");
+                app.MapGet("/identity/signin-2fa", async (SignInManager<TestUser> signIn, string code, bool rememberClient) =>
+                    (await signIn.TwoFactorSignInAsync(TestTokenProvider.Name, code, isPersistent: false, rememberClient)).ToString());
+                app.MapGet("/identity/signout", async (SignInManager<TestUser> signIn) =>
+                {
+                    await signIn.SignOutAsync();
+                    return "ok";
+                });
                 app.MapGet("/identity/signin", async (SignInManager<TestUser> signIn, string user, string password) =>
                     (await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).ToString());
                 app.MapGet("/identity/stamp", async (UserManager<TestUser> users, string user) =>
@@ -124,11 +159,35 @@ public sealed class IdentityTests : TempFolderTest
         public string? PasswordHash { get; set; }
 
         public string? SecurityStamp { get; set; }
+
+        public bool TwoFactorEnabled { get; set; }
+    }
+
+    /// <summary>A second factor with a fixed code: the test is about the cookies, not the codes.</summary>
+    private sealed class TestTokenProvider : IUserTwoFactorTokenProvider<TestUser>
+    {
+        public const string Name = "Test";
+
+        public const string Code = "424242";
+
+        public Task<string> GenerateAsync(string purpose, UserManager<TestUser> manager, TestUser user) => Task.FromResult(Code);
+
+        public Task<bool> ValidateAsync(string purpose, string token, UserManager<TestUser> manager, TestUser user) => Task.FromResult(token == Code);
+
+        public Task<bool> CanGenerateTwoFactorTokenAsync(UserManager<TestUser> manager, TestUser user) => Task.FromResult(true);
     }
 
     /// <summary>Users in a dictionary: what Identity needs for password sign-in and security stamps, nothing more.</summary>
-    private sealed class InMemoryUserStore : IUserPasswordStore<TestUser>, IUserSecurityStampStore<TestUser>
+    private sealed class InMemoryUserStore : IUserPasswordStore<TestUser>, IUserSecurityStampStore<TestUser>, IUserTwoFactorStore<TestUser>
     {
+        public Task SetTwoFactorEnabledAsync(TestUser user, bool enabled, CancellationToken cancellationToken)
+        {
+            user.TwoFactorEnabled = enabled;
+            return Task.CompletedTask;
+        }
+
+        public Task<bool> GetTwoFactorEnabledAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.TwoFactorEnabled);
+
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TestUser> _users = new(StringComparer.Ordinal);
 
         public Task<IdentityResult> CreateAsync(TestUser user, CancellationToken cancellationToken)

@@ -270,6 +270,20 @@ public sealed class TicketStoreTests : TempFolderTest
         });
     }
 
+    [Test]
+    public async Task TheTicketStore_InARequestWithoutTheSessionMiddleware_ThrowsNamingTheOrder()
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path);
+        var store = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<CookieAuthenticationOptions>>()
+            .Get(CookieAuthenticationDefaults.AuthenticationScheme).SessionStore!;
+        var ticket = new Microsoft.AspNetCore.Authentication.AuthenticationTicket(
+            new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity("test")), CookieAuthenticationDefaults.AuthenticationScheme);
+
+        var ex = Assert.ThrowsAsync<InvalidOperationException>(() => store.StoreAsync(ticket, new Microsoft.AspNetCore.Http.DefaultHttpContext(), CancellationToken.None));
+
+        Assert.That(ex!.Message, Does.Contain("app.UseServerSideSessions() before app.UseAuthentication()"));
+    }
+
     private static CookieContainer PersistentOnly(CookieContainer cookies, Uri address)
     {
         var kept = new CookieContainer();
