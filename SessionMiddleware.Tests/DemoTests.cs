@@ -6,13 +6,15 @@ namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// Starts the demo app as a real process (<c>dotnet exec SessionMiddleware.Demo.dll</c>) on a free loopback port,
-/// with its SQLite file in a temp folder, and drives it over HTTP like browsers that keep cookies. Every test that
+/// with its SQLite file in a temp folder, and drives it over HTTP like browsers that keep cookies. It signs in with
+/// ASP.NET Core cookie authentication whose sign-ins live in the session row (<c>AddTicketStore</c>). Every test that
 /// signs in uses a user name of its own, so the tests share one demo process without seeing each other's sessions.
 /// </summary>
 [TestFixture]
 public sealed partial class DemoTests
 {
     private const string CookieName = ".ServerSession";
+    private const string AuthCookieName = ".AspNetCore.Cookies";
 
     private DemoProcess _demo = null!;
 
@@ -126,13 +128,13 @@ public sealed partial class DemoTests
         Assert.That(NoteParagraph(page), Is.EqualTo("remember this"));
         var oldCookie = SessionCookie(cookies);
 
-        var setCookies = await PostFormAsync(browser, "/forget", page, "/");
+        var posted = await PostFormAsync(browser, "/forget", page, "/");
         var after = await GetPageAsync(browser);
-        var replayed = await GetPageWithCookieAsync(oldCookie);
+        var replayed = await GetPageWithCookiesAsync($"{CookieName}={oldCookie}");
 
         Assert.Multiple(() =>
         {
-            Assert.That(ExpiresSessionCookie(setCookies), Is.True, "Abandon expires the cookie");
+            Assert.That(Expires(posted.SessionCookies), Is.True, "Abandon expires the cookie");
             Assert.That(Visits(after), Is.EqualTo(1));
             Assert.That(NoteParagraph(after), Is.EqualTo("<em>No note yet.</em>"));
             Assert.That(after, Does.Not.Contain("remember this"));
@@ -167,20 +169,25 @@ public sealed partial class DemoTests
         var before = await GetPageAsync(browser);
         var oldCookie = SessionCookie(cookies);
         var name = $"<i>Ann</i> & \"co\" {Guid.NewGuid():N}";
+        var signInPage = await GetSignInPageAsync(browser);
 
-        var setCookies = await PostFormAsync(browser, "/signin", before, "/", ("name", name));
+        var posted = await PostFormAsync(browser, "/signin", signInPage, "/", ("name", name));
         var after = await GetPageAsync(browser);
-        var replayed = await GetPageWithCookieAsync(oldCookie);
+        var replayed = await GetPageWithCookiesAsync($"{CookieName}={oldCookie}");
 
         Assert.Multiple(() =>
         {
-            Assert.That(setCookies, Has.Count.EqualTo(1), "signing in sends the renewed cookie");
+            Assert.That(posted.SessionCookies, Has.Count.EqualTo(1), "signing in sends the renewed cookie");
+            Assert.That(posted.AuthCookies, Has.Count.EqualTo(1), "cookie authentication's cookie, a reference to the sign-in in the session");
+            Assert.That(posted.AuthCookies.Concat(posted.SessionCookies), Has.None.Contains("expires="), "not remembered: both are browser-session cookies");
             Assert.That(SessionCookie(cookies), Is.Not.EqualTo(oldCookie));
             Assert.That(SignedInAs(after), Is.EqualTo(System.Text.Encodings.Web.HtmlEncoder.Default.Encode(name)));
             Assert.That(after, Does.Not.Contain("<i>Ann</i>"), "user input is never written as markup");
             Assert.That(SessionId(after), Is.Not.EqualTo(SessionId(before)), "BindToUser renews the session ID");
             Assert.That(Visits(after), Is.EqualTo(2), "the session keeps its data across the renewal");
-            Assert.That(after, Does.Not.Contain("id=\"sign-in\""), "no sign-in form once signed in");
+            Assert.That(after, Does.Not.Contain("id=\"sign-in-link\""), "no sign-in link once signed in");
+            Assert.That(after, Does.Contain("id=\"sessions-link\"").And.Contain("id=\"sign-out\""));
+            Assert.That(after, Does.Contain("<p id=\"remembered\">Until you close the browser, or after 20 minutes without a visit.</p>"));
             Assert.That(SignedInAs(replayed), Is.Null, "the cookie from before signing in is dead");
             Assert.That(Visits(replayed), Is.EqualTo(1));
         });
@@ -190,7 +197,8 @@ public sealed partial class DemoTests
     public async Task Demo_SignInWithBlankName_Returns400()
     {
         using var browser = CreateBrowser(out _);
-        var page = await GetPageAsync(browser);
+        await GetPageAsync(browser);
+        var page = await GetSignInPageAsync(browser);
 
         using var response = await PostRawAsync(browser, "/signin", page, ("name", "   "));
         var after = await GetPageAsync(browser);
@@ -199,6 +207,113 @@ public sealed partial class DemoTests
         {
             Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
             Assert.That(SignedInAs(after), Is.Null);
+            Assert.That(response.SetCookies(AuthCookieName), Is.Empty);
+        });
+    }
+
+    [Test]
+    public async Task Demo_SignInPage_SaysThereAreNoPasswordsAndOffersRememberMe()
+    {
+        using var browser = CreateBrowser(out _);
+
+        var page = await GetSignInPageAsync(browser);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(page, Does.Contain("<form id=\"sign-in\" method=\"post\" action=\"/signin\">"));
+            Assert.That(page, Does.Contain("id=\"no-passwords\"").And.Contain("This demo has no passwords."));
+            Assert.That(page, Does.Contain("<input type=\"checkbox\" name=\"remember\" value=\"true\">"));
+            Assert.That(page, Does.Not.Contain("type=\"password\""));
+            Assert.That(page, Does.Contain("<input type=\"hidden\" name=\"returnUrl\" value=\"/\">"));
+        });
+    }
+
+    [Test]
+    public async Task Demo_RememberMe_KeepsTheBrowserSignedInAcrossARestart_WithoutItTheRestartSignsOut()
+    {
+        var user = NewUser();
+        using var remembered = CreateBrowser(out var rememberedCookies);
+        using var forgotten = CreateBrowser(out var forgottenCookies);
+        var rememberedHome = await SignInAsync(remembered, user, remember: true);
+        var forgottenHome = await SignInAsync(forgotten, user);
+
+        // A browser restart: only the cookies with an expiry are left.
+        using var rememberedRestarted = CreateBrowser(PersistentOnly(rememberedCookies));
+        using var forgottenRestarted = CreateBrowser(PersistentOnly(forgottenCookies));
+        var rememberedAfter = await GetPageAsync(rememberedRestarted);
+        var forgottenAfter = await GetPageAsync(forgottenRestarted);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(PersistentOnly(rememberedCookies).Count, Is.EqualTo(2), "remember me: the session and authentication cookies both persist");
+            Assert.That(rememberedHome, Does.Match("<p id=\"remembered\">This browser remembers you until \\d{4}-\\d\\d-\\d\\d "));
+            Assert.That(SignedInAs(rememberedAfter), Is.EqualTo(user), "still signed in after the restart");
+            Assert.That(SessionId(rememberedAfter), Is.EqualTo(SessionId(rememberedHome)), "in the same session");
+            Assert.That(Visits(rememberedAfter), Is.EqualTo(Visits(rememberedHome) + 1));
+            Assert.That(PersistentOnly(forgottenCookies).Count, Is.Zero, "without remember me, both cookies end with the browser");
+            Assert.That(SignedInAs(forgottenAfter), Is.Null);
+            Assert.That(SessionId(forgottenAfter), Is.Not.EqualTo(SessionId(forgottenHome)));
+        });
+    }
+
+    [Test]
+    public async Task Demo_SignInFromTheRedirect_ReturnsToTheSessionsPage()
+    {
+        var user = NewUser();
+        using var browser = CreateBrowser(out _);
+
+        var location = await SessionsPageRedirectAsync(browser);
+        var signInPage = await GetHtmlAsync(browser, location.PathAndQuery);
+        var returnUrl = ReturnUrlField().Match(signInPage).Groups[1].Value;
+        await PostFormAsync(browser, "/signin", signInPage, "/sessions", ("name", user), ("returnUrl", WebUtility.HtmlDecode(returnUrl)));
+        var sessions = await GetSessionsPageAsync(browser);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(returnUrl, Is.EqualTo("/sessions"), "the sign-in page keeps where the visitor was going");
+            Assert.That(SignedInAs(sessions), Is.EqualTo(user));
+            Assert.That(SessionRows(sessions), Has.Count.EqualTo(1));
+        });
+    }
+
+    [TestCase("//evil.example/")]
+    [TestCase("/\\evil.example/")]
+    [TestCase("https://evil.example/")]
+    [TestCase("javascript:alert(1)")]
+    public async Task Demo_SignInWithAReturnUrlToAnotherSite_GoesHomeInstead(string returnUrl)
+    {
+        using var browser = CreateBrowser(out _);
+        var page = await GetSignInPageAsync(browser);
+
+        await PostFormAsync(browser, "/signin", page, "/", ("name", NewUser()), ("returnUrl", returnUrl));
+        var home = await GetPageAsync(browser);
+
+        Assert.That(SignedInAs(home), Is.Not.Null);
+    }
+
+    [Test]
+    public async Task Demo_ForgetMeSignedIn_SignsOutTooAndEndsTheSession()
+    {
+        var user = NewUser();
+        using var browser = CreateBrowser(out var cookies);
+        var home = await SignInAsync(browser, user);
+        var signedInCookies = CookieHeader(cookies);
+
+        var posted = await PostFormAsync(browser, "/forget", home, "/");
+        var after = await GetPageAsync(browser);
+        var replayed = await GetPageWithCookiesAsync(signedInCookies);
+        using var anotherBrowser = CreateBrowser(out _);
+        var anotherHome = await SignInAsync(anotherBrowser, user);
+        var sessions = await GetSessionsPageAsync(anotherBrowser);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Expires(posted.SessionCookies), Is.True);
+            Assert.That(Expires(posted.AuthCookies), Is.True, "the authentication cookie is expired too");
+            Assert.That(SignedInAs(after), Is.Null);
+            Assert.That(Visits(after), Is.EqualTo(1));
+            Assert.That(SignedInAs(replayed), Is.Null, "both cookies from before, replayed: anonymous");
+            Assert.That(SessionRows(sessions).Select(r => r.Id), Is.EqualTo(new[] { SessionId(anotherHome) }), "the forgotten session is not listed");
         });
     }
 
@@ -228,24 +343,26 @@ public sealed partial class DemoTests
             Assert.That(other.Html, Does.Contain("action=\"/sessions/revoke\"").And.Contain($"name=\"id\" value=\"{other.Id}\""));
             Assert.That(other.Html, Does.Contain("PhoneBrowser/2.0 &lt;script&gt;"), "the User-Agent is shown HTML-encoded");
             Assert.That(other.Html, Does.Not.Contain("<script>"));
-            Assert.That(other.Html, Does.Contain("<td class=\"ip\">127.0.0.1</td>"));
-            Assert.That(other.Html, Does.Match("<td class=\"created\">\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</td>"));
-            Assert.That(other.Html, Does.Match("<td class=\"last-seen\">\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</td>"));
+            Assert.That(other.Html, Does.Contain("<dd class=\"ip\">127.0.0.1</dd>"));
+            Assert.That(other.Html, Does.Match("<dd class=\"created\">\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</dd>"));
+            Assert.That(other.Html, Does.Match("<dd class=\"last-seen\">\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</dd>"));
             Assert.That(page, Does.Contain("id=\"revoke-others\""));
         });
     }
 
     [Test]
-    public async Task Demo_SessionsPageNotSignedIn_SaysSignedOut()
+    public async Task Demo_SessionsPageNotSignedIn_RedirectsToTheSignInPage()
     {
         using var browser = CreateBrowser(out _);
         await GetPageAsync(browser);
 
-        var page = await GetSessionsPageAsync(browser);
+        var location = await SessionsPageRedirectAsync(browser);
+        var page = await GetHtmlAsync(browser, location.PathAndQuery);
 
         Assert.Multiple(() =>
         {
-            Assert.That(page, Does.Contain("id=\"signed-out\""));
+            Assert.That(location, Is.EqualTo(SignInForSessions), "the cookie scheme's LoginPath, with the way back");
+            Assert.That(page, Does.Contain("id=\"sign-in\""));
             Assert.That(page, Does.Not.Contain("id=\"sessions\""));
         });
     }
@@ -261,16 +378,16 @@ public sealed partial class DemoTests
         var sessions = await GetSessionsPageAsync(a);
 
         await PostFormAsync(a, "/sessions/revoke", sessions, "/sessions", ("id", SessionId(bHome)));
-        var bSessions = await GetSessionsPageAsync(b);
+        var bSessions = await SessionsPageRedirectAsync(b);
         var bAfter = await GetPageAsync(b);
         var aSessions = await GetSessionsPageAsync(a);
         var aAfter = await GetPageAsync(a);
 
         Assert.Multiple(() =>
         {
-            Assert.That(bSessions, Does.Contain("id=\"signed-out\""), "the revoked device's next request finds no session");
+            Assert.That(bSessions, Is.EqualTo(SignInForSessions), "the revoked device's next request is anonymous: to the sign-in page");
             Assert.That(SignedInAs(bAfter), Is.Null);
-            Assert.That(bAfter, Does.Contain("id=\"sign-in\""));
+            Assert.That(bAfter, Does.Contain("id=\"sign-in-link\""));
             Assert.That(SessionId(bAfter), Is.Not.EqualTo(SessionId(bHome)), "the revoked ID is never adopted again");
             Assert.That(SessionRows(aSessions).Select(r => (r.Id, r.IsThisDevice)), Is.EqualTo(new[] { (SessionId(aHome), true) }));
             Assert.That(aSessions, Does.Contain("id=\"flash\"").And.Contain("id=\"no-others\""));
@@ -300,7 +417,7 @@ public sealed partial class DemoTests
     }
 
     [Test]
-    public async Task Demo_RevokeNotSignedIn_Returns403()
+    public async Task Demo_RevokeNotSignedIn_SendsToTheSignInPageAndRevokesNothing()
     {
         using var victim = CreateBrowser(out _);
         using var anonymous = CreateBrowser(out _);
@@ -312,7 +429,8 @@ public sealed partial class DemoTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden));
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.SeeOther));
+            Assert.That(response.Headers.Location?.OriginalString, Is.EqualTo("/signin?ReturnUrl=%2Fsessions"));
             Assert.That(SignedInAs(victimAfter), Is.Not.Null);
         });
     }
@@ -334,14 +452,14 @@ public sealed partial class DemoTests
 
         await PostFormAsync(a, "/sessions/revoke-others", sessions, "/sessions");
         var aSessions = await GetSessionsPageAsync(a);
-        var bSessions = await GetSessionsPageAsync(b);
-        var cSessions = await GetSessionsPageAsync(c);
+        var bSessions = await SessionsPageRedirectAsync(b);
+        var cSessions = await SessionsPageRedirectAsync(c);
         var otherUserHome = await GetPageAsync(otherUser);
 
         Assert.Multiple(() =>
         {
-            Assert.That(bSessions, Does.Contain("id=\"signed-out\""));
-            Assert.That(cSessions, Does.Contain("id=\"signed-out\""));
+            Assert.That(bSessions, Is.EqualTo(SignInForSessions));
+            Assert.That(cSessions, Is.EqualTo(SignInForSessions));
             Assert.That(SignedInAs(otherUserHome), Is.Not.Null, "another user's sessions are untouched");
             Assert.That(SessionRows(aSessions).Select(r => r.Id), Is.EqualTo(new[] { SessionId(aHome) }));
             Assert.That(aSessions, Does.Contain("Signed out 2 other sessions."));
@@ -369,37 +487,61 @@ public sealed partial class DemoTests
     }
 
     [Test]
-    public async Task Demo_SignOut_AbandonsSessionAndItsCookieIsDead()
+    public async Task Demo_SignOut_EndsTheSessionAndItsCookiesAreDead()
     {
         var user = NewUser();
         using var browser = CreateBrowser(out var cookies);
         using var otherDevice = CreateBrowser(out _);
         var home = await SignInAsync(browser, user);
         await SignInAsync(otherDevice, user);
-        var signedInCookie = SessionCookie(cookies);
+        var signedInCookies = CookieHeader(cookies);
 
-        var setCookies = await PostFormAsync(browser, "/signout", home, "/");
+        var posted = await PostFormAsync(browser, "/signout", home, "/");
         var after = await GetPageAsync(browser);
-        var replayed = await GetPageWithCookieAsync(signedInCookie);
+        var replayed = await GetPageWithCookiesAsync(signedInCookies);
         var otherSessions = await GetSessionsPageAsync(otherDevice);
 
         Assert.Multiple(() =>
         {
-            Assert.That(ExpiresSessionCookie(setCookies), Is.True, "Abandon expires the cookie");
+            Assert.That(Expires(posted.SessionCookies), Is.True, "signing out ends the session row and expires its cookie");
+            Assert.That(Expires(posted.AuthCookies), Is.True, "and the authentication cookie");
             Assert.That(SignedInAs(after), Is.Null);
             Assert.That(Visits(after), Is.EqualTo(1), "a new, empty session");
             Assert.That(SessionId(after), Is.Not.EqualTo(SessionId(home)));
-            Assert.That(SignedInAs(replayed), Is.Null, "the signed-out cookie is never adopted again");
+            Assert.That(SignedInAs(replayed), Is.Null, "the signed-out cookies, replayed, are anonymous");
             Assert.That(SessionRows(otherSessions).Select(r => r.Id), Does.Not.Contain(SessionId(home)), "the row is gone from the user's list");
             Assert.That(SessionRows(otherSessions), Has.Count.EqualTo(1));
         });
     }
 
+    [Test]
+    public async Task Demo_SignOutFromAStalePageOfARevokedDevice_JustGoesHome()
+    {
+        var user = NewUser();
+        using var a = CreateBrowser(out _);
+        using var b = CreateBrowser(out _);
+        await SignInAsync(a, user);
+        var bHome = await SignInAsync(b, user);
+        await PostFormAsync(a, "/sessions/revoke-others", await GetSessionsPageAsync(a), "/sessions");
+
+        await PostFormAsync(b, "/signout", bHome, "/");
+        var bAfter = await GetPageAsync(b);
+
+        Assert.That(SignedInAs(bAfter), Is.Null, "no 400 for a form whose token was for the user who is gone");
+    }
+
     private static string NewUser() => "user-" + Guid.NewGuid().ToString("N")[..12];
+
+    private Uri SignInForSessions => new(_demo.BaseAddress, "/signin?ReturnUrl=%2Fsessions");
 
     private HttpClient CreateBrowser(out CookieContainer cookies, string? userAgent = null)
     {
         cookies = new CookieContainer();
+        return CreateBrowser(cookies, userAgent);
+    }
+
+    private HttpClient CreateBrowser(CookieContainer cookies, string? userAgent = null)
+    {
         var handler = new HttpClientHandler { CookieContainer = cookies, UseCookies = true, AllowAutoRedirect = false };
         var client = new HttpClient(handler) { BaseAddress = _demo.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         if (userAgent is not null)
@@ -421,6 +563,33 @@ public sealed partial class DemoTests
 
     private Task<string> GetSessionsPageAsync(HttpClient browser) => GetHtmlAsync(browser, "/sessions");
 
+    private Task<string> GetSignInPageAsync(HttpClient browser) => GetHtmlAsync(browser, "/signin");
+
+    /// <summary>GETs the sessions page expecting to be sent to the sign-in page; returns where to.</summary>
+    private async Task<Uri> SessionsPageRedirectAsync(HttpClient browser)
+    {
+        using var response = await browser.GetAsync("/sessions");
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Redirect), $"GET /sessions: {await response.Content.ReadAsStringAsync()}");
+        return new Uri(_demo.BaseAddress, response.Headers.Location!);
+    }
+
+    private string CookieHeader(CookieContainer cookies) => cookies.GetCookieHeader(_demo.BaseAddress);
+
+    /// <summary>The cookies a restarted browser still has: those with an expiry.</summary>
+    private CookieContainer PersistentOnly(CookieContainer cookies)
+    {
+        var kept = new CookieContainer();
+        foreach (Cookie cookie in cookies.GetCookies(_demo.BaseAddress))
+        {
+            if (cookie.Expires != DateTime.MinValue)
+            {
+                kept.Add(_demo.BaseAddress, new Cookie(cookie.Name, cookie.Value, cookie.Path) { Expires = cookie.Expires });
+            }
+        }
+
+        return kept;
+    }
+
     private async Task<string> GetHtmlAsync(HttpClient browser, string path)
     {
         using var response = await browser.GetAsync(path);
@@ -430,24 +599,25 @@ public sealed partial class DemoTests
         return body;
     }
 
-    /// <summary>The home page as a browser holding only this session cookie sees it (a replayed cookie).</summary>
-    private async Task<string> GetPageWithCookieAsync(string cookieValue)
+    /// <summary>The home page as a browser holding only these cookies sees it (replayed cookies).</summary>
+    private async Task<string> GetPageWithCookiesAsync(string cookieHeader)
     {
         using var handler = new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false };
         using var client = new HttpClient(handler) { BaseAddress = _demo.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         using var request = new HttpRequestMessage(HttpMethod.Get, "/");
-        request.Headers.TryAddWithoutValidation("Cookie", $"{CookieName}={cookieValue}");
+        request.Headers.TryAddWithoutValidation("Cookie", cookieHeader);
         using var response = await client.SendAsync(request);
         var body = await response.Content.ReadAsStringAsync();
-        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), $"GET / with a replayed cookie answered {(int)response.StatusCode}: {body}");
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), $"GET / with replayed cookies answered {(int)response.StatusCode}: {body}");
         return body;
     }
 
-    /// <summary>Signs in from the home page; returns the home page seen afterwards.</summary>
-    private async Task<string> SignInAsync(HttpClient browser, string name)
+    /// <summary>Visits the home page, then signs in on the sign-in page; returns the home page seen afterwards.</summary>
+    private async Task<string> SignInAsync(HttpClient browser, string name, bool remember = false)
     {
-        var page = await GetPageAsync(browser);
-        await PostFormAsync(browser, "/signin", page, "/", ("name", name));
+        await GetPageAsync(browser);
+        var page = await GetSignInPageAsync(browser);
+        await PostFormAsync(browser, "/signin", page, "/", remember ? [("name", name), ("remember", "true")] : [("name", name)]);
         var after = await GetPageAsync(browser);
         Assert.That(SignedInAs(after), Is.Not.Null, $"signed in as {name}");
         return after;
@@ -455,14 +625,14 @@ public sealed partial class DemoTests
 
     /// <summary>
     /// Posts a form of the page with its antiforgery field, as the browser would, and expects the redirect to
-    /// <paramref name="location"/>; returns the Set-Cookie headers of the session cookie.
+    /// <paramref name="location"/>; returns the Set-Cookie headers of the session and authentication cookies.
     /// </summary>
-    private async Task<IReadOnlyList<string>> PostFormAsync(HttpClient browser, string path, string page, string location, params (string Name, string Value)[] fields)
+    private async Task<Posted> PostFormAsync(HttpClient browser, string path, string page, string location, params (string Name, string Value)[] fields)
     {
         using var response = await PostRawAsync(browser, path, page, fields);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.SeeOther), $"POST {path}: {await response.Content.ReadAsStringAsync()}");
         Assert.That(response.Headers.Location?.OriginalString, Is.EqualTo(location));
-        return response.SetCookies(CookieName);
+        return new Posted(response.SetCookies(CookieName), response.SetCookies(AuthCookieName));
     }
 
     private static async Task<HttpResponseMessage> PostRawAsync(HttpClient browser, string path, string page, params (string Name, string Value)[] fields)
@@ -479,8 +649,8 @@ public sealed partial class DemoTests
         return await browser.PostAsync(path, content);
     }
 
-    /// <summary>True when one of the Set-Cookie headers deletes the session cookie (an expiry in the past).</summary>
-    private static bool ExpiresSessionCookie(IReadOnlyList<string> setCookies) =>
+    /// <summary>True when one of the Set-Cookie headers deletes its cookie (an expiry in the past).</summary>
+    private static bool Expires(IReadOnlyList<string> setCookies) =>
         setCookies.Any(c => c.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase));
 
     private static int Visits(string page)
@@ -522,9 +692,15 @@ public sealed partial class DemoTests
     [GeneratedRegex("""<p id="signed-in-as">Signed in as <strong>([^<]*)</strong>""")]
     private static partial Regex SignedInName();
 
-    [GeneratedRegex("""<tr data-session-id="(?<id>[0-9a-f]{64})"(?<current> class="this-device")?>(?<body>.*?)</tr>""", RegexOptions.Singleline)]
+    [GeneratedRegex("""<li class="session(?<current> this-device)?" data-session-id="(?<id>[0-9a-f]{64})">(?<body>.*?)</li>""", RegexOptions.Singleline)]
     private static partial Regex SessionRow();
 
-    [GeneratedRegex("""<input type="hidden" name="(?<name>[^"]+)" value="(?<value>[^"]*)">""")]
+    [GeneratedRegex("""<input type="hidden" name="(?<name>__RequestVerificationToken)" value="(?<value>[^"]*)">""")]
     private static partial Regex AntiforgeryField();
+
+    [GeneratedRegex("""<input type="hidden" name="returnUrl" value="([^"]*)">""")]
+    private static partial Regex ReturnUrlField();
+
+    /// <summary>The Set-Cookie headers of a form post's response, of the session cookie and the authentication cookie.</summary>
+    private sealed record Posted(IReadOnlyList<string> SessionCookies, IReadOnlyList<string> AuthCookies);
 }

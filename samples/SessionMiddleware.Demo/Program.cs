@@ -1,25 +1,32 @@
 // A small page app on server-side sessions: a visit counter, a note kept in the session, a "forget me" button,
-// signing in with a name, a "your sessions" page that lists and revokes the user's other sessions, and signing
-// out, over the embedded SQLite default. Run it from the repository root with
+// signing in with ASP.NET Core cookie authentication whose sign-ins live in the session row (AddTicketStore), a
+// "your sessions" page that lists and revokes the user's other sessions, and signing out, over the embedded SQLite
+// default. Run it from the repository root with
 //   dotnet run --project samples/SessionMiddleware.Demo
 // and open http://127.0.0.1:5080. Pass --urls to listen elsewhere (e.g. --urls http://127.0.0.1:0 for any free port).
 
 using System.Globalization;
+using System.Security.Claims;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
 using SessionMiddleware;
 
 const string DefaultUrl = "http://127.0.0.1:5080";
 const string VisitsKey = "visits";
 const string NoteKey = "note";
-const string NameKey = "name";
 const string FlashKey = "flash";
 const int MaxNoteLength = 2_000;
 const int MaxNameLength = 64;
+const int RememberDays = 14;
+const string SignInPath = "/signin";
+const string SessionsPath = "/sessions";
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
@@ -37,8 +44,20 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) &&
 }
 
 // Options from the "ServerSideSessions" section of appsettings.json (or the command line, e.g.
-// --ServerSideSessions:ConnectionString="Data Source=/tmp/demo.db").
-builder.Services.AddServerSideSessions(builder.Configuration.GetSection(ServerSideSessionOptions.SectionName));
+// --ServerSideSessions:ConnectionString="Data Source=/tmp/demo.db"). AddTicketStore() keeps cookie authentication's
+// sign-ins in the browser's session row: revoking the session, its expiry or signing out signs the browser out.
+builder.Services.AddServerSideSessions(builder.Configuration.GetSection(ServerSideSessionOptions.SectionName))
+    .AddTicketStore();
+builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme)
+    .AddCookie(options =>
+    {
+        // Anonymous visitors of a page that requires authorization are sent here, with ?ReturnUrl=.
+        options.LoginPath = SignInPath;
+        // How long "remember me" keeps a browser signed in (across browser restarts), sliding while it is used.
+        options.ExpireTimeSpan = TimeSpan.FromDays(RememberDays);
+        options.SlidingExpiration = true;
+    });
+builder.Services.AddAuthorization();
 builder.Services.AddAntiforgery();
 
 var app = builder.Build();
@@ -46,15 +65,21 @@ var app = builder.Build();
 // Creates the session table on first start; checks it on every later start.
 await app.MigrateServerSideSessionsAsync();
 
+// The session first: authentication reads the sign-in from it.
 app.UseServerSideSessions();
+app.UseAuthentication();
+app.UseAuthorization();
 
-app.MapGet("/", (HttpContext context, IAntiforgery antiforgery) =>
+var idleTimeout = app.Services.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.IdleTimeout;
+
+app.MapGet("/", async (HttpContext context, IAntiforgery antiforgery) =>
 {
     var visits = (context.Session.GetInt32(VisitsKey) ?? 0) + 1;
     context.Session.SetInt32(VisitsKey, visits);
     var note = context.Session.GetString(NoteKey);
+    var signIn = await SignInOf(context);
     var tokens = antiforgery.GetAndStoreTokens(context);
-    return Html(RenderHome(context.GetServerSideSession(), DisplayName(context), visits, note, tokens));
+    return Html(RenderHome(context.GetServerSideSession(), signIn, idleTimeout, visits, note, tokens));
 });
 
 app.MapPost("/note", async (HttpContext context, IAntiforgery antiforgery) =>
@@ -86,12 +111,25 @@ app.MapPost("/forget", async (HttpContext context, IAntiforgery antiforgery) =>
         return rejected;
     }
 
-    // Ends the session: its row is deleted and the cookie expired; the old cookie is never accepted again.
+    // Ends the session: its row is deleted and the cookie expired; the old cookie is never accepted again. The
+    // sign-in lived in that row, so it ends too; signing out first also expires the authentication cookie.
+    if (IsSignedIn(context))
+    {
+        await context.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+    }
+
     context.GetServerSideSession().Abandon();
     return SeeOther(context, "/");
 });
 
-app.MapPost("/signin", async (HttpContext context, IAntiforgery antiforgery) =>
+app.MapGet(SignInPath, async (HttpContext context, IAntiforgery antiforgery, string? returnUrl) =>
+{
+    var signIn = await SignInOf(context);
+    var tokens = antiforgery.GetAndStoreTokens(context);
+    return Html(RenderSignIn(signIn?.Name, LocalOrHome(returnUrl), tokens));
+});
+
+app.MapPost(SignInPath, async (HttpContext context, IAntiforgery antiforgery) =>
 {
     if (await RejectForgeryAsync(context, antiforgery) is { } rejected)
     {
@@ -105,34 +143,43 @@ app.MapPost("/signin", async (HttpContext context, IAntiforgery antiforgery) =>
         return Results.Text($"A name of 1 to {MaxNameLength} characters is required.", statusCode: StatusCodes.Status400BadRequest);
     }
 
-    // A demo has no passwords: the name is the user ID. Binding the session to another user than before renews
-    // its ID (the cookie sent before dies), as OWASP asks on every change of privilege.
-    var session = context.GetServerSideSession();
-    session.BindToUser(name);
-    session.SetString(NameKey, name);
-    return SeeOther(context, "/");
+    // A demo has no passwords: the name is the user ID (the NameIdentifier claim, which the ticket store binds the
+    // session to). The ticket store keeps the sign-in in this browser's session row and renews the session ID, so the
+    // cookie sent before dies, as OWASP asks on every change of privilege. The session keeps its data.
+    var identity = new ClaimsIdentity(
+        [new Claim(ClaimTypes.NameIdentifier, name), new Claim(ClaimTypes.Name, name)],
+        CookieAuthenticationDefaults.AuthenticationScheme);
+    var remember = string.Equals(form["remember"].ToString(), "true", StringComparison.OrdinalIgnoreCase);
+    await context.SignInAsync(
+        CookieAuthenticationDefaults.AuthenticationScheme,
+        new ClaimsPrincipal(identity),
+        new AuthenticationProperties { IsPersistent = remember });
+    return SeeOther(context, LocalOrHome(form["returnUrl"].ToString()));
 });
 
 app.MapPost("/signout", async (HttpContext context, IAntiforgery antiforgery) =>
 {
+    if (!IsSignedIn(context))
+    {
+        // Signed out already (here, or revoked from another device): nothing to end, and a stale form's token no
+        // longer matches the anonymous user, so there is nothing to check either.
+        return SeeOther(context, "/");
+    }
+
     if (await RejectForgeryAsync(context, antiforgery) is { } rejected)
     {
         return rejected;
     }
 
-    context.GetServerSideSession().Abandon();
+    // Signing out of the app's cookie scheme ends the session row the sign-in lived in and expires both cookies.
+    await context.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
     return SeeOther(context, "/");
 });
 
-app.MapGet("/sessions", async (HttpContext context, IAntiforgery antiforgery, ISessionManager manager) =>
+app.MapGet(SessionsPath, async (HttpContext context, IAntiforgery antiforgery, ISessionManager manager) =>
 {
     var session = context.GetServerSideSession();
-    if (session.UserId is not { } userId)
-    {
-        // Never signed in, signed out, or this session was revoked from another device.
-        return Html(RenderSignedOut());
-    }
-
+    var userId = UserIdOf(context)!;
     var sessions = await manager.ListForUserAsync(userId, context.RequestAborted);
     var flash = session.GetString(FlashKey);
     if (flash is not null)
@@ -141,22 +188,24 @@ app.MapGet("/sessions", async (HttpContext context, IAntiforgery antiforgery, IS
     }
 
     var tokens = antiforgery.GetAndStoreTokens(context);
-    return Html(RenderSessions(DisplayName(context) ?? userId, session.Id, sessions, flash, tokens));
-});
+    return Html(RenderSessions(context.User.Identity?.Name ?? userId, session.Id, sessions, flash, tokens));
+})
+// Anonymous visitors (never signed in, signed out, or revoked from another device) are sent to the sign-in page.
+.RequireAuthorization();
 
 app.MapPost("/sessions/revoke", async (HttpContext context, IAntiforgery antiforgery, ISessionManager manager) =>
 {
+    if (UserIdOf(context) is not { } userId)
+    {
+        return SignInFirst(context);
+    }
+
     if (await RejectForgeryAsync(context, antiforgery) is { } rejected)
     {
         return rejected;
     }
 
     var session = context.GetServerSideSession();
-    if (session.UserId is not { } userId)
-    {
-        return Results.Text("Sign in first.", statusCode: StatusCodes.Status403Forbidden);
-    }
-
     var form = await context.Request.ReadFormAsync();
     var id = form["id"].ToString();
     if (string.Equals(id, session.Id, StringComparison.Ordinal))
@@ -171,26 +220,28 @@ app.MapPost("/sessions/revoke", async (HttpContext context, IAntiforgery antifor
         return Results.Text("You have no such session (it may have ended already).", statusCode: StatusCodes.Status404NotFound);
     }
 
-    session.SetString(FlashKey, "Signed out the other device. Its next request finds no session.");
-    return SeeOther(context, "/sessions");
+    session.SetString(FlashKey, "Signed out the other device. Its next request is anonymous.");
+    return SeeOther(context, SessionsPath);
 });
 
 app.MapPost("/sessions/revoke-others", async (HttpContext context, IAntiforgery antiforgery, ISessionManager manager) =>
 {
+    if (UserIdOf(context) is not { } userId)
+    {
+        return SignInFirst(context);
+    }
+
     if (await RejectForgeryAsync(context, antiforgery) is { } rejected)
     {
         return rejected;
     }
 
+    // This request signs no one in, so the session keeps its ID and session.Id is the row to spare. (In a request
+    // that renews the ID, such as a sign-in, the row is still stored under the old ID until the response.)
     var session = context.GetServerSideSession();
-    if (session.UserId is not { } userId)
-    {
-        return Results.Text("Sign in first.", statusCode: StatusCodes.Status403Forbidden);
-    }
-
-    var count = await manager.RevokeAllForUserAsync(userId, session.Id, context.RequestAborted);
+    var count = await manager.RevokeAllForUserAsync(userId, exceptSessionId: session.Id, context.RequestAborted);
     session.SetString(FlashKey, count == 1 ? "Signed out 1 other session." : $"Signed out {count} other sessions.");
-    return SeeOther(context, "/sessions");
+    return SeeOther(context, SessionsPath);
 });
 
 await app.StartAsync();
@@ -205,7 +256,9 @@ await app.WaitForShutdownAsync();
 static async Task<IResult?> RejectForgeryAsync(HttpContext context, IAntiforgery antiforgery) =>
     await antiforgery.IsRequestValidAsync(context)
         ? null
-        : Results.Text("The form was not sent by this page (missing or invalid antiforgery token).", statusCode: StatusCodes.Status400BadRequest);
+        : Results.Text(
+            "The form was not sent by this page, or the page is stale (you signed in or out since it was loaded): reload it and try again.",
+            statusCode: StatusCodes.Status400BadRequest);
 
 static IResult SeeOther(HttpContext context, string location)
 {
@@ -213,13 +266,37 @@ static IResult SeeOther(HttpContext context, string location)
     return Results.StatusCode(StatusCodes.Status303SeeOther);
 }
 
+// A form posted by someone not (or no longer) signed in: to the sign-in page, then back to the sessions page.
+static IResult SignInFirst(HttpContext context) =>
+    SeeOther(context, SignInPath + QueryString.Create("ReturnUrl", SessionsPath));
+
 static IResult Html(string page) => Results.Content(page, "text/html; charset=utf-8");
 
-static string? DisplayName(HttpContext context)
+static bool IsSignedIn(HttpContext context) => context.User.Identity?.IsAuthenticated == true;
+
+static string? UserIdOf(HttpContext context) =>
+    IsSignedIn(context) ? context.User.FindFirstValue(ClaimTypes.NameIdentifier) : null;
+
+// The signed-in user's name and whether this browser is remembered (until when), or null when anonymous.
+static async Task<SignIn?> SignInOf(HttpContext context)
 {
-    var session = context.GetServerSideSession();
-    return session.UserId is null ? null : session.GetString(NameKey) ?? session.UserId;
+    var result = await context.AuthenticateAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+    if (!result.Succeeded || result.Principal.Identity?.Name is not { } name)
+    {
+        return null;
+    }
+
+    var properties = result.Properties;
+    return new SignIn(name, properties?.IsPersistent == true ? properties.ExpiresUtc : null);
 }
+
+// Only a path on this site: "/x" but not "//host" or "/\host", which browsers read as another site.
+static string LocalOrHome(string? returnUrl) =>
+    !string.IsNullOrEmpty(returnUrl) && returnUrl[0] == '/' &&
+    (returnUrl.Length == 1 || (returnUrl[1] != '/' && returnUrl[1] != '\\')) &&
+    !returnUrl.Any(char.IsControl)
+        ? returnUrl
+        : "/";
 
 static string Timestamp(DateTimeOffset time) => time.ToString("u", CultureInfo.InvariantCulture);
 
@@ -237,19 +314,28 @@ static string Layout(string title, string body) => $$"""
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>{{HtmlEncoder.Default.Encode(title)}}</title>
     <style>
-    body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
-    textarea { width: 100%; box-sizing: border-box; }
+    *, *::before, *::after { box-sizing: border-box; }
+    body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 1.5rem auto; padding: 0 1rem; line-height: 1.5; overflow-wrap: anywhere; }
+    h1 { font-size: 1.6rem; line-height: 1.2; }
+    input, textarea, button { font: inherit; max-width: 100%; }
+    textarea { width: 100%; }
+    button { padding: .3rem .8rem; }
     code { word-break: break-all; }
     dt { font-weight: bold; }
     #note { white-space: pre-wrap; }
-    form.inline { display: inline; }
-    table { border-collapse: collapse; width: 100%; }
-    th, td { text-align: left; vertical-align: top; padding: .4rem .6rem; border-bottom: 1px solid #ccc; }
-    th, td.ip, td.created, td.last-seen { white-space: nowrap; }
-    tr.this-device { background: #eef6ee; }
-    .badge { background: #2a7a2a; color: #fff; border-radius: .3rem; padding: 0 .4rem; font-size: .85em; white-space: nowrap; }
-    .user-agent { display: block; color: #555; font-size: .8em; overflow-wrap: anywhere; }
-    .flash { background: #fff6d6; border: 1px solid #e0c860; padding: .4rem .6rem; }
+    .notice { background: #fff6d6; border: 1px solid #e0c860; padding: .4rem .6rem; }
+    .field { display: block; margin: .6rem 0; }
+    .field input[type=text] { display: block; width: 100%; max-width: 22rem; }
+    .sessions { list-style: none; padding: 0; margin: 1rem 0; display: grid; gap: .75rem; grid-template-columns: repeat(auto-fill, minmax(min(100%, 18rem), 1fr)); }
+    .session { border: 1px solid #ccc; border-radius: .5rem; padding: .6rem .8rem; min-width: 0; }
+    .session.this-device { background: #eef6ee; border-color: #2a7a2a; }
+    .session .device { font-weight: bold; }
+    .session .facts { display: grid; grid-template-columns: auto 1fr; gap: 0 .8rem; margin: .4rem 0; }
+    .session .facts dt { font-weight: normal; color: #555; }
+    .session .facts dd { margin: 0; }
+    .session form { margin: .4rem 0 0; }
+    .badge { background: #2a7a2a; color: #fff; border-radius: .3rem; padding: 0 .4rem; font-size: .85em; font-weight: normal; white-space: nowrap; }
+    .user-agent { display: block; color: #555; font-size: .8em; }
     </style>
     </head>
     <body>
@@ -259,24 +345,22 @@ static string Layout(string title, string body) => $$"""
 
     """;
 
-static string RenderHome(IServerSideSession session, string? displayName, int visits, string? note, AntiforgeryTokenSet tokens)
+static string RenderHome(IServerSideSession session, SignIn? signIn, TimeSpan idleTimeout, int visits, string? note, AntiforgeryTokenSet tokens)
 {
     var html = HtmlEncoder.Default;
     var token = TokenField(tokens);
     var noteHtml = note is null ? "<em>No note yet.</em>" : html.Encode(note);
-    var account = displayName is null
+    var account = signIn is null
         ? $"""
-          <form id="sign-in" method="post" action="/signin">
-          {token}
-          <label>Your name <input name="name" required maxlength="{MaxNameLength}" autocomplete="username"></label>
-          <button type="submit">Sign in</button>
-          </form>
-          <p>Signing in binds this session to you and gives it a new ID: the cookie you had before is dead.
-          Sign in with the same name in another browser to see both sessions.</p>
+          <p id="not-signed-in">You are not signed in. <a id="sign-in-link" href="{SignInPath}">Sign in</a> (a name is
+          enough) in two browsers to see and sign out your sessions on every device.</p>
           """
         : $"""
-          <p id="signed-in-as">Signed in as <strong>{html.Encode(displayName)}</strong>.</p>
-          <p><a href="/sessions">Your sessions</a>: every browser signed in as you, where you can sign them out.</p>
+          <p id="signed-in-as">Signed in as <strong>{html.Encode(signIn.Name)}</strong>.</p>
+          <p id="remembered">{(signIn.RememberedUntil is { } until
+              ? $"This browser remembers you until {Timestamp(until)}, also when it is closed (each visit moves that on)."
+              : $"Until you close the browser, or after {idleTimeout.TotalMinutes.ToString("0", CultureInfo.InvariantCulture)} minutes without a visit.")}</p>
+          <p><a id="sessions-link" href="{SessionsPath}">Your sessions</a>: every browser signed in as you, where you can sign them out.</p>
           <form id="sign-out" method="post" action="/signout">
           {token}
           <button type="submit">Sign out</button>
@@ -314,43 +398,66 @@ static string RenderHome(IServerSideSession session, string? displayName, int vi
         <dt>Created</dt><dd id="created-at">{Timestamp(session.CreatedAt)}</dd>
         <dt>Last access</dt><dd id="last-access">{Timestamp(session.LastAccessAt)}</dd>
         </dl>
-        <p>Your browser holds only a cookie with a protected random ID. The data lives in a row of a SQLite
-        database on the server, keyed by a SHA-256 hash of that ID; the Id above is derived from that hash.</p>
+        <p>Your browser holds only a cookie with a protected random ID (and, once signed in, an authentication cookie that
+        refers to the sign-in kept in the session). The data lives in a row of a SQLite database on the server, keyed by
+        a SHA-256 hash of that ID; the Id above is derived from that hash.</p>
         """);
     return Layout("SessionMiddleware demo", page.ToString());
 }
 
-static string RenderSignedOut() => Layout("Your sessions", """
-    <h1>Your sessions</h1>
-    <p id="signed-out">You are not signed in. If you were, this session was signed out (here or from another device).</p>
-    <p><a href="/">Sign in</a></p>
-    """);
+static string RenderSignIn(string? signedInAs, string returnUrl, AntiforgeryTokenSet tokens)
+{
+    var html = HtmlEncoder.Default;
+    var current = signedInAs is null
+        ? ""
+        : $"""<p id="signed-in-as">Signed in as <strong>{html.Encode(signedInAs)}</strong>. Signing in with another name ends that sign-in in this browser.</p>""";
+    return Layout("Sign in", $"""
+        <h1>Sign in</h1>
+        {current}
+        <p class="notice" id="no-passwords"><strong>This demo has no passwords.</strong> Whoever types a name is signed in
+        as that name, so anyone who types the same name shares its sessions. Do not sign in to anything real this way.</p>
+        <form id="sign-in" method="post" action="{SignInPath}">
+        {TokenField(tokens)}
+        <input type="hidden" name="returnUrl" value="{html.Encode(returnUrl)}">
+        <label class="field">Your name <input type="text" name="name" required maxlength="{MaxNameLength}" autocomplete="username" autofocus></label>
+        <label class="field"><input type="checkbox" name="remember" value="true"> Remember me on this device for {RememberDays} days, also after the browser is closed</label>
+        <button type="submit">Sign in</button>
+        </form>
+        <p>Signing in keeps your sign-in in this browser's session on the server and gives the session a new ID: the
+        session cookie you had before is dead, but your visits and note stay. Sign in with the same name in another
+        browser to see both sessions, and sign one out from the other.</p>
+        <p><a href="/">Home</a></p>
+        """);
+}
 
 static string RenderSessions(string displayName, string currentId, IReadOnlyList<SessionInfo> sessions, string? flash, AntiforgeryTokenSet tokens)
 {
     var html = HtmlEncoder.Default;
     var token = TokenField(tokens);
-    var rows = new StringBuilder();
+    var items = new StringBuilder();
     foreach (var info in sessions)
     {
         var current = string.Equals(info.Id, currentId, StringComparison.Ordinal);
         var action = current
-            ? """<span class="badge">this device</span>"""
+            ? ""
             : $"""
-              <form class="inline revoke" method="post" action="/sessions/revoke">
+              <form class="revoke" method="post" action="/sessions/revoke">
               {token}
               <input type="hidden" name="id" value="{html.Encode(info.Id)}">
               <button type="submit">Revoke</button>
               </form>
               """;
-        rows.Append(CultureInfo.InvariantCulture, $"""
-            <tr data-session-id="{html.Encode(info.Id)}"{(current ? " class=\"this-device\"" : "")}>
-            <td class="device">{html.Encode(DescribeDevice(info.UserAgent))}<span class="user-agent">{html.Encode(info.UserAgent ?? "no User-Agent")}</span></td>
-            <td class="ip">{html.Encode(info.IpAddress ?? "unknown")}</td>
-            <td class="created">{Timestamp(info.CreatedAt)}</td>
-            <td class="last-seen">{Timestamp(info.LastAccessAt)}</td>
-            <td class="action">{action}</td>
-            </tr>
+        items.Append(CultureInfo.InvariantCulture, $"""
+            <li class="session{(current ? " this-device" : "")}" data-session-id="{html.Encode(info.Id)}">
+            <div class="device">{html.Encode(DescribeDevice(info.UserAgent))}{(current ? """ <span class="badge">this device</span>""" : "")}</div>
+            <span class="user-agent">{html.Encode(info.UserAgent ?? "no User-Agent")}</span>
+            <dl class="facts">
+            <dt>IP address</dt><dd class="ip">{html.Encode(info.IpAddress ?? "unknown")}</dd>
+            <dt>Created</dt><dd class="created">{Timestamp(info.CreatedAt)}</dd>
+            <dt>Last seen</dt><dd class="last-seen">{Timestamp(info.LastAccessAt)}</dd>
+            </dl>
+            {action}
+            </li>
 
             """);
     }
@@ -360,14 +467,11 @@ static string RenderSessions(string displayName, string currentId, IReadOnlyList
     page.Append(CultureInfo.InvariantCulture, $"""
         <h1>Your sessions</h1>
         <p id="signed-in-as">Signed in as <strong>{html.Encode(displayName)}</strong>. <a href="/">Home</a></p>
-        {(flash is null ? "" : $"""<p class="flash" id="flash">{html.Encode(flash)}</p>""")}
+        {(flash is null ? "" : $"""<p class="notice" id="flash">{html.Encode(flash)}</p>""")}
         <p>Every browser signed in as you, most recently used first. Revoking one ends it on the server at once:
-        its next request finds no session, even with the cookie it still holds.</p>
-        <table id="sessions">
-        <thead><tr><th>Device</th><th>IP address</th><th>Created</th><th>Last seen</th><th></th></tr></thead>
-        <tbody>
-        {rows}</tbody>
-        </table>
+        its next request is anonymous, even with the cookies it still holds.</p>
+        <ul class="sessions" id="sessions">
+        {items}</ul>
         {(others == 0 ? """<p id="no-others">No other device is signed in as you.</p>""" : $"""
             <form id="revoke-others" method="post" action="/sessions/revoke-others">
             {token}
@@ -412,3 +516,6 @@ static string DescribeDevice(string? userAgent)
         _ => userAgent.Split(' ', 2)[0],
     };
 }
+
+/// <summary>Who is signed in, and until when this browser is remembered (a persistent sign-in), if it is.</summary>
+internal sealed record SignIn(string Name, DateTimeOffset? RememberedUntil);
