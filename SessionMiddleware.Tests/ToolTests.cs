@@ -46,6 +46,34 @@ public sealed class ToolTests : TempFolderTest
         }
     }
 
+    [Test]
+    public async Task TheConnection_ComesFromTheAppsSettingsFile_OrFromAnEnvironmentVariable()
+    {
+        // The app's settings give a path relative to the app's folder and another table name.
+        var app = Path.Combine(Folder.Path, "app");
+        Directory.CreateDirectory(app);
+        var settings = Path.Combine(app, "appsettings.json");
+        await File.WriteAllTextAsync(settings, """{ "ServerSideSessions": { "ConnectionString": "Data Source=data.db", "TableName": "app_sessions" } }""");
+
+        var migrate = await RunAsync("migrate", "--appsettings", settings);
+        var fromFile = await RunAsync("status", "--appsettings", settings, "--json");
+        var fromEnv = await RunAsync(
+            new Dictionary<string, string> { ["SESSIONS_DB"] = $"Data Source={Path.Combine(app, "data.db")}" },
+            "status", "--connection-env", "SESSIONS_DB", "--table", "app_sessions", "--json");
+        var unset = await RunAsync("status", "--connection-env", "SESSIONS_DB_NOT_SET");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(migrate.ExitCode, Is.Zero, migrate.Output);
+            Assert.That(File.Exists(Path.Combine(app, "data.db")), Is.True, "relative to the settings file's folder");
+            Assert.That(fromFile.ExitCode, Is.Zero, fromFile.Output);
+            Assert.That(JsonDocument.Parse(fromFile.StdOut).RootElement.GetProperty("live").GetInt64(), Is.Zero);
+            Assert.That(fromEnv.ExitCode, Is.Zero, fromEnv.Output);
+            Assert.That(unset.ExitCode, Is.Not.Zero);
+            Assert.That(unset.StdErr, Does.Contain("SESSIONS_DB_NOT_SET"));
+        });
+    }
+
     private static async Task EveryCommandAsync(string cs, Func<DbConnection> connect)
     {
         var migrate = await RunAsync("migrate", "-c", cs);
@@ -308,7 +336,9 @@ public sealed class ToolTests : TempFolderTest
     }
 
     /// <summary>Runs the built tool with stdin redirected (not a terminal), bounded to two minutes.</summary>
-    private static async Task<ToolResult> RunAsync(params string[] args)
+    private static Task<ToolResult> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string>(), args);
+
+    private static async Task<ToolResult> RunAsync(Dictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -317,6 +347,11 @@ public sealed class ToolTests : TempFolderTest
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add(LocateToolDll());
         foreach (var arg in args)
