@@ -130,6 +130,45 @@ public sealed class SessionManagerTests : TempFolderTest
     }
 
     [Test]
+    public async Task RevokeAllForUser_ExceptTheCurrentOne_AfterRegenerateIdInTheSameRequest_KeepsTheCallersSession()
+    {
+        // "Password changed: sign out my other devices": renew this browser's ID, then end every other session.
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
+            app.MapGet("/password-changed", async (HttpContext c, ISessionManager manager) =>
+            {
+                var session = c.GetServerSideSession();
+                session.RegenerateId();
+                var ended = await manager.RevokeAllForUserAsync(session.UserId!, exceptSessionId: session.Id);
+                return ended.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }));
+        var mine = host.CreateBrowser();
+        var others = new[] { host.CreateBrowser(), host.CreateBrowser() };
+        await mine.GetTextAsync("/bind?user=alice");
+        await mine.GetTextAsync("/set?key=cart&value=3");
+        foreach (var b in others)
+        {
+            await b.GetTextAsync("/bind?user=alice");
+        }
+
+        var before = await mine.GetTextAsync("/id");
+        var ended = await mine.GetTextAsync("/password-changed");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(ended, Is.EqualTo("2"), "the two other sessions, not the caller's");
+            Assert.That(await mine.GetTextAsync("/user"), Is.EqualTo("alice"), "the caller stays signed in");
+            Assert.That(await mine.GetTextAsync("/get?key=cart"), Is.EqualTo("3"), "with its data");
+            Assert.That(await mine.GetTextAsync("/id"), Is.Not.EqualTo(before), "under its new ID");
+            foreach (var b in others)
+            {
+                Assert.That(await b.GetTextAsync("/user"), Is.EqualTo("(none)"));
+            }
+
+            Assert.That(host.CountRows(), Is.EqualTo(1));
+        });
+    }
+
+    [Test]
     public async Task RevokeAllForUser_WithoutException_EndsThemAll()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path);

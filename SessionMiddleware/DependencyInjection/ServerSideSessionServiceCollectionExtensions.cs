@@ -66,6 +66,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
         services.TryAddSingleton<SessionRuntime>();
+        services.AddHttpContextAccessor();   // the manager recognises the current request's session (RevokeAllForUserAsync after RegenerateId)
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<ServerSideSessionMarkerService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ServerSideSessionStartupCheck>());

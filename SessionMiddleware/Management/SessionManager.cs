@@ -1,12 +1,15 @@
 using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Logging;
+using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Management;
 
 /// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
-internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger) : ISessionManager
+internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger, IHttpContextAccessor? httpContextAccessor = null) : ISessionManager
 {
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)
@@ -41,6 +44,14 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
         if (exceptSessionId is not null && !SessionIdProtector.TryParsePublicId(exceptSessionId, out exceptKey))
         {
             throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
+        }
+
+        // After RegenerateId in this request, Id is the new key, not yet stored: spare the row under the key it has now (the commit renews it).
+        if (exceptKey is not null &&
+            httpContextAccessor?.HttpContext?.Features.Get<ISessionFeature>()?.Session is ServerSideSession { RenewFromKey: { } storedKey, Key: { } pendingKey } &&
+            exceptKey.AsSpan().SequenceEqual(pendingKey))
+        {
+            exceptKey = storedKey;
         }
 
         var count = await store.DeleteByUserAsync(userId, exceptKey, cancellationToken).ConfigureAwait(false);
