@@ -36,7 +36,8 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         var settings = builder.ConnectionStringBuilder;
-        if (settings.MaxAutoPrepare == 0)
+        // Whether the string sets it, not whether it is 0: "Max Auto Prepare=0" (PgBouncer transaction pooling) must stay 0.
+        if (!SetsMaxAutoPrepare(connectionString))
         {
             settings.MaxAutoPrepare = DefaultMaxAutoPrepare;
         }
@@ -48,6 +49,11 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
 
         return builder.Build();
     }
+
+    // Npgsql's builder knows every keyword (its ContainsKey is true for all of them): read the keys the string itself has.
+    private static bool SetsMaxAutoPrepare(string connectionString) =>
+        new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
+            .Any(k => string.Equals(k.Replace(" ", string.Empty, StringComparison.Ordinal), nameof(NpgsqlConnectionStringBuilder.MaxAutoPrepare), StringComparison.OrdinalIgnoreCase));
 
     public ValueTask DisposeAsync() => _owned ? DataSource.DisposeAsync() : ValueTask.CompletedTask;
 

@@ -78,6 +78,22 @@ public sealed class PostgreSqlHostTests : TempFolderTest
         Assert.That(provider.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.ConnectionString, Is.EqualTo("Host=db.internal;Database=app"));
     }
 
+    [TestCase("Host=db;Database=app", 20)]
+    [TestCase("Host=db;Database=app;Max Auto Prepare=0", 0)]
+    [TestCase("Host=db;Database=app;Max Auto Prepare=5", 5)]
+    [TestCase("Host=db;Database=app;maxautoprepare=0", 0)]
+    public void UsePostgreSql_PreparesAutomatically_UnlessTheConnectionStringSetsMaxAutoPrepare_EvenToZero(string connectionString, int expected)
+    {
+        // Max Auto Prepare=0 is how PgBouncer in transaction-pooling mode is used: it must stay 0.
+        var services = new ServiceCollection();
+        services.AddServerSideSessions().UsePostgreSql(connectionString);
+        using var provider = services.BuildServiceProvider();
+
+        var settings = new NpgsqlConnectionStringBuilder(provider.GetRequiredService<PostgreSqlSessionDataSource>().DataSource.ConnectionString);
+
+        Assert.That(settings.MaxAutoPrepare, Is.EqualTo(expected));
+    }
+
     [Test]
     public async Task UsePostgreSql_WithTheAppsDataSource_UsesIt_AndLeavesItOpen()
     {
