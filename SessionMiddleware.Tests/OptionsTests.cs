@@ -99,6 +99,8 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.Cookie.MaxAge = TimeSpan.Zero, "Cookie.MaxAge");
         yield return Case(o => o.ConnectionString = "Data Source=:memory:", "ConnectionString");
         yield return Case(o => o.IOTimeout = TimeSpan.Zero, "IOTimeout");
+        yield return Case(o => o.IOTimeout = TimeSpan.FromDays(50), "IOTimeout");
+        yield return Case(o => o.IOTimeout = TimeSpan.MaxValue, "IOTimeout");
         yield return Case(o => o.IdleTimeout = TimeSpan.FromDays(366), "IdleTimeout");
         yield return Case(o => o.AbsoluteTimeout = TimeSpan.FromDays(400), "AbsoluteTimeout");
         yield return Case(o =>
@@ -151,6 +153,18 @@ public sealed class OptionsTests : TempFolderTest
 
         Assert.That(ex!.Message, Does.Contain("ServerSideSessionOptions.AbsoluteTimeout is 500.00:00:00").And.Contain("\"00:20:00\"").And.Not.Contain("IdleTimeout"),
             "20 days is allowed; 500 days is flagged with the hh:mm:ss form");
+    }
+
+    [Test]
+    public async Task IOTimeout_AtTheLargestAllowedValue_StoresAndLoads()
+    {
+        // The timer behind IOTimeout takes at most 2^32 - 2 ms (about 49.7 days): the largest value validation lets through must work.
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.IOTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1));
+        var browser = host.CreateBrowser();
+
+        await browser.GetTextAsync("/set?key=k&value=v");
+
+        Assert.That(await browser.GetTextAsync("/get?key=k"), Is.EqualTo("v"));
     }
 
     [Test]

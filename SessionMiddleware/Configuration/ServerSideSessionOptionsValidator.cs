@@ -8,6 +8,9 @@ namespace SessionMiddleware.Configuration;
 /// </summary>
 internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<ServerSideSessionOptions>
 {
+    /// <summary>The longest <see cref="ServerSideSessionOptions.IOTimeout"/>: the timer's range (about 49.7 days).</summary>
+    internal static readonly TimeSpan MaxIOTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     public ValidateOptionsResult Validate(string? name, ServerSideSessionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -75,6 +78,11 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
         if (options.IOTimeout <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(options.IOTimeout)} must be positive (was {options.IOTimeout}).");
+        }
+        else if (options.IOTimeout > MaxIOTimeout)
+        {
+            // CancellationTokenSource.CancelAfter takes at most 2^32 - 2 ms: above it every store call would fail.
+            failures.Add($"{prefix}{nameof(options.IOTimeout)} must be at most {MaxIOTimeout} (was {options.IOTimeout}).");
         }
 
         if (options.Cookie is null)
