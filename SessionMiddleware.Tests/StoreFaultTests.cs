@@ -172,4 +172,47 @@ public sealed class StoreFaultTests
             Assert.That(_host.CountRows(), Is.EqualTo(1));
         });
     }
+
+    [Test]
+    public async Task RowOfAnUnknownNewerFormat_IsReadAsEmpty_ButKeptByReadOnlyRequests_UntilTheAppWrites()
+    {
+        // A rolling upgrade: a newer node wrote format 9; this node must not wipe it just by reading it.
+        var browser = _host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        byte[] newer = [9, 1, 2, 3, 4, 5];
+        using (var db = _host.OpenDatabase())
+        using (var write = db.CreateCommand())
+        {
+            write.CommandText = "UPDATE sessions SET data = $data";
+            write.Parameters.AddWithValue("$data", newer);
+            write.ExecuteNonQuery();
+        }
+
+        var read = await browser.GetTextAsync("/get?key=a");
+        var afterRead = StoredData();
+        _host.Time.Advance(TimeSpan.FromMinutes(5));   // a touch is due: it may record the access, not replace the data
+        await browser.GetTextAsync("/nothing");
+        var afterTouch = StoredData();
+        await browser.GetTextAsync("/regenerate");
+        var afterRenew = StoredData();
+        await browser.GetTextAsync("/set?key=b&value=2");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(read, Is.EqualTo("(none)"), "read as empty");
+            Assert.That(afterRead, Is.EqualTo(newer), "a read-only request leaves the row's data alone");
+            Assert.That(afterTouch, Is.EqualTo(newer), "so does a touch");
+            Assert.That(afterRenew, Is.EqualTo(newer), "and a new ID");
+            Assert.That(await browser.GetTextAsync("/keys"), Is.EqualTo("b"), "a write by the app replaces it");
+            Assert.That(_host.CountRows(), Is.EqualTo(1));
+        });
+    }
+
+    private byte[] StoredData()
+    {
+        using var db = _host.OpenDatabase();
+        using var read = db.CreateCommand();
+        read.CommandText = "SELECT data FROM sessions";
+        return (byte[])read.ExecuteScalar()!;
+    }
 }

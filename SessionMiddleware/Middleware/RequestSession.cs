@@ -66,7 +66,8 @@ internal sealed class RequestSession
         //   new with content              Create; after the response started: none (logged), no cookie could be sent
         //   renewed (RegenerateId)        Renew(old key -> new key), merged        set; after the response started: renewal
         //                                                                          cancelled, written as modified
-        //   modified, or data unreadable  Update(version), merged on conflict      refreshed if persistent
+        //   modified                      Update(version), merged on conflict      refreshed if persistent
+        //                                 (unreadable data is replaced only then; a renewal or touch keeps it)
         //   untouched                     Touch, once TouchInterval has passed     refreshed if persistent
         //   row gone at any write         none more (MarkGone)                     expired
         var session = Session;
@@ -100,7 +101,7 @@ internal sealed class RequestSession
             {
                 Log.RenewAfterResponseStarted(Logger, SessionIdProtector.ToPublicId(session.RenewFromKey));
                 session.CancelRenewal();
-                if (session.IsModified || session.DataUnreadable)
+                if (session.IsModified)
                 {
                     await WriteAsync(session, renew: false, token).ConfigureAwait(false);
                 }
@@ -110,7 +111,7 @@ internal sealed class RequestSession
                 await WriteAsync(session, renew: true, token).ConfigureAwait(false);
             }
         }
-        else if (session.IsModified || session.DataUnreadable)
+        else if (session.IsModified)
         {
             await WriteAsync(session, renew: false, token).ConfigureAwait(false);
         }
@@ -203,7 +204,6 @@ internal sealed class RequestSession
         session.AbandonedKey is not null ||
         session.RenewFromKey is not null ||
         session.IsModified ||
-        session.DataUnreadable ||
         (session.IsNew ? session.HasContent : !_touched && IsTouchDue(session, _runtime.Now()));
 
     // The store records whole seconds: a touch within the second already recorded would write the same value again.

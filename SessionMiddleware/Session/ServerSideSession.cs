@@ -25,6 +25,9 @@ internal sealed class ServerSideSession : IServerSideSession
     private bool _dirty;
     private byte[]? _renewFromSecretId;
 
+    // The stored bytes this library could not read (e.g. a newer format): written back as they are until the app changes the data.
+    private byte[]? _unreadableData;
+
     // Sign-in tickets by authentication scheme, kept out of the data (Keys, Clear, MaxSessionBytes).
     private Dictionary<string, SessionTicket> _tickets = new(StringComparer.Ordinal);
     private bool _ticketsChanged;
@@ -69,8 +72,9 @@ internal sealed class ServerSideSession : IServerSideSession
             LastAccessAt = stored.LastAccessAt,
         };
 
-        // A corrupt row is replaced by the next write: mark the session so that any commit rewrites it.
+        // Unreadable data is read as empty but kept: only a change by the app replaces it (old nodes must not wipe newer rows).
         session.DataUnreadable = dataError is not null;
+        session._unreadableData = dataError is not null ? stored.Data : null;
         return session;
     }
 
@@ -299,6 +303,7 @@ internal sealed class ServerSideSession : IServerSideSession
         UserId = null;
         Version = 0;
         DataUnreadable = false;
+        _unreadableData = null;
         _data.Clear();
         _size = SessionSerializer.EmptySize;
         _changes.Clear();
@@ -333,6 +338,7 @@ internal sealed class ServerSideSession : IServerSideSession
 
     /// <summary>The serialized data.</summary>
     public byte[] Serialize() =>
+        DataUnreadable && !_dirty ? _unreadableData! :
         SessionSerializer.Serialize(_data, _size, _tickets.Count == 0 ? null : _tickets.ToDictionary(t => t.Key, t => t.Value.Encode(), StringComparer.Ordinal));
 
     /// <summary>Makes the secret ID and key of a new session if it has none yet.</summary>
@@ -356,6 +362,7 @@ internal sealed class ServerSideSession : IServerSideSession
         _dirty = false;
         _ticketsChanged = false;
         DataUnreadable = false;
+        _unreadableData = null;
     }
 
     /// <summary>Records that the new session now has a row.</summary>
@@ -425,6 +432,8 @@ internal sealed class ServerSideSession : IServerSideSession
 
         _data = data;
         _size = size;
+        DataUnreadable = !readable;
+        _unreadableData = readable ? null : newer.Data;
         Version = newer.Version;
         LastAccessAt = newer.LastAccessAt;
     }
