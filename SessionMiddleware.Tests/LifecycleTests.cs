@@ -10,6 +10,47 @@ namespace SessionMiddleware.Tests;
 /// <summary>ID renewal, abandon, users, device info and absolute timeout, through a real host.</summary>
 public sealed class LifecycleTests : TempFolderTest
 {
+    [TestCase("/late-signout")]
+    [TestCase("/late-regenerate")]
+    public async Task LifecycleCall_AfterTheResponseStarted_ThrowsAtOnce_NamingTheRule_InsteadOfBeingDropped(string path)
+    {
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception?>();
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
+        {
+            app.MapGet("/late-signout", (HttpContext c) => LateAsync(c, s => s.BindToUser(null)));
+            app.MapGet("/late-regenerate", (HttpContext c) => LateAsync(c, s => s.RegenerateId()));
+            async Task LateAsync(HttpContext c, Action<IServerSideSession> call)
+            {
+                await c.Response.WriteAsync("started");
+                await c.Response.Body.FlushAsync();
+                Exception? error = null;
+                try
+                {
+                    call(c.GetServerSideSession());
+                }
+                catch (InvalidOperationException e)
+                {
+                    error = e;
+                }
+
+                errors.Enqueue(error);
+            }
+        });
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/bind?user=alice");
+        var id = await browser.GetTextAsync("/id");
+
+        await browser.GetTextAsync(path);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(errors.Single(), Is.Not.Null, "the call is refused, not silently dropped");
+            Assert.That(errors.Single()?.Message, Does.Contain("after the response has started"));
+            Assert.That(await browser.GetTextAsync("/user"), Is.EqualTo("alice"), "nothing changed, as the exception said");
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(id));
+        });
+    }
+
     [Test]
     public async Task RegenerateId_GivesANewCookie_KeepsTheData_AndKillsTheOldId()
     {

@@ -25,10 +25,12 @@ internal sealed class RequestSession
         if (secretId is null || stored is null)
         {
             Session = ServerSideSession.CreateNew(CommitAsync, runtime.Options.MaxSessionBytes, runtime.Now());
+            Session.ResponseHasStarted = ResponseHasStarted;
             return;
         }
 
         Session = ServerSideSession.FromStored(CommitAsync, runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
+        Session.ResponseHasStarted = ResponseHasStarted;
         if (dataError is not null)
         {
             Log.CorruptSessionData(Logger, Session.Id, dataError);
@@ -36,6 +38,8 @@ internal sealed class RequestSession
     }
 
     public ServerSideSession Session { get; }
+
+    private bool ResponseHasStarted() => Context.Response.HasStarted;
 
     public HttpContext Context { get; }
 

@@ -27,6 +27,7 @@ public interface IServerSideSession : ISession
     /// asks on every change of privilege. Binding to the same user again changes nothing.
     /// </summary>
     /// <param name="userId">The user's ID, or <see langword="null"/> to unbind.</param>
+    /// <exception cref="InvalidOperationException">The user changes after the response has started (the new cookie could not be sent); nothing is changed.</exception>
     void BindToUser(string? userId);
 
     /// <summary>
@@ -34,6 +35,7 @@ public interface IServerSideSession : ISession
     /// The old ID is dead at once: a request presenting the old cookie gets an empty session.
     /// <see cref="ISession.Id"/> returns the new ID from this call on.
     /// </summary>
+    /// <exception cref="InvalidOperationException">Called after the response has started (the new cookie could not be sent); nothing is changed.</exception>
     void RegenerateId();
 
     /// <summary>

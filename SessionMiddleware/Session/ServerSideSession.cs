@@ -262,6 +262,7 @@ internal sealed class ServerSideSession : IServerSideSession
             return;
         }
 
+        ThrowIfResponseStarted(nameof(BindToUser));
         UserId = userId;
         RegenerateId();
     }
@@ -269,6 +270,7 @@ internal sealed class ServerSideSession : IServerSideSession
     /// <inheritdoc/>
     public void RegenerateId()
     {
+        ThrowIfResponseStarted(nameof(RegenerateId));
         if (IsNew)
         {
             // No row yet: the session gets a fresh ID when it is stored; any ID handed out so far is replaced.
@@ -285,6 +287,21 @@ internal sealed class ServerSideSession : IServerSideSession
 
         SecretId = SessionIdProtector.NewSecretId();
         Key = SessionIdProtector.ComputeKey(SecretId);
+    }
+
+    /// <summary>Tells whether the request's response has started (set by the middleware); null outside a request.</summary>
+    public Func<bool>? ResponseHasStarted { get; set; }
+
+    // A new ID needs a Set-Cookie header: once the response has started it cannot be sent, so the call is refused
+    // at once rather than dropped at the commit (a sign-out that silently did not happen).
+    private void ThrowIfResponseStarted(string call)
+    {
+        if (ResponseHasStarted?.Invoke() == true)
+        {
+            throw new InvalidOperationException(
+                $"{call} was called after the response has started: the session's new cookie could no longer be sent, so nothing was changed. " +
+                "Call BindToUser and RegenerateId before writing the response body.");
+        }
     }
 
     /// <inheritdoc/>
