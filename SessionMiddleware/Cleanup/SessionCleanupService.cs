@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Cleanup;
@@ -17,9 +18,16 @@ internal sealed class SessionCleanupService : BackgroundService
     private readonly TimeProvider _timeProvider;
     private readonly ServerSideSessionOptions _options;
     private readonly ILogger<SessionCleanupService> _logger;
+    private readonly SessionMetrics? _metrics;
 
-    public SessionCleanupService(IServerSideSessionStore store, TimeProvider timeProvider, IOptions<ServerSideSessionOptions> options, ILogger<SessionCleanupService> logger)
+    public SessionCleanupService(
+        IServerSideSessionStore store,
+        TimeProvider timeProvider,
+        IOptions<ServerSideSessionOptions> options,
+        ILogger<SessionCleanupService> logger,
+        SessionMetrics? metrics = null)
     {
+        _metrics = metrics;
         ArgumentNullException.ThrowIfNull(options);
         _store = store;
         _timeProvider = timeProvider;
@@ -70,13 +78,24 @@ internal sealed class SessionCleanupService : BackgroundService
         {
             while (true)
             {
-                var deleted = await _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken).ConfigureAwait(false);
+                var batchStarted = Stopwatch.GetTimestamp();
+                var deleted = _metrics is null
+                    ? await _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken).ConfigureAwait(false)
+                    : await _metrics.TimeAsync(_store, "cleanup", batchStarted, _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken)).ConfigureAwait(false);
                 total += deleted;
                 batches++;
                 if (deleted < _options.CleanupBatchSize)
                 {
                     break;
                 }
+            }
+
+            _metrics?.CleanupRun(total, started, null);
+            _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
+            if (_metrics is { StoredGaugeEnabled: true })
+            {
+                // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
+                _metrics.StoredCounted(await _store.CountAsync(SessionFilter.All, cancellationToken).ConfigureAwait(false));
             }
 
             var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -96,6 +115,8 @@ internal sealed class SessionCleanupService : BackgroundService
         catch (Exception ex)
         {
             Log.CleanupFailed(_logger, total, Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex);
+            _metrics?.CleanupRun(total, started, ex);
+            _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
         }
 
         return total;

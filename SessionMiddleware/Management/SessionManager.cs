@@ -1,12 +1,13 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Management;
 
 /// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
-internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger) : ISessionManager
+internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger, SessionMetrics? metrics = null) : ISessionManager
 {
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)
@@ -28,6 +29,7 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
         if (revoked)
         {
             Log.SessionRevoked(logger, sessionId);
+            metrics?.SessionsEnded(SessionMetrics.ReasonRevoked);
         }
 
         return revoked;
@@ -45,6 +47,7 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
 
         var count = await store.DeleteByUserAsync(userId, exceptKey, cancellationToken).ConfigureAwait(false);
         Log.UserSessionsRevoked(logger, count, userId.Length);
+        metrics?.SessionsEnded(SessionMetrics.ReasonRevoked, count);
         return count;
     }
 

@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Middleware;
@@ -45,6 +47,7 @@ internal sealed class ServerSideSessionMiddleware
         if (rejectedReason is not null)
         {
             Log.CookieRejected(_runtime.Logger, rejectedReason);
+            _runtime.Metrics.CookieRejected(rejectedReason == SessionIdProtector.NotOurKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
         }
 
         // No valid cookie: a new empty session, and no database call at all.
@@ -55,7 +58,7 @@ internal sealed class ServerSideSessionMiddleware
             try
             {
                 using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
-                stored = await _runtime.Store.LoadAsync(key, timeout.Token).ConfigureAwait(false);
+                stored = await _runtime.Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(key, timeout.Token)).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
@@ -72,6 +75,7 @@ internal sealed class ServerSideSessionMiddleware
             {
                 // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
                 Log.SessionNotFound(_runtime.Logger, SessionIdProtector.ToPublicId(key));
+                _runtime.Metrics.CookieRejected(SessionMetrics.RejectedUnknownSession);
             }
         }
 
@@ -135,6 +139,7 @@ internal sealed class ServerSideSessionMiddleware
         }
 
         Log.CommitFailed(logger, request!.SafeId(), exception);
+        request.CommitFailed();
         switch (failure)
         {
             case StoreFailure.CommitAfterApp:
