@@ -151,6 +151,29 @@ public sealed class MetricsTests : TempFolderTest
     }
 
     [Test]
+    public async Task SignOutAndRevokeAllForUser_CountEndedSessionsAsSignedOutAndRevoked()
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path);
+        using var ended = Collect<long>(host, ServerSideSessionDiagnostics.SessionsEnded);
+        var signingOut = host.CreateBrowser();
+        await signingOut.GetTextAsync("/signin?user=erin");
+        var revoked = host.CreateBrowser();
+        await revoked.GetTextAsync("/signin?user=frank");
+        await revoked.GetTextAsync("/signin?user=frank");
+
+        await signingOut.GetTextAsync("/signout");
+        var revokedCount = await host.CreateBrowser().GetTextAsync("/revoke?user=frank");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Sum(ended, "reason", "signed_out"), Is.EqualTo(1));
+            Assert.That(revokedCount, Is.EqualTo("1"));
+            Assert.That(Sum(ended, "reason", "revoked"), Is.EqualTo(long.Parse(revokedCount, System.Globalization.CultureInfo.InvariantCulture)));
+            Assert.That(Sum(ended, "reason", "abandoned"), Is.Zero);
+        });
+    }
+
+    [Test]
     public async Task CookieOfAnotherKeyRing_IsRejectedAsUnprotectFailed_AndGarbageAsMalformed()
     {
         var otherFolder = Directory.CreateDirectory(Path.Combine(Folder.Path, "other")).FullName;
