@@ -19,15 +19,18 @@ internal sealed class SessionCleanupService : BackgroundService
     private readonly ServerSideSessionOptions _options;
     private readonly ILogger<SessionCleanupService> _logger;
     private readonly SessionMetrics? _metrics;
+    private readonly CleanupStatus? _status;
 
     public SessionCleanupService(
         IServerSideSessionStore store,
         TimeProvider timeProvider,
         IOptions<ServerSideSessionOptions> options,
         ILogger<SessionCleanupService> logger,
-        SessionMetrics? metrics = null)
+        SessionMetrics? metrics = null,
+        CleanupStatus? status = null)
     {
         _metrics = metrics;
+        _status = status;
         ArgumentNullException.ThrowIfNull(options);
         _store = store;
         _timeProvider = timeProvider;
@@ -90,6 +93,7 @@ internal sealed class SessionCleanupService : BackgroundService
                 }
             }
 
+            _status?.RunEnded(total, null);
             _metrics?.CleanupRun(total, started, null);
             _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
             if (_metrics is { StoredGaugeEnabled: true })
@@ -115,6 +119,7 @@ internal sealed class SessionCleanupService : BackgroundService
         catch (Exception ex)
         {
             Log.CleanupFailed(_logger, total, Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex);
+            _status?.RunEnded(total, ex);
             _metrics?.CleanupRun(total, started, ex);
             _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
         }

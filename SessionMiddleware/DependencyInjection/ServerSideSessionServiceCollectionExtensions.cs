@@ -63,6 +63,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.AddMetrics();
         services.TryAddSingleton<SessionMetrics>();
+        services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
         services.TryAddSingleton<SessionCookies>();
