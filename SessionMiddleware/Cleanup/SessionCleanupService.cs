@@ -74,6 +74,7 @@ internal sealed class SessionCleanupService : BackgroundService
     /// <summary>Deletes every expired session, batch by batch; returns how many were deleted. Never throws but for cancellation.</summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
+        using var span = SessionTracing.Start("cleanup", _metrics, _store);
         var started = Stopwatch.GetTimestamp();
         var total = 0;
         var batches = 0;
@@ -94,6 +95,7 @@ internal sealed class SessionCleanupService : BackgroundService
             }
 
             _status?.RunEnded(total, null);
+            span?.SetTag(SessionTracing.RowsDeletedTag, total);
             _metrics?.CleanupRun(total, started, null);
             _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
             if (_metrics is { StoredGaugeEnabled: true })
@@ -120,6 +122,8 @@ internal sealed class SessionCleanupService : BackgroundService
         {
             Log.CleanupFailed(_logger, total, Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex);
             _status?.RunEnded(total, ex);
+            span?.SetTag(SessionTracing.RowsDeletedTag, total);
+            SessionTracing.Failed(span, ex);
             _metrics?.CleanupRun(total, started, ex);
             _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
         }

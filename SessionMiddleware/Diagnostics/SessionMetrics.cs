@@ -74,7 +74,11 @@ internal sealed class SessionMetrics
 
     public void CookieRejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
-    public void Commit(string outcome) => _commits.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+    public void Commit(string outcome)
+    {
+        _commits.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+        SessionTracing.CommitOutcome(outcome);
+    }
 
     public void CleanupRun(int rowsDeleted, long startedTimestamp, Exception? error)
     {

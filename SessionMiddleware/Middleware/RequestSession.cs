@@ -60,7 +60,12 @@ internal sealed class RequestSession
     /// <summary>A commit threw (the middleware logged it and answers the client).</summary>
     public void CommitFailed() => Metrics.Commit(SessionMetrics.OutcomeFailed);
 
-    private SessionMetrics Metrics => _runtime.Metrics;
+    public SessionMetrics Metrics => _runtime.Metrics;
+
+    public IServerSideSessionStore Store => _runtime.Store;
+
+    /// <summary>Whether committing now would call the store (what the commit span is started for).</summary>
+    public bool NeedsStore => !_discarded && !Session.IsGone && HasStoreWork(Session);
 
     /// <summary>Commits whatever this request has not committed yet.</summary>
     public async Task CommitAsync(CancellationToken cancellationToken)
@@ -168,9 +173,14 @@ internal sealed class RequestSession
         using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
-            var result = renew
-                ? await Metrics.TimeAsync(_runtime.Store, "renew", Stopwatch.GetTimestamp(), _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken)).ConfigureAwait(false)
-                : await Metrics.TimeAsync(_runtime.Store, "update", Stopwatch.GetTimestamp(), _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
+            SessionUpdateResult result;
+            using (var renewSpan = renew ? SessionTracing.Start("renew", Metrics, _runtime.Store) : null)
+            {
+                result = renew
+                    ? await Metrics.TimeAsync(_runtime.Store, "renew", Stopwatch.GetTimestamp(), _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken)).ConfigureAwait(false)
+                    : await Metrics.TimeAsync(_runtime.Store, "update", Stopwatch.GetTimestamp(), _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
+            }
+
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:

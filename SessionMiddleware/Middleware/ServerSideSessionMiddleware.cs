@@ -55,6 +55,7 @@ internal sealed class ServerSideSessionMiddleware
         if (secretId is not null)
         {
             var key = SessionIdProtector.ComputeKey(secretId);
+            var loadSpan = SessionTracing.Start("load", _runtime.Metrics, _runtime.Store);
             try
             {
                 using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
@@ -67,8 +68,13 @@ internal sealed class ServerSideSessionMiddleware
             }
             catch (Exception ex)
             {
+                SessionTracing.Failed(loadSpan, ex);
                 AnswerFailure(StoreFailure.Load, ex, context, _runtime.Logger, request: null);
                 return;
+            }
+            finally
+            {
+                loadSpan?.Dispose();
             }
 
             if (stored is null)
@@ -105,16 +111,22 @@ internal sealed class ServerSideSessionMiddleware
 
     private static async Task CommitAsync(RequestSession request, StoreFailure ifItFails)
     {
+        var span = request.NeedsStore ? SessionTracing.Start("commit", request.Metrics, request.Store) : null;
         try
         {
             await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
+            SessionTracing.Failed(span, ex, SessionMetrics.OutcomeFailed);
             if (AnswerFailure(ifItFails, ex, request.Context, request.Logger, request))
             {
                 throw;
             }
+        }
+        finally
+        {
+            span?.Dispose();
         }
     }
 
