@@ -106,7 +106,11 @@ internal sealed class SessionMetrics
     /// Awaits a store call started at <paramref name="startedTimestamp"/> (<see cref="Stopwatch.GetTimestamp"/>, taken
     /// before the call) and records its duration.
     /// </summary>
-    public async Task<T> TimeAsync<T>(IServerSideSessionStore store, string operation, long startedTimestamp, Task<T> call)
+    public Task<T> TimeAsync<T>(IServerSideSessionStore store, string operation, long startedTimestamp, Task<T> call) =>
+        _storeDuration.Enabled ? TimeCoreAsync(store, operation, startedTimestamp, call) : call;
+
+    // Without a listener the call is returned as is: no extra state machine on the request path.
+    private async Task<T> TimeCoreAsync<T>(IServerSideSessionStore store, string operation, long startedTimestamp, Task<T> call)
     {
         try
         {
