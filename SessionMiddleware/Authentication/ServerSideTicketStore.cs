@@ -150,6 +150,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
         if (_binds)
         {
             session.Abandon();
+            session.SignedOut = true;
         }
         else
         {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Cleanup;
@@ -17,9 +18,19 @@ internal sealed class SessionCleanupService : BackgroundService
     private readonly TimeProvider _timeProvider;
     private readonly ServerSideSessionOptions _options;
     private readonly ILogger<SessionCleanupService> _logger;
+    private readonly SessionMetrics? _metrics;
+    private readonly CleanupStatus? _status;
 
-    public SessionCleanupService(IServerSideSessionStore store, TimeProvider timeProvider, IOptions<ServerSideSessionOptions> options, ILogger<SessionCleanupService> logger)
+    public SessionCleanupService(
+        IServerSideSessionStore store,
+        TimeProvider timeProvider,
+        IOptions<ServerSideSessionOptions> options,
+        ILogger<SessionCleanupService> logger,
+        SessionMetrics? metrics = null,
+        CleanupStatus? status = null)
     {
+        _metrics = metrics;
+        _status = status;
         ArgumentNullException.ThrowIfNull(options);
         _store = store;
         _timeProvider = timeProvider;
@@ -63,6 +74,7 @@ internal sealed class SessionCleanupService : BackgroundService
     /// <summary>Deletes every expired session, batch by batch; returns how many were deleted. Never throws but for cancellation.</summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
+        using var span = SessionTracing.Start("cleanup", _metrics, _store);
         var started = Stopwatch.GetTimestamp();
         var total = 0;
         var batches = 0;
@@ -70,13 +82,26 @@ internal sealed class SessionCleanupService : BackgroundService
         {
             while (true)
             {
-                var deleted = await _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken).ConfigureAwait(false);
+                var batchStarted = Stopwatch.GetTimestamp();
+                var deleted = _metrics is null
+                    ? await _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken).ConfigureAwait(false)
+                    : await _metrics.TimeAsync(_store, "cleanup", batchStarted, _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken)).ConfigureAwait(false);
                 total += deleted;
                 batches++;
                 if (deleted < _options.CleanupBatchSize)
                 {
                     break;
                 }
+            }
+
+            _status?.RunEnded(total, null);
+            span?.SetTag(SessionTracing.RowsDeletedTag, total);
+            _metrics?.CleanupRun(total, started, null);
+            _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
+            if (_metrics is { StoredGaugeEnabled: true })
+            {
+                // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
+                _metrics.StoredCounted(await _store.CountAsync(SessionFilter.All, cancellationToken).ConfigureAwait(false));
             }
 
             var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -96,6 +121,11 @@ internal sealed class SessionCleanupService : BackgroundService
         catch (Exception ex)
         {
             Log.CleanupFailed(_logger, total, Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex);
+            _status?.RunEnded(total, ex);
+            span?.SetTag(SessionTracing.RowsDeletedTag, total);
+            SessionTracing.Failed(span, ex);
+            _metrics?.CleanupRun(total, started, ex);
+            _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
         }
 
         return total;

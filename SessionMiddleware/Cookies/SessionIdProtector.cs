@@ -13,6 +13,9 @@ internal sealed class SessionIdProtector
     /// <summary>The Data Protection purpose; changing it invalidates every issued cookie.</summary>
     public const string Purpose = "SessionMiddleware.ServerSideSession.Id.v1";
 
+    /// <summary>The reason <see cref="Unprotect(string?, out string?)"/> gives for a cookie another key ring protected (or a tampered one).</summary>
+    public const string NotOurKeyRing = "not protected by this application's key ring, or tampered with";
+
     /// <summary>Length of the secret ID in bytes.</summary>
     public const int SecretIdLength = 32;
 
@@ -91,7 +94,7 @@ internal sealed class SessionIdProtector
         }
         catch (CryptographicException)
         {
-            reason = "not protected by this application's key ring, or tampered with";
+            reason = NotOurKeyRing;
             return null;
         }
 

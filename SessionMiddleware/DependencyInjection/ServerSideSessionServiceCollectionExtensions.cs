@@ -8,6 +8,7 @@ using SessionMiddleware.Cleanup;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Configuration;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.DependencyInjection;
 using SessionMiddleware.Management;
 using SessionMiddleware.Middleware;
@@ -60,6 +61,9 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, SqliteConnectionStringValidator>());
         services.AddDataProtection();
         services.AddLogging();
+        services.AddMetrics();
+        services.TryAddSingleton<SessionMetrics>();
+        services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
         services.TryAddSingleton<SessionCookies>();

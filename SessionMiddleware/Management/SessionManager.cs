@@ -3,13 +3,14 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Management;
 
 /// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
-internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger, IHttpContextAccessor? httpContextAccessor = null) : ISessionManager
+internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger, IHttpContextAccessor? httpContextAccessor = null, SessionMetrics? metrics = null) : ISessionManager
 {
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)
@@ -31,6 +32,7 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
         if (revoked)
         {
             Log.SessionRevoked(logger, sessionId);
+            metrics?.SessionsEnded(SessionMetrics.ReasonRevoked);
         }
 
         return revoked;
@@ -56,6 +58,7 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
 
         var count = await store.DeleteByUserAsync(userId, exceptKey, cancellationToken).ConfigureAwait(false);
         Log.UserSessionsRevoked(logger, count, userId.Length);
+        metrics?.SessionsEnded(SessionMetrics.ReasonRevoked, count);
         return count;
     }
 

@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
 
@@ -59,6 +61,16 @@ internal sealed class RequestSession
         _discarded = true;
     }
 
+    /// <summary>A commit threw (the middleware logged it and answers the client).</summary>
+    public void CommitFailed() => Metrics.Commit(SessionMetrics.OutcomeFailed);
+
+    public SessionMetrics Metrics => _runtime.Metrics;
+
+    public IServerSideSessionStore Store => _runtime.Store;
+
+    /// <summary>Whether committing now would call the store (what the commit span is started for).</summary>
+    public bool NeedsStore => !_discarded && !Session.IsGone && HasStoreWork(Session);
+
     /// <summary>Commits whatever this request has not committed yet.</summary>
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
@@ -86,8 +98,13 @@ internal sealed class RequestSession
 
         if (session.AbandonedKey is { } abandoned)
         {
-            await _runtime.Store.DeleteAsync(abandoned, token).ConfigureAwait(false);
+            var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(abandoned, token)).ConfigureAwait(false);
             Log.SessionAbandoned(Logger, SessionIdProtector.ToPublicId(abandoned));
+            if (deleted)
+            {
+                Metrics.SessionsEnded(session.SignedOut ? SessionMetrics.ReasonSignedOut : SessionMetrics.ReasonAbandoned);
+            }
+
             session.MarkAbandonCommitted();
             if (!session.HasContent)
             {
@@ -142,7 +159,9 @@ internal sealed class RequestSession
         }
 
         session.EnsureId();
-        var stored = await _runtime.Store.CreateAsync(NewRow(session), cancellationToken).ConfigureAwait(false);
+        var stored = await Metrics.TimeAsync(_runtime.Store, "create", Stopwatch.GetTimestamp(), _runtime.Store.CreateAsync(NewRow(session), cancellationToken)).ConfigureAwait(false);
+        Metrics.SessionCreated();
+        Metrics.Commit(SessionMetrics.OutcomeCommitted);
         session.MarkCreated(stored);
         _touched = true;
         Log.SessionCreated(Logger, session.Id);
@@ -159,16 +178,23 @@ internal sealed class RequestSession
         using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
-            var result = renew
-                ? await _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken).ConfigureAwait(false)
-                : await _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
+            SessionUpdateResult result;
+            using (var renewSpan = renew ? SessionTracing.Start("renew", Metrics, _runtime.Store) : null)
+            {
+                result = renew
+                    ? await Metrics.TimeAsync(_runtime.Store, "renew", Stopwatch.GetTimestamp(), _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken)).ConfigureAwait(false)
+                    : await Metrics.TimeAsync(_runtime.Store, "update", Stopwatch.GetTimestamp(), _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
+            }
+
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:
                     _touched = true;
+                    Metrics.Commit(attempt == 1 ? SessionMetrics.OutcomeCommitted : SessionMetrics.OutcomeMerged);
                     if (renew)
                     {
                         session.MarkRenewed(result.Version, _runtime.Now());
+                        Metrics.SessionRenewed();
                         Log.SessionRenewed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
                         Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
                     }
@@ -186,7 +212,7 @@ internal sealed class RequestSession
 
                 case SessionUpdateStatus.Conflict when attempt < SessionRuntime.MaxCommitAttempts:
                     Log.CommitConflict(Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
-                    var newer = await _runtime.Store.LoadAsync(rowKey, cancellationToken).ConfigureAwait(false);
+                    var newer = await Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(rowKey, cancellationToken)).ConfigureAwait(false);
                     if (newer is null)
                     {
                         Gone(session, rowKey);
@@ -226,7 +252,7 @@ internal sealed class RequestSession
         bool found;
         try
         {
-            found = await _runtime.Store.TouchAsync(session.Key!, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
+            found = await Metrics.TimeAsync(_runtime.Store, "touch", Stopwatch.GetTimestamp(), _runtime.Store.TouchAsync(session.Key!, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

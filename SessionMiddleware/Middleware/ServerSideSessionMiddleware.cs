@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Middleware;
@@ -45,6 +47,7 @@ internal sealed class ServerSideSessionMiddleware
         if (rejectedReason is not null)
         {
             Log.CookieRejected(_runtime.Logger, rejectedReason);
+            _runtime.Metrics.CookieRejected(rejectedReason == SessionIdProtector.NotOurKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
         }
 
         // No valid cookie: a new empty session, and no database call at all.
@@ -52,10 +55,11 @@ internal sealed class ServerSideSessionMiddleware
         if (secretId is not null)
         {
             var key = SessionIdProtector.ComputeKey(secretId);
+            var loadSpan = SessionTracing.Start("load", _runtime.Metrics, _runtime.Store);
             try
             {
                 using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
-                stored = await _runtime.Store.LoadAsync(key, timeout.Token).ConfigureAwait(false);
+                stored = await _runtime.Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(key, timeout.Token)).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
@@ -64,14 +68,20 @@ internal sealed class ServerSideSessionMiddleware
             }
             catch (Exception ex)
             {
+                SessionTracing.Failed(loadSpan, ex);
                 AnswerFailure(StoreFailure.Load, ex, context, _runtime.Logger, request: null);
                 return;
+            }
+            finally
+            {
+                loadSpan?.Dispose();
             }
 
             if (stored is null)
             {
                 // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
                 Log.SessionNotFound(_runtime.Logger, SessionIdProtector.ToPublicId(key));
+                _runtime.Metrics.CookieRejected(SessionMetrics.RejectedUnknownSession);
             }
         }
 
@@ -101,16 +111,22 @@ internal sealed class ServerSideSessionMiddleware
 
     private static async Task CommitAsync(RequestSession request, StoreFailure ifItFails)
     {
+        var span = request.NeedsStore ? SessionTracing.Start("commit", request.Metrics, request.Store) : null;
         try
         {
             await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
+            SessionTracing.Failed(span, ex, SessionMetrics.OutcomeFailed);
             if (AnswerFailure(ifItFails, ex, request.Context, request.Logger, request))
             {
                 throw;
             }
+        }
+        finally
+        {
+            span?.Dispose();
         }
     }
 
@@ -135,6 +151,7 @@ internal sealed class ServerSideSessionMiddleware
         }
 
         Log.CommitFailed(logger, request!.SafeId(), exception);
+        request.CommitFailed();
         switch (failure)
         {
             case StoreFailure.CommitAfterApp:

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using SessionMiddleware.Authentication;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
@@ -23,6 +24,7 @@ internal sealed class SessionRuntime
         CommitLocks commitLocks,
         TimeProvider timeProvider,
         ILogger<ServerSideSessionMiddleware> logger,
+        SessionMetrics metrics,
         TicketStoreMarker? ticketStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -34,7 +36,10 @@ internal sealed class SessionRuntime
         Expiry = new SessionExpiry(Options, timeProvider);
         Logger = logger;
         TicketStoreEnabled = ticketStore is not null;
+        Metrics = metrics;
     }
+
+    public SessionMetrics Metrics { get; }
 
     /// <summary>Whether cookie authentication keeps its sign-ins in the session (<c>AddTicketStore</c>).</summary>
     public bool TicketStoreEnabled { get; }

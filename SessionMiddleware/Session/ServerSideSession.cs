@@ -304,6 +304,9 @@ internal sealed class ServerSideSession : IServerSideSession
         }
     }
 
+    /// <summary>Whether the session was abandoned by a sign-out (the ticket store), for the reason its end is counted under.</summary>
+    public bool SignedOut { get; set; }
+
     /// <inheritdoc/>
     public void Abandon()
     {

@@ -23,10 +23,15 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
+    private readonly Action<int>? _batchRun;
 
-    public SqliteWriteQueue(Func<CancellationToken, Task<SqliteConnection>> open, ILogger logger)
+    /// <param name="open">Opens the writer's connection.</param>
+    /// <param name="logger">Where failed batches are logged.</param>
+    /// <param name="batchRun">Told the size of each group transaction run (the write-batch metric).</param>
+    public SqliteWriteQueue(Func<CancellationToken, Task<SqliteConnection>> open, ILogger logger, Action<int>? batchRun = null)
     {
         _open = open;
+        _batchRun = batchRun;
         _logger = logger;
         _loop = Task.Run(RunAsync);
     }
@@ -126,6 +131,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                     connection ??= await _open(_stopping.Token).ConfigureAwait(false);
                     if (batch.Count > 0)
                     {
+                        _batchRun?.Invoke(batch.Count);
                         await RunBatchAsync(connection, batch).ConfigureAwait(false);
                     }
 
