@@ -13,7 +13,7 @@ namespace SessionMiddleware.Middleware;
 /// <c>CommitAsync</c> runs <see cref="CommitAsync"/>) and writes it back, with the cookie that goes with it.
 /// Store failures are thrown; the middleware decides what the client is told.
 /// </summary>
-internal sealed class RequestSession
+internal sealed class RequestSession : ISessionOwner
 {
     private readonly SessionRuntime _runtime;
     private bool _touched;
@@ -26,13 +26,11 @@ internal sealed class RequestSession
         Context = context;
         if (secretId is null || stored is null)
         {
-            Session = ServerSideSession.CreateNew(CommitAsync, runtime.Options.MaxSessionBytes, runtime.Now());
-            Session.ResponseHasStarted = ResponseHasStarted;
+            Session = ServerSideSession.CreateNew(this, runtime.Options.MaxSessionBytes, runtime.Now());
             return;
         }
 
-        Session = ServerSideSession.FromStored(CommitAsync, runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
-        Session.ResponseHasStarted = ResponseHasStarted;
+        Session = ServerSideSession.FromStored(this, runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
         if (dataError is not null)
         {
             Log.CorruptSessionData(Logger, Session.Id, dataError);
@@ -41,7 +39,8 @@ internal sealed class RequestSession
 
     public ServerSideSession Session { get; }
 
-    private bool ResponseHasStarted() => Context.Response.HasStarted;
+    /// <inheritdoc/>
+    public bool ResponseHasStarted => Context.Response.HasStarted;
 
     public HttpContext Context { get; }
 

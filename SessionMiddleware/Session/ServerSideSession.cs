@@ -15,7 +15,7 @@ internal sealed class ServerSideSession : IServerSideSession
     private readonly int _maxBytes;
     private string? _publicId;
     private byte[]? _publicIdOf;
-    private readonly Func<CancellationToken, Task> _commit;
+    private readonly ISessionOwner? _owner;
     private Dictionary<string, byte[]> _data;
     private int _size;
 
@@ -32,18 +32,18 @@ internal sealed class ServerSideSession : IServerSideSession
     private Dictionary<string, SessionTicket> _tickets = new(StringComparer.Ordinal);
     private bool _ticketsChanged;
 
-    private ServerSideSession(Func<CancellationToken, Task> commit, int maxBytes, Dictionary<string, byte[]> data, int size)
+    private ServerSideSession(ISessionOwner? owner, int maxBytes, Dictionary<string, byte[]> data, int size)
     {
-        _commit = commit;
+        _owner = owner;
         _maxBytes = maxBytes;
         _data = data;
         _size = size;
     }
 
     /// <summary>A session with no row: its secret ID is made when it is first needed.</summary>
-    public static ServerSideSession CreateNew(Func<CancellationToken, Task> commit, int maxBytes, DateTimeOffset now)
+    public static ServerSideSession CreateNew(ISessionOwner? owner, int maxBytes, DateTimeOffset now)
     {
-        return new ServerSideSession(commit, maxBytes, new Dictionary<string, byte[]>(StringComparer.Ordinal), SessionSerializer.EmptySize)
+        return new ServerSideSession(owner, maxBytes, new Dictionary<string, byte[]>(StringComparer.Ordinal), SessionSerializer.EmptySize)
         {
             IsNew = true,
             CreatedAt = now,
@@ -52,7 +52,7 @@ internal sealed class ServerSideSession : IServerSideSession
     }
 
     /// <summary>A session loaded from its row; corrupt data yields an empty session and a non-null error.</summary>
-    public static ServerSideSession FromStored(Func<CancellationToken, Task> commit, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
+    public static ServerSideSession FromStored(ISessionOwner? owner, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
     {
         if (!SessionSerializer.TryDeserialize(stored.Data, out var data, out var size, out var tickets, out dataError))
         {
@@ -60,7 +60,7 @@ internal sealed class ServerSideSession : IServerSideSession
             size = SessionSerializer.EmptySize;
         }
 
-        var session = new ServerSideSession(commit, maxBytes, data, size)
+        var session = new ServerSideSession(owner, maxBytes, data, size)
         {
             _tickets = DecodeTickets(tickets),
             IsNew = false,
@@ -124,7 +124,22 @@ internal sealed class ServerSideSession : IServerSideSession
     /// The time a remembered (persistent) sign-in keeps the session until, even past its idle timeout; null when no
     /// ticket of the session is persistent.
     /// </summary>
-    public DateTimeOffset? KeepUntil => _tickets.Values.Max(t => t.KeepUntil);
+    public DateTimeOffset? KeepUntil
+    {
+        get
+        {
+            DateTimeOffset? until = null;
+            foreach (var ticket in _tickets.Values)
+            {
+                if (ticket.KeepUntil > until || until is null)
+                {
+                    until = ticket.KeepUntil ?? until;
+                }
+            }
+
+            return until;
+        }
+    }
 
     /// <summary>The sign-in of an authentication scheme, or null.</summary>
     public SessionTicket? GetTicket(string scheme) => _tickets.GetValueOrDefault(scheme);
@@ -186,7 +201,7 @@ internal sealed class ServerSideSession : IServerSideSession
     public Task LoadAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
 
     /// <inheritdoc/>
-    public Task CommitAsync(CancellationToken cancellationToken = default) => _commit(cancellationToken);
+    public Task CommitAsync(CancellationToken cancellationToken = default) => _owner?.CommitAsync(cancellationToken) ?? Task.CompletedTask;
 
     /// <inheritdoc/>
     public bool TryGetValue(string key, [NotNullWhen(true)] out byte[]? value)
@@ -289,14 +304,11 @@ internal sealed class ServerSideSession : IServerSideSession
         Key = SessionIdProtector.ComputeKey(SecretId);
     }
 
-    /// <summary>Tells whether the request's response has started (set by the middleware); null outside a request.</summary>
-    public Func<bool>? ResponseHasStarted { get; set; }
-
     // A new ID needs a Set-Cookie header: once the response has started it cannot be sent, so the call is refused
     // at once rather than dropped at the commit (a sign-out that silently did not happen).
     private void ThrowIfResponseStarted(string call)
     {
-        if (ResponseHasStarted?.Invoke() == true)
+        if (_owner?.ResponseHasStarted == true)
         {
             throw new InvalidOperationException(
                 $"{call} was called after the response has started: the session's new cookie could no longer be sent, so nothing was changed. " +
