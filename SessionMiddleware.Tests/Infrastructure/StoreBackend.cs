@@ -62,6 +62,9 @@ internal abstract class StoreBackend : IAsyncDisposable
 
     public abstract Task ExecuteAsync(string sql);
 
+    /// <summary>A new open connection to this database, unpooled (for a test that holds a transaction open).</summary>
+    public abstract Task<DbConnection> OpenConnectionAsync();
+
     /// <summary>The first column of every row, as invariant text.</summary>
     public abstract Task<IReadOnlyList<string>> QueryAsync(string sql);
 
@@ -144,6 +147,8 @@ internal abstract class StoreBackend : IAsyncDisposable
             _folder.Dispose();
             return ValueTask.CompletedTask;
         }
+
+        public override async Task<DbConnection> OpenConnectionAsync() => await OpenAsync();
 
         private async Task<SqliteConnection> OpenAsync()
         {
@@ -238,6 +243,8 @@ internal abstract class StoreBackend : IAsyncDisposable
 
             await _server.DropDatabaseAsync(_connectionString);
         }
+
+        public override async Task<DbConnection> OpenConnectionAsync() => await OpenAsync();
 
         private async Task<NpgsqlConnection> OpenAsync()
         {
