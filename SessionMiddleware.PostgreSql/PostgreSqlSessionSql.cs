@@ -42,6 +42,17 @@ internal sealed class PostgreSqlDialect : SessionSqlDialect
         ORDER BY c.ordinal_position;
         """;
 
+    // Partitioned tables and their partitioned indexes included (relkind 'p' and 'I').
+    public override string SelectIndexNames =>
+        """
+        SELECT i.relname
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE n.nspname = current_schema() AND t.relname = @TableName;
+        """;
+
     /// <summary>
     /// <c>ix_{table}_{column}</c>, or, when that is longer than PostgreSQL keeps, the table name shortened and a hash of
     /// it added, so that the three indexes of a long table name never collide after truncation.

@@ -91,6 +91,9 @@ public sealed class SessionSql
 
     private readonly string _statistics;
 
+    /// <summary>The columns of the session table's indexes, each named by <see cref="SessionSqlDialect.IndexName"/>.</summary>
+    internal static readonly string[] IndexedColumns = ["expires_at", "created_at", "user_id"];
+
     /// <summary>The dialect the statements were built for.</summary>
     public SessionSqlDialect Dialect { get; }
 

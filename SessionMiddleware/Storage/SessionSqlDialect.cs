@@ -29,6 +29,17 @@ public abstract class SessionSqlDialect
     /// </summary>
     public abstract string SelectColumns { get; }
 
+    /// <summary>
+    /// The catalog query of indexes: one row per index on the table named by the parameter <c>@TableName</c>, its name
+    /// (unquoted) in the first column; no rows when the table does not exist. It must take no lock on the table.
+    /// <see cref="SessionTableMigrator.MigrateAsync"/> reads it, with <see cref="SelectColumns"/> and the schema record,
+    /// before it takes any lock: when nothing is missing it returns without running a statement that locks the table
+    /// (in PostgreSQL even <c>CREATE INDEX IF NOT EXISTS</c> of an index that exists waits for every open write
+    /// transaction on the table, and every later write waits behind it). <see langword="null"/> (the default): the
+    /// migration cannot tell, and always takes its lock and runs its <c>CREATE … IF NOT EXISTS</c> statements.
+    /// </summary>
+    public virtual string? SelectIndexNames => null;
+
     /// <summary>Written after the session table's closing parenthesis (for example <c> WITHOUT ROWID</c>); empty by default.</summary>
     public virtual string TableOptions => "";
 

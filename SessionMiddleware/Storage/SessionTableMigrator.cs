@@ -4,16 +4,19 @@ using Dapper;
 namespace SessionMiddleware.Storage;
 
 /// <summary>
-/// The one migration routine of every SQL store: in one transaction, after the dialect's lock, it records the schema
-/// version, checks an existing table's shape and creates whatever is missing. It never alters or drops anything.
-/// For store authors.
+/// The one migration routine of every SQL store: it first reads the catalog, locking nothing, and returns when the
+/// table is complete and up to date; otherwise, in one transaction after the dialect's lock, it checks again, records
+/// the schema version, checks an existing table's shape and creates whatever is missing. It never alters or drops
+/// anything. For store authors.
 /// </summary>
 public static class SessionTableMigrator
 {
     /// <summary>
     /// Creates the session table, its indexes and its schema record when missing; upgrades a table of an earlier
     /// schema version in place, keeping every row; checks an up-to-date one. Safe to run from several processes at
-    /// once (they take turns through the transaction and the dialect's lock).
+    /// once (they take turns through the transaction and the dialect's lock). A node that starts beside running ones
+    /// finds the table up to date without taking a lock that makes session reads or writes wait
+    /// (<see cref="SessionSqlDialect.SelectIndexNames"/>).
     /// </summary>
     /// <param name="connection">An open connection; the routine runs its own transaction on it.</param>
     /// <param name="sql">The statements of the store's table.</param>
@@ -25,6 +28,13 @@ public static class SessionTableMigrator
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(sql);
+        if (await IsUpToDateAsync(connection, sql, cancellationToken).ConfigureAwait(false))
+        {
+            return new SessionMigrationResult(Created: false, UpgradedFromVersion: null);
+        }
+
+        // Something is missing, old or wrong: under the lock everything is checked again (another node may have just
+        // done it) and only what is missing is created.
         var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using var transactionScope = transaction.ConfigureAwait(false);
         await sql.Dialect.LockMigrationAsync(connection, transaction, sql.TableName, cancellationToken).ConfigureAwait(false);
@@ -115,6 +125,37 @@ public static class SessionTableMigrator
         {
             throw SessionTableSchema.NotMigrated(sql.TableName, recordedVersion: null);
         }
+    }
+
+    /// <summary>
+    /// Read only, outside any transaction, from the catalog and the schema record: the table exists at this schema
+    /// version with the expected shape and its three indexes. Anything else (including a table of another shape or a
+    /// newer version) is left to the locked path, which creates, upgrades or throws.
+    /// </summary>
+    private static async Task<bool> IsUpToDateAsync(DbConnection connection, SessionSql sql, CancellationToken cancellationToken)
+    {
+        if (sql.Dialect.SelectIndexNames is not { } selectIndexNames)
+        {
+            return false;
+        }
+
+        var found = await ColumnsAsync(connection, sql.TableName, sql, transaction: null, cancellationToken).ConfigureAwait(false);
+        if (found.Count == 0 || !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()))
+        {
+            return false;
+        }
+
+        var versionTable = await ColumnsAsync(connection, SessionTableSchema.VersionTable, sql, transaction: null, cancellationToken).ConfigureAwait(false);
+        if (versionTable.Count == 0 ||
+            await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                sql.SelectSchemaVersion, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false) != SessionTableSchema.Version)
+        {
+            return false;
+        }
+
+        var indexes = (await connection.QueryAsync<string>(new CommandDefinition(
+            selectIndexNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+        return SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column)));
     }
 
     private static void ThrowIfNewer(SessionSql sql, long? recorded)

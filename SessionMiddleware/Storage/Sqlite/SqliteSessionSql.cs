@@ -16,6 +16,9 @@ internal sealed class SqliteDialect : SessionSqlDialect
     public override string SelectColumns =>
         "SELECT name AS Name, type AS Type, \"notnull\" AS NotNullFlag, pk AS Pk FROM pragma_table_info(@TableName) ORDER BY cid;";
 
+    public override string SelectIndexNames =>
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = @TableName;";
+
     // Rows live in the b-tree of their id, which every load, update and the cleaner's deletes use.
     public override string TableOptions => " WITHOUT ROWID";
 }
