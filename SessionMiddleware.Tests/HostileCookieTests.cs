@@ -9,7 +9,8 @@ namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// Any cookie that is not one this application issued for a live session is a new empty session: a 200, never a 500,
-/// never adopted (a write under it gets a brand-new ID), and the sessions it was derived from are untouched.
+/// never adopted (a write under it gets a brand-new ID, compared as IDs: two cookies of one session differ as strings),
+/// and the sessions it was derived from are untouched.
 /// </summary>
 public sealed class HostileCookieTests
 {
@@ -57,7 +58,11 @@ public sealed class HostileCookieTests
         await using (var other = await SessionTestHost.StartAsync(otherFolder.Path))
         {
             using var foreign = await other.CreateRawClient().GetAsync("/set?key=secret&value=foreign");
-            _context = new HostileCookieContext(name, valid, revoked, preRegeneration, abandoned, neverIssued, otherPurpose, wrongLength, foreign.SetCookieValue(other.CookieName)!);
+            var foreignCookie = foreign.SetCookieValue(other.CookieName)!;
+
+            // The IDs these cookies name (those a key ring can read): a hostile cookie must never end up in one of them.
+            string[] knownIds = [.. new[] { valid, revoked, preRegeneration, abandoned, neverIssued }.Select(_host.SessionIdOf), other.SessionIdOf(foreignCookie)];
+            _context = new HostileCookieContext(name, valid, revoked, preRegeneration, abandoned, neverIssued, otherPurpose, wrongLength, foreignCookie, knownIds);
         }
     }
 
@@ -68,13 +73,27 @@ public sealed class HostileCookieTests
         _folder.Dispose();
     }
 
-    /// <summary>Each variant gives the whole Cookie header to send.</summary>
+    /// <summary>What the middleware makes of a variant's cookie before it finds no session.</summary>
+    public enum Seen
+    {
+        /// <summary>Not readable with this key ring and purpose, or malformed: <c>CookieRejected</c> at Debug.</summary>
+        Rejected,
+
+        /// <summary>One of ours, but its row is gone: <c>SessionNotFound</c>.</summary>
+        NoSession,
+
+        /// <summary>Not a cookie of the session's name at all.</summary>
+        NoCookie,
+    }
+
+    /// <summary>Each variant gives the whole Cookie header to send, and what the middleware should make of it.</summary>
     private static IEnumerable<TestCaseData> Variants()
     {
-        static TestCaseData V(string name, Func<HostileCookieContext, string> header) => new TestCaseData(header).SetName("HostileCookie_" + name);
+        static TestCaseData V(string name, Func<HostileCookieContext, string> header, Seen seen = Seen.Rejected) =>
+            new TestCaseData(header, seen).SetName("HostileCookie_" + name);
         static string C(HostileCookieContext c, string value) => $"{c.Name}={value}";
 
-        yield return V("Empty", c => C(c, ""));
+        yield return V("Empty", c => C(c, ""), Seen.NoCookie);
         yield return V("Garbage", c => C(c, "garbage"));
         yield return V("NotBase64", c => C(c, "!!!***%%%"));
         yield return V("PercentEncodedNul", c => C(c, "%00%00"));
@@ -111,29 +130,35 @@ public sealed class HostileCookieTests
         }
 
         yield return V("FromAnotherKeyRing", c => C(c, c.Foreign));
-        yield return V("SamePurposeNeverIssued", c => C(c, c.NeverIssued));
+        yield return V("SamePurposeNeverIssued", c => C(c, c.NeverIssued), Seen.NoSession);
         yield return V("OtherPurposeSameKeyRing", c => C(c, c.OtherPurpose));
         yield return V("ProtectedWrongLength", c => C(c, c.WrongLength));
-        yield return V("ReplayedRevoked", c => C(c, c.Revoked));
-        yield return V("ReplayedPreRegeneration", c => C(c, c.PreRegeneration));
-        yield return V("ReplayedAbandoned", c => C(c, c.Abandoned));
+        yield return V("ReplayedRevoked", c => C(c, c.Revoked), Seen.NoSession);
+        yield return V("ReplayedPreRegeneration", c => C(c, c.PreRegeneration), Seen.NoSession);
+        yield return V("ReplayedAbandoned", c => C(c, c.Abandoned), Seen.NoSession);
         yield return V("RepeatedNameGarbageTwice", c => $"{C(c, "garbage")}; {C(c, "more-garbage")}");
-        yield return V("RepeatedNameRevokedThenAbandoned", c => $"{C(c, c.Revoked)}; {C(c, c.Abandoned)}");
+        yield return V("RepeatedNameRevokedThenAbandoned", c => $"{C(c, c.Revoked)}; {C(c, c.Abandoned)}", Seen.NoSession);
         yield return V("RepeatedNameForeignThenTampered", c => $"{C(c, c.Foreign)}; {C(c, FlipBit(c.Valid, 8))}");
-        yield return V("NameWithoutLeadingDot", c => $"{c.Name.TrimStart('.')}={c.Valid}");
-        yield return V("NameOnlyNoEquals", c => c.Name);
+        yield return V("NameWithoutLeadingDot", c => $"{c.Name.TrimStart('.')}={c.Valid}", Seen.NoCookie);
+        yield return V("NameOnlyNoEquals", c => c.Name, Seen.NoCookie);
     }
 
     [TestCaseSource(nameof(Variants))]
-    public async Task HostileCookie_IsA200WithAnEmptySession_AndIsNeverAdopted(Func<HostileCookieContext, string> header)
+    public async Task HostileCookie_IsA200WithAnEmptySession_AndIsNeverAdopted(Func<HostileCookieContext, string> header, Seen seen)
     {
         var cookieHeader = header(_context);
         var client = _host.CreateRawClient();
 
+        var logsBefore = _host.Logs.GetSnapshot().Count;
         using var read = await client.SendWithCookieAsync("/get?key=secret", cookieHeader);
+        var logged = _host.Logs.GetSnapshot().Skip(logsBefore).Select(r => r.Id.Name).ToList();
         using var keys = await client.SendWithCookieAsync("/keys", cookieHeader);
         using var write = await client.SendWithCookieAsync("/set?key=x&value=1", cookieHeader);
         var issued = write.SetCookieValue(_context.Name);
+
+        // Adopting the presented cookie (its ID, or anything derived from it) would put this second write in the first's session.
+        using var again = await client.SendWithCookieAsync("/set?key=y&value=2", cookieHeader);
+        var issuedAgain = again.SetCookieValue(_context.Name);
 
         Assert.Multiple(async () =>
         {
@@ -142,9 +167,22 @@ public sealed class HostileCookieTests
             Assert.That(await keys.Content.ReadAsStringAsync(), Is.EqualTo(""));
             Assert.That(write.StatusCode, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(issued, Is.Not.Null, "a write gets a new session");
-            Assert.That(_context.KnownCookies, Does.Not.Contain(issued), "never one of the known cookies");
-            Assert.That(cookieHeader, Does.Not.Contain(issued!), "never the presented ID");
+            Assert.That(issuedAgain, Is.Not.Null, "the second write gets a new session too");
+            if (issued is null || issuedAgain is null)
+            {
+                return;
+            }
+
+            Assert.That(_context.KnownIds, Does.Not.Contain(_host.SessionIdOf(issued)), "never the ID of a known session, such as the presented one");
+            Assert.That(_host.SessionIdOf(issuedAgain), Is.Not.EqualTo(_host.SessionIdOf(issued)), "the same cookie presented again is not in the first write's session");
+            Assert.That(await client.GetTextAsync("/keys", $"{_context.Name}={issuedAgain}"), Is.EqualTo("y"));
             Assert.That(await client.GetTextAsync("/get?key=secret", $"{_context.Name}={_context.Valid}"), Is.EqualTo("victim-data"), "the genuine session is untouched");
+            Assert.That(logged, seen switch
+            {
+                Seen.Rejected => Does.Contain("CookieRejected").And.No.Contain("SessionNotFound"),
+                Seen.NoSession => Does.Contain("SessionNotFound").And.No.Contain("CookieRejected"),
+                _ => Has.None.EqualTo("CookieRejected").And.None.EqualTo("SessionNotFound"),
+            }, $"seen as {seen}");
         });
     }
 
@@ -152,13 +190,14 @@ public sealed class HostileCookieTests
     public async Task TamperedCookie_IsLoggedAtDebug_WithoutTheCookieValue()
     {
         var tampered = FlipBit(_context.Valid, 8);
+        var logsBefore = _host.Logs.GetSnapshot().Count;
 
         await _host.CreateRawClient().GetTextAsync("/nothing", $"{_context.Name}={tampered}");
 
-        var logs = _host.Logs.GetSnapshot().Where(r => r.Id.Name == "CookieRejected").ToList();
+        var logs = _host.Logs.GetSnapshot().Skip(logsBefore).Where(r => r.Id.Name == "CookieRejected").ToList();
         Assert.Multiple(() =>
         {
-            Assert.That(logs, Is.Not.Empty);
+            Assert.That(logs, Has.Count.EqualTo(1), "this request's cookie was rejected");
             Assert.That(logs.Select(r => r.Level), Is.All.EqualTo(Microsoft.Extensions.Logging.LogLevel.Debug));
             Assert.That(logs.Select(r => r.Message), Has.None.Contains(tampered));
         });
@@ -185,8 +224,5 @@ public sealed class HostileCookieTests
     /// <summary>Cookies made once for the suite.</summary>
     public sealed record HostileCookieContext(
         string Name, string Valid, string Revoked, string PreRegeneration, string Abandoned,
-        string NeverIssued, string OtherPurpose, string WrongLength, string Foreign)
-    {
-        public IReadOnlyList<string> KnownCookies => [Valid, Revoked, PreRegeneration, Abandoned, NeverIssued, OtherPurpose, WrongLength, Foreign];
-    }
+        string NeverIssued, string OtherPurpose, string WrongLength, string Foreign, IReadOnlyList<string> KnownIds);
 }

@@ -66,7 +66,7 @@ public sealed class LifecycleTests : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(newCookie, Is.Not.EqualTo(oldCookie));
+            Assert.That(host.SessionIdOf(newCookie), Is.EqualTo(idInRequest).And.Not.EqualTo(oldId), "the new cookie names the new ID");
             Assert.That(regenerate.Headers.CacheControl?.NoStore, Is.True);
             Assert.That(await client.GetTextAsync("/get?key=a", newCookie), Is.EqualTo("kept"));
             Assert.That(await client.GetTextAsync("/id", newCookie), Is.EqualTo(idInRequest).And.Not.EqualTo(oldId), "Id is the new one from the call on");
@@ -102,10 +102,12 @@ public sealed class LifecycleTests : TempFolderTest
 
         using var replay = await client.SendWithCookieAsync("/set?key=b&value=attacker", oldCookie);
         var replayCookie = Cookie(host, replay);
+        using var replayAgain = await client.SendWithCookieAsync("/set?key=c&value=attacker", oldCookie);
 
         Assert.Multiple(async () =>
         {
-            Assert.That(replayCookie, Is.Not.EqualTo(oldCookie).And.Not.EqualTo(newCookie));
+            Assert.That(host.SessionIdOf(replayCookie), Is.Not.EqualTo(host.SessionIdOf(oldCookie)).And.Not.EqualTo(host.SessionIdOf(newCookie)));
+            Assert.That(host.SessionIdOf(Cookie(host, replayAgain)), Is.Not.EqualTo(host.SessionIdOf(replayCookie)), "the old cookie replayed again is not in the first replay's session");
             Assert.That(await client.GetTextAsync("/keys", newCookie), Is.EqualTo("a"), "the renewed session is untouched");
             Assert.That(await client.GetTextAsync("/keys", replayCookie), Is.EqualTo("b"));
         });
@@ -130,7 +132,7 @@ public sealed class LifecycleTests : TempFolderTest
             Assert.That(expired, Does.Contain("expires=Thu, 01 Jan 1970").IgnoreCase);
             Assert.That(rows, Is.Zero);
             Assert.That(read, Is.EqualTo("(none)"));
-            Assert.That(Cookie(host, write), Is.Not.EqualTo(cookie), "a write after abandon creates a new ID");
+            Assert.That(host.SessionIdOf(Cookie(host, write)), Is.Not.EqualTo(host.SessionIdOf(cookie)), "a write after abandon creates a new ID");
         });
     }
 
@@ -153,7 +155,7 @@ public sealed class LifecycleTests : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(newCookie, Is.Not.EqualTo(cookie));
+            Assert.That(host.SessionIdOf(newCookie), Is.Not.EqualTo(host.SessionIdOf(cookie)));
             Assert.That(await client.GetTextAsync("/keys", newCookie), Is.EqualTo("flash"));
             Assert.That(await client.GetTextAsync("/keys", cookie), Is.EqualTo(""));
             Assert.That(host.CountRows(), Is.EqualTo(1));
@@ -176,9 +178,9 @@ public sealed class LifecycleTests : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(aliceCookie, Is.Not.EqualTo(anonymous), "from no user to a user renews the ID");
+            Assert.That(host.SessionIdOf(aliceCookie), Is.Not.EqualTo(host.SessionIdOf(anonymous)), "from no user to a user renews the ID");
             Assert.That(again.SetCookies(host.CookieName), Is.Empty, "binding to the same user changes nothing");
-            Assert.That(bobCookie, Is.Not.EqualTo(aliceCookie), "a change of user renews the ID");
+            Assert.That(host.SessionIdOf(bobCookie), Is.Not.EqualTo(host.SessionIdOf(aliceCookie)), "a change of user renews the ID");
             Assert.That(await client.GetTextAsync("/user", bobCookie), Is.EqualTo("bob"));
             Assert.That(await client.GetTextAsync("/get?key=cart", bobCookie), Is.EqualTo("3"), "data kept");
             Assert.That(await client.GetTextAsync("/user", aliceCookie), Is.EqualTo("(none)"), "the previous ID is dead");

@@ -198,6 +198,19 @@ internal sealed class SessionTestHost : IAsyncDisposable
         return client;
     }
 
+    /// <summary>
+    /// The session ID (<see cref="ISession.Id"/>) a cookie carries, read with this host's key ring: <c>name=value</c> or
+    /// the value alone. Data Protection encrypts with a random IV, so two cookies of one session differ as strings;
+    /// tests about which session a cookie names compare this.
+    /// </summary>
+    public string SessionIdOf(string cookie)
+    {
+        var value = cookie.StartsWith(CookieName + "=", StringComparison.Ordinal) ? cookie[(CookieName.Length + 1)..] : cookie;
+        var secret = Services.GetRequiredService<Cookies.SessionIdProtector>().Unprotect(value, out var reason)
+            ?? throw new AssertionException($"not a cookie of this host's key ring ({reason})");
+        return Cookies.SessionIdProtector.ToPublicId(Cookies.SessionIdProtector.ComputeKey(secret));
+    }
+
     public string CookieName => Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value.Cookie.Name!;
 
     /// <summary>Opens the session database directly (for assertions about what is stored).</summary>
