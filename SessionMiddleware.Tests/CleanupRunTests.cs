@@ -13,6 +13,7 @@ namespace SessionMiddleware.Tests;
 /// </summary>
 [TestFixture(StoreBackend.Sqlite)]
 [TestFixture(StoreBackend.Postgres)]
+[TestFixture(StoreBackend.PostgresPartitioned)]
 public sealed class CleanupRunTests(string kind)
 {
     private StoreBackend _db = null!;

@@ -8,16 +8,18 @@ namespace SessionMiddleware.Tests;
 /// <summary>
 /// A node that starts while others serve requests migrates an up-to-date table without taking a lock that makes
 /// session reads or writes wait (PostgreSQL: SQLite has one writer at a time anyway); a table with something missing
-/// still gets it, on both stores.
+/// still gets it, on both stores. PostgreSQL also on a table the DBA hash-partitioned.
 /// </summary>
-public sealed class MigrationLockTests
+[TestFixture(StoreBackend.Postgres)]
+[TestFixture(StoreBackend.PostgresPartitioned)]
+public sealed class MigrationLockTests(string kind)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
 
     private StoreBackend _db = null!;
 
     [SetUp]
-    public async Task SetUp() => _db = await StoreBackend.CreateAsync(StoreBackend.Postgres);
+    public async Task SetUp() => _db = await StoreBackend.CreateAsync(kind);
 
     [TearDown]
     public async Task TearDown() => await _db.DisposeAsync();
@@ -84,6 +86,7 @@ public sealed class MigrationLockTests
 /// <summary>The migration's read-only check lets through only a complete table: whatever is missing is still created.</summary>
 [TestFixture(StoreBackend.Sqlite)]
 [TestFixture(StoreBackend.Postgres)]
+[TestFixture(StoreBackend.PostgresPartitioned)]
 public sealed class MigrationRepairTests(string kind)
 {
     private StoreBackend _db = null!;

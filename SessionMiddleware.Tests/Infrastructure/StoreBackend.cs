@@ -11,12 +11,39 @@ namespace SessionMiddleware.Tests.Infrastructure;
 
 /// <summary>
 /// One empty database of one kind for a store-level test: makes stores over it and runs raw SQL against it.
-/// <c>sqlite</c>: a file in a temp folder; <c>postgres</c>: a new database on the shared test cluster.
+/// <c>sqlite</c>: a file in a temp folder; <c>postgres</c>: a new database on the shared test cluster;
+/// <c>postgres-partitioned</c>: the same with the <c>sessions</c> table made first as a DBA would, hash-partitioned by
+/// <c>id</c> (<see cref="PartitionedSessionsTable"/>).
 /// </summary>
 internal abstract class StoreBackend : IAsyncDisposable
 {
     public const string Sqlite = "sqlite";
     public const string Postgres = "postgres";
+    public const string PostgresPartitioned = "postgres-partitioned";
+
+    /// <summary>The session table as docs/scaling.md shows a DBA making it: hash-partitioned by <c>id</c> into 8 partitions.</summary>
+    public const string PartitionedSessionsTable =
+        """
+        CREATE TABLE sessions (
+            id bytea NOT NULL PRIMARY KEY,
+            user_id text NULL,
+            data bytea NOT NULL,
+            created_at bigint NOT NULL,
+            last_access bigint NOT NULL,
+            version bigint NOT NULL,
+            ip text NULL,
+            user_agent text NULL,
+            expires_at bigint NOT NULL
+        ) PARTITION BY HASH (id);
+        CREATE TABLE sessions_p0 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 0);
+        CREATE TABLE sessions_p1 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 1);
+        CREATE TABLE sessions_p2 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 2);
+        CREATE TABLE sessions_p3 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 3);
+        CREATE TABLE sessions_p4 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 4);
+        CREATE TABLE sessions_p5 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 5);
+        CREATE TABLE sessions_p6 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 6);
+        CREATE TABLE sessions_p7 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 7);
+        """;
 
     public abstract string Kind { get; }
 
@@ -33,8 +60,9 @@ internal abstract class StoreBackend : IAsyncDisposable
     public static async Task<StoreBackend> CreateAsync(string kind) => kind switch
     {
         Sqlite => new SqliteBackend(),
-        Postgres => await PostgresBackend.CreateAsync(),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "sqlite or postgres"),
+        Postgres => await PostgresBackend.CreateDatabaseAsync(),
+        PostgresPartitioned => await PostgresBackend.CreateDatabaseAsync(PartitionedSessionsTable),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "sqlite, postgres or postgres-partitioned"),
     };
 
     /// <summary>A store over this database (each call a new store, as another process would have).</summary>
@@ -170,10 +198,16 @@ internal abstract class StoreBackend : IAsyncDisposable
             _connectionString = connectionString;
         }
 
-        public static async Task<PostgresBackend> CreateAsync()
+        public static async Task<PostgresBackend> CreateDatabaseAsync(string? setUp = null)
         {
             var server = await PostgresServer.SharedAsync();
-            return new PostgresBackend(server, await server.CreateDatabaseAsync());
+            var backend = new PostgresBackend(server, await server.CreateDatabaseAsync());
+            if (setUp is not null)
+            {
+                await backend.ExecuteAsync(setUp);
+            }
+
+            return backend;
         }
 
         public override string Kind => Postgres;
