@@ -47,6 +47,46 @@ public sealed class ToolTests : TempFolderTest
     }
 
     [Test]
+    public async Task PostgreSql_OnATableTheDbaHashPartitioned_MigrateAndTrimWork_AndStatusCountsThePartitionsSize()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var cs = await server.CreateDatabaseAsync();
+        try
+        {
+            await using (var connection = new NpgsqlConnection(cs))
+            {
+                await connection.ExecuteAsync(StoreBackend.PartitionedSessionsTable);
+                var migrate = await RunAsync("migrate", "-c", cs);
+                Assert.That(migrate.ExitCode, Is.Zero, migrate.Output);
+                for (var i = 0; i < 40; i++)
+                {
+                    await connection.ExecuteAsync(
+                        "INSERT INTO sessions (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) VALUES (@Id, NULL, @Data, @Now, @Now, 1, NULL, NULL, @ExpiresAt)",
+                        new { Id = RandomNumberGenerator.GetBytes(32), Data = new byte[100], Now, ExpiresAt = i < 10 ? Now - 60 : Now + 3600 });
+                }
+            }
+
+            var status = await RunAsync("status", "-c", cs, "--json");
+            var trim = await RunAsync("trim", "-c", cs);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(status.ExitCode, Is.Zero, status.Output);
+                var json = JsonDocument.Parse(status.StdOut).RootElement;
+                Assert.That(json.GetProperty("live").GetInt64(), Is.EqualTo(30));
+                Assert.That(json.GetProperty("sizeBytes").GetInt64(), Is.GreaterThan(0), "the partitions' size, not the empty parent's");
+                Assert.That(trim.ExitCode, Is.Zero, trim.Output);
+                Assert.That(trim.StdOut, Does.Contain("deleted 10 expired sessions"));
+            });
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await server.DropDatabaseAsync(cs);
+        }
+    }
+
+    [Test]
     public async Task TheConnection_ComesFromTheAppsSettingsFile_OrFromAnEnvironmentVariable()
     {
         // The app's settings give a path relative to the app's folder and another table name.

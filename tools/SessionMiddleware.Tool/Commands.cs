@@ -287,8 +287,12 @@ internal static class Commands
             return ("database size", new FileInfo(path).Length, wal.Exists ? wal.Length : 0);
         }
 
+        // A partitioned table has no storage of its own: its size is its partitions' (pg_partition_tree is empty for a plain table).
         var size = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-            "SELECT pg_total_relation_size(quote_ident(@TableName)::regclass);", new { db.Sql.TableName }, cancellationToken: cancellationToken));
+            "SELECT (pg_total_relation_size(t) + coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(t) WHERE relid <> t), 0))::bigint " +
+            "FROM (SELECT quote_ident(@TableName)::regclass AS t) AS x;",
+            new { db.Sql.TableName },
+            cancellationToken: cancellationToken));
         return ("table size", size, null);
     }
 
