@@ -10,9 +10,11 @@ namespace SessionMiddleware.Tests;
 /// <summary>
 /// Any cookie that is not one this application issued for a live session is a new empty session: a 200, never a 500,
 /// never adopted (a write under it gets a brand-new ID, compared as IDs: two cookies of one session differ as strings),
-/// and the sessions it was derived from are untouched.
+/// and the sessions it was derived from are untouched. Over each store.
 /// </summary>
-public sealed class HostileCookieTests
+[TestFixture(StoreKind.Sqlite)]
+[TestFixture(StoreKind.PostgreSql)]
+public sealed class HostileCookieTests(StoreKind store)
 {
     private TempFolder _folder = null!;
     private SessionTestHost _host = null!;
@@ -22,7 +24,7 @@ public sealed class HostileCookieTests
     public async Task OneTimeSetUp()
     {
         _folder = new TempFolder();
-        _host = await SessionTestHost.StartAsync(_folder.Path);
+        _host = await SessionTestHost.StartAsync(_folder.Path, store: store);
         var client = _host.CreateRawClient();
         var manager = _host.Services.GetRequiredService<ISessionManager>();
         var name = _host.CookieName;

@@ -7,15 +7,23 @@ using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 
-/// <summary>ID renewal, abandon, users, device info and absolute timeout, through a real host.</summary>
-public sealed class LifecycleTests : TempFolderTest
+/// <summary>ID renewal, abandon, users, device info and absolute timeout, through a real host, over each store.</summary>
+[TestFixture(StoreKind.Sqlite)]
+[TestFixture(StoreKind.PostgreSql)]
+public sealed class LifecycleTests(StoreKind store) : TempFolderTest
 {
+    private Task<SessionTestHost> StartHostAsync(
+        Action<ServerSideSessionOptions>? configure = null,
+        Action<IServerSideSessionsBuilder>? services = null,
+        Action<WebApplication>? endpoints = null) =>
+        SessionTestHost.StartAsync(Folder.Path, configure, services, endpoints, store: store);
+
     [TestCase("/late-signout")]
     [TestCase("/late-regenerate")]
     public async Task LifecycleCall_AfterTheResponseStarted_ThrowsAtOnce_NamingTheRule_InsteadOfBeingDropped(string path)
     {
         var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception?>();
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
+        await using var host = await StartHostAsync(endpoints: app =>
         {
             app.MapGet("/late-signout", (HttpContext c) => LateAsync(c, s => s.BindToUser(null)));
             app.MapGet("/late-regenerate", (HttpContext c) => LateAsync(c, s => s.RegenerateId()));
@@ -54,7 +62,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task RegenerateId_GivesANewCookie_KeepsTheData_AndKillsTheOldId()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=kept");
         var oldCookie = Cookie(host, first);
@@ -71,14 +79,14 @@ public sealed class LifecycleTests : TempFolderTest
             Assert.That(await client.GetTextAsync("/get?key=a", newCookie), Is.EqualTo("kept"));
             Assert.That(await client.GetTextAsync("/id", newCookie), Is.EqualTo(idInRequest).And.Not.EqualTo(oldId), "Id is the new one from the call on");
             Assert.That(await client.GetTextAsync("/get?key=a", oldCookie), Is.EqualTo("(none)"), "the old ID is dead");
-            Assert.That(host.CountRows(), Is.EqualTo(1));
+            Assert.That(await host.CountRowsAsync(), Is.EqualTo(1));
         });
     }
 
     [Test]
     public async Task RegenerateId_KeepsTheCreationTime()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
+        await using var host = await StartHostAsync(endpoints: app =>
             app.MapGet("/created", (HttpContext c) => c.GetServerSideSession().CreatedAt.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)));
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
@@ -93,7 +101,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task OldCookie_AfterRegenerate_WritesUnderANewId_NeverTheOldOne()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=1");
         var oldCookie = Cookie(host, first);
@@ -116,14 +124,14 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task Abandon_DeletesTheRow_ExpiresTheCookie_AndTheOldCookieIsDead()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=a&value=1");
         var cookie = Cookie(host, first);
 
         using var abandon = await client.SendWithCookieAsync("/abandon", cookie);
         var expired = abandon.SetCookies(host.CookieName).Single();
-        var rows = host.CountRows();
+        var rows = await host.CountRowsAsync();
         var read = await client.GetTextAsync("/get?key=a", cookie);
         using var write = await client.SendWithCookieAsync("/set?key=b&value=2", cookie);
 
@@ -139,7 +147,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task Abandon_ThenWriteInTheSameRequest_StartsANewSession()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
+        await using var host = await StartHostAsync(endpoints: app =>
             app.MapGet("/signout", (HttpContext c) =>
             {
                 c.GetServerSideSession().Abandon();
@@ -158,14 +166,14 @@ public sealed class LifecycleTests : TempFolderTest
             Assert.That(host.SessionIdOf(newCookie), Is.Not.EqualTo(host.SessionIdOf(cookie)));
             Assert.That(await client.GetTextAsync("/keys", newCookie), Is.EqualTo("flash"));
             Assert.That(await client.GetTextAsync("/keys", cookie), Is.EqualTo(""));
-            Assert.That(host.CountRows(), Is.EqualTo(1));
+            Assert.That(await host.CountRowsAsync(), Is.EqualTo(1));
         });
     }
 
     [Test]
     public async Task BindToUser_AnotherUser_ChangesTheCookie_AndStoresTheUser()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var client = host.CreateRawClient();
         using var first = await client.GetAsync("/set?key=cart&value=3");
         var anonymous = Cookie(host, first);
@@ -191,7 +199,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task BindToUser_Null_UnbindsAndRenews()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/bind?user=alice");
         var boundId = await browser.GetTextAsync("/id");
@@ -209,7 +217,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task BindToUser_OnANewSession_StoresTheSessionEvenWithoutData()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var browser = host.CreateBrowser();
 
         await browser.GetTextAsync("/bind?user=alice");
@@ -217,14 +225,14 @@ public sealed class LifecycleTests : TempFolderTest
         Assert.Multiple(async () =>
         {
             Assert.That(await browser.GetTextAsync("/user"), Is.EqualTo("alice"));
-            Assert.That(host.CountRows(), Is.EqualTo(1));
+            Assert.That(await host.CountRowsAsync(), Is.EqualTo(1));
         });
     }
 
     [Test]
     public async Task DeviceInfo_IsRecordedAtCreationAndRenewal_AndTheUserAgentTruncated()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        await using var host = await StartHostAsync();
         var client = host.CreateRawClient();
         var manager = host.Services.GetRequiredService<ISessionManager>();
         var longAgent = "Agent/" + new string('x', 600);
@@ -252,7 +260,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task DeviceInfo_WhenRecordingIsOff_IsNotStored()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.RecordDeviceInfo = false);
+        await using var host = await StartHostAsync(o => o.RecordDeviceInfo = false);
         await host.CreateBrowser().GetTextAsync("/bind?user=alice");
 
         var info = (await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("alice")).Single();
@@ -267,7 +275,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task AbsoluteTimeout_EndsAnActiveSession_AndTheCleanerDeletesIt()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
+        await using var host = await StartHostAsync(o =>
         {
             o.IdleTimeout = TimeSpan.FromMinutes(20);
             o.AbsoluteTimeout = TimeSpan.FromHours(1);
@@ -300,7 +308,7 @@ public sealed class LifecycleTests : TempFolderTest
     [Test]
     public async Task AbsoluteTimeout_TreatsTheSessionAsMissingOnLoad()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
+        await using var host = await StartHostAsync(o =>
         {
             o.AbsoluteTimeout = TimeSpan.FromMinutes(30);
             o.TouchInterval = TimeSpan.Zero;

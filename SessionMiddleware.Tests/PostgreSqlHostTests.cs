@@ -13,7 +13,8 @@ namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// <c>UsePostgreSql</c>: what it registers and checks, and the middleware end to end over a real PostgreSQL server
-/// (the store's own behaviour is in <see cref="StoreSpecificationTests"/>, several servers in <see cref="TwoNodeTests"/>).
+/// (the store's own behaviour is in <see cref="StoreSpecificationTests"/>, several servers in <see cref="TwoNodeTests"/>, the
+/// middleware-level suites run over both stores: LifecycleTests, HostileCookieTests, ConcurrencyTests, RevokeInFlightTests, StoreFaultTests).
 /// </summary>
 public sealed class PostgreSqlHostTests : TempFolderTest
 {
@@ -183,49 +184,6 @@ public sealed class PostgreSqlHostTests : TempFolderTest
                 Assert.That(rowsAfterRead, Is.Zero, "the expired row was deleted when loaded");
                 Assert.That(write.SetCookieValue(host.CookieName), Is.Not.Null, "a new cookie");
                 Assert.That(await client.GetTextAsync("/id", newCookie), Is.Not.EqualTo(id), "never the presented ID");
-            });
-        }
-        finally
-        {
-            await server.DropDatabaseAsync(connectionString);
-        }
-    }
-
-    [Test]
-    public async Task Middleware_OverPostgreSql_RevokeWhileARequestIsInFlight_TheRowNeverComesBack()
-    {
-        var server = await PostgresServer.SharedAsync();
-        var connectionString = await server.CreateDatabaseAsync();
-        try
-        {
-            var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            await using var host = await SessionTestHost.StartAsync(
-                Folder.Path,
-                o => o.TouchInterval = TimeSpan.Zero,
-                services: s => s.UsePostgreSql(connectionString),
-                endpoints: app => app.MapGet("/gated-write", async (HttpContext c) =>
-                {
-                    entered.SetResult();
-                    await gate.Task;
-                    c.Session.SetString("written", "after revoke");
-                    return "ok";
-                }));
-            var browser = host.CreateBrowser();
-            await browser.GetTextAsync("/set?key=a&value=1");
-            var id = await browser.GetTextAsync("/id");
-
-            var inFlight = browser.GetAsync("/gated-write");
-            await entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-            Assert.That(await host.Services.GetRequiredService<ISessionManager>().RevokeAsync(id), Is.True);
-            gate.SetResult();
-            using var response = await inFlight;
-
-            Assert.Multiple(async () =>
-            {
-                Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-                Assert.That(await CountAsync(connectionString), Is.Zero, "the in-flight commit wrote nothing");
-                Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("(none)"));
             });
         }
         finally

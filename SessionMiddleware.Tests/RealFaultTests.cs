@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Hosting;
+using Npgsql;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
@@ -168,5 +169,50 @@ public sealed class RealFaultTests : TempFolderTest
         using var command = connection.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
+    }
+}
+
+/// <summary>
+/// PostgreSQL going away under load, for real: the app's database stops taking connections and every open one is cut
+/// (what a server restart or failover looks like to the app). Loads answer 503, and the next request after the
+/// database is back succeeds.
+/// </summary>
+public sealed class PostgreSqlOutageTests : TempFolderTest
+{
+    [Test]
+    public async Task DatabaseGoneMidLoad_Answers503_AndTheNextRequestAfterItIsBackSucceeds()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, store: StoreKind.PostgreSql);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        var database = new NpgsqlConnectionStringBuilder(host.PostgresConnectionString).Database;
+        var admin = (await PostgresServer.SharedAsync()).ConnectionString("postgres");
+
+        await PostgresServer.ScalarAsync<int>(admin, $"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false; SELECT 1");
+        await PostgresServer.ScalarAsync<int>(admin, $"SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity WHERE datname = '{database}'");
+        var statuses = new List<HttpStatusCode>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                using var during = await browser.GetAsync("/get?key=a");
+                statuses.Add(during.StatusCode);
+            }
+        }
+        finally
+        {
+            await PostgresServer.ScalarAsync<int>(admin, $"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true; SELECT 1");
+        }
+
+        using var after = await browser.GetAsync("/get?key=a");
+        Assert.Multiple(async () =>
+        {
+            Assert.That(statuses, Is.All.EqualTo(HttpStatusCode.ServiceUnavailable));
+            var log = host.Logs.GetSnapshot().First(r => r.Id.Name == "LoadFailed");
+            TestContext.Out.WriteLine($"database gone: loads answered {string.Join(", ", statuses.Select(s => (int)s))} ({log.Exception!.GetType().Name}: {log.Exception.Message}); after: {(int)after.StatusCode}");
+            Assert.That(log.Exception, Is.InstanceOf<Npgsql.NpgsqlException>());
+            Assert.That(after.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the first request after the database is back");
+            Assert.That(await after.Content.ReadAsStringAsync(), Is.EqualTo("1"));
+        });
     }
 }

@@ -4,13 +4,17 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using SessionMiddleware.Storage.Sqlite;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 
-/// <summary>A store failure is logged and surfaced as a 5xx, never a silently empty session or a success for a lost write.</summary>
-public sealed class StoreFaultTests
+/// <summary>
+/// A store failure is logged and surfaced as a 5xx, never a silently empty session or a success for a lost write.
+/// Over each store: the faults are injected by a <see cref="FaultyStore"/> around the real one.
+/// </summary>
+[TestFixture(StoreKind.Sqlite)]
+[TestFixture(StoreKind.PostgreSql)]
+public sealed class StoreFaultTests(StoreKind store)
 {
     private TempFolder _folder = null!;
     private FaultyStore _store = null!;
@@ -23,12 +27,13 @@ public sealed class StoreFaultTests
         _host = await SessionTestHost.StartAsync(
             _folder.Path,
             configure: o => o.IOTimeout = TimeSpan.FromMilliseconds(500),
-            services: s => s.UseStore(sp => _store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))),
+            services: s => s.UseStore(sp => _store = new FaultyStore(SessionTestHost.RealStore(sp))),
             endpoints: app => app.MapGet("/stream", async (HttpContext c) =>
             {
                 c.Session.SetString("streamed", "yes");
                 await c.Response.WriteAsync("body");
-            }));
+            }),
+            store: store);
     }
 
     [TearDown]
@@ -140,11 +145,11 @@ public sealed class StoreFaultTests
         _store.OnCreate = () => new SqliteException("attempt to write a readonly database", 8);
         using var failed = await client.GetAsync("/set?key=a&value=1");
 
-        Assert.Multiple(() =>
+        Assert.Multiple(async () =>
         {
             Assert.That((int)failed.StatusCode, Is.EqualTo(500));
             Assert.That(failed.SetCookies(_host.CookieName), Is.Empty);
-            Assert.That(_host.CountRows(), Is.Zero);
+            Assert.That(await _host.CountRowsAsync(), Is.Zero);
         });
     }
 
@@ -153,12 +158,7 @@ public sealed class StoreFaultTests
     {
         var browser = _host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
-        using (var db = _host.OpenDatabase())
-        using (var corrupt = db.CreateCommand())
-        {
-            corrupt.CommandText = "UPDATE sessions SET data = x'09FFFF'";
-            corrupt.ExecuteNonQuery();
-        }
+        await _host.ExecuteScalarAsync("UPDATE sessions SET data = @data", ("data", new byte[] { 0x09, 0xFF, 0xFF }));
 
         var read = await browser.GetTextAsync("/get?key=a");
         await browser.GetTextAsync("/set?key=b&value=2");
@@ -169,7 +169,7 @@ public sealed class StoreFaultTests
             var log = _host.Logs.GetSnapshot().First(r => r.Id.Name == "CorruptSessionData");
             Assert.That(log.Message, Does.Contain("unknown format version 9"));
             Assert.That(await browser.GetTextAsync("/keys"), Is.EqualTo("b"));
-            Assert.That(_host.CountRows(), Is.EqualTo(1));
+            Assert.That(await _host.CountRowsAsync(), Is.EqualTo(1));
         });
     }
 
@@ -180,21 +180,15 @@ public sealed class StoreFaultTests
         var browser = _host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
         byte[] newer = [9, 1, 2, 3, 4, 5];
-        using (var db = _host.OpenDatabase())
-        using (var write = db.CreateCommand())
-        {
-            write.CommandText = "UPDATE sessions SET data = $data";
-            write.Parameters.AddWithValue("$data", newer);
-            write.ExecuteNonQuery();
-        }
+        await _host.ExecuteScalarAsync("UPDATE sessions SET data = @data", ("data", newer));
 
         var read = await browser.GetTextAsync("/get?key=a");
-        var afterRead = StoredData();
+        var afterRead = await StoredDataAsync();
         _host.Time.Advance(TimeSpan.FromMinutes(5));   // a touch is due: it may record the access, not replace the data
         await browser.GetTextAsync("/nothing");
-        var afterTouch = StoredData();
+        var afterTouch = await StoredDataAsync();
         await browser.GetTextAsync("/regenerate");
-        var afterRenew = StoredData();
+        var afterRenew = await StoredDataAsync();
         await browser.GetTextAsync("/set?key=b&value=2");
 
         Assert.Multiple(async () =>
@@ -204,15 +198,9 @@ public sealed class StoreFaultTests
             Assert.That(afterTouch, Is.EqualTo(newer), "so does a touch");
             Assert.That(afterRenew, Is.EqualTo(newer), "and a new ID");
             Assert.That(await browser.GetTextAsync("/keys"), Is.EqualTo("b"), "a write by the app replaces it");
-            Assert.That(_host.CountRows(), Is.EqualTo(1));
+            Assert.That(await _host.CountRowsAsync(), Is.EqualTo(1));
         });
     }
 
-    private byte[] StoredData()
-    {
-        using var db = _host.OpenDatabase();
-        using var read = db.CreateCommand();
-        read.CommandText = "SELECT data FROM sessions";
-        return (byte[])read.ExecuteScalar()!;
-    }
+    private async Task<byte[]> StoredDataAsync() => (byte[])(await _host.ExecuteScalarAsync("SELECT data FROM sessions"))!;
 }

@@ -13,20 +13,24 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+using SessionMiddleware.PostgreSql;
 
 namespace SessionMiddleware.Tests.Infrastructure;
 
 /// <summary>
-/// A real Kestrel host on 127.0.0.1 with the session middleware over a SQLite file in a temp folder,
-/// time from a <see cref="FakeTimeProvider"/>, logs collected in memory, and a few endpoints.
+/// A real Kestrel host on 127.0.0.1 with the session middleware over a SQLite file in a temp folder or a new
+/// PostgreSQL database (<see cref="StoreKind"/>), time from a <see cref="FakeTimeProvider"/>, logs collected in
+/// memory, and a few endpoints.
 /// </summary>
 internal sealed class SessionTestHost : IAsyncDisposable
 {
     private readonly List<HttpClient> _clients = [];
 
-    private SessionTestHost(WebApplication app, string databasePath, FakeTimeProvider time, FakeLogCollector logs, Uri baseAddress)
+    private SessionTestHost(WebApplication app, string databasePath, string? postgres, FakeTimeProvider time, FakeLogCollector logs, Uri baseAddress)
     {
         App = app;
+        PostgresConnectionString = postgres;
         DatabasePath = databasePath;
         Time = time;
         Logs = logs;
@@ -36,6 +40,11 @@ internal sealed class SessionTestHost : IAsyncDisposable
     public WebApplication App { get; }
 
     public string DatabasePath { get; }
+
+    /// <summary>The PostgreSQL database's connection string, or null on SQLite.</summary>
+    public string? PostgresConnectionString { get; }
+
+    public StoreKind Store => PostgresConnectionString is null ? StoreKind.Sqlite : StoreKind.PostgreSql;
 
     public FakeTimeProvider Time { get; }
 
@@ -55,9 +64,11 @@ internal sealed class SessionTestHost : IAsyncDisposable
         string? keysFolder = null,
         bool migrate = true,
         bool https = false,
-        bool authenticationFirst = false)
+        bool authenticationFirst = false,
+        StoreKind store = StoreKind.Sqlite)
     {
         var databasePath = Path.Combine(folder, "sessions.db");
+        var postgres = store == StoreKind.PostgreSql ? await (await PostgresServer.SharedAsync()).CreateDatabaseAsync() : null;
         time ??= new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
         if (https)
@@ -80,6 +91,11 @@ internal sealed class SessionTestHost : IAsyncDisposable
             o.ConnectionString = $"Data Source={databasePath}";
             configure?.Invoke(o);
         });
+        if (postgres is not null)
+        {
+            sessions.UsePostgreSql(postgres);
+        }
+
         services?.Invoke(sessions);
 
         var app = builder.Build();
@@ -99,7 +115,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
 
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new SessionTestHost(app, databasePath, time, app.Services.GetRequiredService<FakeLogCollector>(), new Uri(address));
+        return new SessionTestHost(app, databasePath, postgres, time, app.Services.GetRequiredService<FakeLogCollector>(), new Uri(address));
     }
 
     /// <summary>
@@ -213,6 +229,46 @@ internal sealed class SessionTestHost : IAsyncDisposable
 
     public string CookieName => Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value.Cookie.Name!;
 
+    /// <summary>The host's own store (SQLite or PostgreSQL, as configured), for a test that wraps it in a <see cref="FaultyStore"/>.</summary>
+    public static IServerSideSessionStore RealStore(IServiceProvider services) =>
+        services.GetService<PostgreSqlSessionDataSource>() is { } postgres
+            ? new PostgreSqlSessionStore(
+                postgres.DataSource,
+                services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>(),
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<ILogger<PostgreSqlSessionStore>>())
+            : ActivatorUtilities.CreateInstance<Storage.Sqlite.SqliteSessionStore>(services);
+
+    /// <summary>Opens the session database directly, SQLite or PostgreSQL (for assertions about what is stored).</summary>
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync()
+    {
+        System.Data.Common.DbConnection connection = PostgresConnectionString is null
+            ? new SqliteConnection($"Data Source={DatabasePath};Pooling=False")
+            : new NpgsqlConnection(new NpgsqlConnectionStringBuilder(PostgresConnectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    /// <summary>Runs one statement on the session database; <c>@name</c> parameters.</summary>
+    public async Task<object?> ExecuteScalarAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = await OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = value;
+            command.Parameters.Add(parameter);
+        }
+
+        return await command.ExecuteScalarAsync();
+    }
+
+    public async Task<long> CountRowsAsync(string table = "sessions") =>
+        Convert.ToInt64(await ExecuteScalarAsync($"SELECT COUNT(*) FROM \"{table}\""), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Opens the session database directly (for assertions about what is stored).</summary>
     public SqliteConnection OpenDatabase()
     {
@@ -250,5 +306,9 @@ internal sealed class SessionTestHost : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         SqliteConnection.ClearAllPools();
+        if (PostgresConnectionString is not null)
+        {
+            await (await PostgresServer.SharedAsync()).DropDatabaseAsync(PostgresConnectionString);
+        }
     }
 }
