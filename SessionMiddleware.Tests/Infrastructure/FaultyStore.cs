@@ -13,6 +13,8 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
 
     public Func<Exception?>? OnDeleteExpired { get; set; }
 
+    public Func<Exception?>? OnListExpired { get; set; }
+
     public int Loads;
     public int Creates;
     public int Updates;
@@ -110,7 +112,7 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
     public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref ListExpiredCalls);
-        return Inner.ListExpiredAsync(after, maxRows, cancellationToken);
+        return OnListExpired?.Invoke() is { } ex ? throw ex : Inner.ListExpiredAsync(after, maxRows, cancellationToken);
     }
 
     /// <summary>The cleaner's delete, after it raised the batch's ends: <see cref="OnDeleteExpired"/> fails it (a crash in between).</summary>
