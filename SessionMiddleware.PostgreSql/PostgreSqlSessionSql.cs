@@ -77,7 +77,7 @@ internal sealed class PostgreSqlDialect : SessionSqlDialect
 
 /// <summary>
 /// The PostgreSQL store's statements beyond the shared <see cref="SessionSql"/>: what PostgreSQL does differently
-/// (one-statement renewal, counting deletes, batches that skip rows other nodes hold).
+/// (one-statement renewal, batched deletes of a user's rows, cleanup deletes that skip rows other nodes hold).
 /// </summary>
 internal sealed class PostgreSqlSessionSql
 {
