@@ -88,7 +88,7 @@ internal sealed class PostgreSqlDialect : SessionSqlDialect
 
 /// <summary>
 /// The PostgreSQL store's statements beyond the shared <see cref="SessionSql"/>: what PostgreSQL does differently
-/// (one-statement renewal, counting deletes, batches that skip rows other nodes hold).
+/// (one-statement renewal, batched deletes of a user's rows, cleanup deletes that skip rows other nodes hold).
 /// </summary>
 internal sealed class PostgreSqlSessionSql
 {
@@ -104,23 +104,23 @@ internal sealed class PostgreSqlSessionSql
             $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
             $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")} FROM old RETURNING version;";
 
-        // Expired rows not cleaned yet go too; only live ones are counted.
-        DeleteByUser =
-            $"WITH deleted AS (DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) " +
-            "RETURNING expires_at) " +
-            $"SELECT count(*)::int FROM deleted WHERE {live};";
+        // A batch of a user's rows, live or expired; the caller repeats it until none is left. The CTE is evaluated once,
+        // so a batch never deletes more than @Limit rows.
+        DeleteByUserBatch =
+            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) LIMIT @Limit) " +
+            $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING {SessionSql.LifetimeColumns};";
 
-        // Several nodes clean at once without waiting on each other or deleting the same rows twice: each batch locks
-        // the rows it picks, skipping rows another node (or a request) holds. The CTE is evaluated once, so a batch
-        // never deletes more than @Limit rows.
-        DeleteExpiredBatch =
-            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE expires_at < @Now LIMIT @Limit FOR UPDATE SKIP LOCKED) " +
-            $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch);";
+        // The cleaner's delete of the rows whose ends it has raised. Several nodes clean at once without waiting on each
+        // other: the batch locks the rows it deletes, skipping rows another node (or a request) holds; a row used again
+        // meanwhile (a node whose clock is behind) is no longer expired and stays.
+        DeleteExpiredKeys =
+            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE id = ANY(@Ids) AND expires_at < @Now FOR UPDATE SKIP LOCKED) " +
+            $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING id;";
     }
 
     public string Renew { get; }
 
-    public string DeleteByUser { get; }
+    public string DeleteByUserBatch { get; }
 
-    public string DeleteExpiredBatch { get; }
+    public string DeleteExpiredKeys { get; }
 }

@@ -65,15 +65,8 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
                     return null;
                 }
 
-                var now = _expiry.UnixNow();
-                if (row.ExpiresAt < now)
-                {
-                    await connection.ExecuteAsync(new CommandDefinition(
-                        _sql.DeleteIfExpired, new { Id = key, Now = now }, cancellationToken: token)).ConfigureAwait(false);
-                    return null;
-                }
-
-                return row.ToStoredSession(key);
+                // An expired row stays for the cleaner, which raises its end before deleting it.
+                return row.ExpiresAt < _expiry.UnixNow() ? null : row.ToStoredSession(key);
             },
             cancellationToken);
     }
@@ -152,15 +145,16 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     }
 
     /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         var now = _expiry.UnixNow();
         return RunAsync<IReadOnlyList<SessionInfo>>(
             async (connection, token) =>
             {
                 var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                    _sql.ListByUser, new { UserId = userId, Now = now }, cancellationToken: token)).ConfigureAwait(false);
+                    _sql.ListByUser, new { UserId = userId, Now = now, Limit = limit }, cancellationToken: token)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionInfo())];
             },
             cancellationToken);
@@ -181,34 +175,61 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     }
 
     /// <inheritdoc/>
-    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var now = _expiry.UnixNow();
-        return RunAsync(
-            (connection, token) => connection.ExecuteScalarAsync<int>(new CommandDefinition(
-                _pg.DeleteByUser, new { UserId = userId, ExceptId = exceptKey, Now = now }, cancellationToken: token)),
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        return RunAsync<IReadOnlyList<SessionLifetime>>(
+            async (connection, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _pg.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
+            },
             cancellationToken);
     }
 
     /// <inheritdoc/>
-    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         return RunAsync(
-            async (connection, token) => await connection.ExecuteAsync(new CommandDefinition(
-                _sql.Delete, new { Id = key }, cancellationToken: token)).ConfigureAwait(false) > 0,
+            async (connection, token) => (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                _sql.DeleteReturning, new { Id = key }, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
             cancellationToken);
     }
 
     /// <inheritdoc/>
-    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        var parameters = SessionSql.ListExpiredParameters(after, maxRows, _expiry.UnixNow());
+        return RunAsync<IReadOnlyList<SessionLifetime>>(
+            async (connection, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sql.ListExpired, parameters, cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        if (keys.Count == 0)
+        {
+            return Task.FromResult<IReadOnlyList<byte[]>>([]);
+        }
+
         var now = _expiry.UnixNow();
-        return RunAsync(
-            (connection, token) => connection.ExecuteAsync(new CommandDefinition(
-                _pg.DeleteExpiredBatch, new { Now = now, Limit = maxRows }, cancellationToken: token)),
+        return RunAsync<IReadOnlyList<byte[]>>(
+            async (connection, token) =>
+            {
+                var deleted = await connection.QueryAsync<byte[]>(new CommandDefinition(
+                    _pg.DeleteExpiredKeys, new { Ids = keys.ToArray(), Now = now }, cancellationToken: token)).ConfigureAwait(false);
+                return [.. deleted];
+            },
             cancellationToken);
     }
 

@@ -293,7 +293,7 @@ public abstract class ServerSideSessionStoreSpecificationTests
     /// <summary>A session idle exactly the idle timeout still loads; one second later it is gone and its row deleted.</summary>
     /// <returns>A task that completes when the test has run.</returns>
     [Test]
-    public async Task Load_PastIdleTimeout_ReturnsNullAndDeletesTheRow()
+    public async Task Load_PastIdleTimeout_ReturnsNull_AndLeavesTheRowForTheCleaner()
     {
         var store = await MigratedStoreAsync();
         var key = NewKey();
@@ -308,7 +308,8 @@ public abstract class ServerSideSessionStoreSpecificationTests
         {
             Assert.That(atLimit, Is.Not.Null, "idle exactly IdleTimeout is still alive");
             Assert.That(past, Is.Null);
-            Assert.That(await CountRowsAsync(), Is.Zero, "the expired row was deleted on load");
+            Assert.That(await CountRowsAsync(), Is.EqualTo(1), "a load never deletes: the cleaner raises the expiry's event, then deletes");
+            Assert.That((await store.ListExpiredAsync(null, 10)).Select(r => r.Key), Is.EqualTo(new[] { key }));
         });
     }
 
@@ -369,7 +370,7 @@ public abstract class ServerSideSessionStoreSpecificationTests
 
         var result = await store.RenewAsync(oldKey, 1, new NewSession(newKey, [2], "u2", "10.0.0.2", "new agent"));
         var renewed = await store.LoadAsync(newKey);
-        var list = await store.ListByUserAsync("u2");
+        var list = await store.ListByUserAsync("u2", limit: 10);
 
         Assert.Multiple(async () =>
         {
@@ -448,9 +449,11 @@ public abstract class ServerSideSessionStoreSpecificationTests
         await store.CreateAsync(new NewSession(newer, [1], "alice", null, null));
         await store.CreateAsync(Row(NewKey(), user: "bob"));
 
-        var list = await store.ListByUserAsync("alice");
-        var deleted = await store.DeleteByUserAsync("alice", exceptKey: newer);
-        var deletedAll = await store.DeleteByUserAsync("bob", exceptKey: null);
+        var list = await store.ListByUserAsync("alice", limit: 10);
+        var capped = await store.ListByUserAsync("alice", limit: 1);
+        var deleted = await store.DeleteByUserAsync("alice", exceptKey: newer, maxRows: 10);
+        var deletedAll = await store.DeleteByUserAsync("bob", exceptKey: null, maxRows: 10);
+        var none = await store.DeleteByUserAsync("alice", exceptKey: newer, maxRows: 10);
 
         Assert.Multiple(async () =>
         {
@@ -458,10 +461,82 @@ public abstract class ServerSideSessionStoreSpecificationTests
             Assert.That(list[1].IpAddress, Is.EqualTo("10.0.0.1"));
             Assert.That(list[1].UserAgent, Is.EqualTo("agent 1"));
             Assert.That(list[1].CreatedAt, Is.EqualTo(_time.GetUtcNow() - TimeSpan.FromMinutes(6)));
-            Assert.That(deleted, Is.EqualTo(1), "the older one; the expired one is deleted too but was no longer a session");
-            Assert.That(deletedAll, Is.EqualTo(1));
+            Assert.That(capped.Select(s => s.Id), Is.EqualTo(new[] { Convert.ToHexStringLower(newer) }), "limit: the most recently used");
+            Assert.That(deleted.Select(r => Convert.ToHexStringLower(r.Key)), Is.EquivalentTo(new[] { Convert.ToHexStringLower(older), Convert.ToHexStringLower(expired) }), "the expired row goes too");
+            Assert.That(deleted.Select(r => r.UserId), Is.All.EqualTo("alice"));
+            Assert.That(deleted.Single(r => r.Key.SequenceEqual(expired)).ExpiresAt, Is.LessThan(_time.GetUtcNow()), "each row comes with its expiry");
+            Assert.That(deletedAll, Has.Count.EqualTo(1));
+            Assert.That(none, Is.Empty);
             Assert.That(await store.LoadAsync(newer), Is.Not.Null);
             Assert.That(await CountRowsAsync(), Is.EqualTo(1));
+        });
+    }
+
+    /// <summary>Deleting a user's sessions in batches deletes at most the batch size a call, until none is left.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task DeleteByUser_DeletesAtMostMaxRowsACall_UntilNoneIsLeft()
+    {
+        var store = await MigratedStoreAsync();
+        for (var i = 0; i < 25; i++)
+        {
+            await store.CreateAsync(Row(NewKey(), user: "carol"));
+        }
+
+        var other = NewKey();
+        await store.CreateAsync(Row(other, user: "dave"));
+
+        var batches = new List<int>();
+        var keys = new HashSet<string>();
+        while (true)
+        {
+            var batch = await store.DeleteByUserAsync("carol", exceptKey: null, maxRows: 10);
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            batches.Add(batch.Count);
+            keys.UnionWith(batch.Select(r => Convert.ToHexStringLower(r.Key)));
+        }
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(batches, Is.EqualTo(new[] { 10, 10, 5 }));
+            Assert.That(keys, Has.Count.EqualTo(25));
+            Assert.That(await CountRowsAsync(), Is.EqualTo(1));
+            Assert.That(await store.LoadAsync(other), Is.Not.Null);
+        });
+    }
+
+    /// <summary>Deleting a session returns its key, user and lifetime, whether it was live or expired; <see langword="null"/> when there was none.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task Delete_ReturnsTheRowWithItsUserAndLifetime_AndNullWhenThereIsNone()
+    {
+        var store = await MigratedStoreAsync();
+        var live = NewKey();
+        var expired = NewKey();
+        await store.CreateAsync(Row(expired, user: "erin"));
+        var created = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromMinutes(21));
+        await store.CreateAsync(Row(live));
+
+        var deletedExpired = await store.DeleteAsync(expired);
+        var deletedLive = await store.DeleteAsync(live);
+        var again = await store.DeleteAsync(live);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(deletedExpired, Is.Not.Null);
+            Assert.That(deletedExpired!.Key, Is.EqualTo(expired));
+            Assert.That(deletedExpired.UserId, Is.EqualTo("erin"));
+            Assert.That(deletedExpired.CreatedAt, Is.EqualTo(created));
+            Assert.That(deletedExpired.ExpiresAt, Is.EqualTo(created + TimeSpan.FromMinutes(20)));
+            Assert.That(deletedLive?.UserId, Is.Null);
+            Assert.That(deletedLive?.ExpiresAt, Is.EqualTo(_time.GetUtcNow() + TimeSpan.FromMinutes(20)));
+            Assert.That(again, Is.Null);
+            Assert.That(await CountRowsAsync(), Is.Zero);
         });
     }
 
@@ -572,38 +647,92 @@ public abstract class ServerSideSessionStoreSpecificationTests
 
     // ---- expired rows ----
 
-    /// <summary>Deleting expired sessions removes only expired rows, at most the given number per call.</summary>
+    /// <summary>Listing expired rows pages them by expiry then key (keyset: nothing deleted between pages), with their user and lifetime, live rows left out; nothing is deleted.</summary>
     /// <returns>A task that completes when the test has run.</returns>
     [Test]
-    public async Task DeleteExpired_DeletesOnlyExpiredRows_AtMostMaxRowsAStatement()
+    public async Task ListExpired_PagesExpiredRowsByExpiryThenKey_WithTheirUserAndLifetime_LeavingLiveOnesOut()
     {
-        var store = await MigratedStoreAsync();
-        await CreateManyAsync(store, 25);
+        var store = await MigratedStoreAsync(o => o.AbsoluteTimeout = TimeSpan.FromMinutes(30));
+        var firstCreated = _time.GetUtcNow();
+        for (var i = 0; i < 25; i++)
+        {
+            await store.CreateAsync(Row(NewKey(), user: i % 2 == 0 ? "frank" : null));
+            if (i % 10 == 9)
+            {
+                _time.Advance(TimeSpan.FromSeconds(1)); // ties in expiry: ordered by key
+            }
+        }
+
         _time.Advance(TimeSpan.FromMinutes(15));
         var live = await CreateManyAsync(store, 5);
         _time.Advance(TimeSpan.FromMinutes(10)); // the first 25 are 25 minutes idle, the last 5 only 10
 
-        var batches = new List<int>();
-        int deleted;
-        do
+        var pages = new List<IReadOnlyList<SessionLifetime>>();
+        SessionLifetime? after = null;
+        while (true)
         {
-            deleted = await store.DeleteExpiredAsync(10);
-            batches.Add(deleted);
-        }
-        while (deleted == 10);
+            // Nothing is deleted between the pages: the keyset moves on by itself.
+            var page = await store.ListExpiredAsync(after, 10);
+            pages.Add(page);
+            if (page.Count < 10)
+            {
+                break;
+            }
 
+            after = page[^1];
+        }
+
+        var rows = pages.SelectMany(p => p).ToList();
         Assert.Multiple(async () =>
         {
-            Assert.That(batches, Is.EqualTo(new[] { 10, 10, 5 }));
-            Assert.That(await CountRowsAsync(), Is.EqualTo(5));
-            foreach (var key in live)
-            {
-                Assert.That(await store.LoadAsync(key), Is.Not.Null);
-            }
+            Assert.That(pages.Select(p => p.Count), Is.EqualTo(new[] { 10, 10, 5 }));
+            Assert.That(rows.Select(r => Convert.ToHexStringLower(r.Key)).Distinct().Count(), Is.EqualTo(25));
+            Assert.That(
+                rows.Select(r => (r.ExpiresAt, Convert.ToHexStringLower(r.Key))),
+                Is.EqualTo(rows.OrderBy(r => r.ExpiresAt).ThenBy(r => Convert.ToHexStringLower(r.Key), StringComparer.Ordinal).Select(r => (r.ExpiresAt, Convert.ToHexStringLower(r.Key)))),
+                "by expiry, then key");
+            Assert.That(rows.Count(r => r.UserId == "frank"), Is.EqualTo(13));
+            Assert.That(rows[0].CreatedAt, Is.EqualTo(firstCreated));
+            Assert.That(rows[0].ExpiresAt, Is.EqualTo(firstCreated + TimeSpan.FromMinutes(20)));
+            Assert.That(await CountRowsAsync(), Is.EqualTo(30), "listing deletes nothing");
+            Assert.That(rows.Select(r => r.Key), Has.None.AnyOf(live.ToArray()));
         });
     }
 
-    /// <summary>Several stores deleting expired sessions at once delete each expired row exactly once, without errors.</summary>
+    /// <summary>Deleting expired rows by key deletes those still expired and returns them; a live key given is kept.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task DeleteExpired_DeletesTheGivenKeysStillExpired_AndKeepsRowsThatAreNot()
+    {
+        var store = await MigratedStoreAsync();
+        var revived = NewKey();
+        await store.CreateAsync(Row(revived, user: "revived"));
+        var expired = await CreateManyAsync(store, 11);
+        _time.Advance(TimeSpan.FromMinutes(15));
+        var live = await CreateManyAsync(store, 3);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var listed = (await store.ListExpiredAsync(null, 100)).Select(r => r.Key).ToList();
+
+        // A row listed as expired that another server (its clock behind) made live again meanwhile.
+        await ExecuteAsync(string.Create(CultureInfo.InvariantCulture, $"UPDATE sessions SET expires_at = {_time.GetUtcNow().ToUnixTimeSeconds() + 600} WHERE user_id = 'revived'"));
+        var deleted = await store.DeleteExpiredAsync([.. listed, live[0]]);
+        var again = await store.DeleteExpiredAsync(listed);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(listed, Has.Count.EqualTo(12));
+            Assert.That(deleted.Select(Convert.ToHexStringLower), Is.EquivalentTo(expired.Select(Convert.ToHexStringLower)));
+            Assert.That(again, Is.Empty);
+            Assert.That(await store.LoadAsync(revived), Is.Not.Null, "no longer expired: kept");
+            Assert.That(await store.LoadAsync(live[0]), Is.Not.Null, "live: kept");
+            Assert.That(await CountRowsAsync(), Is.EqualTo(4));
+        });
+    }
+
+    /// <summary>
+    /// Several stores cleaning at once (listing a batch, then deleting it) delete each expired row exactly once, without
+    /// errors and without waiting on each other's rows.
+    /// </summary>
     /// <returns>A task that completes when the test has run.</returns>
     [Test]
     public async Task DeleteExpired_FromSeveralStoresAtOnce_DeletesEveryExpiredRowOnce_WithoutErrors()
@@ -618,13 +747,18 @@ public abstract class ServerSideSessionStoreSpecificationTests
         var counts = await Task.WhenAll(cleaners.Select(c => Task.Run(async () =>
         {
             var total = 0;
-            int deleted;
-            do
+            SessionLifetime? after = null;
+            while (true)
             {
-                deleted = await c.DeleteExpiredAsync(50);
-                total += deleted;
+                var batch = await c.ListExpiredAsync(after, 50);
+                total += (await c.DeleteExpiredAsync([.. batch.Select(r => r.Key)])).Count;
+                if (batch.Count < 50)
+                {
+                    break;
+                }
+
+                after = batch[^1];
             }
-            while (deleted == 50);
 
             return total;
         })));

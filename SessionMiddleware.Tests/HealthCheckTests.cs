@@ -81,11 +81,11 @@ public sealed class HealthCheckTests : TempFolderTest
         await using var host = await StartAsync(Folder.Path, s => s.UseStore(sp =>
             store = new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))));
         var cleaner = host.Services.GetServices<IHostedService>().OfType<SessionCleanupService>().Single();
-        store.OnDeleteExpired = () => new TimeoutException("database is locked");
+        store.OnListExpired = () => new TimeoutException("database is locked");
 
         await cleaner.RunOnceAsync(CancellationToken.None);
         var failing = await CheckAsync(host);
-        store.OnDeleteExpired = null;
+        store.OnListExpired = null;
         await cleaner.RunOnceAsync(CancellationToken.None);
         var recovered = await CheckAsync(host);
 

@@ -195,11 +195,12 @@ public sealed class MetricsTests : TempFolderTest
     }
 
     [Test]
-    public async Task Cleaner_CountsExpiredSessionsDeletedItsDurationAndTheStoredGauge()
+    public async Task Cleaner_CountsExpiredSessionsByIdleOrAbsoluteTimeout_ItsDurationAndTheStoredGauge()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
         {
             o.IdleTimeout = TimeSpan.FromMinutes(20);
+            o.AbsoluteTimeout = TimeSpan.FromMinutes(30);
             o.CleanupInterval = TimeSpan.FromDays(1);
         });
         using var ended = Collect<long>(host, ServerSideSessionDiagnostics.SessionsEnded);
@@ -207,23 +208,31 @@ public sealed class MetricsTests : TempFolderTest
         using var duration = Collect<double>(host, ServerSideSessionDiagnostics.CleanupDuration);
         using var storeCalls = Collect<double>(host, ServerSideSessionDiagnostics.StoreOperationDuration);
         using var stored = Collect<long>(host, ServerSideSessionDiagnostics.SessionsStored);
-        await host.CreateBrowser().GetTextAsync("/set?key=a&value=1");
+        var busy = host.CreateBrowser();
+        await busy.GetTextAsync("/set?key=a&value=1");
         var cleaner = host.Services.GetServices<IHostedService>().OfType<SessionCleanupService>().Single();
 
+        host.Time.Advance(TimeSpan.FromMinutes(5));
+        await host.CreateBrowser().GetTextAsync("/set?key=a&value=1");      // then idle: expires 20 minutes later
         host.Time.Advance(TimeSpan.FromMinutes(10));
-        await host.CreateBrowser().GetTextAsync("/set?key=a&value=1");
-        host.Time.Advance(TimeSpan.FromMinutes(15));
-        var deleted = await cleaner.RunOnceAsync(CancellationToken.None);
+        await busy.GetTextAsync("/get?key=a");                               // used: its expiry is now its 30-minute cap
+        host.Time.Advance(TimeSpan.FromMinutes(12));
+        var first = await cleaner.RunOnceAsync(CancellationToken.None);      // 27 minutes: only the idle one is over
         stored.RecordObservableInstruments();
+        var storedAfterFirst = stored.LastMeasurement?.Value;
+        host.Time.Advance(TimeSpan.FromMinutes(4));
+        var second = await cleaner.RunOnceAsync(CancellationToken.None);     // 31 minutes: the busy one reached its cap
 
         Assert.Multiple(() =>
         {
-            Assert.That(deleted, Is.EqualTo(1));
-            Assert.That(Sum(rowsDeleted), Is.EqualTo(1));
-            Assert.That(Sum(ended, "reason", "expired"), Is.EqualTo(1));
-            Assert.That(duration.GetMeasurementSnapshot(), Has.Count.EqualTo(1));
+            Assert.That(first + second, Is.EqualTo(2));
+            Assert.That(Sum(rowsDeleted), Is.EqualTo(2));
+            Assert.That(Sum(ended, "reason", SessionEndReason.IdleTimeout), Is.EqualTo(1));
+            Assert.That(Sum(ended, "reason", SessionEndReason.AbsoluteTimeout), Is.EqualTo(1));
+            Assert.That(ended.GetMeasurementSnapshot().Select(m => m.Tags["reason"]), Is.EqualTo(new[] { "idle_timeout", "absolute_timeout" }));
+            Assert.That(duration.GetMeasurementSnapshot(), Has.Count.EqualTo(2));
             Assert.That(storeCalls.GetMeasurementSnapshot().Select(m => m.Tags["db.operation.name"]), Does.Contain("cleanup"));
-            Assert.That(stored.LastMeasurement?.Value, Is.EqualTo(1), "the session used 15 minutes ago is still live");
+            Assert.That(storedAfterFirst, Is.EqualTo(1), "the session used 12 minutes before the first run was still live");
         });
     }
 

@@ -34,6 +34,50 @@ public sealed class SessionManagerTests : TempFolderTest
     }
 
     [Test]
+    public async Task ListForUser_IsCappedAt1000_TheMostRecentlyUsed_AndQueryPagesThroughTheRest()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path);
+        var now = host.Time.GetUtcNow().ToUnixTimeSeconds();
+        using (var connection = host.OpenDatabase())
+        using (var transaction = connection.BeginTransaction())
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "INSERT INTO sessions (id, user_id, data, created_at, last_access, version, expires_at) VALUES ($id, 'many', x'0100', $t, $t, 1, $e)";
+            var id = command.Parameters.Add("$id", Microsoft.Data.Sqlite.SqliteType.Blob);
+            var t = command.Parameters.Add("$t", Microsoft.Data.Sqlite.SqliteType.Integer);
+            command.Parameters.AddWithValue("$e", now + 600);
+            for (var i = 0; i < 1_005; i++)
+            {
+                id.Value = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+                t.Value = now - i; // the first inserted is the most recently used
+                command.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+        }
+
+        var manager = host.Services.GetRequiredService<ISessionManager>();
+        var listed = await manager.ListForUserAsync("many");
+        var all = new List<SessionInfo>();
+        string? token = null;
+        do
+        {
+            var page = await manager.QueryAsync(new SessionFilter { UserId = "many" }, pageSize: 1000, continuationToken: token);
+            all.AddRange(page.Sessions);
+            token = page.ContinuationToken;
+        }
+        while (token is not null);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(listed, Has.Count.EqualTo(1000));
+            Assert.That(listed[0].LastAccessAt, Is.EqualTo(host.Time.GetUtcNow()));
+            Assert.That(listed.Select(s => s.LastAccessAt), Is.Ordered.Descending);
+            Assert.That(all, Has.Count.EqualTo(1_005), "the paged query reaches every session");
+        });
+    }
+
+    [Test]
     public async Task Revoke_EndsTheSessionAtItsNextRequest()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path);

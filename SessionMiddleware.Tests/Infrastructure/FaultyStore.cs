@@ -13,11 +13,14 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
 
     public Func<Exception?>? OnDeleteExpired { get; set; }
 
+    public Func<Exception?>? OnListExpired { get; set; }
+
     public int Loads;
     public int Creates;
     public int Updates;
     public int Touches;
     public int DeleteExpiredCalls;
+    public int ListExpiredCalls;
 
     public int TotalCalls => Loads + Creates + Updates + Touches + DeleteExpiredCalls;
 
@@ -84,7 +87,7 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
         return await Inner.TouchAsync(key, expiresAt, cancellationToken);
     }
 
-    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Inner.DeleteAsync(key, cancellationToken);
+    public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Inner.DeleteAsync(key, cancellationToken);
 
     public async Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default)
     {
@@ -97,17 +100,25 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
         return await Inner.RenewAsync(oldKey, expectedVersion, renewed, cancellationToken);
     }
 
-    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default) => Inner.ListByUserAsync(userId, cancellationToken);
+    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default) => Inner.ListByUserAsync(userId, limit, cancellationToken);
 
     public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default) => Inner.QueryAsync(filter, after, limit, cancellationToken);
 
     public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default) => Inner.CountAsync(filter, cancellationToken);
 
-    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default) => Inner.DeleteByUserAsync(userId, exceptKey, cancellationToken);
+    public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
+        Inner.DeleteByUserAsync(userId, exceptKey, maxRows, cancellationToken);
 
-    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref ListExpiredCalls);
+        return OnListExpired?.Invoke() is { } ex ? throw ex : Inner.ListExpiredAsync(after, maxRows, cancellationToken);
+    }
+
+    /// <summary>The cleaner's delete, after it raised the batch's ends: <see cref="OnDeleteExpired"/> fails it (a crash in between).</summary>
+    public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref DeleteExpiredCalls);
-        return OnDeleteExpired?.Invoke() is { } ex ? throw ex : Inner.DeleteExpiredAsync(maxRows, cancellationToken);
+        return OnDeleteExpired?.Invoke() is { } ex ? throw ex : Inner.DeleteExpiredAsync(keys, cancellationToken);
     }
 }

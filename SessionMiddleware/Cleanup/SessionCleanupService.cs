@@ -2,15 +2,19 @@ using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging.Abstractions;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Events;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Cleanup;
 
 /// <summary>
 /// Deletes expired sessions every <see cref="ServerSideSessionOptions.CleanupInterval"/>, in batches of
-/// <see cref="ServerSideSessionOptions.CleanupBatchSize"/> so that no statement holds the write lock for long.
-/// A failure is logged and the next tick tries again. The first run is jittered (see <see cref="FirstRunDelay"/>).
+/// <see cref="ServerSideSessionOptions.CleanupBatchSize"/> so that no statement holds the write lock for long, raising
+/// <see cref="ServerSideSessionEvents.OnEnded"/> for each batch before deleting it (at least once: a run that stops between
+/// the two raises the batch again next time). A failure is logged and the next tick tries again. The first run is
+/// jittered (see <see cref="FirstRunDelay"/>).
 /// </summary>
 internal sealed class SessionCleanupService : BackgroundService
 {
@@ -20,6 +24,7 @@ internal sealed class SessionCleanupService : BackgroundService
     private readonly ILogger<SessionCleanupService> _logger;
     private readonly SessionMetrics? _metrics;
     private readonly CleanupStatus? _status;
+    private readonly SessionEvents _events;
 
     public SessionCleanupService(
         IServerSideSessionStore store,
@@ -27,11 +32,13 @@ internal sealed class SessionCleanupService : BackgroundService
         IOptions<ServerSideSessionOptions> options,
         ILogger<SessionCleanupService> logger,
         SessionMetrics? metrics = null,
-        CleanupStatus? status = null)
+        CleanupStatus? status = null,
+        SessionEvents? events = null)
     {
         _metrics = metrics;
         _status = status;
         ArgumentNullException.ThrowIfNull(options);
+        _events = events ?? new SessionEvents(options, timeProvider, NullLogger<SessionEvents>.Instance, metrics);
         _store = store;
         _timeProvider = timeProvider;
         _options = options.Value;
@@ -71,7 +78,10 @@ internal sealed class SessionCleanupService : BackgroundService
     internal static TimeSpan FirstRunDelay(TimeSpan interval) =>
         TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, (long)(interval.Ticks * (0.5 + (Random.Shared.NextDouble() / 2)))));
 
-    /// <summary>Deletes every expired session, batch by batch; returns how many were deleted. Never throws but for cancellation.</summary>
+    /// <summary>
+    /// Deletes every expired session, batch by batch: lists a batch, raises each one's end, then deletes those still
+    /// expired; returns how many were deleted. Never throws but for cancellation.
+    /// </summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
         using var span = SessionTracing.Start("cleanup", _metrics, _store);
@@ -80,24 +90,49 @@ internal sealed class SessionCleanupService : BackgroundService
         var batches = 0;
         try
         {
+            SessionLifetime? after = null;
             while (true)
             {
-                var batchStarted = Stopwatch.GetTimestamp();
-                var deleted = _metrics is null
-                    ? await _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken).ConfigureAwait(false)
-                    : await _metrics.TimeAsync(_store, "cleanup", batchStarted, _store.DeleteExpiredAsync(_options.CleanupBatchSize, cancellationToken)).ConfigureAwait(false);
-                total += deleted;
-                batches++;
-                if (deleted < _options.CleanupBatchSize)
+                var expired = await TimeAsync(() => _store.ListExpiredAsync(after, _options.CleanupBatchSize, cancellationToken)).ConfigureAwait(false);
+                if (expired.Count == 0)
                 {
                     break;
                 }
+
+                // The ends are raised before the delete: a process that dies in between raises them again next run
+                // (at least once), never loses one.
+                var reasons = new Dictionary<string, string>(expired.Count, StringComparer.Ordinal);
+                foreach (var row in expired)
+                {
+                    var reason = _events.TimeoutReason(row);
+                    reasons[Convert.ToHexString(row.Key)] = reason;
+                    await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
+                }
+
+                var deleted = await TimeAsync(() => _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken)).ConfigureAwait(false);
+                foreach (var key in deleted)
+                {
+                    _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
+                }
+
+                if (deleted.Count < expired.Count)
+                {
+                    Log.CleanupBatchPartlyDeleted(_logger, expired.Count, deleted.Count);
+                }
+
+                total += deleted.Count;
+                batches++;
+                if (expired.Count < _options.CleanupBatchSize)
+                {
+                    break;
+                }
+
+                after = expired[^1];
             }
 
             _status?.RunEnded(total, null);
             span?.SetTag(SessionTracing.RowsDeletedTag, total);
             _metrics?.CleanupRun(total, started, null);
-            _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
             if (_metrics is { StoredGaugeEnabled: true })
             {
                 // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
@@ -125,9 +160,15 @@ internal sealed class SessionCleanupService : BackgroundService
             span?.SetTag(SessionTracing.RowsDeletedTag, total);
             SessionTracing.Failed(span, ex);
             _metrics?.CleanupRun(total, started, ex);
-            _metrics?.SessionsEnded(SessionMetrics.ReasonExpired, total);
         }
 
         return total;
+    }
+
+    private Task<T> TimeAsync<T>(Func<Task<T>> call)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var task = call();
+        return _metrics is null ? task : _metrics.TimeAsync(_store, "cleanup", started, task);
     }
 }

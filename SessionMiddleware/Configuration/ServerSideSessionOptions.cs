@@ -41,8 +41,8 @@ public sealed class ServerSideSessionOptions
     public TimeSpan CleanupInterval { get; set; } = ServerSideSessionDefaults.CleanupInterval;
 
     /// <summary>
-    /// Most rows the cleaner deletes in one statement, so that no delete holds the write lock for long.
-    /// Default 1,000. Must be positive.
+    /// Most rows the cleaner, or a revoke of a user's sessions (<see cref="ISessionManager.RevokeAllForUserAsync"/>), deletes
+    /// in one statement, so that no delete holds the write lock for long. Default 1,000. Must be positive.
     /// </summary>
     public int CleanupBatchSize { get; set; } = ServerSideSessionDefaults.CleanupBatchSize;
 
@@ -87,6 +87,13 @@ public sealed class ServerSideSessionOptions
     /// to the user's ID.
     /// </summary>
     public string UserIdClaimType { get; set; } = System.Security.Claims.ClaimTypes.NameIdentifier;
+
+    /// <summary>
+    /// What the app is told when sessions are created, renewed and ended (with the reason, the user and the public ID),
+    /// including the expired sessions the cleaner deletes. See <see cref="ServerSideSessionEvents"/> for what is
+    /// guaranteed (expiries: at least once; handlers must be idempotent). Must not be <see langword="null"/>.
+    /// </summary>
+    public ServerSideSessionEvents Events { get; set; } = new();
 
     /// <summary>
     /// The session cookie. Defaults: name <c>.ServerSession</c>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,

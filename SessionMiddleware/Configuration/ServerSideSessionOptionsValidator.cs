@@ -117,6 +117,11 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             }
         }
 
+        if (options.Events is null)
+        {
+            failures.Add($"{prefix}{nameof(options.Events)} is required (leave the default instance, or set a {nameof(ServerSideSessionEvents)}).");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

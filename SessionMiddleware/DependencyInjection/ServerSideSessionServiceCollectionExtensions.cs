@@ -10,6 +10,7 @@ using SessionMiddleware.Configuration;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.DependencyInjection;
+using SessionMiddleware.Events;
 using SessionMiddleware.Management;
 using SessionMiddleware.Middleware;
 using SessionMiddleware.Storage.Sqlite;
@@ -63,6 +64,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.AddMetrics();
         services.TryAddSingleton<SessionMetrics>();
+        services.TryAddSingleton<SessionEvents>();
         services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();

@@ -10,10 +10,12 @@ namespace SessionMiddleware.Diagnostics;
 /// </summary>
 internal sealed class SessionMetrics
 {
-    public const string ReasonAbandoned = "abandoned";
-    public const string ReasonSignedOut = "signed_out";
-    public const string ReasonRevoked = "revoked";
-    public const string ReasonExpired = "expired";
+    // The reasons of sessions.ended are the public SessionEndReason strings that OnEnded gets.
+    public const string ReasonAbandoned = SessionEndReason.Abandoned;
+    public const string ReasonSignedOut = SessionEndReason.SignedOut;
+    public const string ReasonRevoked = SessionEndReason.Revoked;
+    public const string ReasonIdleTimeout = SessionEndReason.IdleTimeout;
+    public const string ReasonAbsoluteTimeout = SessionEndReason.AbsoluteTimeout;
     public const string RejectedUnprotectFailed = "unprotect_failed";
     public const string RejectedMalformed = "malformed";
     public const string RejectedUnknownSession = "unknown_session";

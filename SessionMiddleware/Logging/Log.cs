@@ -74,6 +74,12 @@ internal static partial class Log
     [LoggerMessage(34, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the writer finished it ({LeftAfter} left), so the WAL starts over.", EventName = "CheckpointFinishedByWriter")]
     public static partial void CheckpointFinishedByWriter(ILogger logger, long frames, long left, long leftAfter);
 
+    [LoggerMessage(70, LogLevel.Warning, "The {EventName} handler of ServerSideSessionOptions.Events threw for session {SessionId}; the exception is ignored (the request or the cleanup run goes on).", EventName = "SessionEventHandlerFailed")]
+    public static partial void SessionEventHandlerFailed(ILogger logger, string eventName, string sessionId, Exception exception);
+
+    [LoggerMessage(71, LogLevel.Debug, "Session cleanup raised the end of {Raised} expired sessions and deleted {Deleted}; the others were deleted or used meanwhile by another server.", EventName = "CleanupBatchPartlyDeleted")]
+    public static partial void CleanupBatchPartlyDeleted(ILogger logger, int raised, int deleted);
+
     [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, upgraded from schema version: {UpgradedFrom}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
     public static partial void Migrated(ILogger logger, string tableName, bool created, int? upgradedFrom, int schemaVersion, string journalMode);
 

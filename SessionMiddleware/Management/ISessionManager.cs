@@ -7,22 +7,37 @@ namespace SessionMiddleware;
 /// </summary>
 public interface ISessionManager
 {
-    /// <summary>The live sessions bound to <paramref name="userId"/>, most recently used first.</summary>
+    /// <summary>
+    /// The live sessions bound to <paramref name="userId"/>, most recently used first: at most 1,000 (the 1,000 most
+    /// recently used; a user rarely has more than a few). To go through all of a user's sessions, however many, page with
+    /// <see cref="QueryAsync"/> and a <see cref="SessionFilter"/> whose <see cref="SessionFilter.UserId"/> is set.
+    /// </summary>
     /// <param name="userId">The user, as given to <see cref="IServerSideSession.BindToUser(string?)"/>.</param>
     /// <param name="cancellationToken">Cancels the query.</param>
     Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default);
 
-    /// <summary>Ends one session.</summary>
+    /// <summary>
+    /// Ends one session, raising <see cref="ServerSideSessionEvents.OnEnded"/> (reason <see cref="SessionEndReason.Revoked"/>)
+    /// once it is deleted.
+    /// </summary>
     /// <param name="sessionId">The session's public ID (<c>ISession.Id</c> or <see cref="SessionInfo.Id"/>).</param>
     /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns><see langword="true"/> when a session was ended; <see langword="false"/> when there was none with that ID.</returns>
+    /// <returns>
+    /// <see langword="true"/> when a session was ended; <see langword="false"/> when there was none with that ID, or it had
+    /// expired already (its row is deleted, and its end raised with the timeout as the reason).
+    /// </returns>
     Task<bool> RevokeAsync(string sessionId, CancellationToken cancellationToken = default);
 
-    /// <summary>Ends every session of a user, except optionally one (typically the current one: "sign out everywhere else").</summary>
+    /// <summary>
+    /// Ends every session of a user, except optionally one (typically the current one: "sign out everywhere else"). The
+    /// sessions are deleted in batches of <see cref="ServerSideSessionOptions.CleanupBatchSize"/>, so that other requests'
+    /// writes go on between them however many sessions the user has; <see cref="ServerSideSessionEvents.OnEnded"/> is
+    /// raised for each session once its batch is deleted.
+    /// </summary>
     /// <param name="userId">The user.</param>
     /// <param name="exceptSessionId">The public ID of a session to keep, or <see langword="null"/>.</param>
-    /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns>How many sessions were ended.</returns>
+    /// <param name="cancellationToken">Cancels the delete; the batches deleted before stay deleted.</param>
+    /// <returns>How many live sessions were ended (expired rows of the user are deleted too, uncounted).</returns>
     Task<int> RevokeAllForUserAsync(string userId, string? exceptSessionId = null, CancellationToken cancellationToken = default);
 
     /// <summary>

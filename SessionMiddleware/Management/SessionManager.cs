@@ -2,21 +2,30 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using SessionMiddleware.Cookies;
-using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Events;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Management;
 
 /// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
-internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger, IHttpContextAccessor? httpContextAccessor = null, SessionMetrics? metrics = null) : ISessionManager
+internal sealed class SessionManager(
+    IServerSideSessionStore store,
+    ILogger<SessionManager> logger,
+    SessionEvents events,
+    IOptions<ServerSideSessionOptions> options,
+    IHttpContextAccessor? httpContextAccessor = null) : ISessionManager
 {
+    /// <summary>The most sessions <see cref="ListForUserAsync"/> returns (the most recently used).</summary>
+    internal const int MaxListedSessions = 1000;
+
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(userId);
-        return store.ListByUserAsync(userId, cancellationToken);
+        return store.ListByUserAsync(userId, MaxListedSessions, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -28,14 +37,21 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
             return false;
         }
 
-        var revoked = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
-        if (revoked)
+        var row = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+        if (row is null)
         {
-            Log.SessionRevoked(logger, sessionId);
-            metrics?.SessionsEnded(SessionMetrics.ReasonRevoked);
+            return false;
         }
 
-        return revoked;
+        // A row that had expired already ended by its timeout (the cleaner had not deleted it yet).
+        var reason = events.ReasonFor(row, SessionEndReason.Revoked);
+        if (reason == SessionEndReason.Revoked)
+        {
+            Log.SessionRevoked(logger, sessionId);
+        }
+
+        await events.EndedAsync(row, reason, httpContextAccessor?.HttpContext, cancellationToken).ConfigureAwait(false);
+        return reason == SessionEndReason.Revoked;
     }
 
     /// <inheritdoc/>
@@ -56,9 +72,29 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
             exceptKey = storedKey;
         }
 
-        var count = await store.DeleteByUserAsync(userId, exceptKey, cancellationToken).ConfigureAwait(false);
+        // Batch by batch, so that a user with very many sessions never holds the (SQLite: the only) writer for long, each
+        // batch's ends raised before the next one; until a batch finds nothing (rows a concurrent delete took can make
+        // a batch short while others are left).
+        var batchSize = options.Value.CleanupBatchSize;
+        var httpContext = httpContextAccessor?.HttpContext;
+        var count = 0;
+        while (true)
+        {
+            var rows = await store.DeleteByUserAsync(userId, exceptKey, batchSize, cancellationToken).ConfigureAwait(false);
+            if (rows.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var row in rows)
+            {
+                var reason = events.ReasonFor(row, SessionEndReason.Revoked);
+                count += reason == SessionEndReason.Revoked ? 1 : 0;
+                await events.EndedAsync(row, reason, httpContext, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         Log.UserSessionsRevoked(logger, count, userId.Length);
-        metrics?.SessionsEnded(SessionMetrics.ReasonRevoked, count);
         return count;
     }
 

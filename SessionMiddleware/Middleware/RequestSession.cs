@@ -99,9 +99,10 @@ internal sealed class RequestSession : ISessionOwner
         {
             var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(abandoned, token)).ConfigureAwait(false);
             Log.SessionAbandoned(Logger, SessionIdProtector.ToPublicId(abandoned));
-            if (deleted)
+            if (deleted is not null)
             {
-                Metrics.SessionsEnded(session.SignedOut ? SessionMetrics.ReasonSignedOut : SessionMetrics.ReasonAbandoned);
+                var reason = _runtime.Events.ReasonFor(deleted, session.SignedOut ? SessionEndReason.SignedOut : SessionEndReason.Abandoned);
+                await _runtime.Events.EndedAsync(deleted, reason, Context, Context.RequestAborted).ConfigureAwait(false);
             }
 
             session.MarkAbandonCommitted();
@@ -165,6 +166,7 @@ internal sealed class RequestSession : ISessionOwner
         _touched = true;
         Log.SessionCreated(Logger, session.Id);
         Cookies.Set(Context, session.SecretId, ExpiresAt(session));
+        await _runtime.Events.CreatedAsync(session.Id, session.UserId, Context, Context.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
@@ -194,8 +196,10 @@ internal sealed class RequestSession : ISessionOwner
                     {
                         session.MarkRenewed(result.Version, _runtime.Now());
                         Metrics.SessionRenewed();
-                        Log.SessionRenewed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+                        var previousId = SessionIdProtector.ToPublicId(rowKey);
+                        Log.SessionRenewed(Logger, previousId, session.Id);
                         Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
+                        await _runtime.Events.RenewedAsync(session.Id, previousId, session.UserId, Context, Context.RequestAborted).ConfigureAwait(false);
                     }
                     else
                     {

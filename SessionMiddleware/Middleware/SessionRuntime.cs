@@ -4,6 +4,7 @@ using SessionMiddleware.Authentication;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Events;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
@@ -25,6 +26,7 @@ internal sealed class SessionRuntime
         TimeProvider timeProvider,
         ILogger<ServerSideSessionMiddleware> logger,
         SessionMetrics metrics,
+        SessionEvents events,
         TicketStoreMarker? ticketStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -37,9 +39,13 @@ internal sealed class SessionRuntime
         Logger = logger;
         TicketStoreEnabled = ticketStore is not null;
         Metrics = metrics;
+        Events = events;
     }
 
     public SessionMetrics Metrics { get; }
+
+    /// <summary>Raises <see cref="ServerSideSessionOptions.Events"/> (and counts ended sessions).</summary>
+    public SessionEvents Events { get; }
 
     /// <summary>Whether cookie authentication keeps its sign-ins in the session (<c>AddTicketStore</c>).</summary>
     public bool TicketStoreEnabled { get; }

@@ -8,7 +8,9 @@ namespace SessionMiddleware;
 /// Keys are the SHA-256 hash of the secret session ID (32 bytes); a store never sees the secret ID or the
 /// cookie. Every row has its own expiry (<c>expires_at</c>): the caller's, or by default last access + idle timeout
 /// capped by creation + absolute timeout. A store takes "now" from the <see cref="TimeProvider"/> it was given, never
-/// from the database's clock, and treats a row past its expiry as missing.
+/// from the database's clock, and treats a row past its expiry as missing. Expired rows are deleted by the cleaner only
+/// (<see cref="ListExpiredAsync"/>, then <see cref="DeleteExpiredAsync"/>), which raises each one's end first; every
+/// other delete returns the rows it deleted, so that their ends are raised too.
 /// </remarks>
 public interface IServerSideSessionStore
 {
@@ -33,7 +35,7 @@ public interface IServerSideSessionStore
 
     /// <summary>
     /// Loads a session by key. Returns <see langword="null"/> when there is no such session or it has
-    /// expired (an expired row is deleted).
+    /// expired. An expired row is left for the cleaner, which raises its end before deleting it.
     /// </summary>
     /// <param name="key">The SHA-256 hash of the secret session ID.</param>
     /// <param name="cancellationToken">Cancels the load.</param>
@@ -79,11 +81,12 @@ public interface IServerSideSessionStore
     /// <param name="cancellationToken">Cancels the renewal.</param>
     Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default);
 
-    /// <summary>Lists the live sessions bound to a user, most recently used first.</summary>
+    /// <summary>Lists the live sessions bound to a user, most recently used first, at most <paramref name="limit"/>.</summary>
     /// <param name="userId">The user.</param>
+    /// <param name="limit">The most sessions to return (the most recently used).</param>
     /// <param name="cancellationToken">Cancels the query.</param>
     /// <returns>One <see cref="SessionInfo"/> per session, its <see cref="SessionInfo.Id"/> the lowercase hex of the key.</returns>
-    Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// The live sessions matching <paramref name="filter"/>, most recently created first: ordered by creation time
@@ -102,24 +105,41 @@ public interface IServerSideSessionStore
     /// <returns>The count.</returns>
     Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default);
 
-    /// <summary>Deletes every session bound to a user, except the one under <paramref name="exceptKey"/>.</summary>
+    /// <summary>
+    /// Deletes at most <paramref name="maxRows"/> of the sessions bound to a user, live or expired, except the one under
+    /// <paramref name="exceptKey"/>, in one short statement; the caller repeats it until it returns no row, so that a user
+    /// with many sessions never holds the write lock for long.
+    /// </summary>
     /// <param name="userId">The user.</param>
     /// <param name="exceptKey">The key of a session to keep, or <see langword="null"/>.</param>
-    /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns>How many live sessions were deleted (expired rows the cleaner has not removed yet go too, uncounted).</returns>
-    Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default);
-
-    /// <summary>Deletes a session.</summary>
-    /// <param name="key">The SHA-256 hash of the secret session ID.</param>
-    /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns><see langword="true"/> when a row was deleted.</returns>
-    Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default);
-
-    /// <summary>
-    /// Deletes at most <paramref name="maxRows"/> expired sessions in one short statement.
-    /// </summary>
     /// <param name="maxRows">The most rows to delete.</param>
     /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns>How many rows were deleted; fewer than <paramref name="maxRows"/> means none are left.</returns>
-    Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default);
+    /// <returns>The rows deleted (at most <paramref name="maxRows"/>); none when the user has no other row left.</returns>
+    Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a session, live or expired.</summary>
+    /// <param name="key">The SHA-256 hash of the secret session ID.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>The row deleted, or <see langword="null"/> when there was none.</returns>
+    Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Lists at most <paramref name="maxRows"/> expired rows, by expiry then key, starting after <paramref name="after"/>
+    /// (keyset paging: a cleanup run moves past rows it could not delete). Reads only; a store must not lock or delete here.
+    /// </summary>
+    /// <param name="after">The last row of the previous batch of this run, or <see langword="null"/> for the first.</param>
+    /// <param name="maxRows">The most rows to return.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The expired rows; fewer than <paramref name="maxRows"/> means none are left after them.</returns>
+    Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Deletes the rows under <paramref name="keys"/> that are still expired, in one short transaction. Rows used again
+    /// meanwhile (a server whose clock is behind) stay; a store for several servers skips rows another server's cleaner is
+    /// deleting at that moment rather than wait for them.
+    /// </summary>
+    /// <param name="keys">Keys that <see cref="ListExpiredAsync"/> returned.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>The keys deleted.</returns>
+    Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default);
 }

@@ -70,3 +70,30 @@ public sealed class SessionInfoRow
         Ip,
         UserAgent);
 }
+
+/// <summary>
+/// A row as the statements that return <see cref="SessionLifetime"/> give it (columns aliased <c>Key</c>, <c>UserId</c>,
+/// <c>CreatedAt</c>, <c>ExpiresAt</c>). For store authors.
+/// </summary>
+public sealed class SessionLifetimeRow
+{
+    /// <summary>The key (SHA-256 of the secret ID).</summary>
+    public byte[] Key { get; set; } = [];
+
+    /// <summary>The user the row is bound to, if any.</summary>
+    public string? UserId { get; set; }
+
+    /// <summary>Creation time, Unix seconds.</summary>
+    public long CreatedAt { get; set; }
+
+    /// <summary>Expiry, Unix seconds.</summary>
+    public long ExpiresAt { get; set; }
+
+    /// <summary>The row as the store contract returns it.</summary>
+    /// <returns>The key, user and lifetime.</returns>
+    public SessionLifetime ToSessionLifetime() => new(
+        Key,
+        UserId,
+        DateTimeOffset.FromUnixTimeSeconds(CreatedAt),
+        DateTimeOffset.FromUnixTimeSeconds(ExpiresAt));
+}

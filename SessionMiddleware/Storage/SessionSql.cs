@@ -66,9 +66,18 @@ public sealed class SessionSql
             $"UPDATE {t} SET last_access = @Now, expires_at = {NewExpiry("created_at")} WHERE id = @Id AND {LiveCondition};";
         Delete =
             $"DELETE FROM {t} WHERE id = @Id;";
+        DeleteReturning =
+            $"DELETE FROM {t} WHERE id = @Id RETURNING {LifetimeColumns};";
         ListByUser =
             "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
-            $"FROM {t} WHERE user_id = @UserId AND {LiveCondition} ORDER BY last_access DESC, created_at DESC;";
+            $"FROM {t} WHERE user_id = @UserId AND {LiveCondition} ORDER BY last_access DESC, created_at DESC LIMIT @Limit;";
+
+        // Keyset paging over the expires_at index: the range starts at the previous batch's last row, so rows left behind
+        // (not deleted, or dead index entries) are not scanned again.
+        ListExpired =
+            $"SELECT {LifetimeColumns} FROM {t} " +
+            "WHERE expires_at < @Now AND expires_at >= @AfterExpiresAt AND (expires_at, id) > (@AfterExpiresAt, @AfterId) " +
+            "ORDER BY expires_at, id LIMIT @Limit;";
         DeleteBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} LIMIT @Limit);";
         DropTable =
@@ -139,8 +148,37 @@ public sealed class SessionSql
     /// <summary>Deletes the row under <c>@Id</c>.</summary>
     public string Delete { get; }
 
-    /// <summary>The live rows of <c>@UserId</c>, most recently used first, as <see cref="SessionInfoRow"/>.</summary>
+    /// <summary>Deletes the row under <c>@Id</c> and returns it as <see cref="SessionLifetimeRow"/> (no row when there was none).</summary>
+    public string DeleteReturning { get; }
+
+    /// <summary>The live rows of <c>@UserId</c>, most recently used first, at most <c>@Limit</c>, as <see cref="SessionInfoRow"/>.</summary>
     public string ListByUser { get; }
+
+    /// <summary>
+    /// At most <c>@Limit</c> rows expired at <c>@Now</c>, as <see cref="SessionLifetimeRow"/>, by expiry then key, after
+    /// (<c>@AfterExpiresAt</c>, <c>@AfterId</c>) (<see cref="ListExpiredParameters"/>).
+    /// </summary>
+    public string ListExpired { get; }
+
+    /// <summary>The columns of <see cref="SessionLifetimeRow"/>, aliased.</summary>
+    public const string LifetimeColumns = "id AS Key, user_id AS UserId, created_at AS CreatedAt, expires_at AS ExpiresAt";
+
+    /// <summary>The parameters of <see cref="ListExpired"/>: <c>@Now</c>, <c>@AfterExpiresAt</c>, <c>@AfterId</c>, <c>@Limit</c>.</summary>
+    /// <param name="after">The last row of the previous batch, or <see langword="null"/> for the first.</param>
+    /// <param name="maxRows">The most rows.</param>
+    /// <param name="now">"Now", Unix seconds.</param>
+    /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
+    public static object ListExpiredParameters(SessionLifetime? after, int maxRows, long now)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        return new
+        {
+            Now = now,
+            AfterExpiresAt = after?.ExpiresAt.ToUnixTimeSeconds() ?? long.MinValue,
+            AfterId = after?.Key ?? [],
+            Limit = maxRows,
+        };
+    }
 
     /// <summary>Deletes at most <c>@Limit</c> rows, live or not (clearing the table in short batches).</summary>
     public string DeleteBatch { get; }

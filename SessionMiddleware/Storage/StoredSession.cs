@@ -63,3 +63,13 @@ public enum SessionUpdateStatus
 /// <param name="Status">What happened.</param>
 /// <param name="Version">The row's version after the update when <see cref="SessionUpdateStatus.Committed"/>; otherwise 0.</param>
 public readonly record struct SessionUpdateResult(SessionUpdateStatus Status, long Version);
+
+/// <summary>
+/// The key, the user and the lifetime of a session row: what a store returns for the rows it deleted or found expired, so
+/// that each session's end is raised (<see cref="ServerSideSessionEvents.OnEnded"/>) with its user and reason.
+/// </summary>
+/// <param name="Key">The SHA-256 hash of the secret session ID.</param>
+/// <param name="UserId">The user the session was bound to, if any.</param>
+/// <param name="CreatedAt">When the session was created (whole seconds).</param>
+/// <param name="ExpiresAt">When the row expires or expired (whole seconds).</param>
+public sealed record SessionLifetime(byte[] Key, string? UserId, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt);

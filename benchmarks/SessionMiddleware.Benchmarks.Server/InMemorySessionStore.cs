@@ -67,15 +67,21 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
         return Task.FromResult(false);
     }
 
-    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_rows.TryRemove(Convert.ToBase64String(key), out _));
+    public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_rows.TryRemove(Convert.ToBase64String(key), out var row)
+            ? new SessionLifetime(key, row.UserId, row.CreatedAt, row.ExpiresAt ?? row.LastAccessAt)
+            : null);
 
-    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default) => Task.FromResult(0);
+    public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<SessionLifetime>>([]);
+
+    public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<byte[]>>([]);
 
     public Task<SessionUpdateResult> RenewAsync(byte[] oldKey, long expectedVersion, NewSession renewed, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 
-    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default) =>
+    public Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 
     public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default) =>
@@ -84,7 +90,7 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
     public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 
-    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default) =>
+    public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 
     private DateTimeOffset Now() => DateTimeOffset.FromUnixTimeSeconds(time.GetUtcNow().ToUnixTimeSeconds());

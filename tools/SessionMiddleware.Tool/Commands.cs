@@ -98,19 +98,30 @@ internal static class Commands
             return ExitCodes.Done;
         }
 
-        // The store's own batched delete: each batch is one short statement, so the app's writes get in between.
+        // The store's own batches, as the app's cleaner runs them: each delete is one short transaction, so the app's
+        // writes get in between. The tool has none of the app's event handlers: the sessions it deletes raise no OnEnded.
         var progress = new Progress(expired);
         long deleted = 0;
         var batches = 0;
-        int last;
-        do
+        SessionLifetime? after = null;
+        while (true)
         {
-            last = await db.Store.DeleteExpiredAsync(batchSize, cancellationToken);
-            deleted += last;
+            var batch = await db.Store.ListExpiredAsync(after, batchSize, cancellationToken);
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            deleted += (await db.Store.DeleteExpiredAsync([.. batch.Select(r => r.Key)], cancellationToken)).Count;
             batches++;
             progress.Report(deleted);
+            if (batch.Count < batchSize)
+            {
+                break;
+            }
+
+            after = batch[^1];
         }
-        while (last == batchSize);
 
         progress.Done();
         Console.WriteLine($"deleted {Format.Count(deleted, "expired session", "expired sessions")} in {Format.Count(batches, "batch", "batches")}");

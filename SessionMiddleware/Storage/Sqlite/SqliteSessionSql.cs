@@ -40,16 +40,13 @@ internal sealed class SqliteSessionSql
             $"SELECT @NewId, @UserId, @Data, created_at, @Now, version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("created_at")} " +
             $"FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING version;";
 
-        // One row per deleted session, 1 when it was live: expired rows go too, uncounted.
-        DeleteByUser =
-            $"DELETE FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId) RETURNING ({live}) AS Live;";
-        DeleteExpiredBatch =
-            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at < @Now LIMIT @Limit);";
+        // A batch of a user's rows, live or expired, through the user_id index; the caller repeats it until none is left.
+        DeleteByUserBatch =
+            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId) LIMIT @Limit) " +
+            $"RETURNING {SessionSql.LifetimeColumns};";
     }
 
     public string RenewInsert { get; }
 
-    public string DeleteByUser { get; }
-
-    public string DeleteExpiredBatch { get; }
+    public string DeleteByUserBatch { get; }
 }

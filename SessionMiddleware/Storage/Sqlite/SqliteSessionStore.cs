@@ -121,18 +121,8 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
                 return null;
             }
 
-            var now = _expiry.UnixNow();
-            if (row.ExpiresAt < now)
-            {
-                await _writes.WriteAsync(
-                    (writer, transaction, token) => writer.ExecuteAsync(new CommandDefinition(
-                        _sql.DeleteIfExpired, new { Id = key, Now = now }, transaction, cancellationToken: token)),
-                    singleStatement: true,
-                    cancellationToken).ConfigureAwait(false);
-                return null;
-            }
-
-            return row.ToStoredSession(key);
+            // An expired row stays for the cleaner, which raises its end before deleting it.
+            return row.ExpiresAt < _expiry.UnixNow() ? null : row.ToStoredSession(key);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
         {
@@ -252,16 +242,17 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     }
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         var now = _expiry.UnixNow();
         try
         {
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
             var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                _sql.ListByUser, new { UserId = userId, Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                _sql.ListByUser, new { UserId = userId, Now = now, Limit = limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
             return [.. rows.Select(r => r.ToSessionInfo())];
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
@@ -290,43 +281,84 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     }
 
     /// <inheritdoc/>
-    public Task<int> DeleteByUserAsync(string userId, byte[]? exceptKey, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        var now = _expiry.UnixNow();
-        return WriteAsync(
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+
+        // One batch is one write in the queue: other requests' writes get in between a large revoke's batches.
+        return WriteAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, transaction, token) =>
             {
-                var live = await connection.QueryAsync<long>(new CommandDefinition(
-                    _sqlite.DeleteByUser, new { UserId = userId, ExceptId = exceptKey, Now = now }, transaction, cancellationToken: token)).ConfigureAwait(false);
-                return live.Count(l => l != 0);
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
             },
             singleStatement: true,
             cancellationToken);
     }
 
     /// <inheritdoc/>
-    public Task<bool> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         return WriteAsync(
             async (connection, transaction, token) =>
-                await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false) > 0,
+                (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
             singleStatement: true,
             cancellationToken);
     }
 
     /// <inheritdoc/>
-    public Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        var parameters = SessionSql.ListExpiredParameters(after, maxRows, _expiry.UnixNow());
+        return ReadAsync<IReadOnlyList<SessionLifetime>>(
+            async connection =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        if (keys.Count == 0)
+        {
+            return Task.FromResult<IReadOnlyList<byte[]>>([]);
+        }
+
         var now = _expiry.UnixNow();
 
-        // One batch is one write in the queue: requests' writes get in between the cleaner's batches.
-        return WriteAsync(
-            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
-                _sqlite.DeleteExpiredBatch, new { Now = now, Limit = maxRows }, transaction, cancellationToken: token)),
-            singleStatement: true,
+        // One batch is one write in the queue (one prepared statement run per key, all or none committed): requests'
+        // writes get in between the cleaner's batches.
+        return WriteAsync<IReadOnlyList<byte[]>>(
+            async (connection, transaction, token) =>
+            {
+                var deleted = new List<byte[]>(keys.Count);
+                var command = connection.CreateCommand();
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Transaction = transaction;
+                command.CommandText = _sql.DeleteIfExpired;
+                var id = command.Parameters.Add("@Id", SqliteType.Blob);
+                command.Parameters.AddWithValue("@Now", now);
+                foreach (var key in keys)
+                {
+                    id.Value = key;
+                    if (await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0)
+                    {
+                        deleted.Add(key);
+                    }
+                }
+
+                return deleted;
+            },
+            singleStatement: false,
             cancellationToken);
     }
 
