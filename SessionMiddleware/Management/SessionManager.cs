@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
@@ -10,7 +11,13 @@ using SessionMiddleware.Session;
 namespace SessionMiddleware.Management;
 
 /// <summary>The <see cref="ISessionManager"/> over the configured <see cref="IServerSideSessionStore"/>.</summary>
-internal sealed class SessionManager(IServerSideSessionStore store, ILogger<SessionManager> logger, IHttpContextAccessor? httpContextAccessor = null, SessionMetrics? metrics = null) : ISessionManager
+internal sealed class SessionManager(
+    IServerSideSessionStore store,
+    ILogger<SessionManager> logger,
+    IHttpContextAccessor? httpContextAccessor = null,
+    SessionMetrics? metrics = null,
+    RecentRenewals? renewals = null,
+    CommitLocks? commitLocks = null) : ISessionManager
 {
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)
@@ -29,6 +36,26 @@ internal sealed class SessionManager(IServerSideSessionStore store, ILogger<Sess
         }
 
         var revoked = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+        if (!revoked && renewals is not null)
+        {
+            // No row under this ID: a renewal in this process may have moved the session, and the revoke follows it. A
+            // renewal still committing holds the key's commit lock until it is recorded, so a miss waits for it once.
+            if (!renewals.TryGet(key, out _) && commitLocks is not null)
+            {
+                (await commitLocks.EnterAsync(key, cancellationToken).ConfigureAwait(false)).Dispose();
+            }
+
+            while (!revoked && renewals.TryGet(key, out var renewal))
+            {
+                key = renewal.NewKey;
+                revoked = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+                if (revoked)
+                {
+                    Log.RevokeFollowedRenewal(logger, sessionId, SessionIdProtector.ToPublicId(key));
+                }
+            }
+        }
+
         if (revoked)
         {
             Log.SessionRevoked(logger, sessionId);

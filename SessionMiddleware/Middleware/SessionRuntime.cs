@@ -25,6 +25,7 @@ internal sealed class SessionRuntime
         TimeProvider timeProvider,
         ILogger<ServerSideSessionMiddleware> logger,
         SessionMetrics metrics,
+        RecentRenewals renewals,
         TicketStoreMarker? ticketStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -37,7 +38,11 @@ internal sealed class SessionRuntime
         Logger = logger;
         TicketStoreEnabled = ticketStore is not null;
         Metrics = metrics;
+        Renewals = renewals;
     }
+
+    /// <summary>The ID renewals this process committed lately, for the requests that loaded a session before its renewal.</summary>
+    public RecentRenewals Renewals { get; }
 
     public SessionMetrics Metrics { get; }
 
