@@ -1,4 +1,7 @@
 using System.Net;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Data.Sqlite;
@@ -108,6 +111,55 @@ public sealed class RenewalRaceTests : TempFolderTest
             Assert.That(host.CountRows(), Is.EqualTo(1));
         });
         await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, newId);
+    }
+
+    [Test]
+    public async Task DoubleSignIn_ThroughTheTicketStore_TheBrowserStaysSignedInToOneSession()
+    {
+        var gate = new Gate();
+        await using var host = await SessionTestHost.StartAsync(
+            Folder.Path,
+            services: s =>
+            {
+                s.AddTicketStore();
+                s.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie();
+            },
+            endpoints: app =>
+            {
+                app.UseAuthentication();
+                app.MapGet("/signin", async (HttpContext c, bool? gated) =>
+                {
+                    if (gated == true)
+                    {
+                        gate.Entered.SetResult();
+                        await gate.Release.Task;
+                    }
+
+                    var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, "alice"), new Claim(ClaimTypes.Name, "alice")], CookieAuthenticationDefaults.AuthenticationScheme);
+                    await c.SignInAsync(new ClaimsPrincipal(identity));
+                    return "signed in";
+                });
+                app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
+            });
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+
+        var a = browser.GetAsync("/signin?gated=true");
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await browser.GetTextAsync("/signin");
+        var afterB = await browser.GetTextAsync("/id");
+        gate.Release.SetResult();
+        using var responseA = await a;
+
+        var sessions = await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("alice");
+        Assert.Multiple(async () =>
+        {
+            Assert.That(responseA.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("alice"), "the sign-in whose response came last holds the row's ticket");
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(afterB), "one session: the second sign-in took the first one's ID");
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
+            Assert.That(sessions, Has.Count.EqualTo(1));
+        });
     }
 
     [Test]
