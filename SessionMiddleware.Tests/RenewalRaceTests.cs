@@ -238,6 +238,28 @@ public sealed class RenewalRaceTests : TempFolderTest
     }
 
     [Test]
+    public void RecentRenewals_RemembersAtMostCapacityRenewals_EachForAtMostItsLifetime()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var renewals = new SessionMiddleware.Concurrency.RecentRenewals(time);
+        static byte[] Key(int i) => BitConverter.GetBytes(i);
+        for (var i = 0; i <= SessionMiddleware.Concurrency.RecentRenewals.Capacity; i++)
+        {
+            renewals.Add(Key(i), Key(-i), Key(i), null);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(renewals.TryGet(Key(0), out _), Is.False, "the oldest is dropped past the capacity");
+            Assert.That(renewals.TryGet(Key(1), out var kept), Is.True);
+            Assert.That(kept!.NewKey, Is.EqualTo(Key(-1)));
+        });
+
+        time.Advance(SessionMiddleware.Concurrency.RecentRenewals.Lifetime + TimeSpan.FromSeconds(1));
+        Assert.That(renewals.TryGet(Key(1), out _), Is.False, "forgotten after its lifetime");
+    }
+
+    [Test]
     public async Task WriteQueue_DisposedWhileAWriteOutlastsTheTimeout_TheWriteLoopEndsWithoutAnError()
     {
         var path = Path.Combine(Folder.Path, "queue.db");
