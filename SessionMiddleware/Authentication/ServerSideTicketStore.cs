@@ -66,6 +66,8 @@ internal sealed class ServerSideTicketStore : ITicketStore
             {
                 session.BindToUser(userId);   // renews the ID
             }
+
+            session.SigningIn = true;
         }
 
         var reference = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));

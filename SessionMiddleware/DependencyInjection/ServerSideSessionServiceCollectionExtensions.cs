@@ -70,6 +70,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<SessionIdProtector>();
         services.TryAddSingleton<SessionCookies>();
         services.TryAddSingleton<CommitLocks>();
+        services.TryAddSingleton<RecentRenewals>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
         services.TryAddSingleton<SessionRuntime>();
         services.AddHttpContextAccessor();   // the manager recognises the current request's session (RevokeAllForUserAsync after RegenerateId)

@@ -105,4 +105,13 @@ internal static partial class Log
 
     [LoggerMessage(53, LogLevel.Information, "The session is no longer bound to the user of its sign-in of scheme {Scheme}; the request is anonymous.", EventName = "TicketUserMismatch")]
     public static partial void TicketUserMismatch(ILogger logger, string scheme);
+
+    [LoggerMessage(65, LogLevel.Debug, "Session {OldSessionId} was renewed as {SessionId} by a concurrent request while this request ran; this request's changes follow it there.", EventName = "RenewalFollowed")]
+    public static partial void RenewalFollowed(ILogger logger, string oldSessionId, string sessionId);
+
+    [LoggerMessage(66, LogLevel.Information, "Session {OldSessionId} was renewed as {SessionId} by a concurrent sign-in of the same user; this request's sign-in takes that ID instead of renewing again.", EventName = "RenewalAdopted")]
+    public static partial void RenewalAdopted(ILogger logger, string oldSessionId, string sessionId);
+
+    [LoggerMessage(67, LogLevel.Information, "Session {OldSessionId} had been renewed as {SessionId}; the revoke ended it under its new ID.", EventName = "RevokeFollowedRenewal")]
+    public static partial void RevokeFollowedRenewal(ILogger logger, string oldSessionId, string sessionId);
 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Events;
 using SessionMiddleware.Logging;
@@ -16,7 +17,9 @@ internal sealed class SessionManager(
     ILogger<SessionManager> logger,
     SessionEvents events,
     IOptions<ServerSideSessionOptions> options,
-    IHttpContextAccessor? httpContextAccessor = null) : ISessionManager
+    IHttpContextAccessor? httpContextAccessor = null,
+    RecentRenewals? renewals = null,
+    CommitLocks? commitLocks = null) : ISessionManager
 {
     /// <summary>The most sessions <see cref="ListForUserAsync"/> returns (the most recently used).</summary>
     internal const int MaxListedSessions = 1000;
@@ -38,6 +41,26 @@ internal sealed class SessionManager(
         }
 
         var row = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+        if (row is null && renewals is not null)
+        {
+            // No row under this ID: a renewal in this process may have moved the session, and the revoke follows it. A
+            // renewal still committing holds the key's commit lock until it is recorded, so a miss waits for it once.
+            if (!renewals.TryGet(key, out _) && commitLocks is not null)
+            {
+                (await commitLocks.EnterAsync(key, cancellationToken).ConfigureAwait(false)).Dispose();
+            }
+
+            while (row is null && renewals.TryGet(key, out var renewal))
+            {
+                key = renewal.NewKey;
+                row = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+                if (row is not null)
+                {
+                    Log.RevokeFollowedRenewal(logger, sessionId, SessionIdProtector.ToPublicId(key));
+                }
+            }
+        }
+
         if (row is null)
         {
             return false;

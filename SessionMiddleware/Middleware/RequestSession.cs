@@ -84,12 +84,21 @@ internal sealed class RequestSession : ISessionOwner
         //   modified                      Update(version), merged on conflict      refreshed if persistent
         //                                 (unreadable data is replaced only then; a renewal or touch keeps it)
         //   untouched                     Touch, once TouchInterval has passed     refreshed if persistent
-        //   row gone at any write         none more (MarkGone)                     expired
+        //   row gone, renewed here        follow it: merged into the new key       none (the renewing request sent it)
+        //     meanwhile (RecentRenewals)  a sign-in of the same user takes the     the new one
+        //                                 other's renewal as its own
+        //   row gone otherwise            a write throws (5xx); a touch stops      none: only Abandon expires it
         var session = Session;
-        if (_discarded || session.IsGone || !HasStoreWork(session))
+        if (_discarded || !HasStoreWork(session))
         {
             // Most read-only requests end here: no store call, so no timeout token source either.
             return;
+        }
+
+        if (session.IsGone && session.AbandonedKey is null)
+        {
+            // Changed again after its row was found gone: the change cannot be written.
+            throw GoneException(session.Key!);
         }
 
         using var timeout = _runtime.StartIOTimeout(cancellationToken);
@@ -129,7 +138,12 @@ internal sealed class RequestSession : ISessionOwner
             }
             else
             {
-                await WriteAsync(session, renew: true, token).ConfigureAwait(false);
+                var previousId = await WriteAsync(session, renew: true, token).ConfigureAwait(false);
+                if (previousId is not null)
+                {
+                    // Raised once the commit lock is let go: a handler may revoke or list this user's sessions.
+                    await _runtime.Events.RenewedAsync(session.Id, previousId, session.UserId, Context, Context.RequestAborted).ConfigureAwait(false);
+                }
             }
         }
         else if (session.IsModified)
@@ -170,15 +184,40 @@ internal sealed class RequestSession : ISessionOwner
     }
 
     /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
-    private async Task WriteAsync(ServerSideSession session, bool renew, CancellationToken cancellationToken)
+    /// <returns>The previous public ID when the session was renewed; otherwise <see langword="null"/>.</returns>
+    private async Task<string?> WriteAsync(ServerSideSession session, bool renew, CancellationToken cancellationToken)
     {
         var rowKey = renew ? session.RenewFromKey! : session.Key!;
+        if (renew && session.FollowsRenewal)
+        {
+            // The new ID would go to this request, which presented the ID the concurrent renewal retired.
+            throw new InvalidOperationException(
+                $"Session {SessionIdProtector.ToPublicId(rowKey)} was renewed by a concurrent request while this one ran, so this request cannot renew it again; nothing was written.");
+        }
 
         // Commits of one session in this process take turns, so a commit conflicts at most with other processes
         // and with the commits that finished since it loaded: one re-read, not a storm of retries.
         using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
+        var adopted = false;
+        var reload = false;
         for (var attempt = 1; ; attempt++)
         {
+            if (reload)
+            {
+                var newer = await Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(rowKey, cancellationToken)).ConfigureAwait(false);
+                if (newer is null)
+                {
+                    // Gone since this request loaded it (or followed it there): renewed again, or ended.
+                    adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
+                    rowKey = session.Key!;
+                    renew = false;
+                    continue;
+                }
+
+                session.Rebase(newer);
+                reload = false;
+            }
+
             SessionUpdateResult result;
             using (var renewSpan = renew ? SessionTracing.Start("renew", Metrics, _runtime.Store) : null)
             {
@@ -194,35 +233,41 @@ internal sealed class RequestSession : ISessionOwner
                     Metrics.Commit(attempt == 1 ? SessionMetrics.OutcomeCommitted : SessionMetrics.OutcomeMerged);
                     if (renew)
                     {
+                        // Recorded before the commit lock is let go: a request of this session that loaded the old row
+                        // and finds it gone looks here under the same lock.
+                        _runtime.Renewals.Add(rowKey, session.Key!, session.SecretId!, session.UserId);
                         session.MarkRenewed(result.Version, _runtime.Now());
                         Metrics.SessionRenewed();
                         var previousId = SessionIdProtector.ToPublicId(rowKey);
                         Log.SessionRenewed(Logger, previousId, session.Id);
                         Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
-                        await _runtime.Events.RenewedAsync(session.Id, previousId, session.UserId, Context, Context.RequestAborted).ConfigureAwait(false);
+                        return previousId;
                     }
                     else
                     {
                         session.MarkCommitted(result.Version, _runtime.Now());
-                        Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
+                        if (adopted && !session.FollowsRenewal)
+                        {
+                            Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
+                        }
+                        else if (!session.FollowsRenewal)
+                        {
+                            Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
+                        }
                     }
 
-                    return;
+                    return null;
 
-                case SessionUpdateStatus.NotFound:
-                    Gone(session, rowKey);
-                    return;
+                case SessionUpdateStatus.NotFound when attempt < SessionRuntime.MaxCommitAttempts:
+                    adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
+                    rowKey = session.Key!;
+                    renew = false;
+                    reload = true;
+                    break;
 
                 case SessionUpdateStatus.Conflict when attempt < SessionRuntime.MaxCommitAttempts:
                     Log.CommitConflict(Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
-                    var newer = await Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(rowKey, cancellationToken)).ConfigureAwait(false);
-                    if (newer is null)
-                    {
-                        Gone(session, rowKey);
-                        return;
-                    }
-
-                    session.Rebase(newer);
+                    reload = true;
                     break;
 
                 default:
@@ -268,11 +313,21 @@ internal sealed class RequestSession : ISessionOwner
         if (found)
         {
             session.MarkTouched(now);
-            Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
+            if (!session.FollowsRenewal)
+            {
+                Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
+            }
+
+            return;
         }
-        else
+
+        // Nothing of this request is lost. A renewal in progress in this process holds the key's commit lock until it
+        // is recorded, so the lookup waits for it; the renewed row was just written, so it needs no touch.
+        using var turn = await _runtime.CommitLocks.EnterAsync(session.Key!, cancellationToken).ConfigureAwait(false);
+        if (FollowRenewal(session, session.Key!, renewing: false) is null)
         {
-            Gone(session, session.Key!);
+            Log.SessionGoneAtCommit(Logger, session.Id);
+            session.MarkGone();
         }
     }
 
@@ -305,10 +360,49 @@ internal sealed class RequestSession : ISessionOwner
         return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent, ExpiresAt(session));
     }
 
-    private void Gone(ServerSideSession session, byte[] rowKey)
+    /// <summary>
+    /// The row this request loaded is gone at its commit: follows the session if this process renewed it meanwhile.
+    /// Returns null when it cannot (no renewal known, or this request renews too and is not a sign-in of the same user),
+    /// otherwise whether this request took the renewal as its own (and so sends its cookie).
+    /// </summary>
+    private bool? FollowRenewal(ServerSideSession session, byte[] rowKey, bool renewing)
+    {
+        if (!_runtime.Renewals.TryGet(rowKey, out var renewal))
+        {
+            return null;
+        }
+
+        if (!renewing)
+        {
+            session.FollowRenewal(renewal.NewKey);
+            Log.RenewalFollowed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+            return false;
+        }
+
+        // A sign-in racing a sign-in of the same user (a double-submitted form): one session, the first renewal's ID.
+        // Any other renewal here would hand the other request's new ID to a holder of the old one, or renew the browser's
+        // new cookie away: it fails instead.
+        if (!session.FollowsRenewal && session.RenewalSignsIn && string.Equals(session.UserId, renewal.UserId, StringComparison.Ordinal))
+        {
+            session.AdoptRenewal(renewal.NewKey, renewal.NewSecretId);
+            Log.RenewalAdopted(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+            return true;
+        }
+
+        return null;
+    }
+
+    /// <summary>A write found its row gone and no renewal to follow: nothing is written, and the client is told (never a success for a dropped write).</summary>
+    private InvalidOperationException Gone(ServerSideSession session, byte[] rowKey)
     {
         Log.SessionGoneAtCommit(Logger, SessionIdProtector.ToPublicId(rowKey));
         session.MarkGone();
-        Cookies.Expire(Context);
+        return GoneException(rowKey);
     }
+
+    // No cookie expiry: the browser may hold a newer cookie from a concurrent request (a renewal on another server);
+    // only an explicit Abandon or sign-out expires it.
+    private static InvalidOperationException GoneException(byte[] rowKey) => new(
+        $"Session {SessionIdProtector.ToPublicId(rowKey)} was removed while this request ran (revoked, abandoned, expired, or renewed " +
+        "on another server): this request's changes were not written.");
 }

@@ -27,6 +27,7 @@ internal sealed class SessionRuntime
         ILogger<ServerSideSessionMiddleware> logger,
         SessionMetrics metrics,
         SessionEvents events,
+        RecentRenewals renewals,
         TicketStoreMarker? ticketStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -40,7 +41,11 @@ internal sealed class SessionRuntime
         TicketStoreEnabled = ticketStore is not null;
         Metrics = metrics;
         Events = events;
+        Renewals = renewals;
     }
+
+    /// <summary>The ID renewals this process committed lately, for the requests that loaded a session before its renewal.</summary>
+    public RecentRenewals Renewals { get; }
 
     public SessionMetrics Metrics { get; }
 

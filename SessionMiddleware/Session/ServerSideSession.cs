@@ -24,6 +24,8 @@ internal sealed class ServerSideSession : IServerSideSession
     private bool _cleared;
     private bool _dirty;
     private byte[]? _renewFromSecretId;
+    private string? _renewFromUserId;
+    private byte[]? _followedFromKey;
 
     // The stored bytes this library could not read (e.g. a newer format): written back as they are until the app changes the data.
     private byte[]? _unreadableData;
@@ -101,6 +103,21 @@ internal sealed class ServerSideSession : IServerSideSession
 
     /// <summary>The key this session had before <see cref="RegenerateId"/>, until the renewal is committed.</summary>
     public byte[]? RenewFromKey { get; private set; }
+
+    /// <summary>
+    /// True when another request renewed this session's ID while this one ran and this one's changes follow the session
+    /// to its new key: this request never sends a session cookie (the browser has the new one from the renewing request).
+    /// </summary>
+    public bool FollowsRenewal { get; private set; }
+
+    /// <summary>
+    /// True when the pending renewal is a sign-in: it binds the session to a user it was not bound to, or the ticket store
+    /// signs the same user in again (<see cref="SigningIn"/>).
+    /// </summary>
+    public bool RenewalSignsIn => RenewFromKey is not null && UserId is not null && (SigningIn || !string.Equals(UserId, _renewFromUserId, StringComparison.Ordinal));
+
+    /// <summary>Whether cookie authentication signed a user in during this request (the ticket store sets it).</summary>
+    public bool SigningIn { get; set; }
 
     /// <summary>The key of a session abandoned in this request, until its row is deleted.</summary>
     public byte[]? AbandonedKey { get; private set; }
@@ -278,8 +295,8 @@ internal sealed class ServerSideSession : IServerSideSession
         }
 
         ThrowIfResponseStarted(nameof(BindToUser));
-        UserId = userId;
         RegenerateId();
+        UserId = userId;
     }
 
     /// <inheritdoc/>
@@ -298,6 +315,7 @@ internal sealed class ServerSideSession : IServerSideSession
         {
             RenewFromKey = Key;
             _renewFromSecretId = SecretId;
+            _renewFromUserId = UserId;
         }
 
         SecretId = SessionIdProtector.NewSecretId();
@@ -324,10 +342,13 @@ internal sealed class ServerSideSession : IServerSideSession
     {
         if (!IsNew)
         {
-            AbandonedKey = RenewFromKey ?? Key;
+            // A request that followed a concurrent renewal ends only the ID it presented, never the browser's new one.
+            AbandonedKey = _followedFromKey ?? RenewFromKey ?? Key;
         }
 
         IsNew = true;
+        FollowsRenewal = false;
+        _followedFromKey = null;
         RenewFromKey = null;
         _renewFromSecretId = null;
         SecretId = null;
@@ -353,7 +374,33 @@ internal sealed class ServerSideSession : IServerSideSession
     {
         RenewFromKey = null;
         _renewFromSecretId = null;
+        _renewFromUserId = null;
         MarkCommitted(version, lastAccessAt);
+    }
+
+    /// <summary>
+    /// The row this request loaded was renewed by a concurrent request: the session lives on under <paramref name="newKey"/>,
+    /// where this request's changes are merged. The secret ID stays the one the request presented: the new one is not
+    /// this request's to send (see <see cref="FollowsRenewal"/>).
+    /// </summary>
+    public void FollowRenewal(byte[] newKey)
+    {
+        _followedFromKey ??= Key;
+        Key = newKey;
+        FollowsRenewal = true;
+    }
+
+    /// <summary>
+    /// This request's own renewal (a sign-in) met a concurrent sign-in of the same user that renewed the ID first: it takes
+    /// that renewal's ID instead of renewing again, so both responses carry the same session.
+    /// </summary>
+    public void AdoptRenewal(byte[] newKey, byte[] newSecretId)
+    {
+        Key = newKey;
+        SecretId = newSecretId;
+        RenewFromKey = null;
+        _renewFromSecretId = null;
+        _renewFromUserId = null;
     }
 
     /// <summary>Gives up a renewal that can no longer be delivered (the response has started): the old ID stays.</summary>
@@ -365,6 +412,7 @@ internal sealed class ServerSideSession : IServerSideSession
             SecretId = _renewFromSecretId;
             RenewFromKey = null;
             _renewFromSecretId = null;
+            _renewFromUserId = null;
         }
     }
 

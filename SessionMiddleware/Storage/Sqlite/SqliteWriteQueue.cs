@@ -36,6 +36,12 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         _loop = Task.Run(RunAsync);
     }
 
+    /// <summary>How long <see cref="DisposeAsync"/> waits for the writes in progress before it cancels the write loop.</summary>
+    internal TimeSpan DisposeTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The write loop (for tests: it ends without an error once the queue is disposed).</summary>
+    internal Task Completion => _loop;
+
     /// <summary>Runs <paramref name="work"/> inside the next group transaction and returns its result once that transaction committed.</summary>
     /// <param name="work">The write: its statements run inside the group transaction.</param>
     /// <param name="singleStatement">
@@ -84,11 +90,14 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         _channel.Writer.TryComplete();
         try
         {
-            await _loop.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            await _loop.WaitAsync(DisposeTimeout).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
+            // A write outlasted the wait: the loop still runs and reads the token, so the source is disposed only once it ends.
             await _stopping.CancelAsync().ConfigureAwait(false);
+            _ = _loop.ContinueWith(static (_, stopping) => ((CancellationTokenSource)stopping!).Dispose(), _stopping, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return;
         }
 
         _stopping.Dispose();
@@ -207,6 +216,16 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                 if (operation.SingleStatement)
                 {
                     await operation.RunAsync(connection, transaction).ConfigureAwait(false);
+                    if (operation.Failed)
+                    {
+                        // Without a savepoint, a write that failed after its statement ran cannot be undone alone: the whole
+                        // transaction is, and the others run again without it (rare, so the common case keeps no savepoint).
+                        await transaction.RollbackAsync().ConfigureAwait(false);
+                        operation.Finish();
+                        await RunBatchAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))]).ConfigureAwait(false);
+                        return;
+                    }
+
                     continue;
                 }
 
@@ -265,6 +284,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 
         public override async Task RunAsync(SqliteConnection connection, SqliteTransaction transaction)
         {
+            _exception = null;
             try
             {
                 _result = await work(connection, transaction, CancellationToken).ConfigureAwait(false);
