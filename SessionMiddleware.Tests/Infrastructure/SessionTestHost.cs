@@ -45,7 +45,10 @@ internal sealed class SessionTestHost : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
-    /// <summary>Starts a host. <paramref name="keysFolder"/> is the Data Protection key ring folder.</summary>
+    /// <summary>
+    /// Starts a host. <paramref name="keysFolder"/> is the Data Protection key ring folder; <paramref name="beforeSessions"/>
+    /// adds middleware before <c>UseServerSideSessions()</c> (e.g. forwarded headers).
+    /// </summary>
     public static async Task<SessionTestHost> StartAsync(
         string folder,
         Action<ServerSideSessionOptions>? configure = null,
@@ -55,7 +58,8 @@ internal sealed class SessionTestHost : IAsyncDisposable
         string? keysFolder = null,
         bool migrate = true,
         bool https = false,
-        bool authenticationFirst = false)
+        bool authenticationFirst = false,
+        Action<WebApplication>? beforeSessions = null)
     {
         var databasePath = Path.Combine(folder, "sessions.db");
         time ??= new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
@@ -89,6 +93,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
             app.UseAuthentication();
         }
 
+        beforeSessions?.Invoke(app);
         app.UseServerSideSessions();
         MapDefaultEndpoints(app);
         endpoints?.Invoke(app);

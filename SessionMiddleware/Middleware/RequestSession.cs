@@ -67,6 +67,20 @@ internal sealed class RequestSession : ISessionOwner
 
     public IServerSideSessionStore Store => _runtime.Store;
 
+    private TimeSpan? _creationRefusedFor;
+
+    /// <summary>
+    /// Whether the commit just made refused the new session because its client reached NewSessionLimit, with how long
+    /// until it may retry; true once, for the middleware to answer 429.
+    /// </summary>
+    public bool TakeCreationRefusal(out TimeSpan retryAfter)
+    {
+        retryAfter = _creationRefusedFor.GetValueOrDefault();
+        var refused = _creationRefusedFor is not null;
+        _creationRefusedFor = null;
+        return refused;
+    }
+
     /// <summary>Whether committing now would call the store (what the commit span is started for).</summary>
     public bool NeedsStore => !_discarded && !Session.IsGone && HasStoreWork(Session);
 
@@ -154,6 +168,14 @@ internal sealed class RequestSession : ISessionOwner
         if (Context.Response.HasStarted)
         {
             Log.NewSessionAfterResponseStarted(Logger);
+            return;
+        }
+
+        if (!_runtime.MayCreateSession(Context, out var retryAfter))
+        {
+            // NewSessionLimit: nothing is stored, and the middleware answers 429.
+            _creationRefusedFor = retryAfter;
+            _discarded = true;
             return;
         }
 
