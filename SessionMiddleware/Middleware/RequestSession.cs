@@ -18,6 +18,7 @@ internal sealed class RequestSession : ISessionOwner
     private readonly SessionRuntime _runtime;
     private bool _touched;
     private bool _discarded;
+    private TimeSpan? _creationRefusedFor;
 
     /// <summary>The session loaded from its row, or a new empty one when the request brought no live row.</summary>
     public RequestSession(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored)
@@ -66,8 +67,6 @@ internal sealed class RequestSession : ISessionOwner
     public SessionMetrics Metrics => _runtime.Metrics;
 
     public IServerSideSessionStore Store => _runtime.Store;
-
-    private TimeSpan? _creationRefusedFor;
 
     /// <summary>
     /// Whether the commit just made refused the new session because its client reached NewSessionLimit, with how long
