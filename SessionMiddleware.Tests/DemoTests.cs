@@ -48,6 +48,21 @@ public sealed partial class DemoTests
     }
 
     [Test]
+    public async Task Demo_MapsTheStoreHealthCheck_AtHealthz()
+    {
+        using var client = CreateBrowser(out var cookies);
+
+        using var response = await client.GetAsync("/healthz");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await response.Content.ReadAsStringAsync(), Is.EqualTo("Healthy"));
+            Assert.That(cookies.GetCookies(_demo.BaseAddress)[CookieName], Is.Null, "a health probe creates no session");
+        });
+    }
+
+    [Test]
     public async Task Demo_StartedWithConnectionStringArgument_StoresSessionsInThatFile()
     {
         using var browser = CreateBrowser(out _);

@@ -142,6 +142,30 @@ public sealed class HealthCheckTests : TempFolderTest
     }
 
     [Test]
+    public async Task PostgreSqlServerStopped_IsUnhealthy_WithTheReason_AndAnswers503()
+    {
+        await using var postgres = await PostgresServer.StartOwnAsync();
+        var connectionString = await postgres.CreateDatabaseAsync();
+        await using var host = await StartAsync(Folder.Path, s => s.UsePostgreSql(connectionString));
+
+        var running = await CheckAsync(host);
+        await postgres.StopAsync();
+        var stopped = await CheckAsync(host);
+        using var response = await host.CreateRawClient().GetAsync("/healthz");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(running.Status, Is.EqualTo(HealthStatus.Healthy), running.Description);
+            Assert.That(running.Data["store"], Is.EqualTo("postgresql"));
+            Assert.That(stopped.Status, Is.EqualTo(HealthStatus.Unhealthy));
+            Assert.That(stopped.Description, Does.StartWith("The session store cannot be used:"));
+            Assert.That(stopped.Exception, Is.InstanceOf<Npgsql.NpgsqlException>().Or.InstanceOf<System.Net.Sockets.SocketException>(), stopped.Exception?.ToString());
+            Assert.That(stopped.Data["store"], Is.EqualTo("postgresql"));
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        });
+    }
+
+    [Test]
     public async Task DroppedTable_WithFailureStatusDegraded_IsDegraded()
     {
         await using var host = await StartAsync(Folder.Path, failureStatus: HealthStatus.Degraded);

@@ -103,6 +103,9 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.IOTimeout = TimeSpan.MaxValue, "IOTimeout");
         yield return Case(o => o.IdleTimeout = TimeSpan.FromDays(366), "IdleTimeout");
         yield return Case(o => o.AbsoluteTimeout = TimeSpan.FromDays(400), "AbsoluteTimeout");
+        yield return Case(o => o.NewSessionLimit = -1, "NewSessionLimit");
+        yield return Case(o => o.NewSessionLimitWindow = TimeSpan.Zero, "NewSessionLimitWindow");
+        yield return Case(o => o.NewSessionLimitWindow = TimeSpan.FromDays(2), "NewSessionLimitWindow");
         yield return Case(o =>
         {
             o.Cookie.Name = "__Host-sid";

@@ -89,6 +89,9 @@ internal sealed class PostgresServer : IAsyncDisposable
         }
     }
 
+    /// <summary>A server of the caller's own, for a test that stops it; the caller disposes it.</summary>
+    public static Task<PostgresServer> StartOwnAsync() => StartAsync();
+
     /// <summary>Stops the shared server, if one was started.</summary>
     public static async Task StopSharedAsync()
     {

@@ -54,7 +54,10 @@ internal sealed class SessionTestHost : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
-    /// <summary>Starts a host. <paramref name="keysFolder"/> is the Data Protection key ring folder.</summary>
+    /// <summary>
+    /// Starts a host. <paramref name="keysFolder"/> is the Data Protection key ring folder; <paramref name="beforeSessions"/>
+    /// adds middleware before <c>UseServerSideSessions()</c> (e.g. forwarded headers).
+    /// </summary>
     public static async Task<SessionTestHost> StartAsync(
         string folder,
         Action<ServerSideSessionOptions>? configure = null,
@@ -65,7 +68,8 @@ internal sealed class SessionTestHost : IAsyncDisposable
         bool migrate = true,
         bool https = false,
         bool authenticationFirst = false,
-        StoreKind store = StoreKind.Sqlite)
+        StoreKind store = StoreKind.Sqlite,
+        Action<WebApplication>? beforeSessions = null)
     {
         var databasePath = Path.Combine(folder, "sessions.db");
         var postgres = store == StoreKind.PostgreSql ? await (await PostgresServer.SharedAsync()).CreateDatabaseAsync() : null;
@@ -105,6 +109,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
             app.UseAuthentication();
         }
 
+        beforeSessions?.Invoke(app);
         app.UseServerSideSessions();
         MapDefaultEndpoints(app);
         endpoints?.Invoke(app);

@@ -81,6 +81,22 @@ public sealed class ServerSideSessionOptions
     public bool RecordDeviceInfo { get; set; } = true;
 
     /// <summary>
+    /// Most new sessions one client may create per <see cref="NewSessionLimitWindow"/>; a new session beyond it is not
+    /// stored and the request is answered <c>429 Too Many Requests</c> with <c>Retry-After</c>. Default 100; 0 turns the
+    /// limit off. A client is its IP address (<c>HttpContext.Connection.RemoteIpAddress</c>, so behind a reverse proxy
+    /// forwarded-headers middleware must run first, or every client shares the proxy's allowance), an IPv6 client its
+    /// /64 network. Requests with a live session are never limited, nor those that do not write to a new session.
+    /// Must not be negative.
+    /// </summary>
+    public int NewSessionLimit { get; set; } = ServerSideSessionDefaults.NewSessionLimit;
+
+    /// <summary>
+    /// The window of <see cref="NewSessionLimit"/>, which starts at a client's first new session. Default 1 minute.
+    /// Must be positive and at most a day.
+    /// </summary>
+    public TimeSpan NewSessionLimitWindow { get; set; } = ServerSideSessionDefaults.NewSessionLimitWindow;
+
+    /// <summary>
     /// With the ticket store (<c>AddServerSideSessions(...).AddTicketStore()</c>): the claim of a signed-in user whose value
     /// the session is bound to (<see cref="IServerSideSession.UserId"/>, what <see cref="ISessionManager"/> lists and
     /// revokes by). Default <see cref="System.Security.Claims.ClaimTypes.NameIdentifier"/>, which ASP.NET Core Identity sets

@@ -85,6 +85,16 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             failures.Add($"{prefix}{nameof(options.IOTimeout)} must be at most {MaxIOTimeout} (was {options.IOTimeout}).");
         }
 
+        if (options.NewSessionLimit < 0)
+        {
+            failures.Add($"{prefix}{nameof(options.NewSessionLimit)} must not be negative (was {options.NewSessionLimit}; 0 turns the limit off).");
+        }
+
+        if (options.NewSessionLimitWindow <= TimeSpan.Zero || options.NewSessionLimitWindow > ServerSideSessionDefaults.MaxNewSessionLimitWindow)
+        {
+            failures.Add($"{prefix}{nameof(options.NewSessionLimitWindow)} must be positive and at most {ServerSideSessionDefaults.MaxNewSessionLimitWindow} (was {options.NewSessionLimitWindow}).");
+        }
+
         if (options.Cookie is null)
         {
             failures.Add($"{prefix}{nameof(options.Cookie)} is required.");

@@ -27,6 +27,12 @@ public static class ServerSideSessionDiagnostics
     public const string SessionsRenewed = "sessionmiddleware.sessions.renewed";
 
     /// <summary>
+    /// Counter (<c>{session}</c>): new sessions not stored because their client reached
+    /// <see cref="ServerSideSessionOptions.NewSessionLimit"/> (each answered <c>429</c>).
+    /// </summary>
+    public const string SessionsRateLimited = "sessionmiddleware.sessions.rate_limited";
+
+    /// <summary>
     /// Counter (<c>{cookie}</c>): session cookies not honoured, tag <c>reason</c>: <c>unprotect_failed</c> (not protected by
     /// this application's key ring, e.g. servers not sharing keys, or tampered with), <c>malformed</c>, or
     /// <c>unknown_session</c> (a valid cookie whose session does not exist or has expired).

@@ -114,4 +114,16 @@ internal static partial class Log
 
     [LoggerMessage(67, LogLevel.Information, "Session {OldSessionId} had been renewed as {SessionId}; the revoke ended it under its new ID.", EventName = "RevokeFollowedRenewal")]
     public static partial void RevokeFollowedRenewal(ILogger logger, string oldSessionId, string sessionId);
+
+    [LoggerMessage(90, LogLevel.Warning, "Client {Client} reached ServerSideSessionOptions.NewSessionLimit ({Limit} new sessions per {Window}); its new sessions are answered 429 for {RetryAfter} more. Behind a reverse proxy every client has the proxy's address unless UseForwardedHeaders() runs before UseServerSideSessions() (README: \"Disk growth and limits\"). Logged once per client and window.", EventName = "NewSessionLimitReached")]
+    public static partial void NewSessionLimitReached(ILogger logger, string client, int limit, TimeSpan window, TimeSpan retryAfter);
+
+    [LoggerMessage(91, LogLevel.Debug, "A new session of client {Client} was not stored: ServerSideSessionOptions.NewSessionLimit is reached; answered 429.", EventName = "NewSessionRefused")]
+    public static partial void NewSessionRefused(ILogger logger, string client);
+
+    [LoggerMessage(92, LogLevel.Warning, "More than {MaxClients} clients created sessions within one ServerSideSessionOptions.NewSessionLimitWindow; further clients are not limited until the window ends (the limiter's memory is bounded). Logged once per window.", EventName = "NewSessionLimitTableFull")]
+    public static partial void NewSessionLimitTableFull(ILogger logger, int maxClients);
+
+    [LoggerMessage(93, LogLevel.Warning, "{Count} session cookies since {Since:u} could not be unprotected: they were protected by another Data Protection key ring (servers that do not share their keys and application name, or keys lost at a restart or deployment) or tampered with; those users lose their sessions. Share one key ring between the servers (README: \"Several servers: PostgreSQL\"). Logged at most every {Interval}.", EventName = "CookiesFromAnotherKeyRing")]
+    public static partial void CookiesFromAnotherKeyRing(ILogger logger, long count, DateTimeOffset since, TimeSpan interval);
 }

@@ -18,6 +18,7 @@ internal sealed class RequestSession : ISessionOwner
     private readonly SessionRuntime _runtime;
     private bool _touched;
     private bool _discarded;
+    private TimeSpan? _creationRefusedFor;
 
     /// <summary>The session loaded from its row, or a new empty one when the request brought no live row.</summary>
     public RequestSession(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored)
@@ -66,6 +67,18 @@ internal sealed class RequestSession : ISessionOwner
     public SessionMetrics Metrics => _runtime.Metrics;
 
     public IServerSideSessionStore Store => _runtime.Store;
+
+    /// <summary>
+    /// Whether the commit just made refused the new session because its client reached NewSessionLimit, with how long
+    /// until it may retry; true once, for the middleware to answer 429.
+    /// </summary>
+    public bool TakeCreationRefusal(out TimeSpan retryAfter)
+    {
+        retryAfter = _creationRefusedFor.GetValueOrDefault();
+        var refused = _creationRefusedFor is not null;
+        _creationRefusedFor = null;
+        return refused;
+    }
 
     /// <summary>Whether committing now would call the store (what the commit span is started for).</summary>
     public bool NeedsStore => !_discarded && !Session.IsGone && HasStoreWork(Session);
@@ -169,6 +182,14 @@ internal sealed class RequestSession : ISessionOwner
         if (Context.Response.HasStarted)
         {
             Log.NewSessionAfterResponseStarted(Logger);
+            return;
+        }
+
+        if (!_runtime.MayCreateSession(Context, out var retryAfter))
+        {
+            // NewSessionLimit: nothing is stored, and the middleware answers 429.
+            _creationRefusedFor = retryAfter;
+            _discarded = true;
             return;
         }
 

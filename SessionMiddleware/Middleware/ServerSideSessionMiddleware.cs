@@ -47,7 +47,12 @@ internal sealed class ServerSideSessionMiddleware
         if (rejectedReason is not null)
         {
             Log.CookieRejected(_runtime.Logger, rejectedReason);
-            _runtime.Metrics.CookieRejected(rejectedReason == SessionIdProtector.NotOurKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
+            var otherKeyRing = rejectedReason == SessionIdProtector.NotOurKeyRing;
+            _runtime.Metrics.CookieRejected(otherKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
+            if (otherKeyRing)
+            {
+                _runtime.KeyRingRejections.Record(_runtime.Logger);
+            }
         }
 
         // No valid cookie: a new empty session, and no database call at all.
@@ -115,6 +120,10 @@ internal sealed class ServerSideSessionMiddleware
         try
         {
             await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+            if (request.TakeCreationRefusal(out var retryAfter))
+            {
+                AnswerTooManyNewSessions(request.Context.Response, ifItFails, retryAfter);
+            }
         }
         catch (Exception ex)
         {
@@ -128,6 +137,25 @@ internal sealed class ServerSideSessionMiddleware
         {
             span?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The new session was refused (<see cref="ServerSideSessionOptions.NewSessionLimit"/>): 429 with Retry-After in
+    /// whole seconds. In OnStarting the body that the app is about to write still follows; only the headers are replaced.
+    /// </summary>
+    private static void AnswerTooManyNewSessions(HttpResponse response, StoreFailure when, TimeSpan retryAfter)
+    {
+        if (when == StoreFailure.CommitOnStarting)
+        {
+            response.Headers.Clear();
+        }
+        else
+        {
+            response.Clear();
+        }
+
+        response.StatusCode = StatusCodes.Status429TooManyRequests;
+        response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>Logs a store failure and answers the client; returns whether the caller rethrows.</summary>

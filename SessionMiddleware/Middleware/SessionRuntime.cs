@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Authentication;
@@ -5,6 +6,7 @@ using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Events;
+using SessionMiddleware.Logging;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
@@ -42,6 +44,52 @@ internal sealed class SessionRuntime
         Metrics = metrics;
         Events = events;
         Renewals = renewals;
+        KeyRingRejections = new KeyRingRejectionWarning(timeProvider);
+        NewSessions = Options.NewSessionLimit > 0 ? new NewSessionLimiter(Options.NewSessionLimit, Options.NewSessionLimitWindow, timeProvider) : null;
+    }
+
+    /// <summary>The rate-limited warning about cookies from another key ring.</summary>
+    public KeyRingRejectionWarning KeyRingRejections { get; }
+
+    /// <summary><see cref="ServerSideSessionOptions.NewSessionLimit"/>; <see langword="null"/> when it is off.</summary>
+    public NewSessionLimiter? NewSessions { get; }
+
+    /// <summary>
+    /// Whether the request's client may create a new session now (<see cref="ServerSideSessionOptions.NewSessionLimit"/>);
+    /// a refusal is logged and counted, with the time until the client's window ends.
+    /// </summary>
+    public bool MayCreateSession(HttpContext context, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        if (NewSessions is null)
+        {
+            return true;
+        }
+
+        switch (NewSessions.TryAcquire(context, out retryAfter))
+        {
+            case NewSessionLimiter.Decision.Allowed:
+                return true;
+
+            case NewSessionLimiter.Decision.AllowedTableFull:
+                Log.NewSessionLimitTableFull(Logger, NewSessions.MaxClients);
+                return true;
+
+            case NewSessionLimiter.Decision.FirstRefusal:
+                Log.NewSessionLimitReached(Logger, NewSessionLimiter.ClientName(context.Connection.RemoteIpAddress), Options.NewSessionLimit, Options.NewSessionLimitWindow, retryAfter);
+                break;
+
+            default:
+                if (Logger.IsEnabled(LogLevel.Debug))
+                {
+                    Log.NewSessionRefused(Logger, NewSessionLimiter.ClientName(context.Connection.RemoteIpAddress));
+                }
+
+                break;
+        }
+
+        Metrics.SessionRateLimited();
+        return false;
     }
 
     /// <summary>The ID renewals this process committed lately, for the requests that loaded a session before its renewal.</summary>

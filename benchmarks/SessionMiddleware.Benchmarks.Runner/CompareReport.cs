@@ -50,7 +50,8 @@ internal static class CompareReport
             "`AddDistributedMemoryCache`, StackExchangeRedis (local redis-server, no persistence) and NeoSmart.Caching.Sqlite; " +
             "`ours-memory` = this library's middleware over a dictionary in the process (a benchmark-only store: the middleware's own cost, without a database); " +
             "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request); " +
-            "`ours-postgres` = this library's PostgreSQL store (`UsePostgreSql`), default options, Npgsql's default pool.");
+            "`ours-postgres` = this library's PostgreSQL store (`UsePostgreSql`), default options, Npgsql's default pool; " +
+            "`ours-sqlite-listened` (only with --only) = `ours-sqlite` with a MeterListener and an ActivityListener on the library's meter and source (the instrumentation's cost when listened to).");
         md.AppendLine();
 
         if (failures.Count > 0)

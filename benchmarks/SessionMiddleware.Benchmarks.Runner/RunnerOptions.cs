@@ -9,8 +9,11 @@ internal sealed class RunnerOptions
     public static readonly string[] DefaultConfigs =
         ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres"];
 
-    /// <summary>Every configuration, with the signed-in pair (cookie authentication alone and on the ticket store) that --only can name.</summary>
-    public static readonly string[] AllConfigs = [.. DefaultConfigs, "auth-cookie", "ours-sqlite-auth"];
+    /// <summary>
+    /// Every configuration --only can name: with the signed-in pair (cookie authentication alone and on the ticket store)
+    /// and ours-sqlite with a listener on the library's meter and activity source (the instrumentation's cost).
+    /// </summary>
+    public static readonly string[] AllConfigs = [.. DefaultConfigs, "auth-cookie", "ours-sqlite-auth", "ours-sqlite-listened"];
 
     public static readonly string[] AllEndpoints = ["read", "write", "new"];
 

@@ -9,6 +9,8 @@ using Microsoft.AspNetCore.Authentication.Cookies;
 // The server stops by itself after --max-lifetime seconds (default 3600) or once --parent-pid has exited.
 //
 // config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-memory | ours-sqlite | ours-sqlite-touch0 | ours-postgres
+//         | auth-cookie | ours-sqlite-auth | ours-sqlite-listened (ours-sqlite with a MeterListener and an ActivityListener on
+//         the library's meter and activity source: the instrumentation's cost when listened to; GET /bench/listened counts)
 // (ours-postgres needs --postgres: an Npgsql connection string to an empty database; the runner makes one per round)
 //
 // Endpoints (every wrong answer is a non-2xx status, so that wrk counts it as an error):
@@ -98,6 +100,7 @@ switch (settings.Config)
     case "ours-sqlite":
     case "ours-sqlite-touch0":
     case "ours-sqlite-auth":
+    case "ours-sqlite-listened":
     case "ours-postgres":
         if (settings.GatedCleanup)
         {
@@ -115,6 +118,10 @@ switch (settings.Config)
             }
 
             o.IdleTimeout = idleTimeout;
+
+            // Every /new comes from 127.0.0.1 as fast as wrk can send it: the default NewSessionLimit (100 a minute per
+            // client) would answer nearly all of them 429, so the benchmarks measure the library without it.
+            o.NewSessionLimit = 0;
             if (settings.Config == "ours-sqlite-touch0")
             {
                 o.TouchInterval = TimeSpan.Zero;
@@ -153,6 +160,7 @@ switch (settings.Config)
         return 2;
 }
 
+using var listeners = settings.Config == "ours-sqlite-listened" ? new InstrumentationListeners() : null;
 var app = builder.Build();
 var signsIn = settings.Config.EndsWith("auth", StringComparison.Ordinal) || settings.Config == "auth-cookie";
 var hasSession = settings.Config is not ("none" or "auth-cookie");
@@ -187,6 +195,7 @@ const string Value = "value-of-k-0123456789abcdef";
 var noneCounter = 0L;
 
 app.MapGet("/health", () => Results.Text("ok"));
+app.MapGet("/bench/listened", () => Results.Text(listeners?.Summary ?? "no listeners"));
 
 // What the SQLite configurations run on: in this process SQLitePCLRaw is the version NeoSmart.Caching.Sqlite pulls in.
 app.MapGet("/bench/info", () =>

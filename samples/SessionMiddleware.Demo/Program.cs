@@ -3,7 +3,8 @@
 // "your sessions" page that lists and revokes the user's other sessions, and signing out, over the embedded SQLite
 // default. Run it from the repository root with
 //   dotnet run --project samples/SessionMiddleware.Demo
-// and open http://127.0.0.1:5080. Pass --urls to listen elsewhere (e.g. --urls http://127.0.0.1:0 for any free port).
+// and open http://127.0.0.1:5080 (the health check: /healthz). Pass --urls to listen elsewhere (e.g. --urls
+// http://127.0.0.1:0 for any free port).
 
 using System.Globalization;
 using System.Security.Claims;
@@ -60,6 +61,10 @@ builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationSc
 builder.Services.AddAuthorization();
 builder.Services.AddAntiforgery();
 
+// /healthz: Healthy when the session store answers and its table has the expected shape, Degraded when the cleaner
+// keeps failing, Unhealthy when the database cannot be reached.
+builder.Services.AddHealthChecks().AddServerSideSessionStore();
+
 var app = builder.Build();
 
 // Creates the session table on first start; checks it on every later start.
@@ -69,6 +74,8 @@ await app.MigrateServerSideSessionsAsync();
 app.UseServerSideSessions();
 app.UseAuthentication();
 app.UseAuthorization();
+
+app.MapHealthChecks("/healthz");
 
 var idleTimeout = app.Services.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.IdleTimeout;
 
