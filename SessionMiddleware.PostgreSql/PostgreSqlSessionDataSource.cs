@@ -34,8 +34,8 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
     /// <summary>
     /// A data source for a connection string, with automatic preparation, multiplexing and an application name unless
     /// the string sets them. Multiplexing sends the statements of concurrent requests together over a few connections:
-    /// PostgreSQL then spends a fraction of the CPU per statement (see docs/scaling.md); the store needs no state on a
-    /// connection (its only setting, the opt-in asynchronous commit, is local to one transaction).
+    /// PostgreSQL then spends a fraction of the CPU per statement (see docs/scaling.md); the store keeps no state on a
+    /// connection.
     /// </summary>
     public static NpgsqlDataSource Create(string connectionString)
     {

@@ -35,7 +35,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
-        _writes = new PostgreSqlWriteQueue(dataSource, asynchronousCommit: false, logger);
+        _writes = new PostgreSqlWriteQueue(dataSource, logger);
     }
 
     /// <inheritdoc/>

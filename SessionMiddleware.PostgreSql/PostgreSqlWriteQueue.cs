@@ -24,18 +24,15 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 
     private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly NpgsqlDataSource _dataSource;
-    private readonly bool _asynchronousCommit;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
-    /// <param name="asynchronousCommit">Commits with <c>synchronous_commit = off</c> (the opt-in that trades the last writes on a database crash for speed).</param>
     /// <param name="logger">Where failed batches are logged.</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, bool asynchronousCommit, ILogger logger)
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger)
     {
         _dataSource = dataSource;
-        _asynchronousCommit = asynchronousCommit;
         _logger = logger;
         _loop = Task.Run(RunAsync);
     }
@@ -178,12 +175,6 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         var command = new NpgsqlBatch(connection);
         await using (command.ConfigureAwait(false))
         {
-            if (_asynchronousCommit)
-            {
-                // Local to this transaction: the connection's other transactions keep the server's setting.
-                command.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true);"));
-            }
-
             foreach (var write in writes)
             {
                 command.BatchCommands.Add(write.Command);
