@@ -1,4 +1,3 @@
-using System.Data;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -56,56 +55,31 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     }
 
     /// <inheritdoc/>
-    public async Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
+    public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        SessionRow? row;
-        try
-        {
-            // A command of the data source: it takes a pooled connection for the one statement and gives it back.
-            var command = _dataSource.CreateCommand(_sql.Load);
-            await using (command.ConfigureAwait(false))
+        return RunAsync(
+            async (connection, token) =>
             {
-                command.Parameters.Add(Bytes("Id", key));
-                var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
+                var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(
+                    new CommandDefinition(_sql.Load, new { Id = key }, cancellationToken: token)).ConfigureAwait(false);
+                if (row is null)
                 {
-                    row = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadRow(reader) : null;
+                    return null;
                 }
-            }
-        }
-        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
-        {
-            throw SessionTableSchema.MissingTable(_sql.TableName, ex);
-        }
 
-        if (row is null)
-        {
-            return null;
-        }
+                var now = _expiry.UnixNow();
+                if (row.ExpiresAt < now)
+                {
+                    await connection.ExecuteAsync(new CommandDefinition(
+                        _sql.DeleteIfExpired, new { Id = key, Now = now }, cancellationToken: token)).ConfigureAwait(false);
+                    return null;
+                }
 
-        var now = _expiry.UnixNow();
-        if (row.ExpiresAt < now)
-        {
-            await RunAsync(
-                (connection, token) => connection.ExecuteAsync(new CommandDefinition(
-                    _sql.DeleteIfExpired, new { Id = key, Now = now }, cancellationToken: token)),
-                cancellationToken).ConfigureAwait(false);
-            return null;
-        }
-
-        return row.ToStoredSession(key);
+                return row.ToStoredSession(key);
+            },
+            cancellationToken);
     }
-
-    private static SessionRow ReadRow(NpgsqlDataReader reader) => new()
-    {
-        Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
-        Version = reader.GetInt64(SessionSql.LoadColumns.Version),
-        UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
-        CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
-        LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
-        ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
-    };
 
     /// <inheritdoc/>
     public async Task<StoredSession> CreateAsync(NewSession session, CancellationToken cancellationToken = default)
