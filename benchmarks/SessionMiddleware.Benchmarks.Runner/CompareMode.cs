@@ -103,7 +103,7 @@ internal static class CompareMode
 
         try
         {
-            return await MeasureServerAsync(options, config, round, redis, database, postgres?.ServerProcessId, scripts);
+            return await MeasureServerAsync(options, config, round, redis, database, database is null ? null : postgres?.ServerProcessId, scripts);
         }
         finally
         {
