@@ -122,15 +122,19 @@ internal static class CompareMode
         var nodes = config == TwoNodes ? 2 : 1;
         var serverConfig = config == TwoNodes ? "ours-postgres" : config;
         var servers = new List<BenchServer>();
+        // The nodes share one Data Protection key ring (as real servers behind one name must): the first node makes the
+        // key while it creates the sessions, and the second starts after that, so that it reads the same key.
+        var keys = nodes > 1 ? Directory.CreateTempSubdirectory("smbench-keys-") : null;
+        List<string> extra = [.. postgres is null ? [] : new[] { "--postgres", postgres }, .. keys is null ? [] : new[] { "--keys-dir", keys.FullName }];
         try
         {
-            for (var i = 0; i < nodes; i++)
-            {
-                servers.Add(await BenchServer.StartAsync(options, serverConfig, redis?.Endpoint, postgres is null ? [] : ["--postgres", postgres]));
-            }
-
+            servers.Add(await BenchServer.StartAsync(options, serverConfig, redis?.Endpoint, [.. extra]));
             var server = servers[0];
             var cookies = await Seeder.SeedAsync(server, options.Sessions);
+            for (var i = 1; i < nodes; i++)
+            {
+                servers.Add(await BenchServer.StartAsync(options, serverConfig, redis?.Endpoint, [.. extra]));
+            }
             string? info = null;
             if (config.StartsWith("ours-", StringComparison.Ordinal))
             {
@@ -172,6 +176,8 @@ internal static class CompareMode
             {
                 await server.DisposeAsync();
             }
+
+            keys?.Delete(recursive: true);
         }
     }
 
