@@ -7,4 +7,10 @@ internal static partial class Log
 {
     [LoggerMessage(31, LogLevel.Information, "Session table \"{TableName}\" is ready on PostgreSQL {ServerVersion} (created: {Created}, upgraded from schema version: {UpgradedFrom}, schema version {SchemaVersion}).", EventName = "MigratedPostgreSql")]
     public static partial void MigratedPostgreSql(ILogger logger, string tableName, bool created, int? upgradedFrom, int schemaVersion, string serverVersion);
+
+    [LoggerMessage(80, LogLevel.Error, "A batch of {Count} session writes failed on PostgreSQL; none of them is reported as stored.", EventName = "PostgreSqlWriteBatchFailed")]
+    public static partial void PostgreSqlWriteBatchFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(81, LogLevel.Debug, "A statement of a batch of {Count} session writes failed (SQLSTATE {SqlState}); the batch was rolled back and each write runs alone.", EventName = "PostgreSqlWriteBatchRetried")]
+    public static partial void PostgreSqlWriteBatchRetried(ILogger logger, int count, string sqlState);
 }

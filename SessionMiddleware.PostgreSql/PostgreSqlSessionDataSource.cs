@@ -31,15 +31,25 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
 
     public NpgsqlDataSource DataSource { get; }
 
-    /// <summary>A data source for a connection string, with automatic preparation and an application name unless the string sets them.</summary>
+    /// <summary>
+    /// A data source for a connection string, with automatic preparation, multiplexing and an application name unless
+    /// the string sets them. Multiplexing sends the statements of concurrent requests together over a few connections:
+    /// PostgreSQL then spends a fraction of the CPU per statement (see docs/scaling.md); the store keeps no state on a
+    /// connection.
+    /// </summary>
     public static NpgsqlDataSource Create(string connectionString)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         var settings = builder.ConnectionStringBuilder;
         // Whether the string sets it, not whether it is 0: "Max Auto Prepare=0" (PgBouncer transaction pooling) must stay 0.
-        if (!SetsMaxAutoPrepare(connectionString))
+        if (!Sets(connectionString, nameof(NpgsqlConnectionStringBuilder.MaxAutoPrepare)))
         {
             settings.MaxAutoPrepare = DefaultMaxAutoPrepare;
+        }
+
+        if (!Sets(connectionString, nameof(NpgsqlConnectionStringBuilder.Multiplexing)))
+        {
+            settings.Multiplexing = true;
         }
 
         if (string.IsNullOrEmpty(settings.ApplicationName))
@@ -51,9 +61,9 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
     }
 
     // Npgsql's builder knows every keyword (its ContainsKey is true for all of them): read the keys the string itself has.
-    private static bool SetsMaxAutoPrepare(string connectionString) =>
+    private static bool Sets(string connectionString, string keyword) =>
         new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
-            .Any(k => string.Equals(k.Replace(" ", string.Empty, StringComparison.Ordinal), nameof(NpgsqlConnectionStringBuilder.MaxAutoPrepare), StringComparison.OrdinalIgnoreCase));
+            .Any(k => string.Equals(k.Replace(" ", string.Empty, StringComparison.Ordinal), keyword, StringComparison.OrdinalIgnoreCase));
 
     public ValueTask DisposeAsync() => _owned ? DataSource.DisposeAsync() : ValueTask.CompletedTask;
 

@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using NpgsqlTypes;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.PostgreSql;
@@ -12,7 +13,7 @@ namespace SessionMiddleware.PostgreSql;
 /// handled: row locks instead of one writer, an advisory lock for the migration, <c>SKIP LOCKED</c> for cleanup.
 /// Written against the core library's public API only.
 /// </summary>
-internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
+internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDisposable, IDisposable
 {
     /// <summary>SQLSTATE undefined_table.</summary>
     private const string UndefinedTable = "42P01";
@@ -22,6 +23,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     private readonly PostgreSqlSessionSql _pg;
     private readonly SessionExpiry _expiry;
     private readonly ILogger<PostgreSqlSessionStore> _logger;
+    private readonly PostgreSqlWriteQueue _writes;
 
     public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger)
     {
@@ -32,6 +34,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
+        _writes = new PostgreSqlWriteQueue(dataSource, logger);
     }
 
     /// <inheritdoc/>
@@ -77,12 +80,19 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         ArgumentNullException.ThrowIfNull(session);
         var expiry = _expiry.Parameters();
         var expiresAt = session.ExpiresAt?.ToUnixTimeSeconds() ?? expiry.DefaultExpiresAt(expiry.Now);
-        await RunAsync(
-            (connection, token) => connection.ExecuteAsync(new CommandDefinition(
+        await WriteAsync(new PostgreSqlWrite<bool>(
+            session.Key,
+            () => Command(
                 _sql.Insert,
-                new { Id = session.Key, session.UserId, session.Data, expiry.Now, Ip = session.IpAddress, session.UserAgent, ExpiresAt = expiresAt },
-                cancellationToken: token)),
-            cancellationToken).ConfigureAwait(false);
+                Bytes("Id", session.Key),
+                Text("UserId", session.UserId),
+                Bytes("Data", session.Data),
+                Int64("Now", expiry.Now),
+                Text("Ip", session.IpAddress),
+                Text("UserAgent", session.UserAgent),
+                Int64("ExpiresAt", expiresAt)),
+            static (_, _, _) => ValueTask.FromResult(true),
+            cancellationToken)).ConfigureAwait(false);
         return session.AsCreated(expiry.Now, expiresAt);
     }
 
@@ -92,25 +102,19 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
         var expiry = _expiry.Parameters();
-        return RunAsync(
-            async (connection, token) =>
-            {
-                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                    _sql.Update,
-                    new
-                    {
-                        Id = key,
-                        Data = data,
-                        ExpectedVersion = expectedVersion,
-                        ExpiresAt = expiresAt?.ToUnixTimeSeconds(),
-                        expiry.Now,
-                        expiry.IdleSeconds,
-                        expiry.AbsoluteSeconds,
-                    },
-                    cancellationToken: token)).ConfigureAwait(false);
-                return await ResultAsync(connection, key, version, expiry.Now, token).ConfigureAwait(false);
-            },
-            cancellationToken);
+        return WriteAsync(new PostgreSqlWrite<SessionUpdateResult>(
+            key,
+            () => Command(
+                _sql.Update,
+                Bytes("Id", key),
+                Bytes("Data", data),
+                Int64("ExpectedVersion", expectedVersion),
+                Int64("ExpiresAt", expiresAt?.ToUnixTimeSeconds()),
+                Int64("Now", expiry.Now),
+                Int64("IdleSeconds", expiry.IdleSeconds),
+                Int64("AbsoluteSeconds", expiry.AbsoluteSeconds)),
+            (rows, connection, token) => ResultAsync(connection, key, rows, expectedVersion, expiry.Now, token),
+            cancellationToken));
     }
 
     /// <inheritdoc/>
@@ -118,12 +122,17 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
     {
         ArgumentNullException.ThrowIfNull(key);
         var expiry = _expiry.Parameters();
-        return RunAsync(
-            async (connection, token) => await connection.ExecuteAsync(new CommandDefinition(
+        return WriteAsync(new PostgreSqlWrite<bool>(
+            key,
+            () => Command(
                 _sql.Touch,
-                new { Id = key, ExpiresAt = expiresAt?.ToUnixTimeSeconds(), expiry.Now, expiry.IdleSeconds, expiry.AbsoluteSeconds },
-                cancellationToken: token)).ConfigureAwait(false) > 0,
-            cancellationToken);
+                Bytes("Id", key),
+                Int64("ExpiresAt", expiresAt?.ToUnixTimeSeconds()),
+                Int64("Now", expiry.Now),
+                Int64("IdleSeconds", expiry.IdleSeconds),
+                Int64("AbsoluteSeconds", expiry.AbsoluteSeconds)),
+            static (rows, _, _) => ValueTask.FromResult(rows > 0),
+            cancellationToken));
     }
 
     /// <inheritdoc/>
@@ -132,16 +141,23 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
         var expiry = _expiry.Parameters();
-        return RunAsync(
-            async (connection, token) =>
-            {
-                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                    _pg.Renew,
-                    SessionSql.RenewParameters(oldKey, expectedVersion, renewed, expiry),
-                    cancellationToken: token)).ConfigureAwait(false);
-                return await ResultAsync(connection, oldKey, version, expiry.Now, token).ConfigureAwait(false);
-            },
-            cancellationToken);
+        return WriteAsync(new PostgreSqlWrite<SessionUpdateResult>(
+            oldKey,
+            () => Command(
+                _pg.Renew,
+                Bytes("OldId", oldKey),
+                Int64("ExpectedVersion", expectedVersion),
+                Bytes("NewId", renewed.Key),
+                Text("UserId", renewed.UserId),
+                Bytes("Data", renewed.Data),
+                Text("Ip", renewed.IpAddress),
+                Text("UserAgent", renewed.UserAgent),
+                Int64("ExpiresAt", renewed.ExpiresAt?.ToUnixTimeSeconds()),
+                Int64("Now", expiry.Now),
+                Int64("IdleSeconds", expiry.IdleSeconds),
+                Int64("AbsoluteSeconds", expiry.AbsoluteSeconds)),
+            (rows, connection, token) => ResultAsync(connection, oldKey, rows, expectedVersion, expiry.Now, token),
+            cancellationToken));
     }
 
     /// <inheritdoc/>
@@ -248,16 +264,54 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore
         }
     }
 
-    /// <summary>Committed with the returned version; otherwise the row is live with another version (conflict) or gone.</summary>
-    private async Task<SessionUpdateResult> ResultAsync(NpgsqlConnection connection, byte[] key, long? version, long now, CancellationToken cancellationToken)
+    /// <summary>Runs <paramref name="write"/> in the next group commit; a missing table becomes the error that names the migration.</summary>
+    private async Task<T> WriteAsync<T>(PostgreSqlWrite<T> write)
     {
-        if (version is { } v)
+        try
         {
-            return new SessionUpdateResult(SessionUpdateStatus.Committed, v);
+            return await _writes.WriteAsync(write).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
+        {
+            throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+        }
+    }
+
+    /// <summary>
+    /// Committed when the statement changed the row: the update and the renewal both write version
+    /// <paramref name="expectedVersion"/> + 1. Otherwise the row is live with another version (conflict) or gone.
+    /// </summary>
+    private async ValueTask<SessionUpdateResult> ResultAsync(NpgsqlConnection connection, byte[] key, int rows, long expectedVersion, long now, CancellationToken cancellationToken)
+    {
+        if (rows > 0)
+        {
+            return new SessionUpdateResult(SessionUpdateStatus.Committed, expectedVersion + 1);
         }
 
         var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
             _sql.SelectLiveVersion, new { Id = key, Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
+
+    private static NpgsqlBatchCommand Command(string sql, params ReadOnlySpan<NpgsqlParameter> parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
+    }
+
+    private static NpgsqlParameter Bytes(string name, byte[] value) => new(name, NpgsqlDbType.Bytea) { Value = value };
+
+    private static NpgsqlParameter Text(string name, string? value) => new(name, NpgsqlDbType.Text) { Value = (object?)value ?? DBNull.Value };
+
+    private static NpgsqlParameter Int64(string name, long? value) => new(name, NpgsqlDbType.Bigint) { Value = value is { } v ? v : DBNull.Value };
+
+    public ValueTask DisposeAsync() => _writes.DisposeAsync();
+
+    /// <summary>For a container disposed synchronously: no more writes are taken; those queued still run, and the writer then ends by itself.</summary>
+    public void Dispose() => _writes.Complete();
 }

@@ -95,6 +95,20 @@ public sealed class PostgreSqlHostTests : TempFolderTest
         Assert.That(settings.MaxAutoPrepare, Is.EqualTo(expected));
     }
 
+    [TestCase("Host=db;Database=app", true)]
+    [TestCase("Host=db;Database=app;Multiplexing=false", false)]
+    [TestCase("Host=db;Database=app;multiplexing=true", true)]
+    public void UsePostgreSql_Multiplexes_UnlessTheConnectionStringSetsMultiplexing(string connectionString, bool expected)
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions().UsePostgreSql(connectionString);
+        using var provider = services.BuildServiceProvider();
+
+        var settings = new NpgsqlConnectionStringBuilder(provider.GetRequiredService<PostgreSqlSessionDataSource>().DataSource.ConnectionString);
+
+        Assert.That(settings.Multiplexing, Is.EqualTo(expected));
+    }
+
     [Test]
     public async Task UsePostgreSql_WithTheAppsDataSource_UsesIt_AndLeavesItOpen()
     {

@@ -21,13 +21,17 @@ internal static class CompareMode
         var notMeasured = new Dictionary<string, string>();
         using var redis = options.Configs.Contains("aspnet-redis") ? await RedisServer.StartAsync(TimeSpan.FromHours(2)) : null;
         PostgresCluster? postgres = null;
-        if (options.Configs.Contains("ours-postgres"))
+        var postgresConfigs = options.Configs.Where(IsPostgres).ToList();
+        if (postgresConfigs.Count > 0)
         {
             (postgres, var reason) = await PostgresCluster.TryStartAsync();
             if (postgres is null)
             {
-                notMeasured["ours-postgres"] = reason!;
-                Log($"ours-postgres not measured: {reason}");
+                foreach (var config in postgresConfigs)
+                {
+                    notMeasured[config] = reason!;
+                    Log($"{config} not measured: {reason}");
+                }
             }
             else
             {
@@ -72,7 +76,7 @@ internal static class CompareMode
         var png = Path.Combine(options.ResultsDir, "latest.png");
         // Every measured window, for anyone who wants to recompute the table another way.
         await File.WriteAllTextAsync(Path.Combine(options.ResultsDir, "latest.json"), System.Text.Json.JsonSerializer.Serialize(
-            measurements.Select(m => new { m.Config, m.Endpoint, m.Round, m.Result.Requests, m.Result.DurationSeconds, m.Result.RequestsPerSecond, m.Result.P50Ms, m.Result.P90Ms, m.Result.P99Ms, m.Result.MaxMs, m.Result.StatusErrors, m.Result.SocketErrors, m.Result.ServerCpuUsPerRequest }),
+            measurements.Select(m => new { m.Config, m.Endpoint, m.Round, m.Result.Requests, m.Result.DurationSeconds, m.Result.RequestsPerSecond, m.Result.P50Ms, m.Result.P90Ms, m.Result.P99Ms, m.Result.MaxMs, m.Result.StatusErrors, m.Result.SocketErrors, m.Result.ServerCpuUsPerRequest, m.Result.DatabaseCpuUsPerRequest }),
             IndentedJson));
         var summary = Summary.From(measurements, options);
         await File.WriteAllTextAsync(md, CompareReport.Markdown(options, summary, failures, notMeasured, started, DateTimeOffset.UtcNow, $"{loadBefore} at the start, {Machine.LoadAverage()} at the end", sqliteInfo, postgres?.Description));
@@ -90,16 +94,16 @@ internal static class CompareMode
             await redis.CommandAsync("FLUSHALL");
         }
 
-        // ours-postgres: a fresh, empty database per round, as the SQLite configurations get a fresh file.
+        // ours-postgres*: a fresh, empty database per round, as the SQLite configurations get a fresh file.
         string? database = null;
-        if (config == "ours-postgres")
+        if (IsPostgres(config))
         {
             database = await (postgres ?? throw new InvalidOperationException("no PostgreSQL cluster")).CreateDatabaseAsync("r" + round.ToString(CultureInfo.InvariantCulture));
         }
 
         try
         {
-            return await MeasureServerAsync(options, config, round, redis, database, scripts);
+            return await MeasureServerAsync(options, config, round, redis, database, database is null ? null : postgres?.ServerProcessId, scripts);
         }
         finally
         {
@@ -110,37 +114,93 @@ internal static class CompareMode
         }
     }
 
-    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureServerAsync(RunnerOptions options, string config, int round, RedisServer? redis, string? postgres, string scripts)
+    private static async Task<(List<Measurement> Results, string? SqliteInfo)> MeasureServerAsync(RunnerOptions options, string config, int round, RedisServer? redis, string? postgres, int? postgresPid, string scripts)
     {
         var results = new List<Measurement>();
-        await using var server = await BenchServer.StartAsync(options, config, redis?.Endpoint, postgres is null ? [] : ["--postgres", postgres]);
-        var cookies = await Seeder.SeedAsync(server, options.Sessions);
-        string? info = null;
-        if (config.StartsWith("ours-", StringComparison.Ordinal))
+        // ours-postgres-2nodes: two app processes on the one database, the load spread over both (each wrk instance
+        // has half the connections); the sessions are created through the first and used through both.
+        var nodes = config == TwoNodes ? 2 : 1;
+        var serverConfig = config == TwoNodes ? "ours-postgres" : config;
+        var servers = new List<BenchServer>();
+        // The nodes share one Data Protection key ring (as real servers behind one name must): the first node makes the
+        // key while it creates the sessions, and the second starts after that, so that it reads the same key.
+        var keys = nodes > 1 ? Directory.CreateTempSubdirectory("smbench-keys-") : null;
+        List<string> extra = [.. postgres is null ? [] : new[] { "--postgres", postgres }, .. keys is null ? [] : new[] { "--keys-dir", keys.FullName }];
+        try
         {
-            using var http = new HttpClient();
-            info = await http.GetStringAsync(server.BaseUrl + "/bench/info");
-        }
-
-        foreach (var endpoint in options.Endpoints)
-        {
-            var script = Wrk.WriteScript(scripts, "/" + endpoint, endpoint == "new" ? null : cookies);
-            var url = server.BaseUrl + "/" + endpoint;
-            var warm = await Wrk.RunAsync(options, url, script, options.WarmupSeconds);
-            var cpuBefore = Machine.ProcessCpuTime(server.ProcessId);
-            var r = await Wrk.RunAsync(options, url, script, options.DurationSeconds);
-            var cpuAfter = Machine.ProcessCpuTime(server.ProcessId);
-            if (cpuBefore is { } b && cpuAfter is { } a && r.Requests > 0)
+            servers.Add(await BenchServer.StartAsync(options, serverConfig, redis?.Endpoint, [.. extra]));
+            var server = servers[0];
+            var cookies = await Seeder.SeedAsync(server, options.Sessions);
+            for (var i = 1; i < nodes; i++)
             {
-                r = r with { ServerCpuUsPerRequest = (a - b).TotalMicroseconds / r.Requests };
+                servers.Add(await BenchServer.StartAsync(options, serverConfig, redis?.Endpoint, [.. extra]));
+            }
+            string? info = null;
+            if (config.StartsWith("ours-", StringComparison.Ordinal))
+            {
+                using var http = new HttpClient();
+                info = await http.GetStringAsync(server.BaseUrl + "/bench/info");
             }
 
-            Log(string.Create(CultureInfo.InvariantCulture,
-                $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  server CPU {r.ServerCpuUsPerRequest,5:0.0} µs/req  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
-            results.Add(new Measurement(config, endpoint, round, r));
+            foreach (var endpoint in options.Endpoints)
+            {
+                var script = Wrk.WriteScript(scripts, "/" + endpoint, endpoint == "new" ? null : cookies);
+                var urls = servers.Select(s => s.BaseUrl + "/" + endpoint).ToList();
+                var warm = await Wrk.RunSpreadAsync(options, urls, script, options.WarmupSeconds);
+                var cpuBefore = ServersCpuTime(servers);
+                var dbBefore = postgresPid is { } pid1 ? Machine.ProcessTreeCpuTime(pid1) : null;
+                var r = await Wrk.RunSpreadAsync(options, urls, script, options.DurationSeconds);
+                var cpuAfter = ServersCpuTime(servers);
+                var dbAfter = postgresPid is { } pid2 ? Machine.ProcessTreeCpuTime(pid2) : null;
+                if (cpuBefore is { } b && cpuAfter is { } a && r.Requests > 0)
+                {
+                    r = r with { ServerCpuUsPerRequest = (a - b).TotalMicroseconds / r.Requests };
+                }
+
+                if (dbBefore is { } db && dbAfter is { } da && r.Requests > 0)
+                {
+                    r = r with { DatabaseCpuUsPerRequest = (da - db).TotalMicroseconds / r.Requests };
+                }
+
+                var database = r.DatabaseCpuUsPerRequest is { } d ? string.Create(CultureInfo.InvariantCulture, $"  PostgreSQL CPU {d,5:0.0} µs/req") : "";
+                Log(string.Create(CultureInfo.InvariantCulture,
+                    $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  server CPU {r.ServerCpuUsPerRequest,5:0.0} µs/req{database}  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
+                results.Add(new Measurement(config, endpoint, round, r));
+            }
+
+            return (results, info);
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
+            }
+
+            keys?.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>The two-node configuration: two ours-postgres servers on one database.</summary>
+    public const string TwoNodes = "ours-postgres-2nodes";
+
+    private static bool IsPostgres(string config) => config.StartsWith("ours-postgres", StringComparison.Ordinal);
+
+    /// <summary>The servers' CPU time added up (every server process of the configuration).</summary>
+    private static TimeSpan? ServersCpuTime(List<BenchServer> servers)
+    {
+        var total = TimeSpan.Zero;
+        foreach (var server in servers)
+        {
+            if (Machine.ProcessCpuTime(server.ProcessId) is not { } t)
+            {
+                return null;
+            }
+
+            total += t;
         }
 
-        return (results, info);
+        return total;
     }
 
     public static void Log(string message) =>

@@ -51,7 +51,9 @@ internal static class CompareReport
             "`ours-memory` = this library's middleware over a dictionary in the process (a benchmark-only store: the middleware's own cost, without a database); " +
             "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request); " +
             "`ours-postgres` = this library's PostgreSQL store (`UsePostgreSql`), default options, Npgsql's default pool; " +
-            "`ours-sqlite-listened` (only with --only) = `ours-sqlite` with a MeterListener and an ActivityListener on the library's meter and source (the instrumentation's cost when listened to).");
+            "`ours-sqlite-listened` (only with --only) = `ours-sqlite` with a MeterListener and an ActivityListener on the library's meter and source (the instrumentation's cost when listened to); " +
+            "`ours-postgres-2nodes` = two ours-postgres server processes on the one database, the sessions created through the first, " +
+            "two wrk instances at once with half the connections each (the same total load, spread over both nodes): req/s is the sum, p50/p99 the slower node's, server CPU both processes' together.");
         md.AppendLine();
 
         if (failures.Count > 0)
@@ -135,9 +137,51 @@ internal static class CompareReport
             md.AppendLine();
         }
 
+        PostgresSection(md, s);
         md.AppendLine("![requests per second per configuration and endpoint](latest.png)");
         return md.ToString();
     }
+
+    /// <summary>
+    /// Issue 15: the PostgreSQL store against ASP.NET Core's Redis session (req/s ≥ 1.0×, p99 ≤ 1.5× Redis's), the
+    /// database's own CPU per request, and two nodes against one.
+    /// </summary>
+    private static void PostgresSection(StringBuilder md, Summary s)
+    {
+        var configs = new[] { "ours-postgres", CompareMode.TwoNodes }.Where(c => s.Endpoints.Any(e => s[c, e] is not null)).ToList();
+        if (configs.Count == 0)
+        {
+            return;
+        }
+
+        md.AppendLine("## PostgreSQL against aspnet-redis (issue 15: req/s ≥ 1.0×, p99 ≤ 1.5× Redis's)");
+        md.AppendLine();
+        md.AppendLine("| endpoint | configuration | req/s | × aspnet-redis | p99 ms | p99 × aspnet-redis | server CPU µs/req | PostgreSQL CPU µs/req | × one node |");
+        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var endpoint in s.Endpoints)
+        {
+            var redis = s["aspnet-redis", endpoint];
+            var one = s["ours-postgres", endpoint];
+            foreach (var config in configs)
+            {
+                if (s[config, endpoint] is not { } c)
+                {
+                    continue;
+                }
+
+                var rps = redis is null ? "–" : Met(c.RequestsPerSecond / redis.RequestsPerSecond, c.RequestsPerSecond >= redis.RequestsPerSecond);
+                var p99 = redis is null ? "–" : Met(c.P99Ms / redis.P99Ms, c.P99Ms <= 1.5 * redis.P99Ms);
+                var database = c.Rounds.All(r => r.DatabaseCpuUsPerRequest is not null) ? c.Rounds.Average(r => r.DatabaseCpuUsPerRequest!.Value).ToString("0.0", Inv) : "–";
+                var nodes = config == CompareMode.TwoNodes ? Ratio(c.RequestsPerSecond, one?.RequestsPerSecond) : "";
+                md.AppendLine(Inv,
+                    $"| /{endpoint} | {config} | {c.RequestsPerSecond:0} | {rps} | {c.P99Ms:0.00} | {p99} | {(c.ServerCpuUsPerRequest is { } cpu ? cpu.ToString("0.0", Inv) : "–")} | {database} | {nodes} |");
+            }
+        }
+
+        md.AppendLine();
+    }
+
+    private static string Met(double ratio, bool met) => $"{ratio.ToString("0.00", Inv)}× {(met ? "met" : "**not met**")}";
 
     private static string Ratio(double value, double? reference) =>
         reference is { } r && r > 0 ? (value / r).ToString("0.00", Inv) + "×" : "–";

@@ -55,6 +55,42 @@ internal static class Machine
         }
     }
 
+    /// <summary>
+    /// The CPU time (user + system) of a process and all its children alive now: a PostgreSQL postmaster and its backends,
+    /// walwriter, checkpointer…; a backend that ended between two readings takes its time with it, so the pools are kept open.
+    /// </summary>
+    public static TimeSpan? ProcessTreeCpuTime(int rootPid)
+    {
+        var total = ProcessCpuTime(rootPid);
+        if (total is null)
+        {
+            return null;
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture, out var pid) || pid == rootPid)
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) == rootPid && ProcessCpuTime(pid) is { } child)
+                {
+                    total += child;
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+            {
+            }
+        }
+
+        return total;
+    }
+
     // sysconf(_SC_CLK_TCK): 100 on every Linux this runs on.
     private const int ClockTicksPerSecond = 100;
 

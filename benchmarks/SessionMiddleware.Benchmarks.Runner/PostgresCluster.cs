@@ -44,6 +44,23 @@ internal sealed class PostgresCluster : IAsyncDisposable
 
     public int Port => _postgres.Port;
 
+    /// <summary>The postmaster's process id (first line of postmaster.pid), or null when it cannot be read.</summary>
+    public int? ServerProcessId
+    {
+        get
+        {
+            try
+            {
+                var first = File.ReadLines(Path.Combine(_postgres.DataFolder, "postmaster.pid")).FirstOrDefault();
+                return int.TryParse(first, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+    }
+
     public string Version { get; private set; } = "";
 
     /// <summary>What the report says about the server: version and the settings that matter for the figures.</summary>

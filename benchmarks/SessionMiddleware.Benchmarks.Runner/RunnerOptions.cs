@@ -7,7 +7,7 @@ internal sealed class RunnerOptions
 {
     /// <summary>What a plain run compares.</summary>
     public static readonly string[] DefaultConfigs =
-        ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres"];
+        ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres", "ours-postgres-2nodes"];
 
     /// <summary>
     /// Every configuration --only can name: with the signed-in pair (cookie authentication alone and on the ticket store)
@@ -141,7 +141,7 @@ internal sealed class RunnerOptions
         "Usage: SessionMiddleware.Benchmarks.Runner [compare|scale|cleanup] [--quick] [--only cfg1,cfg2] [--endpoints read,write,new]\n" +
         "       [--rounds N] [--warmup S] [--duration S] [--connections N] [--threads N] [--sessions N]\n" +
         "       [--sizes 10000,1000000] [--expired-rows N] [--repo-root DIR] [--server-dll PATH] [--command TEXT] [--results DIR]\n" +
-        "configurations: " + "none, aspnet-memory, aspnet-redis, aspnet-sqlite, ours-memory, ours-sqlite, ours-sqlite-touch0, ours-postgres";
+        "configurations: " + "none, aspnet-memory, aspnet-redis, aspnet-sqlite, ours-memory, ours-sqlite, ours-sqlite-touch0, ours-postgres, ours-postgres-2nodes";
 
     private static string Next(string[] args, ref int i) =>
         ++i < args.Length ? args[i] : throw new ArgumentException($"{args[i - 1]} needs a value.");

@@ -23,6 +23,20 @@ internal sealed record WrkResult(
 
     /// <summary>The server process's CPU time (all threads) per request in the window, in microseconds; null if not measured.</summary>
     public double? ServerCpuUsPerRequest { get; init; }
+
+    /// <summary>The PostgreSQL cluster's CPU time (postmaster and every server process) per request, in microseconds; null if not measured.</summary>
+    public double? DatabaseCpuUsPerRequest { get; init; }
+
+    /// <summary>Two windows measured at once against two servers (the two-node configuration): requests added, latencies of the slower one.</summary>
+    public WrkResult Plus(WrkResult other) => new(
+        Requests + other.Requests,
+        Math.Max(DurationSeconds, other.DurationSeconds),
+        StatusErrors + other.StatusErrors,
+        SocketErrors + other.SocketErrors,
+        Math.Max(P50Ms, other.P50Ms),
+        Math.Max(P90Ms, other.P90Ms),
+        Math.Max(P99Ms, other.P99Ms),
+        Math.Max(MaxMs, other.MaxMs));
 }
 
 /// <summary>
@@ -84,10 +98,22 @@ internal static partial class Wrk
         return await FinishAsync(p, TimeSpan.FromSeconds(seconds + 60));
     }
 
-    public static Process Start(RunnerOptions options, string url, string script, int seconds) =>
+    /// <summary>
+    /// Runs one wrk per URL at the same time, each with its share of the connections (the two-node configuration: the
+    /// same total load, spread over the nodes), and adds their figures up.
+    /// </summary>
+    public static async Task<WrkResult> RunSpreadAsync(RunnerOptions options, IReadOnlyList<string> urls, string script, int seconds)
+    {
+        var connections = Math.Max(1, options.Connections / urls.Count);
+        var processes = urls.Select(url => Start(options, url, script, seconds, connections)).ToList();
+        var results = await Task.WhenAll(processes.Select(p => FinishAsync(p, TimeSpan.FromSeconds(seconds + 60))));
+        return results.Aggregate((a, b) => a.Plus(b));
+    }
+
+    public static Process Start(RunnerOptions options, string url, string script, int seconds, int? connections = null) =>
         ChildProcesses.Start("wrk", [
             "-t" + options.Threads.ToString(CultureInfo.InvariantCulture),
-            "-c" + options.Connections.ToString(CultureInfo.InvariantCulture),
+            "-c" + (connections ?? options.Connections).ToString(CultureInfo.InvariantCulture),
             "-d" + seconds.ToString(CultureInfo.InvariantCulture) + "s",
             "--timeout", "5s", "--latency", "-s", script, url,
         ]);

@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 // The benchmark server: the same three endpoints under each session configuration, on Kestrel at 127.0.0.1.
 //
-//   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING]
+//   SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--keys-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING]
 //                                        [--touch-interval SECONDS] [--gated-cleanup] [--log-errors]
 //                                        [--parent-pid PID] [--max-lifetime SECONDS]
 //
@@ -54,9 +54,10 @@ if (settings.LogErrors)
     builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>((_, level) => level >= LogLevel.Warning);
 }
 
-// Keys in the run's own folder: nothing written to the home directory, nothing shared between runs.
+// Keys in the run's own folder: nothing written to the home directory, nothing shared between runs. --keys-dir: a
+// folder shared by the servers of one run (the two-node configuration: a cookie of one is read by the other).
 builder.Services.AddDataProtection()
-    .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(settings.DataDir, "keys")))
+    .PersistKeysToFileSystem(new DirectoryInfo(settings.KeysDir ?? Path.Combine(settings.DataDir, "keys")))
     .SetApplicationName("SessionMiddleware.Benchmarks");
 
 var idleTimeout = TimeSpan.FromMinutes(20);

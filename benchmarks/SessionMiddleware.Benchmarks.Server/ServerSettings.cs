@@ -7,6 +7,7 @@ internal sealed record ServerSettings(
     string Config,
     int Port,
     string DataDir,
+    string? KeysDir,
     string? Redis,
     string? Postgres,
     double? TouchIntervalSeconds,
@@ -23,6 +24,7 @@ internal sealed record ServerSettings(
         string? config = null;
         int? port = null;
         string? dataDir = null;
+        string? keysDir = null;
         string? redis = null;
         string? postgres = null;
         double? touch = null;
@@ -39,6 +41,9 @@ internal sealed record ServerSettings(
                     break;
                 case "--data-dir":
                     dataDir = Next(args, ref i);
+                    break;
+                case "--keys-dir":
+                    keysDir = Next(args, ref i);
                     break;
                 case "--redis":
                     redis = Next(args, ref i);
@@ -75,12 +80,12 @@ internal sealed record ServerSettings(
         if (config is null || port is null)
         {
             throw new ArgumentException(
-                "Usage: SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING] " +
+                "Usage: SessionMiddleware.Benchmarks.Server <config> --port N [--data-dir DIR] [--keys-dir DIR] [--redis HOST:PORT] [--postgres CONNECTION-STRING] " +
                 "[--touch-interval SECONDS] [--gated-cleanup] [--log-errors] [--parent-pid PID] [--max-lifetime SECONDS]; config is one of " + string.Join(", ", Configs));
         }
 
         dataDir ??= Path.Combine(Path.GetTempPath(), "smbench-" + Guid.NewGuid().ToString("N")[..12]);
-        return new ServerSettings(config, port.Value, dataDir, redis, postgres, touch, gated, logErrors, parentPid, maxLifetime);
+        return new ServerSettings(config, port.Value, dataDir, keysDir, redis, postgres, touch, gated, logErrors, parentPid, maxLifetime);
     }
 
     private static string Next(string[] args, ref int i) =>

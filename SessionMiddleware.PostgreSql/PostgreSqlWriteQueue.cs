@@ -1,0 +1,278 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace SessionMiddleware.PostgreSql;
+
+/// <summary>
+/// Group commit: the session writes of this process (create, update, touch, renew, delete) go through one queue. A
+/// single writer takes every write waiting at that moment and sends them as one <see cref="NpgsqlBatch"/>: one round
+/// trip, one implicit transaction, so one WAL flush for all of them. Each caller still waits for that commit, so
+/// nothing is acknowledged before it is durable.
+/// <para>
+/// Every write is one statement whose effect is read from its row count. When a statement fails, PostgreSQL rolls the
+/// whole batch back; the writer then runs each write of the batch alone, so that only the failing one fails and the
+/// others get exactly the answer they would have had without the queue. The batch runs its writes in the order of their
+/// keys (writes to one key keep their order), so that two nodes' batches lock rows in the same order and never
+/// deadlock each other.
+/// </para>
+/// </summary>
+internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
+{
+    /// <summary>The most writes in one batch.</summary>
+    public const int MaxBatch = 128;
+
+    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _loop;
+
+    /// <param name="dataSource">Where the writer takes its connection.</param>
+    /// <param name="logger">Where failed batches are logged.</param>
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger)
+    {
+        _dataSource = dataSource;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>Runs <paramref name="write"/> in the next batch; completes once the batch committed (or the write failed).</summary>
+    public Task<T> WriteAsync<T>(PostgreSqlWrite<T> write)
+    {
+        if (!_channel.Writer.TryWrite(write))
+        {
+            throw new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.");
+        }
+
+        return write.Task;
+    }
+
+    /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
+    public void Complete() => _channel.Writer.TryComplete();
+
+    public async ValueTask DisposeAsync()
+    {
+        _channel.Writer.TryComplete();
+        try
+        {
+            await _loop.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        NpgsqlConnection? connection = null;
+        var batch = new List<PostgreSqlWrite>(MaxBatch);
+        try
+        {
+            while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                batch.Clear();
+                while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var write))
+                {
+                    if (!write.IsAnswered)
+                    {
+                        batch.Add(write);
+                    }
+                }
+
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
+                    await RunBatchAsync(connection, batch).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    // The connection or the server failed (not one statement): whether the batch committed is unknown,
+                    // so every write of it fails; the next batch opens a new connection.
+                    Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, ex);
+                    foreach (var write in batch)
+                    {
+                        write.Fail(ex);
+                    }
+
+                    if (connection is not null)
+                    {
+                        await connection.DisposeAsync().ConfigureAwait(false);
+                        connection = null;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Disposed while waiting.
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            while (_channel.Reader.TryRead(out var left))
+            {
+                left.Fail(new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down."));
+            }
+        }
+    }
+
+    private async Task RunBatchAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
+    {
+        if (batch.Count > 1)
+        {
+            // Stable: writes to one key keep their order.
+            var ordered = batch.OrderBy(w => w.Key, KeyComparer.Instance).ToList();
+            batch.Clear();
+            batch.AddRange(ordered);
+        }
+
+        try
+        {
+            await ExecuteAsync(connection, batch).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (batch.Count > 1)
+        {
+            // A statement failed (a duplicate key, a deadlock with another node, …): PostgreSQL rolled the whole batch
+            // back, so none of it is stored. Each write runs again alone and gets its own answer.
+            Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
+            foreach (var write in batch)
+            {
+                try
+                {
+                    await ExecuteAsync(connection, [write]).ConfigureAwait(false);
+                }
+                catch (PostgresException single)
+                {
+                    write.Fail(single);
+                }
+            }
+
+            return;
+        }
+        catch (PostgresException ex)
+        {
+            batch[0].Fail(ex);
+            return;
+        }
+    }
+
+    /// <summary>Runs <paramref name="writes"/> in one batch (one transaction) and answers each of them.</summary>
+    private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes)
+    {
+        var command = new NpgsqlBatch(connection);
+        await using (command.ConfigureAwait(false))
+        {
+            foreach (var write in writes)
+            {
+                command.BatchCommands.Add(write.Command);
+            }
+
+            await command.ExecuteNonQueryAsync(_stopping.Token).ConfigureAwait(false);
+        }
+
+        foreach (var write in writes)
+        {
+            await write.CompleteAsync(connection, _stopping.Token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Orders keys bytewise (a total order every node agrees on).</summary>
+    private sealed class KeyComparer : IComparer<byte[]>
+    {
+        public static readonly KeyComparer Instance = new();
+
+        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
+    }
+}
+
+/// <summary>One write waiting in the <see cref="PostgreSqlWriteQueue"/>: one statement and how its answer is made.</summary>
+internal abstract class PostgreSqlWrite
+{
+    /// <summary>The session key the statement writes (the batch's order).</summary>
+    public abstract byte[] Key { get; }
+
+    /// <summary>The statement, with its parameters; a fresh one for each run (a batch command belongs to one batch).</summary>
+    public abstract NpgsqlBatchCommand Command { get; }
+
+    /// <summary>The caller has its answer already (cancelled while waiting): the write is not run.</summary>
+    public abstract bool IsAnswered { get; }
+
+    /// <summary>Answers the caller from the statement's row count, after the commit (may run a follow-up query).</summary>
+    public abstract Task CompleteAsync(NpgsqlConnection connection, CancellationToken cancellationToken);
+
+    /// <summary>Answers the caller with <paramref name="exception"/>.</summary>
+    public abstract void Fail(Exception exception);
+}
+
+/// <summary>A write whose caller waits for a <typeparamref name="T"/>.</summary>
+internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
+{
+    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Func<NpgsqlBatchCommand> _command;
+    private readonly Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> _answer;
+    private readonly CancellationTokenRegistration _cancellation;
+    private NpgsqlBatchCommand? _current;
+
+    /// <param name="key">The session key written.</param>
+    /// <param name="command">Makes the statement.</param>
+    /// <param name="answer">Makes the caller's answer from the statement's row count (after the commit).</param>
+    /// <param name="cancellationToken">The caller's token: cancelled while waiting, the write is dropped and the caller told so.</param>
+    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken)
+    {
+        Key = key;
+        _command = command;
+        _answer = answer;
+        if (cancellationToken.CanBeCanceled)
+        {
+            // A cancelled caller stops waiting; its write may still be in a batch that commits (as a write whose answer
+            // was lost on the network would): it is never reported as done when it was not.
+            _cancellation = cancellationToken.Register(static state => ((PostgreSqlWrite<T>)state!).Cancel(), this);
+            CancellationToken = cancellationToken;
+        }
+    }
+
+    public override byte[] Key { get; }
+
+    public Task<T> Task => _completion.Task;
+
+    public override bool IsAnswered => _completion.Task.IsCompleted;
+
+    public override NpgsqlBatchCommand Command => _current = _command();
+
+    private CancellationToken CancellationToken { get; }
+
+    public override async Task CompleteAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var result = await _answer(_current!.RecordsAffected, connection, cancellationToken).ConfigureAwait(false);
+            _cancellation.Dispose();
+            _completion.TrySetResult(result);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Fail(ex);
+        }
+    }
+
+    public override void Fail(Exception exception)
+    {
+        _cancellation.Dispose();
+        _completion.TrySetException(exception);
+    }
+
+    private void Cancel() => _completion.TrySetCanceled(CancellationToken);
+}

@@ -1,0 +1,93 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+using SessionMiddleware.Storage;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// The PostgreSQL store's group commit: writes issued at once share one batch (one transaction), and each still gets
+/// exactly the answer it would have had alone: a failing write fails alone, a version conflict stays a conflict, a
+/// missing row stays missing.
+/// </summary>
+public sealed class PostgreSqlGroupCommitTests
+{
+    private const int Sessions = 40;
+
+    private StoreBackend _db = null!;
+    private IServerSideSessionStore _store = null!;
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _db = await StoreBackend.CreateAsync(StoreBackend.Postgres);
+        _store = _db.CreateStore(_time);
+        await _store.MigrateAsync();
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await ((IAsyncDisposable)_store).DisposeAsync();
+        await _db.DisposeAsync();
+    }
+
+    [Test]
+    public async Task WritesAtOnce_OneOfThemFailing_OnlyThatOneFails_AndEveryOtherIsStored()
+    {
+        var keys = await CreateSessionsAsync();
+
+        // All issued before any is awaited: they wait together for the writer, so most share a batch with the duplicate.
+        var updates = keys.Select(k => _store.UpdateAsync(k, [2], expectedVersion: 1)).ToList();
+        var duplicate = _store.CreateAsync(new NewSession(keys[Sessions / 2], [9], null, null, null));
+        var touches = keys.Select(k => _store.TouchAsync(k)).ToList();
+
+        Assert.That(async () => await duplicate, Throws.InstanceOf<PostgresException>().With.Property(nameof(PostgresException.SqlState)).EqualTo("23505"));
+        Assert.That((await Task.WhenAll(updates)).Select(r => r.Status), Is.All.EqualTo(SessionUpdateStatus.Committed));
+        Assert.That(await Task.WhenAll(touches), Is.All.True);
+        foreach (var key in keys)
+        {
+            var stored = await _store.LoadAsync(key);
+            Assert.That(stored!.Data, Is.EqualTo(new byte[] { 2 }), "the duplicate's failure undid no other write");
+            Assert.That(stored.Version, Is.EqualTo(2));
+        }
+    }
+
+    [Test]
+    public async Task WritesAtOnce_ToTheSameVersion_OneCommits_TheOtherConflicts_AndAMissingRowIsNotFound()
+    {
+        var keys = await CreateSessionsAsync();
+
+        var first = keys.Select(k => _store.UpdateAsync(k, [1], expectedVersion: 1)).ToList();
+        var second = keys.Select(k => _store.UpdateAsync(k, [2], expectedVersion: 1)).ToList();
+        var renewals = keys.Take(5).Select(k => _store.RenewAsync(k, expectedVersion: 1, new NewSession(NewKey(), [3], "u", null, null))).ToList();
+        var missing = _store.UpdateAsync(NewKey(), [4], expectedVersion: 1);
+        var deleted = _store.DeleteAsync(NewKey());
+
+        var results = (await Task.WhenAll(first)).Concat(await Task.WhenAll(second)).Concat(await Task.WhenAll(renewals)).ToList();
+        Assert.That(await missing, Is.EqualTo(new SessionUpdateResult(SessionUpdateStatus.NotFound, 0)));
+        Assert.That(await deleted, Is.False);
+        for (var i = 0; i < Sessions; i++)
+        {
+            var mine = new[] { results[i], results[Sessions + i] }.Concat(i < 5 ? [results[2 * Sessions + i]] : []).ToList();
+            Assert.That(mine.Count(r => r.Status == SessionUpdateStatus.Committed), Is.EqualTo(1), $"session {i}: exactly one write at version 1 wins");
+            Assert.That(mine.Where(r => r.Status == SessionUpdateStatus.Committed).Single().Version, Is.EqualTo(2));
+            // A losing update conflicts with the winner's version; after a winning renewal the old key is gone.
+            Assert.That(mine.Where(r => r.Status != SessionUpdateStatus.Committed).Select(r => r.Status), Is.All.AnyOf(SessionUpdateStatus.Conflict, SessionUpdateStatus.NotFound));
+            Assert.That(results[i].Status == SessionUpdateStatus.Committed || results[Sessions + i].Status == SessionUpdateStatus.Committed
+                ? mine.Where(r => r.Status != SessionUpdateStatus.Committed).All(r => r.Status == SessionUpdateStatus.Conflict)
+                : true, Is.True, $"session {i}: after a winning update the others conflict");
+        }
+    }
+
+    private static byte[] NewKey() => RandomNumberGenerator.GetBytes(32);
+
+    private async Task<List<byte[]>> CreateSessionsAsync()
+    {
+        var keys = Enumerable.Range(0, Sessions).Select(_ => NewKey()).ToList();
+        await Task.WhenAll(keys.Select(k => _store.CreateAsync(new NewSession(k, [0], null, null, null))));
+        return keys;
+    }
+}
