@@ -41,7 +41,7 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     internal static readonly TimeSpan DefaultCheckpointInterval = TimeSpan.FromSeconds(1);
 
     // After a checkpoint has let the WAL start over, a WAL file grown larger than this (by a burst) is cut back to it.
-    private const long WalSizeLimitBytes = 64L * 1024 * 1024;
+    internal const long WalSizeLimitBytes = 64L * 1024 * 1024;
 
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, Diagnostics.SessionMetrics? metrics = null)
         : this(options, timeProvider, logger, DefaultCheckpointInterval, metrics)
