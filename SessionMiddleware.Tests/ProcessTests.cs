@@ -82,7 +82,7 @@ public sealed class ProcessTests : TempFolderTest
         using var client = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
         var errors = new List<string>();
         long created = 0, maxWal = 0;
-        var walSamples = new List<(string Phase, long Max)>();
+        var walSamples = new List<(string Phase, long Created, long Max)>();
         foreach (var (phase, hosts) in new[] { ("1 process", new[] { a }), ("2 processes", new[] { a, b }), ("3 processes", new[] { a, b, c }) })
         {
             // Each process creates sessions of 2 KiB as fast as its store takes them, for 8 s.
@@ -94,24 +94,26 @@ public sealed class ProcessTests : TempFolderTest
                 await Task.Delay(20);
             }
 
+            long phaseCreated = 0;
             foreach (var answer in await Task.WhenAll(loads))
             {
                 // "<created> <failed> <first error>"
                 var parts = answer.Split(' ', 3);
-                created += long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
+                phaseCreated += long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
                 if (parts[1] != "0")
                 {
                     errors.Add($"{phase}: {parts[1]} writes failed, first: {parts[2]}");
                 }
             }
 
-            walSamples.Add((phase, phaseMax));
+            created += phaseCreated;
+            walSamples.Add((phase, phaseCreated, phaseMax));
             maxWal = Math.Max(maxWal, phaseMax);
         }
 
         const long bound = 3 * Storage.Sqlite.SqliteSessionStore.WalSizeLimitBytes;
         TestContext.Out.WriteLine(
-            $"{created} sessions of 2 KiB created; largest WAL seen: {string.Join(", ", walSamples.Select(s => $"{s.Phase} {s.Max / 1024 / 1024} MiB"))} " +
+            $"sessions of 2 KiB created and largest WAL seen: {string.Join(", ", walSamples.Select(s => $"{s.Phase}: {s.Created} sessions, WAL {s.Max / 1024 / 1024} MiB"))} " +
             $"(bound {bound / 1024 / 1024} MiB); {errors.Count} errors");
         Assert.Multiple(() =>
         {
