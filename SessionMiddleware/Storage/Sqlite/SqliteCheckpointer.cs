@@ -29,10 +29,10 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     public const int RestartThresholdFrames = 1000;
 
     /// <summary>
-    /// Frames (16 MiB of 4 KiB pages, a quarter of the WAL size limit) past which writers append faster than passes beside
+    /// Frames (8 MiB of 4 KiB pages, an eighth of the WAL size limit) past which writers append faster than passes beside
     /// them copy: the restart step runs at once, so that its pause holds writers off and bounds the WAL.
     /// </summary>
-    public const int RestartAtOnceFrames = 4096;
+    public const int RestartAtOnceFrames = 2048;
 
     // Background passes per tick at most, and the frames appended during one below which the writer may finish.
     private const int MaxBackgroundPasses = 4;
@@ -45,6 +45,7 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     private const string RestartCheckpoint = "PRAGMA wal_checkpoint(RESTART);";
     private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
     private readonly long _restartWaitMs;
+    private long _framesAtLastRestart = -1;
     private readonly string _restartBusyTimeout;
     private readonly string _busyTimeout;
     private readonly SqliteWriteQueue _writes;
@@ -113,11 +114,14 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
                     }
                 }
 
-                // Every frame copied already: the next write starts the WAL over without the restart step.
-                if (background.Frames >= RestartThresholdFrames && background.Left > 0)
+                // A pass that copied every frame is not enough while writers append (the next one begins after their
+                // frames); the restart step is skipped only when nothing was written since the last one (an idle WAL).
+                var idle = background.Left == 0 && background.Frames == _framesAtLastRestart;
+                if (background.Frames >= RestartThresholdFrames && !idle)
                 {
                     var started = Stopwatch.GetTimestamp();
                     var restart = await _writes.RunAloneAsync(RestartAsync, _stopping.Token).ConfigureAwait(false);
+                    _framesAtLastRestart = restart.Frames;
                     if (restart.Busy)
                     {
                         Log.CheckpointRestartBusy(_logger, background.Frames, background.Left, _restartWaitMs);
