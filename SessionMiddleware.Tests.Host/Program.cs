@@ -1,9 +1,12 @@
 // Test host: `dotnet SessionMiddleware.Tests.Host.dll --db <file> --keys <folder> [--postgres <connection string>] [--urls http://127.0.0.1:0]`
 // (with --postgres, the sessions are in PostgreSQL and --db is not used).
-// Prints "Listening on <url>" once it serves. Endpoints: /set?key=&value=, /get?key=, /keys, /id.
+// Prints "Listening on <url>" once it serves. Endpoints: /set?key=&value=, /get?key=, /keys, /id, and
+// /load?seconds=&size=&writers= (creates sessions of `size` bytes straight through the store for that long, with that many
+// writers at once; answers "<created> <failed> <first error>").
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using SessionMiddleware;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.ClearProviders();
@@ -37,6 +40,30 @@ app.MapGet("/set", (HttpContext c, string key, string value) =>
 app.MapGet("/get", (HttpContext c, string key) => c.Session.GetString(key) ?? "(none)");
 app.MapGet("/keys", (HttpContext c) => string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal)));
 app.MapGet("/id", (HttpContext c) => c.Session.Id);
+app.MapGet("/load", async (IServerSideSessionStore store, double seconds, int size, int writers) =>
+{
+    var data = new byte[size];
+    long created = 0, failed = 0;
+    string? firstError = null;
+    using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+    await Task.WhenAll(Enumerable.Range(0, writers).Select(_ => Task.Run(async () =>
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await store.CreateAsync(new NewSession(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), data, null, null, null));
+                Interlocked.Increment(ref created);
+            }
+            catch (Exception ex)
+            {
+                Interlocked.Increment(ref failed);
+                Interlocked.CompareExchange(ref firstError, ex.Message, null);
+            }
+        }
+    })));
+    return $"{created} {failed} {firstError}";
+});
 
 await app.StartAsync();
 foreach (var address in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses)

@@ -67,6 +67,63 @@ public sealed class ProcessTests : TempFolderTest
     }
 
     [Test]
+    public async Task OneTwoThreeProcesses_CreatingSessionsFlatOut_TheWalStaysBounded_AndNoWriteFails()
+    {
+        // Each process checkpoints the WAL; SQLite only starts the WAL over after a checkpoint that copied every frame
+        // while no reader used an older snapshot, which pausing one process's writer cannot bring about when others
+        // keep appending.
+        var db = Folder.File("wal.db");
+        var keys = Folder.File("keys");
+        await using var a = await ChildHost.StartAsync(db, keys);
+        var others = await Task.WhenAll(ChildHost.StartAsync(db, keys), ChildHost.StartAsync(db, keys));
+        await using var b = others[0];
+        await using var c = others[1];
+
+        using var client = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
+        var errors = new List<string>();
+        long created = 0, maxWal = 0;
+        var walSamples = new List<(string Phase, long Created, long Max)>();
+        foreach (var (phase, hosts) in new[] { ("1 process", new[] { a }), ("2 processes", new[] { a, b }), ("3 processes", new[] { a, b, c }) })
+        {
+            // Each process creates sessions of 2 KiB as fast as its store takes them, for 8 s.
+            var loads = hosts.Select(host => client.GetStringAsync(new Uri(host.BaseAddress, "/load?seconds=8&size=2048&writers=16"))).ToList();
+            long phaseMax = 0;
+            while (!loads.TrueForAll(l => l.IsCompleted))
+            {
+                phaseMax = Math.Max(phaseMax, new FileInfo(db + "-wal") is { Exists: true } f ? f.Length : 0);
+                await Task.Delay(20);
+            }
+
+            long phaseCreated = 0;
+            foreach (var answer in await Task.WhenAll(loads))
+            {
+                // "<created> <failed> <first error>"
+                var parts = answer.Split(' ', 3);
+                phaseCreated += long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
+                if (parts[1] != "0")
+                {
+                    errors.Add($"{phase}: {parts[1]} writes failed, first: {parts[2]}");
+                }
+            }
+
+            created += phaseCreated;
+            walSamples.Add((phase, phaseCreated, phaseMax));
+            maxWal = Math.Max(maxWal, phaseMax);
+        }
+
+        const long bound = 3 * Storage.Sqlite.SqliteSessionStore.WalSizeLimitBytes;
+        TestContext.Out.WriteLine(
+            $"sessions of 2 KiB created and largest WAL seen: {string.Join(", ", walSamples.Select(s => $"{s.Phase}: {s.Created} sessions, WAL {s.Max / 1024 / 1024} MiB"))} " +
+            $"(bound {bound / 1024 / 1024} MiB); {errors.Count} errors");
+        Assert.Multiple(() =>
+        {
+            Assert.That(errors, Is.Empty, string.Join('\n', errors.Take(5)));
+            Assert.That(created, Is.GreaterThan(10_000), "enough writes to tell");
+            Assert.That(maxWal, Is.LessThanOrEqualTo(bound), "the WAL started over although several processes write");
+        });
+    }
+
+    [Test]
     public async Task ProcessKilledMidWrite_LosesNoAnsweredWrite_AndTheFileIsIntact()
     {
         var db = Folder.File("kill.db");

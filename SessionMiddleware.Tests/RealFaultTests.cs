@@ -107,6 +107,62 @@ public sealed class RealFaultTests : TempFolderTest
     }
 
     [Test]
+    public async Task WriteLockHeldLongerThanIOTimeout_WritesAnswer500WithinIOTimeout_NotBusyTimeout_ThenRecover()
+    {
+        // The busy handler would wait 10 s for the lock; IOTimeout says a request's store call takes 0.5 s at most.
+        var ioTimeout = TimeSpan.FromMilliseconds(500);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
+        {
+            o.IOTimeout = ioTimeout;
+            o.BusyTimeout = TimeSpan.FromSeconds(10);
+        });
+        var browsers = Enumerable.Range(0, 40).Select(_ => host.CreateBrowser()).ToList();
+        foreach (var (browser, i) in browsers.Select((b, i) => (b, i)))
+        {
+            Assert.That(await browser.GetTextAsync($"/set?key=a&value={i}"), Is.EqualTo("ok"));
+        }
+
+        var fresh = host.CreateRawClient();
+        var answers = new List<(int Status, TimeSpan Took)>();
+        using (var locker = new SqliteConnection($"Data Source={host.DatabasePath};Pooling=False"))
+        {
+            locker.Open();
+            Execute(locker, "BEGIN IMMEDIATE;");
+            Execute(locker, "UPDATE sessions SET version = version;");
+
+            // Updates of existing sessions and creations of new ones, all at once, while the write lock is held.
+            var requests = browsers.Select(b => (b, "/set?key=a&value=locked"))
+                .Concat(Enumerable.Range(0, 10).Select(_ => (fresh, "/set?key=n&value=1")))
+                .Select(async r =>
+                {
+                    var stopwatch = Stopwatch.StartNew();
+                    using var response = await r.Item1.GetAsync(r.Item2);
+                    return ((int)response.StatusCode, stopwatch.Elapsed);
+                });
+            answers.AddRange(await Task.WhenAll(requests));
+            Execute(locker, "ROLLBACK;");
+        }
+
+        var slowest = answers.Max(a => a.Took);
+        TestContext.Out.WriteLine(
+            $"write lock held, IOTimeout {ioTimeout.TotalMilliseconds} ms, BusyTimeout 10 s: {answers.Count} writes answered " +
+            $"{string.Join(", ", answers.GroupBy(a => a.Status).Select(g => $"{g.Count()} × {g.Key}"))}, slowest after {slowest.TotalMilliseconds:0} ms");
+        Assert.Multiple(async () =>
+        {
+            Assert.That(answers.Select(a => a.Status), Is.All.EqualTo(500), "a commit that could not run answers 500 (CommitFailed)");
+            Assert.That(slowest, Is.LessThan(ioTimeout + TimeSpan.FromSeconds(3)), "every write answered within IOTimeout (+ a margin for a loaded machine), not after BusyTimeout");
+
+            // Released: writes go through again, and what was acknowledged before is still there.
+            foreach (var (browser, i) in browsers.Select((b, i) => (b, i)))
+            {
+                Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), "the acknowledged value, not the failed write's");
+                Assert.That(await browser.GetTextAsync($"/set?key=b&value={i}"), Is.EqualTo("ok"));
+                Assert.That(await browser.GetTextAsync("/get?key=b"), Is.EqualTo(i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            }
+        });
+    }
+
+    [Test]
     public async Task DroppedTable_Answers503_NamingTheTableAndTheMigrationCall()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path);

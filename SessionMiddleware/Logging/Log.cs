@@ -71,8 +71,11 @@ internal static partial class Log
     [LoggerMessage(33, LogLevel.Warning, "A background WAL checkpoint of the session database failed; the next one tries again.", EventName = "CheckpointFailed")]
     public static partial void CheckpointFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(34, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the writer finished it ({LeftAfter} left), so the WAL starts over.", EventName = "CheckpointFinishedByWriter")]
-    public static partial void CheckpointFinishedByWriter(ILogger logger, long frames, long left, long leftAfter);
+    [LoggerMessage(34, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the restart step copied the rest in {ElapsedMs:0.0} ms, so the next write starts the WAL over.", EventName = "CheckpointFinishedByWriter")]
+    public static partial void CheckpointFinishedByWriter(ILogger logger, long frames, long left, double elapsedMs);
+
+    [LoggerMessage(60, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the restart step could not take the write lock or wait out older readers within {WaitMs} ms, the next one tries again.", EventName = "CheckpointRestartBusy")]
+    public static partial void CheckpointRestartBusy(ILogger logger, long frames, long left, long waitMs);
 
     [LoggerMessage(70, LogLevel.Warning, "The {EventName} handler of ServerSideSessionOptions.Events threw for session {SessionId}; the exception is ignored (the request or the cleanup run goes on).", EventName = "SessionEventHandlerFailed")]
     public static partial void SessionEventHandlerFailed(ILogger logger, string eventName, string sessionId, Exception exception);

@@ -38,10 +38,10 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
 
     /// <summary>How often the WAL is checkpointed in the background (see <see cref="SqliteCheckpointer"/>).</summary>
-    internal static readonly TimeSpan DefaultCheckpointInterval = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan DefaultCheckpointInterval = TimeSpan.FromMilliseconds(250);
 
     // After a checkpoint has let the WAL start over, a WAL file grown larger than this (by a burst) is cut back to it.
-    private const long WalSizeLimitBytes = 64L * 1024 * 1024;
+    internal const long WalSizeLimitBytes = 64L * 1024 * 1024;
 
     public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, Diagnostics.SessionMetrics? metrics = null)
         : this(options, timeProvider, logger, DefaultCheckpointInterval, metrics)
@@ -67,7 +67,7 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
         _writes = new SqliteWriteQueue(OpenAsync, logger, metrics is null ? null : metrics.WriteBatch);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
-        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, _writes, checkpointInterval, logger);
+        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, _writes, checkpointInterval, busyMs, logger);
     }
 
     /// <inheritdoc/>

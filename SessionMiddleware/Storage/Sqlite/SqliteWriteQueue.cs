@@ -12,6 +12,11 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// waits for its own commit, so nothing is acknowledged before it is in the database; SQLite just does one commit
 /// (one lock, one WAL append) for many writes. A write of one statement needs no savepoint: SQLite undoes a failed
 /// statement by itself. Other processes meet SQLite's busy handler at <c>BEGIN IMMEDIATE</c>.
+/// <para>
+/// A caller whose token is cancelled (the request's <c>IOTimeout</c>) is answered at once, however long the writer still
+/// waits for the lock, and its write is then never run: the writer starts a write only while its caller still waits, so
+/// a write is either answered with its result after the commit or with the cancellation and not stored.
+/// </para>
 /// </summary>
 internal sealed class SqliteWriteQueue : IAsyncDisposable
 {
@@ -48,7 +53,10 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// True when <paramref name="work"/> changes the database with at most one statement: SQLite already undoes a failed
     /// statement on its own, so no savepoint is needed around it. False for writes of several statements.
     /// </param>
-    /// <param name="cancellationToken">Cancels the write while it waits in the queue or runs.</param>
+    /// <param name="cancellationToken">
+    /// Cancels the write until the writer starts it (in the queue, or while the group transaction waits for the lock):
+    /// the caller is answered at once and the write is not run. Once started, the write's statements get the token too.
+    /// </param>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
     {
         return Enqueue(new WriteOperation<T>(work, singleStatement, cancellationToken));
@@ -80,10 +88,16 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         return operation.Task;
     }
 
-    private Task<T> Enqueue<T>(WriteOperation<T> operation) =>
-        _channel.Writer.TryWrite(operation)
-            ? operation.Task
-            : throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
+    private Task<T> Enqueue<T>(WriteOperation<T> operation)
+    {
+        if (!_channel.Writer.TryWrite(operation))
+        {
+            throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
+        }
+
+        operation.AnswerWhenCancelled();
+        return operation.Task;
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -115,11 +129,13 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                 WriteOperation? alone = null;
                 while (batch.Count < MaxBatch && alone is null && _channel.Reader.TryRead(out var operation))
                 {
-                    if (operation.CancellationToken.IsCancellationRequested)
+                    if (operation.Abandoned)
                     {
-                        operation.Finish(new OperationCanceledException(operation.CancellationToken));
+                        // Its caller was answered with the cancellation already.
+                        continue;
                     }
-                    else if (operation.Alone)
+
+                    if (operation.Alone)
                     {
                         // Runs after the writes queued before it, before those queued after it.
                         alone = operation;
@@ -144,7 +160,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                         await RunBatchAsync(connection, batch).ConfigureAwait(false);
                     }
 
-                    if (alone is not null)
+                    if (alone is not null && alone.TryStart())
                     {
                         await alone.RunAsync(connection, null!).ConfigureAwait(false);
                         if (alone.ReleasesConnection)
@@ -197,8 +213,9 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     private static async Task RunBatchAsync(SqliteConnection connection, List<WriteOperation> batch)
     {
         // Microsoft.Data.Sqlite begins with BEGIN IMMEDIATE: the write lock is taken at once (through the busy handler),
-        // never upgraded later from a read lock.
+        // never upgraded later from a read lock. Callers that gave up meanwhile were answered; their writes are skipped.
         using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync().ConfigureAwait(false);
+        batch.RemoveAll(operation => !operation.TryStart());
         if (batch.Count == 1)
         {
             await batch[0].RunAsync(connection, transaction).ConfigureAwait(false);
@@ -249,7 +266,13 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 
     private abstract class WriteOperation(bool singleStatement, CancellationToken cancellationToken)
     {
+        private const int Waiting = 0, Started = 1, Cancelled = 2;
+        private int _state;
+
         public CancellationToken CancellationToken { get; } = cancellationToken;
+
+        /// <summary>The caller was answered with its cancellation before the writer started the write.</summary>
+        public bool Abandoned => Volatile.Read(ref _state) == Cancelled;
 
         public bool SingleStatement { get; } = singleStatement;
 
@@ -260,6 +283,28 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         public bool ReleasesConnection { get; init; }
 
         public abstract bool Failed { get; }
+
+        /// <summary>The writer is about to run the write: false when its caller was answered with the cancellation.</summary>
+        public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Waiting) == Waiting;
+
+        /// <summary>Answers the caller when its token is cancelled before the writer started the write.</summary>
+        public void AnswerWhenCancelled()
+        {
+            if (CancellationToken.CanBeCanceled)
+            {
+                Registration = CancellationToken.UnsafeRegister(static state => ((WriteOperation)state!).Cancel(), this);
+            }
+        }
+
+        protected CancellationTokenRegistration Registration { get; private set; }
+
+        private void Cancel()
+        {
+            if (Interlocked.CompareExchange(ref _state, Cancelled, Waiting) == Waiting)
+            {
+                Finish(new OperationCanceledException(CancellationToken));
+            }
+        }
 
         /// <summary>Runs the work; an exception is kept for <see cref="Finish()"/>, not thrown.</summary>
         public abstract Task RunAsync(SqliteConnection connection, SqliteTransaction transaction);
@@ -297,6 +342,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 
         public override void Finish()
         {
+            Registration.Dispose();
             if (_exception is not null)
             {
                 _completion.TrySetException(_exception);
@@ -307,6 +353,10 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
             }
         }
 
-        public override void Finish(Exception exception) => _completion.TrySetException(exception);
+        public override void Finish(Exception exception)
+        {
+            Registration.Dispose();
+            _completion.TrySetException(exception);
+        }
     }
 }
