@@ -284,8 +284,11 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
 
         public abstract bool Failed { get; }
 
-        /// <summary>The writer is about to run the write: false when its caller was answered with the cancellation.</summary>
-        public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Waiting) == Waiting;
+        /// <summary>
+        /// The writer is about to run the write: false when its caller was answered with the cancellation. True again for
+        /// a write already started (a batch that rolled back runs its other writes again).
+        /// </summary>
+        public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Waiting) != Cancelled;
 
         /// <summary>Answers the caller when its token is cancelled before the writer started the write.</summary>
         public void AnswerWhenCancelled()
