@@ -11,16 +11,19 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// Copies the WAL back into the database file in the background, instead of SQLite's automatic checkpoint, which runs
 /// inside whichever commit crosses 1,000 WAL pages and waits for two fsyncs there.
 /// <para>
-/// Once a second, passive checkpoints beside the writer copy the bulk and block nobody. Under steady writes they never
+/// Four times a second, passive checkpoints beside the writer copy the bulk and block nobody. Under steady writes they never
 /// copy the last frames (commits append meanwhile), and SQLite starts the WAL over only when a writer begins after a
 /// checkpoint that copied every frame while no reader kept an older snapshot. So past
 /// <see cref="RestartThresholdFrames"/> frames the writer runs <c>wal_checkpoint(RESTART)</c> between two group
 /// transactions (<see cref="SqliteWriteQueue.RunAloneAsync"/>), with only the few frames the passes left: it takes
 /// SQLite's write lock, which also holds off the writers of other processes on the same file (pausing this process's
 /// writer alone would not), copies the rest and waits for older readers. It waits for that lock and those readers
-/// through the busy handler for a quarter of <c>BusyTimeout</c> at most (1 s at most), so that the writers it holds off
-/// never reach their own <c>BusyTimeout</c>; when it cannot finish in time, the next tick tries again. Durability is
-/// unchanged: committed transactions are in the WAL either way.
+/// through the busy handler for a quarter of <c>BusyTimeout</c> at most (100 ms at most): while it waits it holds
+/// SQLite's checkpoint lock, and every other checkpoint on the file (the other processes' passes and restarts) fails
+/// meanwhile, so long waits of several processes starved each other and let the WAL grow; when it cannot finish in
+/// time, the next tick tries again. Past <see cref="HardCapBytes"/> the writer itself runs the restart step before its
+/// next group transaction (checked at most every 100 ms), so that this process's writes wait for the copy instead of
+/// growing the WAL further. Durability is unchanged: committed transactions are in the WAL either way.
 /// </para>
 /// </summary>
 internal sealed class SqliteCheckpointer : IAsyncDisposable
@@ -34,18 +37,23 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     /// </summary>
     public const int RestartAtOnceFrames = 2048;
 
+    /// <summary>WAL file size past which the writer restarts the WAL before its next group transaction (twice the size limit).</summary>
+    public const long HardCapBytes = 2 * SqliteSessionStore.WalSizeLimitBytes;
+
     // Background passes per tick at most, and the frames appended during one below which the writer may finish.
     private const int MaxBackgroundPasses = 4;
     private const int SmallRemainderFrames = 256;
 
     // The restart step's longest wait for the write lock or for readers, whatever BusyTimeout is.
-    private static readonly TimeSpan MaxRestartWait = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxRestartWait = TimeSpan.FromMilliseconds(100);
 
     private const string PassiveCheckpoint = "PRAGMA wal_checkpoint(PASSIVE);";
     private const string RestartCheckpoint = "PRAGMA wal_checkpoint(RESTART);";
     private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
     private readonly long _restartWaitMs;
     private long _framesAtLastRestart = -1;
+    private readonly string? _walPath;
+    private long _nextHardCapCheck;
     private readonly string _restartBusyTimeout;
     private readonly string _busyTimeout;
     private readonly SqliteWriteQueue _writes;
@@ -59,8 +67,15 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     /// <param name="interval">Time between two runs.</param>
     /// <param name="busyTimeoutMs">The connections' busy timeout, restored on the writer's connection after the restart step.</param>
     /// <param name="logger">Where failed and finished checkpoints are logged.</param>
-    public SqliteCheckpointer(Func<CancellationToken, Task<SqliteConnection>> open, SqliteWriteQueue writes, TimeSpan interval, long busyTimeoutMs, ILogger logger)
+    /// <param name="walPath">The WAL file, whose size the writer checks before each group transaction (null: no file).</param>
+    public SqliteCheckpointer(Func<CancellationToken, Task<SqliteConnection>> open, SqliteWriteQueue writes, TimeSpan interval, long busyTimeoutMs, string? walPath, ILogger logger)
     {
+        _walPath = walPath;
+        if (walPath is not null)
+        {
+            writes.BeforeBatch = RestartIfWalTooLargeAsync;
+        }
+
         _open = open;
         _restartWaitMs = Math.Max(1, Math.Min(busyTimeoutMs / 4, (long)MaxRestartWait.TotalMilliseconds));
         _restartBusyTimeout = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {_restartWaitMs};");
@@ -140,6 +155,32 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
             {
                 // A missing table or file, a lock: the next tick tries again; requests report their own errors.
                 Log.CheckpointFailed(_logger, ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The hard cap, run by the writer before a group transaction: when the disk copies slower than writers append, the
+    /// background ticks fall behind; past <see cref="HardCapBytes"/> the writer runs the restart step itself first, so
+    /// this process's writes wait for the copy instead of growing the WAL (checked at most every 100 ms).
+    /// </summary>
+    private async Task RestartIfWalTooLargeAsync(SqliteConnection connection)
+    {
+        var now = Environment.TickCount64;
+        if (now < _nextHardCapCheck)
+        {
+            return;
+        }
+
+        _nextHardCapCheck = now + 100;
+        var wal = new FileInfo(_walPath!);
+        if (wal.Exists && wal.Length > HardCapBytes)
+        {
+            var started = Stopwatch.GetTimestamp();
+            var restart = await RestartAsync(connection, CancellationToken.None).ConfigureAwait(false);
+            if (!restart.Busy)
+            {
+                Log.CheckpointFinishedByWriter(_logger, restart.Frames, restart.Left, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
     }

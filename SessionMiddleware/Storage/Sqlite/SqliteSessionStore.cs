@@ -67,7 +67,9 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
         _writes = new SqliteWriteQueue(OpenAsync, logger, metrics is null ? null : metrics.WriteBatch);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
-        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, _writes, checkpointInterval, busyMs, logger);
+        var dataSource = new SqliteConnectionStringBuilder(_connectionString).DataSource;
+        var walPath = string.IsNullOrEmpty(dataSource) || dataSource.StartsWith(':') ? null : Path.GetFullPath(dataSource) + "-wal";
+        _checkpointer = new SqliteCheckpointer(OpenUnpooledAsync, _writes, checkpointInterval, busyMs, walPath, logger);
     }
 
     /// <inheritdoc/>

@@ -30,6 +30,9 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     private readonly Task _loop;
     private readonly Action<int>? _batchRun;
 
+    /// <summary>Runs on the writer's connection before each group transaction (the checkpointer's hard WAL cap).</summary>
+    public Func<SqliteConnection, Task>? BeforeBatch { get; set; }
+
     /// <param name="open">Opens the writer's connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="batchRun">Told the size of each group transaction run (the write-batch metric).</param>
@@ -157,6 +160,11 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                     if (batch.Count > 0)
                     {
                         _batchRun?.Invoke(batch.Count);
+                        if (BeforeBatch is { } beforeBatch)
+                        {
+                            await beforeBatch(connection).ConfigureAwait(false);
+                        }
+
                         await RunBatchAsync(connection, batch).ConfigureAwait(false);
                     }
 
