@@ -111,6 +111,14 @@ public sealed class ProcessTests : TempFolderTest
             maxWal = Math.Max(maxWal, phaseMax);
         }
 
+        if (errors.Count > 0)
+        {
+            foreach (var line in new[] { a, b, c }.SelectMany(h => h.Output).Take(60))
+            {
+                TestContext.Out.WriteLine(line);
+            }
+        }
+
         const long bound = 3 * Storage.Sqlite.SqliteSessionStore.WalSizeLimitBytes;
         TestContext.Out.WriteLine(
             $"sessions of 2 KiB created and largest WAL seen: {string.Join(", ", walSamples.Select(s => $"{s.Phase}: {s.Created} sessions, WAL {s.Max / 1024 / 1024} MiB"))} " +

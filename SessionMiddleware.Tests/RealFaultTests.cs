@@ -163,6 +163,54 @@ public sealed class RealFaultTests : TempFolderTest
     }
 
     [Test]
+    public async Task WriteLockHeldLongerThanBusyTimeout_ButShorterThanIOTimeout_TheWritesWaitAndSucceed()
+    {
+        // Another process's writer can hold SQLite's lock past BusyTimeout (its busy handler is not fair between
+        // processes); the write is tried again for as long as its caller's IOTimeout allows, not answered "database is locked".
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
+        {
+            o.IOTimeout = TimeSpan.FromSeconds(30);
+            o.BusyTimeout = TimeSpan.FromMilliseconds(100);
+        });
+        var browsers = Enumerable.Range(0, 8).Select(_ => host.CreateBrowser()).ToList();
+        foreach (var browser in browsers)
+        {
+            Assert.That(await browser.GetTextAsync("/set?key=a&value=before"), Is.EqualTo("ok"));
+        }
+
+        List<int> statuses;
+        using (var locker = new SqliteConnection($"Data Source={host.DatabasePath};Pooling=False"))
+        {
+            locker.Open();
+            Execute(locker, "BEGIN IMMEDIATE;");
+            Execute(locker, "UPDATE sessions SET version = version;");
+            var requests = browsers.Select(async b =>
+            {
+                using var response = await b.GetAsync("/set?key=a&value=after");
+                return (int)response.StatusCode;
+            }).ToList();
+
+            // Held past BusyTimeout and past Microsoft.Data.Sqlite's own retries (its command timeout, BusyTimeout rounded
+            // up to 1 s): fault injection, another process's long transaction, in real time.
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            Assert.That(requests.TrueForAll(r => !r.IsCompleted), "the writes wait for the lock");
+            Execute(locker, "ROLLBACK;");
+            statuses = [.. await Task.WhenAll(requests)];
+        }
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(statuses, Is.All.EqualTo(200));
+            foreach (var browser in browsers)
+            {
+                Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("after"));
+            }
+
+            Assert.That(host.Logs.GetSnapshot().Any(r => r.Id.Name == "WriteLockBusy"), "the retry is logged");
+        });
+    }
+
+    [Test]
     public async Task DroppedTable_Answers503_NamingTheTableAndTheMigrationCall()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path);

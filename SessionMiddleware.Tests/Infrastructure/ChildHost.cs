@@ -11,13 +11,19 @@ internal sealed class ChildHost : IAsyncDisposable
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
     private readonly Process _process;
 
-    private ChildHost(Process process, Uri baseAddress)
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output;
+
+    private ChildHost(Process process, Uri baseAddress, System.Collections.Concurrent.ConcurrentQueue<string> output)
     {
         _process = process;
         BaseAddress = baseAddress;
+        _output = output;
     }
 
     public Uri BaseAddress { get; }
+
+    /// <summary>What the host wrote so far (its console log: warnings and errors).</summary>
+    public IReadOnlyList<string> Output => [.. _output];
 
     public int ProcessId => _process.Id;
 
@@ -71,7 +77,7 @@ internal sealed class ChildHost : IAsyncDisposable
         try
         {
             var address = await listening.Task.WaitAsync(StartTimeout);
-            return new ChildHost(process, address);
+            return new ChildHost(process, address, output);
         }
         catch
         {

@@ -77,6 +77,9 @@ internal static partial class Log
     [LoggerMessage(60, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the restart step could not take the write lock or wait out older readers within {WaitMs} ms, the next one tries again.", EventName = "CheckpointRestartBusy")]
     public static partial void CheckpointRestartBusy(ILogger logger, long frames, long left, long waitMs);
 
+    [LoggerMessage(61, LogLevel.Information, "Another process held the session database's write lock past BusyTimeout; {Count} waiting writes try again (attempt {Attempt}), each until its caller's IOTimeout.", EventName = "WriteLockBusy")]
+    public static partial void WriteLockBusy(ILogger logger, int count, int attempt);
+
     [LoggerMessage(70, LogLevel.Warning, "The {EventName} handler of ServerSideSessionOptions.Events threw for session {SessionId}; the exception is ignored (the request or the cleanup run goes on).", EventName = "SessionEventHandlerFailed")]
     public static partial void SessionEventHandlerFailed(ILogger logger, string eventName, string sessionId, Exception exception);
 

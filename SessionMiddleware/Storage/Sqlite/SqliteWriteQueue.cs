@@ -20,6 +20,9 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// </summary>
 internal sealed class SqliteWriteQueue : IAsyncDisposable
 {
+    // SQLITE_BUSY: the busy handler gave up waiting for another connection's lock.
+    private const int SQLiteBusy = 5;
+
     /// <summary>The most writes in one transaction, so that one commit never holds the lock for long.</summary>
     public const int MaxBatch = 128;
 
@@ -165,7 +168,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                             await beforeBatch(connection).ConfigureAwait(false);
                         }
 
-                        await RunBatchAsync(connection, batch).ConfigureAwait(false);
+                        await RunBatchAsync(connection, batch, _logger, _stopping.Token).ConfigureAwait(false);
                     }
 
                     if (alone is not null && alone.TryStart())
@@ -218,18 +221,23 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         }
     }
 
-    private static async Task RunBatchAsync(SqliteConnection connection, List<WriteOperation> batch)
+    private static async Task RunBatchAsync(SqliteConnection connection, List<WriteOperation> batch, ILogger logger, CancellationToken stopping)
     {
         // Microsoft.Data.Sqlite begins with BEGIN IMMEDIATE: the write lock is taken at once (through the busy handler),
         // never upgraded later from a read lock. Callers that gave up meanwhile were answered; their writes are skipped.
-        using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync().ConfigureAwait(false);
+        using var transaction = await BeginAsync(connection, batch, logger, stopping).ConfigureAwait(false);
+        if (transaction is null)
+        {
+            return;
+        }
+
         batch.RemoveAll(operation => !operation.TryStart());
         if (batch.Count == 1)
         {
             await batch[0].RunAsync(connection, transaction).ConfigureAwait(false);
             if (batch[0].Failed)
             {
-                await transaction.RollbackAsync().ConfigureAwait(false);
+                await transaction.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
                 batch[0].Finish();
                 return;
             }
@@ -245,30 +253,56 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                     {
                         // Without a savepoint, a write that failed after its statement ran cannot be undone alone: the whole
                         // transaction is, and the others run again without it (rare, so the common case keeps no savepoint).
-                        await transaction.RollbackAsync().ConfigureAwait(false);
+                        await transaction.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
                         operation.Finish();
-                        await RunBatchAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))]).ConfigureAwait(false);
+                        await RunBatchAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))], logger, stopping).ConfigureAwait(false);
                         return;
                     }
 
                     continue;
                 }
 
-                await transaction.SaveAsync("w").ConfigureAwait(false);
+                await transaction.SaveAsync("w", CancellationToken.None).ConfigureAwait(false);
                 await operation.RunAsync(connection, transaction).ConfigureAwait(false);
                 if (operation.Failed)
                 {
-                    await transaction.RollbackAsync("w").ConfigureAwait(false);
+                    await transaction.RollbackAsync("w", CancellationToken.None).ConfigureAwait(false);
                 }
 
-                await transaction.ReleaseAsync("w").ConfigureAwait(false);
+                await transaction.ReleaseAsync("w", CancellationToken.None).ConfigureAwait(false);
             }
         }
 
-        await transaction.CommitAsync().ConfigureAwait(false);
+        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         foreach (var operation in batch)
         {
             operation.Finish();
+        }
+    }
+
+    /// <summary>
+    /// <c>BEGIN IMMEDIATE</c>, again while another process holds the write lock past <c>BusyTimeout</c> (SQLite's busy
+    /// handler is not fair: with several processes writing flat out one can wait that long), for as long as a caller of
+    /// the batch still waits; each caller's own token (<c>IOTimeout</c>) bounds its wait. <see langword="null"/> when every
+    /// caller gave up meanwhile.
+    /// </summary>
+    private static async Task<SqliteTransaction?> BeginAsync(SqliteConnection connection, List<WriteOperation> batch, ILogger logger, CancellationToken stopping)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return (SqliteTransaction)await connection.BeginTransactionAsync(stopping).ConfigureAwait(false);
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SQLiteBusy && !stopping.IsCancellationRequested)
+            {
+                if (batch.TrueForAll(operation => operation.Abandoned))
+                {
+                    return null;
+                }
+
+                Log.WriteLockBusy(logger, batch.Count, attempt);
+            }
         }
     }
 
