@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -36,7 +34,7 @@ public sealed class CleanupUnderLoadTests
 
         InsertExpiredRows(host.DatabasePath, host.Time.GetUtcNow().AddHours(-2).ToUnixTimeSeconds(), ExpiredRows);
 
-        var baseline = await RunLoadAsync(client, cookies, TimeSpan.FromSeconds(3), CancellationToken.None);
+        var baseline = await LatencyLoad.RunAsync(client, cookies.Take(8), static (worker, n) => n % 2 == 0 ? "/get?key=n" : $"/set?key=w{worker}&value={n}", TimeSpan.FromSeconds(3), CancellationToken.None);
         var cleaner = host.Services.GetServices<IHostedService>().OfType<SessionCleanupService>().Single();
         using var stop = new CancellationTokenSource();
         var stopwatch = Stopwatch.StartNew();
@@ -52,7 +50,7 @@ public sealed class CleanupUnderLoadTests
                 await stop.CancelAsync();
             }
         });
-        var during = await RunLoadAsync(client, cookies, TimeSpan.FromMinutes(5), stop.Token);
+        var during = await LatencyLoad.RunAsync(client, cookies.Take(8), static (worker, n) => n % 2 == 0 ? "/get?key=n" : $"/set?key=w{worker}&value={n}", TimeSpan.FromMinutes(5), stop.Token);
         var deleted = await cleaning;
 
         TestContext.Out.WriteLine(
@@ -84,46 +82,5 @@ public sealed class CleanupUnderLoadTests
         }
 
         transaction.Commit();
-    }
-
-    private static async Task<LoadResult> RunLoadAsync(HttpClient client, List<string> cookies, TimeSpan duration, CancellationToken stop)
-    {
-        var result = new LoadResult();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        timeout.CancelAfter(duration);
-        await Task.WhenAll(cookies.Take(8).Select(async (cookie, worker) =>
-        {
-            for (var n = 0; !timeout.IsCancellationRequested; n++)
-            {
-                var path = n % 2 == 0 ? "/get?key=n" : $"/set?key=w{worker}&value={n}";
-                var started = Stopwatch.GetTimestamp();
-                using var response = await client.SendWithCookieAsync(path, cookie);
-                var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                if (response.StatusCode == HttpStatusCode.OK)
-                {
-                    result.Latencies.Add(ms);
-                }
-                else
-                {
-                    result.Errors.Add($"{path}: {(int)response.StatusCode}");
-                }
-            }
-        }));
-        return result;
-    }
-
-    private sealed class LoadResult
-    {
-        public ConcurrentBag<double> Latencies { get; } = [];
-
-        public ConcurrentBag<string> Errors { get; } = [];
-
-        public int Count => Latencies.Count;
-
-        public double P(int percentile)
-        {
-            var sorted = Latencies.Order().ToArray();
-            return sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, sorted.Length * percentile / 100)];
-        }
     }
 }

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Cookies;
@@ -47,7 +45,7 @@ public sealed class RevokeUnderLoadTests
         };
         var manager = host.Services.GetRequiredService<ISessionManager>();
 
-        var baseline = await RunWritersAsync(client, cookies, TimeSpan.FromSeconds(3), CancellationToken.None);
+        var baseline = await LatencyLoad.RunAsync(client, cookies, static (worker, n) => $"/set?key=w{worker}&value={n}", TimeSpan.FromSeconds(3), CancellationToken.None);
         using var stop = new CancellationTokenSource();
         var stopwatch = Stopwatch.StartNew();
         var revoking = Task.Run(async () =>
@@ -62,7 +60,7 @@ public sealed class RevokeUnderLoadTests
                 await stop.CancelAsync();
             }
         });
-        var during = await RunWritersAsync(client, cookies, TimeSpan.FromMinutes(5), stop.Token);
+        var during = await LatencyLoad.RunAsync(client, cookies, static (worker, n) => $"/set?key=w{worker}&value={n}", TimeSpan.FromMinutes(5), stop.Token);
         var revoked = await revoking;
 
         TestContext.Out.WriteLine(
@@ -99,49 +97,5 @@ public sealed class RevokeUnderLoadTests
         }
 
         transaction.Commit();
-    }
-
-    // Each client writes its own session again and again (every request a commit through the single writer).
-    private static async Task<WriteResult> RunWritersAsync(HttpClient client, List<string> cookies, TimeSpan duration, CancellationToken stop)
-    {
-        var result = new WriteResult();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        timeout.CancelAfter(duration);
-        await Task.WhenAll(cookies.Select(async (cookie, worker) =>
-        {
-            for (var n = 0; !timeout.IsCancellationRequested; n++)
-            {
-                var path = $"/set?key=w{worker}&value={n}";
-                var started = Stopwatch.GetTimestamp();
-                using var response = await client.SendWithCookieAsync(path, cookie);
-                var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                if (response.StatusCode == HttpStatusCode.OK)
-                {
-                    result.Latencies.Add(ms);
-                }
-                else
-                {
-                    result.Errors.Add($"{path}: {(int)response.StatusCode}");
-                }
-            }
-        }));
-        return result;
-    }
-
-    private sealed class WriteResult
-    {
-        public ConcurrentBag<double> Latencies { get; } = [];
-
-        public ConcurrentBag<string> Errors { get; } = [];
-
-        public int Count => Latencies.Count;
-
-        public double Max => Latencies.IsEmpty ? 0 : Latencies.Max();
-
-        public double P(int percentile)
-        {
-            var sorted = Latencies.Order().ToArray();
-            return sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, sorted.Length * percentile / 100)];
-        }
     }
 }
