@@ -19,6 +19,9 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
     {
         ArgumentNullException.ThrowIfNull(options);
         DataSource = Create(options.Value.ConnectionString);
+        WriterDataSource = new NpgsqlConnectionStringBuilder(DataSource.ConnectionString).Multiplexing
+            ? Create(options.Value.ConnectionString, multiplexing: false)
+            : DataSource;
         _owned = true;
     }
 
@@ -26,10 +29,20 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         DataSource = dataSource;
+        WriterDataSource = dataSource;
         _owned = false;
     }
 
+    /// <summary>The loads, the cleaner, the listings and the migration.</summary>
     public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>
+    /// The group-commit writer's connection (<see cref="PostgreSqlWriteQueue"/>). Without multiplexing when the store's
+    /// own data source multiplexes: the writer already sends its writes together as one batch, and multiplexing's queue
+    /// and hand-offs only cost it CPU and time (A/B with <c>build/bench</c>, docs/scaling.md). The same data source when
+    /// the app gave one, or when the connection string turns multiplexing off.
+    /// </summary>
+    public NpgsqlDataSource WriterDataSource { get; }
 
     /// <summary>
     /// A data source for a connection string, with automatic preparation, multiplexing and an application name unless
@@ -37,7 +50,11 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
     /// PostgreSQL then spends a fraction of the CPU per statement (see docs/scaling.md); the store keeps no state on a
     /// connection.
     /// </summary>
-    public static NpgsqlDataSource Create(string connectionString)
+    public static NpgsqlDataSource Create(string connectionString) => Create(connectionString, multiplexing: null);
+
+    /// <param name="connectionString">The app's connection string.</param>
+    /// <param name="multiplexing">Forces multiplexing on or off; <see langword="null"/>: on unless the string sets it.</param>
+    private static NpgsqlDataSource Create(string connectionString, bool? multiplexing)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         var settings = builder.ConnectionStringBuilder;
@@ -47,7 +64,11 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
             settings.MaxAutoPrepare = DefaultMaxAutoPrepare;
         }
 
-        if (!Sets(connectionString, nameof(NpgsqlConnectionStringBuilder.Multiplexing)))
+        if (multiplexing is { } forced)
+        {
+            settings.Multiplexing = forced;
+        }
+        else if (!Sets(connectionString, nameof(NpgsqlConnectionStringBuilder.Multiplexing)))
         {
             settings.Multiplexing = true;
         }
@@ -65,13 +86,27 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
         new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
             .Any(k => string.Equals(k.Replace(" ", string.Empty, StringComparison.Ordinal), keyword, StringComparison.OrdinalIgnoreCase));
 
-    public ValueTask DisposeAsync() => _owned ? DataSource.DisposeAsync() : ValueTask.CompletedTask;
+    public async ValueTask DisposeAsync()
+    {
+        if (_owned)
+        {
+            await DataSource.DisposeAsync().ConfigureAwait(false);
+            if (!ReferenceEquals(WriterDataSource, DataSource))
+            {
+                await WriterDataSource.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
 
     public void Dispose()
     {
         if (_owned)
         {
             DataSource.Dispose();
+            if (!ReferenceEquals(WriterDataSource, DataSource))
+            {
+                WriterDataSource.Dispose();
+            }
         }
     }
 }

@@ -25,7 +25,12 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     private readonly ILogger<PostgreSqlSessionStore> _logger;
     private readonly PostgreSqlWriteQueue _writes;
 
-    public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger)
+    /// <param name="dataSource">Loads, listings, the cleaner and the migration.</param>
+    /// <param name="options">The table name and the timeouts.</param>
+    /// <param name="timeProvider">The clock of expiry.</param>
+    /// <param name="logger">Where the migration and failed batches are logged.</param>
+    /// <param name="writerDataSource">The group-commit writer's connection; <paramref name="dataSource"/> when null.</param>
+    public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger, NpgsqlDataSource? writerDataSource = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(options);
@@ -34,7 +39,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
-        _writes = new PostgreSqlWriteQueue(dataSource, logger);
+        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger);
     }
 
     /// <inheritdoc/>

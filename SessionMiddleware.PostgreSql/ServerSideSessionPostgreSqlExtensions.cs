@@ -68,10 +68,15 @@ public static class ServerSideSessionPostgreSqlExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, PostgreSqlConnectionStringValidator>());
         services.RemoveAll<PostgreSqlSessionDataSource>();
         services.AddSingleton(dataSource);
-        return builder.UseStore(static sp => new PostgreSqlSessionStore(
-            sp.GetRequiredService<PostgreSqlSessionDataSource>().DataSource,
-            sp.GetRequiredService<IOptions<ServerSideSessionOptions>>(),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<PostgreSqlSessionStore>>()));
+        return builder.UseStore(static sp =>
+        {
+            var dataSource = sp.GetRequiredService<PostgreSqlSessionDataSource>();
+            return new PostgreSqlSessionStore(
+                dataSource.DataSource,
+                sp.GetRequiredService<IOptions<ServerSideSessionOptions>>(),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<PostgreSqlSessionStore>>(),
+                dataSource.WriterDataSource);
+        });
     }
 }

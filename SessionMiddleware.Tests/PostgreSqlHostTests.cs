@@ -110,6 +110,41 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     }
 
     [Test]
+    public void UsePostgreSql_TheGroupCommitWriter_HasAConnectionWithoutMultiplexing_AndTheStringsOtherSettings()
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions().UsePostgreSql("Host=db;Database=app;Maximum Pool Size=30");
+        using var provider = services.BuildServiceProvider();
+        var dataSources = provider.GetRequiredService<PostgreSqlSessionDataSource>();
+
+        var writer = new NpgsqlConnectionStringBuilder(dataSources.WriterDataSource.ConnectionString);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(new NpgsqlConnectionStringBuilder(dataSources.DataSource.ConnectionString).Multiplexing, Is.True);
+            Assert.That(writer.Multiplexing, Is.False, "the writer batches its writes itself");
+            Assert.That((writer.Host, writer.Database, writer.MaxPoolSize, writer.MaxAutoPrepare, writer.ApplicationName), Is.EqualTo(("db", "app", 30, 20, "SessionMiddleware")));
+        });
+    }
+
+    [Test]
+    public void UsePostgreSql_WithMultiplexingOff_OrTheAppsDataSource_TheWriterSharesIt()
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions().UsePostgreSql("Host=db;Database=app;Multiplexing=false");
+        using var provider = services.BuildServiceProvider();
+        var fromString = provider.GetRequiredService<PostgreSqlSessionDataSource>();
+        using var appDataSource = NpgsqlDataSource.Create("Host=db;Database=app;Multiplexing=true");
+        using var fromApp = new PostgreSqlSessionDataSource(appDataSource);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(fromString.WriterDataSource, Is.SameAs(fromString.DataSource));
+            Assert.That(fromApp.WriterDataSource, Is.SameAs(appDataSource), "a data source the app built is used as it is");
+        });
+    }
+
+    [Test]
     public async Task UsePostgreSql_WithTheAppsDataSource_UsesIt_AndLeavesItOpen()
     {
         var server = await PostgresServer.SharedAsync();
