@@ -105,6 +105,51 @@ public sealed class MetricsTests : TempFolderTest
         });
     }
 
+    [TestCase(false, 2)]
+    [TestCase(true, 3)]
+    public async Task CommitAfterAConcurrentCommitOfThisProcess_MergesOntoItWithoutReadingTheRowAgain_UnlessTheRowChangedSince(bool writtenElsewhereMeanwhile, int loads)
+    {
+        var loaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, endpoints: app => app.MapGet("/slowset", async (HttpContext c) =>
+        {
+            loaded.TrySetResult();
+            await release.Task;
+            c.Session.SetString("slow", "1");
+            return "ok";
+        }));
+        using var durations = Collect<double>(host, ServerSideSessionDiagnostics.StoreOperationDuration);
+        using var commits = Collect<long>(host, ServerSideSessionDiagnostics.Commits);
+        var client = host.CreateRawClient();
+        using var first = await client.GetAsync("/set?key=a&value=1");
+        var cookie = $"{host.CookieName}={first.SetCookieValue(host.CookieName)}";
+
+        var slow = client.GetTextAsync("/slowset", cookie);
+        await loaded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await client.GetTextAsync("/set?key=b&value=2", cookie);
+        if (writtenElsewhereMeanwhile)
+        {
+            // Another process (a store beside the middleware's) writes the row again: what this process remembers is stale.
+            var store = SessionTestHost.RealStore(host.Services);
+            var key = Convert.FromHexString(host.SessionIdOf(cookie));
+            var row = await store.LoadAsync(key);
+            Assert.That((await store.UpdateAsync(key, row!.Data, row.Version)).Status, Is.EqualTo(SessionUpdateStatus.Committed));
+            await ((IAsyncDisposable)store).DisposeAsync();
+        }
+
+        release.SetResult();
+        Assert.That(await slow, Is.EqualTo("ok"));
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await client.GetTextAsync("/get?key=a", cookie), Is.EqualTo("1"));
+            Assert.That(await client.GetTextAsync("/get?key=b", cookie), Is.EqualTo("2"), "the fast write survived the slow one");
+            Assert.That(await client.GetTextAsync("/get?key=slow", cookie), Is.EqualTo("1"));
+            Assert.That(durations.GetMeasurementSnapshot().Count(m => Equals(m.Tags["db.operation.name"], "load")), Is.EqualTo(loads + 3), "each request's load, and the slow commit's re-read only when the row changed elsewhere");
+            Assert.That(Sum(commits, "outcome", "merged_after_conflict"), Is.EqualTo(1));
+        });
+    }
+
     [Test]
     public async Task RegenerateId_CountsARenewal()
     {

@@ -15,6 +15,9 @@ namespace SessionMiddleware.Middleware;
 /// </summary>
 internal sealed class RequestSession : ISessionOwner
 {
+    /// <summary>The largest row a commit leaves beside its commit lock for the next commit of the session (see <see cref="WriteAsync"/>).</summary>
+    private const int MaxRememberedRowBytes = 16 * 1024;
+
     private readonly SessionRuntime _runtime;
     private bool _touched;
     private bool _discarded;
@@ -219,6 +222,15 @@ internal sealed class RequestSession : ISessionOwner
         // Commits of one session in this process take turns, so a commit conflicts at most with other processes
         // and with the commits that finished since it loaded: one re-read, not a storm of retries.
         using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
+        var merged = false;
+        if (turn.LastCommitted is { } committed && committed.Version > session.Version && committed.Key.AsSpan().SequenceEqual(rowKey))
+        {
+            // A commit of this process wrote the session while this request ran: merge onto what it wrote instead of
+            // meeting the conflict and reading the row again. Another process's newer write still conflicts below.
+            session.Rebase(committed);
+            merged = true;
+        }
+
         var adopted = false;
         var reload = false;
         for (var attempt = 1; ; attempt++)
@@ -240,18 +252,30 @@ internal sealed class RequestSession : ISessionOwner
             }
 
             SessionUpdateResult result;
+            byte[]? written = null;
             using (var renewSpan = renew ? SessionTracing.Start("renew", Metrics, _runtime.Store) : null)
             {
-                result = renew
-                    ? await Metrics.TimeAsync(_runtime.Store, "renew", Stopwatch.GetTimestamp(), _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken)).ConfigureAwait(false)
-                    : await Metrics.TimeAsync(_runtime.Store, "update", Stopwatch.GetTimestamp(), _runtime.Store.UpdateAsync(rowKey, session.Serialize(), session.Version, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
+                if (renew)
+                {
+                    result = await Metrics.TimeAsync(_runtime.Store, "renew", Stopwatch.GetTimestamp(), _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken)).ConfigureAwait(false);
+                }
+                else
+                {
+                    written = session.Serialize();
+                    result = await Metrics.TimeAsync(_runtime.Store, "update", Stopwatch.GetTimestamp(), _runtime.Store.UpdateAsync(rowKey, written, session.Version, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
+                }
             }
+
+            // Only the latest small row is kept, and none after a renewal (the row moved).
+            turn.LastCommitted = result.Status == SessionUpdateStatus.Committed && written is { Length: <= MaxRememberedRowBytes }
+                ? new StoredSession(rowKey, written, result.Version, session.UserId, session.CreatedAt, _runtime.Now())
+                : null;
 
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:
                     _touched = true;
-                    Metrics.Commit(attempt == 1 ? SessionMetrics.OutcomeCommitted : SessionMetrics.OutcomeMerged);
+                    Metrics.Commit(attempt == 1 && !merged ? SessionMetrics.OutcomeCommitted : SessionMetrics.OutcomeMerged);
                     if (renew)
                     {
                         // Recorded before the commit lock is let go: a request of this session that loaded the old row
