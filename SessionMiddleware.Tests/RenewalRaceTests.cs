@@ -24,11 +24,7 @@ public sealed class RenewalRaceTests : TempFolderTest
     {
         var gate = new Gate();
         await using var host = await StartAsync(gate);
-        var jar = new CookieContainer();
-        var browser = host.CreateBrowser(jar);
-        await browser.GetTextAsync("/set?key=a&value=1");
-        var oldId = await browser.GetTextAsync("/id");
-        var oldCookie = jar.GetCookieHeader(host.BaseAddress);
+        var (browser, jar, oldId, oldCookie) = await BrowserWithSessionAsync(host);
 
         var a = browser.GetAsync("/gated-write");
         await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
@@ -55,11 +51,7 @@ public sealed class RenewalRaceTests : TempFolderTest
     {
         var gate = new Gate();
         await using var host = await StartAsync(gate);
-        var jar = new CookieContainer();
-        var browser = host.CreateBrowser(jar);
-        await browser.GetTextAsync("/set?key=a&value=1");
-        var oldId = await browser.GetTextAsync("/id");
-        var oldCookie = jar.GetCookieHeader(host.BaseAddress);
+        var (browser, jar, oldId, oldCookie) = await BrowserWithSessionAsync(host);
         host.Time.Advance(TimeSpan.FromMinutes(2));   // past TouchInterval: A's commit records the access
 
         var a = browser.GetAsync("/gated-read");
@@ -86,11 +78,7 @@ public sealed class RenewalRaceTests : TempFolderTest
     {
         var gate = new Gate();
         await using var host = await StartAsync(gate);
-        var jar = new CookieContainer();
-        var browser = host.CreateBrowser(jar);
-        await browser.GetTextAsync("/set?key=a&value=1");
-        var oldId = await browser.GetTextAsync("/id");
-        var oldCookie = jar.GetCookieHeader(host.BaseAddress);
+        var (browser, jar, oldId, oldCookie) = await BrowserWithSessionAsync(host);
 
         var a = browser.GetAsync("/gated-bind?user=alice");
         await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
@@ -367,6 +355,15 @@ public sealed class RenewalRaceTests : TempFolderTest
             Assert.That(await attacker.GetTextAsync("/get?key=a", issuedCookie), Is.EqualTo("(none)"));
             Assert.That(await attacker.GetTextAsync("/get?key=x", issuedCookie), Is.EqualTo("1"));
         });
+    }
+
+    /// <summary>A browser whose session holds a=1: its cookie jar, the session's ID and the cookie it was given.</summary>
+    private static async Task<(HttpClient Browser, CookieContainer Jar, string Id, string Cookie)> BrowserWithSessionAsync(SessionTestHost host)
+    {
+        var jar = new CookieContainer();
+        var browser = host.CreateBrowser(jar);
+        await browser.GetTextAsync("/set?key=a&value=1");
+        return (browser, jar, await browser.GetTextAsync("/id"), jar.GetCookieHeader(host.BaseAddress));
     }
 
     private Task<SessionTestHost> StartAsync(Gate gate) => SessionTestHost.StartAsync(Folder.Path, endpoints: app =>
