@@ -6,8 +6,12 @@ internal sealed class AsyncLock
 {
     private readonly SemaphoreSlim _semaphore = new(1, 1);
 
-    // Read and written only by the holder of the lock (through its Releaser).
-    private StoredSession? _lastCommitted;
+    // The row the last commit under this lock wrote (small rows only), kept as fields so that a commit allocates
+    // nothing for it; read and written only by the holder of the lock.
+    private byte[]? _lastKey;
+    private byte[]? _lastData;
+    private long _lastVersion;
+    private DateTimeOffset _lastAccessAt;
 
     public async ValueTask<Releaser> EnterAsync(CancellationToken cancellationToken)
     {
@@ -19,14 +23,22 @@ internal sealed class AsyncLock
     public readonly struct Releaser(AsyncLock owner) : IDisposable
     {
         /// <summary>
-        /// The row as the last commit under this lock wrote it (small rows only), for the next holder that loaded an
-        /// older version of the same session: it merges onto that instead of conflicting and reading the row again.
+        /// Remembers the row a commit under this lock wrote (<paramref name="data"/> null: forgets), for the next holder
+        /// that loaded an older version of the same session: it merges onto it instead of conflicting and reading it again.
         /// </summary>
-        public StoredSession? LastCommitted
+        public void Remember(byte[] key, byte[]? data, long version, DateTimeOffset lastAccessAt)
         {
-            get => owner._lastCommitted;
-            set => owner._lastCommitted = value;
+            owner._lastKey = data is null ? null : key;
+            owner._lastData = data;
+            owner._lastVersion = version;
+            owner._lastAccessAt = lastAccessAt;
         }
+
+        /// <summary>The remembered row of <paramref name="key"/> when it is newer than <paramref name="version"/>.</summary>
+        public StoredSession? NewerThan(byte[] key, long version, string? userId, DateTimeOffset createdAt) =>
+            owner._lastData is { } data && owner._lastVersion > version && owner._lastKey.AsSpan().SequenceEqual(key)
+                ? new StoredSession(key, data, owner._lastVersion, userId, createdAt, owner._lastAccessAt)
+                : null;
 
         public void Dispose() => owner._semaphore.Release();
     }

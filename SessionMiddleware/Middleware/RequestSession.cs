@@ -223,7 +223,7 @@ internal sealed class RequestSession : ISessionOwner
         // and with the commits that finished since it loaded: one re-read, not a storm of retries.
         using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
         var merged = false;
-        if (turn.LastCommitted is { } committed && committed.Version > session.Version && committed.Key.AsSpan().SequenceEqual(rowKey))
+        if (turn.NewerThan(rowKey, session.Version, session.UserId, session.CreatedAt) is { } committed)
         {
             // A commit of this process wrote the session while this request ran: merge onto what it wrote instead of
             // meeting the conflict and reading the row again. Another process's newer write still conflicts below.
@@ -267,9 +267,7 @@ internal sealed class RequestSession : ISessionOwner
             }
 
             // Only the latest small row is kept, and none after a renewal (the row moved).
-            turn.LastCommitted = result.Status == SessionUpdateStatus.Committed && written is { Length: <= MaxRememberedRowBytes }
-                ? new StoredSession(rowKey, written, result.Version, session.UserId, session.CreatedAt, _runtime.Now())
-                : null;
+            turn.Remember(rowKey, result.Status == SessionUpdateStatus.Committed && written is { Length: <= MaxRememberedRowBytes } ? written : null, result.Version, _runtime.Now());
 
             switch (result.Status)
             {
