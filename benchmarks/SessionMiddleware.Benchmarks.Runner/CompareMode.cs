@@ -147,11 +147,14 @@ internal static class CompareMode
                 var script = Wrk.WriteScript(scripts, "/" + endpoint, endpoint == "new" ? null : cookies);
                 var urls = servers.Select(s => s.BaseUrl + "/" + endpoint).ToList();
                 var warm = await Wrk.RunSpreadAsync(options, urls, script, options.WarmupSeconds);
+                // The statistics are read outside the CPU window: their queries are not the servers' work.
+                var statsBefore = postgres is null ? null : await PostgresWindowStats.TakeAsync(postgres);
                 var cpuBefore = ServersCpuTime(servers);
                 var dbBefore = postgresPid is { } pid1 ? Machine.ProcessTreeCpuTime(pid1) : null;
                 var r = await Wrk.RunSpreadAsync(options, urls, script, options.DurationSeconds);
                 var cpuAfter = ServersCpuTime(servers);
                 var dbAfter = postgresPid is { } pid2 ? Machine.ProcessTreeCpuTime(pid2) : null;
+                var statsAfter = postgres is null ? null : await PostgresWindowStats.TakeAsync(postgres);
                 if (cpuBefore is { } b && cpuAfter is { } a && r.Requests > 0)
                 {
                     r = r with { ServerCpuUsPerRequest = (a - b).TotalMicroseconds / r.Requests };
@@ -165,6 +168,11 @@ internal static class CompareMode
                 var database = r.DatabaseCpuUsPerRequest is { } d ? string.Create(CultureInfo.InvariantCulture, $"  PostgreSQL CPU {d,5:0.0} µs/req") : "";
                 Log(string.Create(CultureInfo.InvariantCulture,
                     $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  server CPU {r.ServerCpuUsPerRequest,5:0.0} µs/req{database}  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
+                if (statsBefore is not null && statsAfter is not null)
+                {
+                    Log($"round {round} {config,-19} /{endpoint,-5} PostgreSQL during the window: {PostgresWindowStats.Describe(statsBefore, statsAfter, r.Requests)}");
+                }
+
                 results.Add(new Measurement(config, endpoint, round, r));
             }
 
