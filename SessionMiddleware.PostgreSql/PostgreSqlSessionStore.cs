@@ -24,6 +24,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     private readonly SessionExpiry _expiry;
     private readonly ILogger<PostgreSqlSessionStore> _logger;
     private readonly PostgreSqlWriteQueue _writes;
+    private readonly PostgreSqlLoadQueue _loads;
 
     /// <param name="dataSource">Loads, listings, the cleaner and the migration.</param>
     /// <param name="options">The table name and the timeouts.</param>
@@ -40,6 +41,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
         _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger);
+        _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table);
     }
 
     /// <inheritdoc/>
@@ -60,23 +62,22 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     }
 
     /// <inheritdoc/>
-    public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
+    public async Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return RunAsync(
-            async (connection, token) =>
-            {
-                var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(
-                    new CommandDefinition(_sql.Load, new { Id = key }, cancellationToken: token)).ConfigureAwait(false);
-                if (row is null)
-                {
-                    return null;
-                }
+        StoredSession? row;
+        try
+        {
+            // Read together with the other loads waiting at this moment (one statement for all of them).
+            row = await _loads.LoadAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.SqlState == UndefinedTable)
+        {
+            throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+        }
 
-                // An expired row stays for the cleaner, which raises its end before deleting it.
-                return row.ExpiresAt < _expiry.UnixNow() ? null : row.ToStoredSession(key);
-            },
-            cancellationToken);
+        // An expired row stays for the cleaner, which raises its end before deleting it.
+        return row is null || row.ExpiresAt?.ToUnixTimeSeconds() < _expiry.UnixNow() ? null : row;
     }
 
     /// <inheritdoc/>
@@ -315,8 +316,16 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
 
     private static NpgsqlParameter Int64(string name, long? value) => new(name, NpgsqlDbType.Bigint) { Value = value is { } v ? v : DBNull.Value };
 
-    public ValueTask DisposeAsync() => _writes.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _loads.DisposeAsync().ConfigureAwait(false);
+        await _writes.DisposeAsync().ConfigureAwait(false);
+    }
 
-    /// <summary>For a container disposed synchronously: no more writes are taken; those queued still run, and the writer then ends by itself.</summary>
-    public void Dispose() => _writes.Complete();
+    /// <summary>For a container disposed synchronously: no more loads or writes are taken; those queued still run, and the queues then end by themselves.</summary>
+    public void Dispose()
+    {
+        _loads.Complete();
+        _writes.Complete();
+    }
 }
