@@ -125,7 +125,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
                 keys[i] = batch[i].Key;
             }
 
-            var rows = new Dictionary<byte[], Loaded>(batch.Count, KeyEquality.Instance);
+            var rows = new Dictionary<byte[], Loaded>(batch.Count, SessionKeyComparer.Instance);
             var command = _dataSource.CreateCommand(_sql);
             await using (command.ConfigureAwait(false))
             {
@@ -219,21 +219,6 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             }
 
             return row with { Key = key, Data = row.Data.AsSpan().ToArray() };
-        }
-    }
-
-    /// <summary>Byte-wise key equality.</summary>
-    private sealed class KeyEquality : IEqualityComparer<byte[]>
-    {
-        public static readonly KeyEquality Instance = new();
-
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
-
-        public int GetHashCode(byte[] obj)
-        {
-            var hash = default(HashCode);
-            hash.AddBytes(obj);
-            return hash.ToHashCode();
         }
     }
 }

@@ -104,6 +104,12 @@ internal sealed class PostgreSqlSessionSql
             $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
             $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")} FROM old RETURNING version;";
 
+        UpdateMany =
+            $"UPDATE {t} AS s SET data = u.data, version = s.version + 1, last_access = u.now, " +
+            "expires_at = COALESCE(u.expires_at, CASE WHEN s.created_at + u.absolute < u.now + u.idle THEN s.created_at + u.absolute ELSE u.now + u.idle END) " +
+            "FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(id, data, expected, expires_at, now, idle, absolute) " +
+            "WHERE s.id = u.id AND s.version = u.expected AND s.expires_at >= u.now RETURNING s.id;";
+
         // A batch of a user's rows, live or expired; the caller repeats it until none is left. The CTE is evaluated once,
         // so a batch never deletes more than @Limit rows.
         DeleteByUserBatch =
@@ -119,6 +125,12 @@ internal sealed class PostgreSqlSessionSql
     }
 
     public string Renew { get; }
+
+    /// <summary>
+    /// <see cref="SessionSql.Update"/> for several rows at once, its parameters as arrays ($1 keys, $2 data, $3 expected
+    /// versions, $4 explicit expiries or nulls, $5 now, $6 idle and $7 absolute timeouts); returns the keys it updated.
+    /// </summary>
+    public string UpdateMany { get; }
 
     public string DeleteByUserBatch { get; }
 

@@ -40,7 +40,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
-        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger);
+        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany);
         _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table);
     }
 
@@ -120,7 +120,8 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
                 Int64("IdleSeconds", expiry.IdleSeconds),
                 Int64("AbsoluteSeconds", expiry.AbsoluteSeconds)),
             (rows, connection, token) => ResultAsync(connection, key, rows, expectedVersion, expiry.Now, token),
-            cancellationToken));
+            cancellationToken,
+            new GroupedUpdate(data, expectedVersion, expiresAt?.ToUnixTimeSeconds(), expiry.Now, expiry.IdleSeconds, expiry.AbsoluteSeconds)));
     }
 
     /// <inheritdoc/>

@@ -1,6 +1,8 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using NpgsqlTypes;
+using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.PostgreSql;
 
@@ -25,15 +27,21 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
+    private readonly string? _updateMany;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger)
+    /// <param name="updateMany">
+    /// The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>); null: each
+    /// update is its own statement.
+    /// </param>
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string? updateMany = null)
     {
         _dataSource = dataSource;
         _logger = logger;
+        _updateMany = updateMany;
         _loop = Task.Run(RunAsync);
     }
 
@@ -134,7 +142,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         if (batch.Count > 1)
         {
             // Stable: writes to one key keep their order.
-            var ordered = batch.OrderBy(w => w.Key, KeyComparer.Instance).ToList();
+            var ordered = batch.OrderBy(w => w.Key, SessionKeyComparer.Instance).ToList();
             batch.Clear();
             batch.AddRange(ordered);
         }
@@ -169,32 +177,116 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs <paramref name="writes"/> in one batch (one transaction) and answers each of them.</summary>
+    /// <summary>
+    /// Runs <paramref name="writes"/> in one batch (one transaction) and answers each of them. The updates of keys
+    /// written once in the batch go first, as one statement over arrays (PostgreSQL plans and starts one statement for
+    /// all of them); every other write is its own statement, in key order.
+    /// </summary>
     private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes)
     {
+        var grouped = Group(writes);
         var command = new NpgsqlBatch(connection);
+        HashSet<byte[]>? updated = null;
         await using (command.ConfigureAwait(false))
         {
-            foreach (var write in writes)
+            if (grouped is not null)
             {
-                command.BatchCommands.Add(write.Command);
+                command.BatchCommands.Add(UpdateManyCommand(grouped));
             }
 
-            await command.ExecuteNonQueryAsync(_stopping.Token).ConfigureAwait(false);
+            foreach (var write in writes)
+            {
+                if (grouped is null || !grouped.Contains(write))
+                {
+                    command.BatchCommands.Add(write.Command);
+                }
+            }
+
+            var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                if (grouped is not null)
+                {
+                    updated = new HashSet<byte[]>(grouped.Count, SessionKeyComparer.Instance);
+                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    {
+                        updated.Add(reader.GetFieldValue<byte[]>(0));
+                    }
+                }
+
+                while (await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    // The other statements' rows (RETURNING) are not needed: each is answered from its row count.
+                }
+            }
         }
 
         foreach (var write in writes)
         {
-            await write.CompleteAsync(connection, _stopping.Token).ConfigureAwait(false);
+            var rows = grouped is not null && grouped.Contains(write)
+                ? (updated!.Contains(write.Key) ? 1 : 0)
+                : write.RecordsAffected;
+            await write.CompleteAsync(rows, connection, _stopping.Token).ConfigureAwait(false);
         }
     }
 
-    /// <summary>Orders keys bytewise (a total order every node agrees on).</summary>
-    private sealed class KeyComparer : IComparer<byte[]>
+    /// <summary>The updates that can run as one statement: of keys no other write of the batch touches; null when fewer than two.</summary>
+    private HashSet<PostgreSqlWrite>? Group(List<PostgreSqlWrite> writes)
     {
-        public static readonly KeyComparer Instance = new();
+        if (_updateMany is null || writes.Count < 2)
+        {
+            return null;
+        }
 
-        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
+        HashSet<PostgreSqlWrite>? grouped = null;
+        for (var i = 0; i < writes.Count; i++)
+        {
+            // The batch is in key order: a key written twice has its writes side by side.
+            var write = writes[i];
+            if (write.Update is not null
+                && (i == 0 || !SessionKeyComparer.Instance.Equals(writes[i - 1].Key, write.Key))
+                && (i == writes.Count - 1 || !SessionKeyComparer.Instance.Equals(writes[i + 1].Key, write.Key)))
+            {
+                (grouped ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
+            }
+        }
+
+        return grouped is { Count: >= 2 } ? grouped : null;
+    }
+
+    private NpgsqlBatchCommand UpdateManyCommand(HashSet<PostgreSqlWrite> grouped)
+    {
+        var count = grouped.Count;
+        var ids = new byte[count][];
+        var data = new byte[count][];
+        var expected = new long[count];
+        var expiresAt = new long?[count];
+        var now = new long[count];
+        var idle = new long[count];
+        var absolute = new long[count];
+        var i = 0;
+        foreach (var write in grouped)
+        {
+            var update = write.Update!.Value;
+            ids[i] = write.Key;
+            data[i] = update.Data;
+            expected[i] = update.ExpectedVersion;
+            expiresAt[i] = update.ExpiresAt;
+            now[i] = update.Now;
+            idle[i] = update.IdleSeconds;
+            absolute[i] = update.AbsoluteSeconds;
+            i++;
+        }
+
+        var command = new NpgsqlBatchCommand(_updateMany!);
+        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = ids });
+        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = data });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expected });
+        command.Parameters.Add(new NpgsqlParameter<long?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expiresAt });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = now });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = idle });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = absolute });
+        return command;
     }
 }
 
@@ -207,11 +299,17 @@ internal abstract class PostgreSqlWrite
     /// <summary>The statement, with its parameters; a fresh one for each run (a batch command belongs to one batch).</summary>
     public abstract NpgsqlBatchCommand Command { get; }
 
+    /// <summary>The update's values when the write is a data update that may run grouped with others; otherwise null.</summary>
+    public abstract GroupedUpdate? Update { get; }
+
+    /// <summary>The row count of the last <see cref="Command"/> made, once its batch ran.</summary>
+    public abstract int RecordsAffected { get; }
+
     /// <summary>The caller has its answer already (cancelled while waiting): the write is not run.</summary>
     public abstract bool IsAnswered { get; }
 
     /// <summary>Answers the caller from the statement's row count, after the commit (may run a follow-up query).</summary>
-    public abstract Task CompleteAsync(NpgsqlConnection connection, CancellationToken cancellationToken);
+    public abstract Task CompleteAsync(int rows, NpgsqlConnection connection, CancellationToken cancellationToken);
 
     /// <summary>Answers the caller with <paramref name="exception"/>.</summary>
     public abstract void Fail(Exception exception);
@@ -230,9 +328,11 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
     /// <param name="command">Makes the statement.</param>
     /// <param name="answer">Makes the caller's answer from the statement's row count (after the commit).</param>
     /// <param name="cancellationToken">The caller's token: cancelled while waiting, the write is dropped and the caller told so.</param>
-    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken)
+    /// <param name="update">For a data update: its values, so that it may run grouped with the batch's other updates.</param>
+    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken, GroupedUpdate? update = null)
     {
         Key = key;
+        Update = update;
         _command = command;
         _answer = answer;
         if (cancellationToken.CanBeCanceled)
@@ -246,6 +346,10 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
 
     public override byte[] Key { get; }
 
+    public override GroupedUpdate? Update { get; }
+
+    public override int RecordsAffected => _current!.RecordsAffected;
+
     public Task<T> Task => _completion.Task;
 
     public override bool IsAnswered => _completion.Task.IsCompleted;
@@ -254,11 +358,11 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
 
     private CancellationToken CancellationToken { get; }
 
-    public override async Task CompleteAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    public override async Task CompleteAsync(int rows, NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         try
         {
-            var result = await _answer(_current!.RecordsAffected, connection, cancellationToken).ConfigureAwait(false);
+            var result = await _answer(rows, connection, cancellationToken).ConfigureAwait(false);
             _cancellation.Dispose();
             _completion.TrySetResult(result);
         }
@@ -276,3 +380,6 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
 
     private void Cancel() => _completion.TrySetCanceled(CancellationToken);
 }
+
+/// <summary>A data update's values (<see cref="SessionSql.Update"/>'s parameters besides the key).</summary>
+internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion, long? ExpiresAt, long Now, long IdleSeconds, long AbsoluteSeconds);

@@ -82,6 +82,50 @@ public sealed class PostgreSqlGroupCommitTests
         }
     }
 
+    [Test]
+    public async Task UpdatesOfDifferentSessionsAtOnce_RunAsOneStatement_AndEachGetsItsOwnAnswerAndExpiry()
+    {
+        var keys = await CreateSessionsAsync();
+        var shortLived = Enumerable.Range(0, 5).Select(_ => NewKey()).ToList();
+        await Task.WhenAll(shortLived.Select(k => _store.CreateAsync(new NewSession(k, [0], null, null, null, ExpiresAt: _time.GetUtcNow().AddMinutes(1)))));
+        _time.Advance(TimeSpan.FromMinutes(2));
+        var now = _time.GetUtcNow();
+        var explicitExpiry = now.AddHours(3);
+
+        // Each key written once, all issued at once: they share batches as one grouped update. A quarter at a stale
+        // version, a quarter with an expiry of their own; expired and missing rows in between.
+        var updates = keys.Select((k, i) => (i % 4) switch
+        {
+            1 => _store.UpdateAsync(k, [(byte)i], expectedVersion: 7),
+            2 => _store.UpdateAsync(k, [(byte)i], expectedVersion: 1, expiresAt: explicitExpiry),
+            _ => _store.UpdateAsync(k, [(byte)i], expectedVersion: 1),
+        }).ToList();
+        var expired = shortLived.Select(k => _store.UpdateAsync(k, [9], expectedVersion: 1)).ToList();
+        var missing = Enumerable.Range(0, 5).Select(_ => _store.UpdateAsync(NewKey(), [9], expectedVersion: 1)).ToList();
+
+        var results = await Task.WhenAll(updates);
+        Assert.That((await Task.WhenAll(expired)).Select(r => r.Status), Is.All.EqualTo(SessionUpdateStatus.NotFound), "an expired row is not updated");
+        Assert.That((await Task.WhenAll(missing)).Select(r => r.Status), Is.All.EqualTo(SessionUpdateStatus.NotFound));
+        var idle = new ServerSideSessionOptions().IdleTimeout;
+        for (var i = 0; i < Sessions; i++)
+        {
+            var stored = await _store.LoadAsync(keys[i]);
+            if (i % 4 == 1)
+            {
+                Assert.That(results[i], Is.EqualTo(new SessionUpdateResult(SessionUpdateStatus.Conflict, 0)), $"session {i}");
+                Assert.That(stored!.Version, Is.EqualTo(1));
+                Assert.That(stored.Data, Is.EqualTo(new byte[] { 0 }), "a stale update changes nothing");
+                continue;
+            }
+
+            Assert.That(results[i], Is.EqualTo(new SessionUpdateResult(SessionUpdateStatus.Committed, 2)), $"session {i}");
+            Assert.That(stored!.Version, Is.EqualTo(2));
+            Assert.That(stored.Data, Is.EqualTo(new byte[] { (byte)i }));
+            Assert.That(stored.LastAccessAt, Is.EqualTo(now));
+            Assert.That(stored.ExpiresAt, Is.EqualTo(i % 4 == 2 ? explicitExpiry.AddTicks(-(explicitExpiry.Ticks % TimeSpan.TicksPerSecond)) : now + idle), $"session {i}");
+        }
+    }
+
     private static byte[] NewKey() => RandomNumberGenerator.GetBytes(32);
 
     private async Task<List<byte[]>> CreateSessionsAsync()
