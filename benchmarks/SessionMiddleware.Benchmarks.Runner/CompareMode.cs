@@ -103,7 +103,9 @@ internal static class CompareMode
 
         try
         {
-            return await MeasureServerAsync(options, config, round, redis, database, database is null ? null : postgres?.ServerProcessId, scripts);
+            // The database's own CPU: PostgreSQL's processes for ours-postgres*, redis-server's for aspnet-redis.
+            var databasePid = database is not null ? postgres?.ServerProcessId : config == "aspnet-redis" ? redis?.ProcessId : null;
+            return await MeasureServerAsync(options, config, round, redis, database, databasePid, scripts);
         }
         finally
         {
@@ -165,7 +167,7 @@ internal static class CompareMode
                     r = r with { DatabaseCpuUsPerRequest = (da - db).TotalMicroseconds / r.Requests };
                 }
 
-                var database = r.DatabaseCpuUsPerRequest is { } d ? string.Create(CultureInfo.InvariantCulture, $"  PostgreSQL CPU {d,5:0.0} µs/req") : "";
+                var database = r.DatabaseCpuUsPerRequest is { } d ? string.Create(CultureInfo.InvariantCulture, $"  {(postgres is null ? "Redis" : "PostgreSQL")} CPU {d,5:0.0} µs/req") : "";
                 Log(string.Create(CultureInfo.InvariantCulture,
                     $"round {round} {config,-19} /{endpoint,-5} {r.RequestsPerSecond,9:0} req/s  p50 {r.P50Ms,7:0.00} ms  p99 {r.P99Ms,8:0.00} ms  server CPU {r.ServerCpuUsPerRequest,5:0.0} µs/req{database}  errors {r.Errors} (warm-up {warm.RequestsPerSecond:0} req/s, {warm.Errors} errors)"));
                 if (statsBefore is not null && statsAfter is not null)

@@ -20,6 +20,9 @@ internal sealed class RedisServer : IDisposable
 
     public string Endpoint => $"127.0.0.1:{Port}";
 
+    /// <summary>The process that runs redis-server (timeout(1), its parent): its tree's CPU time is Redis's.</summary>
+    public int ProcessId => _process.Id;
+
     public static async Task<RedisServer> StartAsync(TimeSpan lifetime)
     {
         var port = ChildProcesses.FreePort();
