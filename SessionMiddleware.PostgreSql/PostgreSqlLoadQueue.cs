@@ -52,20 +52,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         return load.Task;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        _channel.Writer.TryComplete();
-        try
-        {
-            await _loop.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-        }
-
-        _stopping.Dispose();
-    }
+    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping);
 
     /// <summary>Takes no more loads; those queued are still read.</summary>
     public void Complete() => _channel.Writer.TryComplete();

@@ -59,20 +59,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
     public void Complete() => _channel.Writer.TryComplete();
 
-    public async ValueTask DisposeAsync()
-    {
-        _channel.Writer.TryComplete();
-        try
-        {
-            await _loop.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-        }
-
-        _stopping.Dispose();
-    }
+    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping);
 
     private async Task RunAsync()
     {
