@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
@@ -215,6 +216,47 @@ public sealed class PostgreSqlGroupingTests
         {
             await ((IAsyncDisposable)unmigrated).DisposeAsync();
         }
+    }
+
+    [Test]
+    public async Task LoadsAtAServerThatDoesNotAnswer_AreAnsweredByTheirCallersTimeout_AndLoadsWorkAgainOnceItAnswers()
+    {
+        var key = NewKey();
+        await _store.CreateAsync(new NewSession(key, [3], null, null, null));
+        await using var locker = await _db.OpenConnectionAsync();
+        await using var transaction = await locker.BeginTransactionAsync();
+        await using (var command = locker.CreateCommand())
+        {
+            // Every read of the table now waits for this transaction: the groups sent meanwhile stay at the server.
+            command.Transaction = transaction;
+            command.CommandText = $"LOCK TABLE {new ServerSideSessionOptions().TableName} IN ACCESS EXCLUSIVE MODE";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        // More loads, one after the other, than there are groups at the server at once; each with its own timeout (what
+        // IOTimeout gives a request's store call). The last ones wait for a free slot, not at the server.
+        var timeout = TimeSpan.FromMilliseconds(300);
+        var elapsed = Stopwatch.StartNew();
+        var loads = new List<Task>();
+        for (var i = 0; i < 4; i++)
+        {
+            var cancel = new CancellationTokenSource(timeout);
+            loads.Add(_store.LoadAsync(key, cancel.Token).ContinueWith(t => { cancel.Dispose(); return t; }, TaskScheduler.Default).Unwrap());
+            await Task.Delay(50);
+        }
+
+        foreach (var load in loads)
+        {
+            // Not answered within 5 s would be a TimeoutException: the caller waited for the server.
+            Assert.That(async () => await load.WaitAsync(TimeSpan.FromSeconds(5)), Throws.InstanceOf<OperationCanceledException>());
+        }
+
+        Assert.That(elapsed.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)), "each caller was answered by its own timeout, not by the server");
+
+        await transaction.RollbackAsync();
+        using var eventually = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var row = await _store.LoadAsync(key, eventually.Token);
+        Assert.That(row!.Data, Is.EqualTo(new byte[] { 3 }), "the groups that waited at the server ended, and their slots serve new loads");
     }
 
     private static byte[] NewKey() => RandomNumberGenerator.GetBytes(32);
