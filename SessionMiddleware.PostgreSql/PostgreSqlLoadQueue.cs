@@ -31,12 +31,16 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
     private readonly string _sql;
     private readonly Task _loop;
 
+    /// <summary>The key's position, after <see cref="SessionSql.LoadColumns"/>.</summary>
+    private const int IdColumn = SessionSql.LoadColumns.ExpiresAt + 1;
+
     /// <param name="dataSource">Where each group takes its connection.</param>
     /// <param name="table">The (quoted) session table.</param>
     public PostgreSqlLoadQueue(NpgsqlDataSource dataSource, string table)
     {
         _dataSource = dataSource;
-        _sql = $"SELECT id, data, version, user_id, created_at, last_access, expires_at FROM {table} WHERE id = ANY($1);";
+        // The columns of SessionSql.Load, at the positions of SessionSql.LoadColumns, then the key.
+        _sql = $"SELECT data, version, user_id, created_at, last_access, expires_at, id FROM {table} WHERE id = ANY($1);";
         _loop = Task.Run(RunAsync);
     }
 
@@ -122,15 +126,16 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
                 {
                     while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
                     {
-                        var id = reader.GetFieldValue<byte[]>(0);
-                        rows[id] = new Loaded(new StoredSession(
-                            id,
-                            reader.IsDBNull(1) ? [] : reader.GetFieldValue<byte[]>(1),
-                            reader.GetInt64(2),
-                            reader.IsDBNull(3) ? null : reader.GetString(3),
-                            DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(4)),
-                            DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(5)),
-                            DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(6))));
+                        var id = reader.GetFieldValue<byte[]>(IdColumn);
+                        rows[id] = new Loaded(new SessionRow
+                        {
+                            Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
+                            Version = reader.GetInt64(SessionSql.LoadColumns.Version),
+                            UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
+                            CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
+                            LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
+                            ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
+                        }.ToStoredSession(id));
                     }
                 }
             }

@@ -108,20 +108,14 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(data);
         var expiry = _expiry.Parameters();
+        // One set of values: an array element of the batch's grouped update, or its own statement when it cannot be grouped.
+        var update = new GroupedUpdate(data, expectedVersion, expiresAt?.ToUnixTimeSeconds(), expiry.Now, expiry.IdleSeconds, expiry.AbsoluteSeconds);
         return WriteAsync(new PostgreSqlWrite<SessionUpdateResult>(
             key,
-            () => Command(
-                _sql.Update,
-                Bytes("Id", key),
-                Bytes("Data", data),
-                Int64("ExpectedVersion", expectedVersion),
-                Int64("ExpiresAt", expiresAt?.ToUnixTimeSeconds()),
-                Int64("Now", expiry.Now),
-                Int64("IdleSeconds", expiry.IdleSeconds),
-                Int64("AbsoluteSeconds", expiry.AbsoluteSeconds)),
+            () => update.ToCommand(_sql.Update, key),
             (rows, connection, token) => ResultAsync(connection, key, rows, expectedVersion, expiry.Now, token),
             cancellationToken,
-            new GroupedUpdate(data, expectedVersion, expiresAt?.ToUnixTimeSeconds(), expiry.Now, expiry.IdleSeconds, expiry.AbsoluteSeconds)));
+            update));
     }
 
     /// <inheritdoc/>

@@ -27,17 +27,14 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
-    private readonly string? _updateMany;
+    private readonly string _updateMany;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
-    /// <param name="updateMany">
-    /// The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>); null: each
-    /// update is its own statement.
-    /// </param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string? updateMany = null)
+    /// <param name="updateMany">The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>).</param>
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany)
     {
         _dataSource = dataSource;
         _logger = logger;
@@ -218,9 +215,9 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     }
 
     /// <summary>The updates that can run as one statement: of keys no other write of the batch touches; null when fewer than two.</summary>
-    private HashSet<PostgreSqlWrite>? Group(List<PostgreSqlWrite> writes)
+    private static HashSet<PostgreSqlWrite>? Group(List<PostgreSqlWrite> writes)
     {
-        if (_updateMany is null || writes.Count < 2)
+        if (writes.Count < 2)
         {
             return null;
         }
@@ -265,7 +262,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             i++;
         }
 
-        var command = new NpgsqlBatchCommand(_updateMany!);
+        var command = new NpgsqlBatchCommand(_updateMany);
         command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = ids });
         command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = data });
         command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expected });
@@ -368,5 +365,23 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
     private void Cancel() => _completion.TrySetCanceled(CancellationToken);
 }
 
-/// <summary>A data update's values (<see cref="SessionSql.Update"/>'s parameters besides the key).</summary>
-internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion, long? ExpiresAt, long Now, long IdleSeconds, long AbsoluteSeconds);
+/// <summary>
+/// A data update's values (<see cref="SessionSql.Update"/>'s parameters besides the key): one of the arrays of
+/// <see cref="PostgreSqlSessionSql.UpdateMany"/> when grouped, or a statement of its own (<see cref="ToCommand"/>).
+/// </summary>
+internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion, long? ExpiresAt, long Now, long IdleSeconds, long AbsoluteSeconds)
+{
+    /// <summary>The update alone: <paramref name="update"/> (<see cref="SessionSql.Update"/>) for <paramref name="key"/>.</summary>
+    public NpgsqlBatchCommand ToCommand(string update, byte[] key)
+    {
+        var command = new NpgsqlBatchCommand(update);
+        command.Parameters.Add(new NpgsqlParameter("Id", NpgsqlDbType.Bytea) { Value = key });
+        command.Parameters.Add(new NpgsqlParameter("Data", NpgsqlDbType.Bytea) { Value = Data });
+        command.Parameters.Add(new NpgsqlParameter("ExpectedVersion", NpgsqlDbType.Bigint) { Value = ExpectedVersion });
+        command.Parameters.Add(new NpgsqlParameter("ExpiresAt", NpgsqlDbType.Bigint) { Value = ExpiresAt is { } e ? e : DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("Now", NpgsqlDbType.Bigint) { Value = Now });
+        command.Parameters.Add(new NpgsqlParameter("IdleSeconds", NpgsqlDbType.Bigint) { Value = IdleSeconds });
+        command.Parameters.Add(new NpgsqlParameter("AbsoluteSeconds", NpgsqlDbType.Bigint) { Value = AbsoluteSeconds });
+        return command;
+    }
+}
