@@ -60,9 +60,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     [TestCase("Host=db;Frobnicate=yes")]
     public void UsePostgreSql_WithAConnectionStringThatNamesNoServer_FailsAtStartupNamingTheOption(string connectionString)
     {
-        var services = new ServiceCollection();
-        services.AddServerSideSessions().UsePostgreSql(connectionString);
-        using var provider = services.BuildServiceProvider();
+        using var provider = ProviderWith(connectionString);
 
         var ex = Assert.Throws<OptionsValidationException>(() => _ = provider.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value);
 
@@ -86,9 +84,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     public void UsePostgreSql_PreparesAutomatically_UnlessTheConnectionStringSetsMaxAutoPrepare_EvenToZero(string connectionString, int expected)
     {
         // Max Auto Prepare=0 is how PgBouncer in transaction-pooling mode is used: it must stay 0.
-        var services = new ServiceCollection();
-        services.AddServerSideSessions().UsePostgreSql(connectionString);
-        using var provider = services.BuildServiceProvider();
+        using var provider = ProviderWith(connectionString);
 
         var settings = new NpgsqlConnectionStringBuilder(provider.GetRequiredService<PostgreSqlSessionDataSource>().DataSource.ConnectionString);
 
@@ -100,9 +96,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     [TestCase("Host=db;Database=app;multiplexing=true", true)]
     public void UsePostgreSql_Multiplexes_UnlessTheConnectionStringSetsMultiplexing(string connectionString, bool expected)
     {
-        var services = new ServiceCollection();
-        services.AddServerSideSessions().UsePostgreSql(connectionString);
-        using var provider = services.BuildServiceProvider();
+        using var provider = ProviderWith(connectionString);
 
         var settings = new NpgsqlConnectionStringBuilder(provider.GetRequiredService<PostgreSqlSessionDataSource>().DataSource.ConnectionString);
 
@@ -112,9 +106,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     [Test]
     public void UsePostgreSql_TheGroupCommitWriter_HasAConnectionWithoutMultiplexing_AndTheStringsOtherSettings()
     {
-        var services = new ServiceCollection();
-        services.AddServerSideSessions().UsePostgreSql("Host=db;Database=app;Maximum Pool Size=30");
-        using var provider = services.BuildServiceProvider();
+        using var provider = ProviderWith("Host=db;Database=app;Maximum Pool Size=30");
         var dataSources = provider.GetRequiredService<PostgreSqlSessionDataSource>();
 
         var writer = new NpgsqlConnectionStringBuilder(dataSources.WriterDataSource.ConnectionString);
@@ -130,9 +122,7 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     [Test]
     public void UsePostgreSql_WithMultiplexingOff_OrTheAppsDataSource_TheWriterSharesIt()
     {
-        var services = new ServiceCollection();
-        services.AddServerSideSessions().UsePostgreSql("Host=db;Database=app;Multiplexing=false");
-        using var provider = services.BuildServiceProvider();
+        using var provider = ProviderWith("Host=db;Database=app;Multiplexing=false");
         var fromString = provider.GetRequiredService<PostgreSqlSessionDataSource>();
         using var appDataSource = NpgsqlDataSource.Create("Host=db;Database=app;Multiplexing=true");
         using var fromApp = new PostgreSqlSessionDataSource(appDataSource);
@@ -243,4 +233,12 @@ public sealed class PostgreSqlHostTests : TempFolderTest
 
     private static Task<long> CountAsync(string connectionString) =>
         PostgresServer.ScalarAsync<long>(connectionString, "SELECT COUNT(*) FROM sessions");
+
+    /// <summary>A container with the sessions on PostgreSQL through <paramref name="connectionString"/>.</summary>
+    private static ServiceProvider ProviderWith(string connectionString)
+    {
+        var services = new ServiceCollection();
+        services.AddServerSideSessions().UsePostgreSql(connectionString);
+        return services.BuildServiceProvider();
+    }
 }
