@@ -78,7 +78,46 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
             settings.ApplicationName = "SessionMiddleware";
         }
 
+        if (settings.MaxAutoPrepare > 0)
+        {
+            builder.UsePhysicalConnectionInitializer(UseGenericPlans, UseGenericPlansAsync);
+        }
+
         return builder.Build();
+    }
+
+    /// <summary>
+    /// Set on each of the store's own connections when its statements are prepared: PostgreSQL then plans each of them
+    /// once per connection. By default it plans a statement again on every run while it judges that run's own plan
+    /// cheaper than the general one, and for the group load (<c>WHERE id = ANY($1)</c>, a different number of keys each
+    /// time) it did so on most runs: planning cost it more than running the statement (measured with
+    /// <c>pg_stat_statements</c> under <c>build/bench</c>, docs/scaling.md). The store's statements are key and index
+    /// lookups whose best plan does not depend on the values; a plan is made again when the table's statistics change.
+    /// Not set with <c>Max Auto Prepare=0</c> (PgBouncer's transaction pooling, where a session setting would reach other
+    /// clients), nor on a data source the app gives.
+    /// </summary>
+    internal const string GenericPlans = "SET plan_cache_mode = force_generic_plan";
+
+    private static void UseGenericPlans(NpgsqlConnection connection)
+    {
+        // plan_cache_mode exists from PostgreSQL 12.
+        if (connection.PostgreSqlVersion.Major >= 12)
+        {
+            using var command = new NpgsqlCommand(GenericPlans, connection);
+            command.ExecuteNonQuery();
+        }
+    }
+
+    private static async Task UseGenericPlansAsync(NpgsqlConnection connection)
+    {
+        if (connection.PostgreSqlVersion.Major >= 12)
+        {
+            var command = new NpgsqlCommand(GenericPlans, connection);
+            await using (command.ConfigureAwait(false))
+            {
+                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+        }
     }
 
     // Npgsql's builder knows every keyword (its ContainsKey is true for all of them): read the keys the string itself has.

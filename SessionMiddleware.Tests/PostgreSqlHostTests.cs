@@ -135,6 +135,40 @@ public sealed class PostgreSqlHostTests : TempFolderTest
     }
 
     [Test]
+    public async Task UsePostgreSql_TheStoresOwnConnections_PlanEachStatementOnce_ButNotWithoutPreparation_NorOnTheAppsDataSource()
+    {
+        // Re-planning the group load on most runs cost PostgreSQL more than running it (docs/scaling.md).
+        var server = await PostgresServer.SharedAsync();
+        var connectionString = await server.CreateDatabaseAsync();
+        try
+        {
+            using var prepared = ProviderWith(connectionString);
+            using var unprepared = ProviderWith(connectionString + ";Max Auto Prepare=0");
+            await using var appDataSource = NpgsqlDataSource.Create(connectionString);
+            await using var fromApp = new PostgreSqlSessionDataSource(appDataSource);
+            var dataSources = prepared.GetRequiredService<PostgreSqlSessionDataSource>();
+
+            Assert.Multiple(async () =>
+            {
+                Assert.That(await PlanCacheModeAsync(dataSources.DataSource), Is.EqualTo("force_generic_plan"));
+                Assert.That(await PlanCacheModeAsync(dataSources.WriterDataSource), Is.EqualTo("force_generic_plan"), "the group-commit writer's connection");
+                Assert.That(await PlanCacheModeAsync(unprepared.GetRequiredService<PostgreSqlSessionDataSource>().DataSource), Is.EqualTo("auto"), "PgBouncer's transaction pooling: no session setting");
+                Assert.That(await PlanCacheModeAsync(fromApp.DataSource), Is.EqualTo("auto"), "the app's data source is used as it is");
+            });
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(connectionString);
+        }
+
+        static async Task<string?> PlanCacheModeAsync(NpgsqlDataSource dataSource)
+        {
+            await using var command = dataSource.CreateCommand("SHOW plan_cache_mode");
+            return (string?)await command.ExecuteScalarAsync();
+        }
+    }
+
+    [Test]
     public async Task UsePostgreSql_WithTheAppsDataSource_UsesIt_AndLeavesItOpen()
     {
         var server = await PostgresServer.SharedAsync();
