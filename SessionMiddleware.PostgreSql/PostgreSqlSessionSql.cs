@@ -110,6 +110,11 @@ internal sealed class PostgreSqlSessionSql
             "FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(id, data, expected, expires_at, now, idle, absolute) " +
             "WHERE s.id = u.id AND s.version = u.expected AND s.expires_at >= u.now RETURNING s.id;";
 
+        InsertMany =
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
+            "SELECT u.id, u.user_id, u.data, u.now, u.now, 1, u.ip, u.user_agent, u.expires_at " +
+            "FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bigint[], $5::text[], $6::text[], $7::bigint[]) AS u(id, user_id, data, now, ip, user_agent, expires_at);";
+
         // A batch of a user's rows, live or expired; the caller repeats it until none is left. The CTE is evaluated once,
         // so a batch never deletes more than @Limit rows.
         DeleteByUserBatch =
@@ -131,6 +136,12 @@ internal sealed class PostgreSqlSessionSql
     /// versions, $4 explicit expiries or nulls, $5 now, $6 idle and $7 absolute timeouts); returns the keys it updated.
     /// </summary>
     public string UpdateMany { get; }
+
+    /// <summary>
+    /// <see cref="SessionSql.Insert"/> for several rows at once, its parameters as arrays ($1 keys, $2 user IDs, $3 data,
+    /// $4 now, $5 IP addresses, $6 user agents, $7 expiries). One statement: all its rows are stored or none.
+    /// </summary>
+    public string InsertMany { get; }
 
     public string DeleteByUserBatch { get; }
 

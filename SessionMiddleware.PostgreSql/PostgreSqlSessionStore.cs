@@ -40,7 +40,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
-        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany);
+        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany, _pg.InsertMany);
         _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table);
     }
 
@@ -86,19 +86,14 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         ArgumentNullException.ThrowIfNull(session);
         var expiry = _expiry.Parameters();
         var expiresAt = session.ExpiresAt?.ToUnixTimeSeconds() ?? expiry.DefaultExpiresAt(expiry.Now);
+        // One set of values: an array element of the batch's grouped insert, or its own statement when it cannot be grouped.
+        var insert = new GroupedInsert(session, expiry.Now, expiresAt);
         await WriteAsync(new PostgreSqlWrite<bool>(
             session.Key,
-            () => Command(
-                _sql.Insert,
-                Bytes("Id", session.Key),
-                Text("UserId", session.UserId),
-                Bytes("Data", session.Data),
-                Int64("Now", expiry.Now),
-                Text("Ip", session.IpAddress),
-                Text("UserAgent", session.UserAgent),
-                Int64("ExpiresAt", expiresAt)),
+            () => insert.ToCommand(_sql.Insert),
             static (_, _, _) => ValueTask.FromResult(true),
-            cancellationToken)).ConfigureAwait(false);
+            cancellationToken,
+            insert: insert)).ConfigureAwait(false);
         return session.AsCreated(expiry.Now, expiresAt);
     }
 

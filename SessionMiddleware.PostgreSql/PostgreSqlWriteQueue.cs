@@ -28,17 +28,20 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private readonly string _updateMany;
+    private readonly string _insertMany;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="updateMany">The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>).</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany)
+    /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany)
     {
         _dataSource = dataSource;
         _logger = logger;
         _updateMany = updateMany;
+        _insertMany = insertMany;
         _loop = Task.Run(RunAsync);
     }
 
@@ -164,23 +167,28 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>
     /// Runs <paramref name="writes"/> in one batch (one transaction) and answers each of them. The updates of keys
     /// written once in the batch go first, as one statement over arrays (PostgreSQL plans and starts one statement for
-    /// all of them); every other write is its own statement, in key order.
+    /// all of them), then the inserts of such keys, likewise; every other write is its own statement, in key order.
     /// </summary>
     private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes)
     {
-        var grouped = Group(writes);
+        var (updates, inserts) = Group(writes);
         var command = new NpgsqlBatch(connection);
         HashSet<byte[]>? updated = null;
         await using (command.ConfigureAwait(false))
         {
-            if (grouped is not null)
+            if (updates is not null)
             {
-                command.BatchCommands.Add(UpdateManyCommand(grouped));
+                command.BatchCommands.Add(UpdateManyCommand(updates));
+            }
+
+            if (inserts is not null)
+            {
+                command.BatchCommands.Add(InsertManyCommand(inserts));
             }
 
             foreach (var write in writes)
             {
-                if (grouped is null || !grouped.Contains(write))
+                if (!IsGrouped(write))
                 {
                     command.BatchCommands.Add(write.Command);
                 }
@@ -189,9 +197,9 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                if (grouped is not null)
+                if (updates is not null)
                 {
-                    updated = new HashSet<byte[]>(grouped.Count, SessionKeyComparer.Instance);
+                    updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
                     while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
                     {
                         updated.Add(reader.GetFieldValue<byte[]>(0));
@@ -207,35 +215,52 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 
         foreach (var write in writes)
         {
-            var rows = grouped is not null && grouped.Contains(write)
-                ? (updated!.Contains(write.Key) ? 1 : 0)
+            // A grouped insert is one statement: had one of its rows failed, none would be stored and the batch would
+            // have thrown (then each write runs alone).
+            var rows = updates is not null && updates.Contains(write) ? (updated!.Contains(write.Key) ? 1 : 0)
+                : inserts is not null && inserts.Contains(write) ? 1
                 : write.RecordsAffected;
             await write.CompleteAsync(rows, connection, _stopping.Token).ConfigureAwait(false);
         }
+
+        bool IsGrouped(PostgreSqlWrite write) => (updates is not null && updates.Contains(write)) || (inserts is not null && inserts.Contains(write));
     }
 
-    /// <summary>The updates that can run as one statement: of keys no other write of the batch touches; null when fewer than two.</summary>
-    private static HashSet<PostgreSqlWrite>? Group(List<PostgreSqlWrite> writes)
+    /// <summary>
+    /// The updates, and the inserts, that can run as one statement each: of keys no other write of the batch touches;
+    /// null when fewer than two.
+    /// </summary>
+    private static (HashSet<PostgreSqlWrite>? Updates, HashSet<PostgreSqlWrite>? Inserts) Group(List<PostgreSqlWrite> writes)
     {
         if (writes.Count < 2)
         {
-            return null;
+            return (null, null);
         }
 
-        HashSet<PostgreSqlWrite>? grouped = null;
+        HashSet<PostgreSqlWrite>? updates = null;
+        HashSet<PostgreSqlWrite>? inserts = null;
         for (var i = 0; i < writes.Count; i++)
         {
             // The batch is in key order: a key written twice has its writes side by side.
             var write = writes[i];
-            if (write.Update is not null
-                && (i == 0 || !SessionKeyComparer.Instance.Equals(writes[i - 1].Key, write.Key))
-                && (i == writes.Count - 1 || !SessionKeyComparer.Instance.Equals(writes[i + 1].Key, write.Key)))
+            var alone = (i == 0 || !SessionKeyComparer.Instance.Equals(writes[i - 1].Key, write.Key))
+                && (i == writes.Count - 1 || !SessionKeyComparer.Instance.Equals(writes[i + 1].Key, write.Key));
+            if (!alone)
             {
-                (grouped ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
+                continue;
+            }
+
+            if (write.Update is not null)
+            {
+                (updates ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
+            }
+            else if (write.Insert is not null)
+            {
+                (inserts ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
             }
         }
 
-        return grouped is { Count: >= 2 } ? grouped : null;
+        return (updates is { Count: >= 2 } ? updates : null, inserts is { Count: >= 2 } ? inserts : null);
     }
 
     private NpgsqlBatchCommand UpdateManyCommand(HashSet<PostgreSqlWrite> grouped)
@@ -272,6 +297,41 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = absolute });
         return command;
     }
+
+    private NpgsqlBatchCommand InsertManyCommand(HashSet<PostgreSqlWrite> grouped)
+    {
+        var count = grouped.Count;
+        var ids = new byte[count][];
+        var userIds = new string?[count];
+        var data = new byte[count][];
+        var now = new long[count];
+        var ips = new string?[count];
+        var userAgents = new string?[count];
+        var expiresAt = new long[count];
+        var i = 0;
+        foreach (var write in grouped)
+        {
+            var insert = write.Insert!.Value;
+            ids[i] = insert.Session.Key;
+            userIds[i] = insert.Session.UserId;
+            data[i] = insert.Session.Data;
+            now[i] = insert.Now;
+            ips[i] = insert.Session.IpAddress;
+            userAgents[i] = insert.Session.UserAgent;
+            expiresAt[i] = insert.ExpiresAt;
+            i++;
+        }
+
+        var command = new NpgsqlBatchCommand(_insertMany);
+        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = ids });
+        command.Parameters.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = userIds });
+        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = data });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = now });
+        command.Parameters.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = ips });
+        command.Parameters.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = userAgents });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expiresAt });
+        return command;
+    }
 }
 
 /// <summary>One write waiting in the <see cref="PostgreSqlWriteQueue"/>: one statement and how its answer is made.</summary>
@@ -285,6 +345,9 @@ internal abstract class PostgreSqlWrite
 
     /// <summary>The update's values when the write is a data update that may run grouped with others; otherwise null.</summary>
     public abstract GroupedUpdate? Update { get; }
+
+    /// <summary>The new row when the write is a session's creation, which may run grouped with others; otherwise null.</summary>
+    public abstract GroupedInsert? Insert { get; }
 
     /// <summary>The row count of the last <see cref="Command"/> made, once its batch ran.</summary>
     public abstract int RecordsAffected { get; }
@@ -313,10 +376,12 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
     /// <param name="answer">Makes the caller's answer from the statement's row count (after the commit).</param>
     /// <param name="cancellationToken">The caller's token: cancelled while waiting, the write is dropped and the caller told so.</param>
     /// <param name="update">For a data update: its values, so that it may run grouped with the batch's other updates.</param>
-    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken, GroupedUpdate? update = null)
+    /// <param name="insert">For a creation: the new row, so that it may run grouped with the batch's other inserts.</param>
+    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken, GroupedUpdate? update = null, GroupedInsert? insert = null)
     {
         Key = key;
         Update = update;
+        Insert = insert;
         _command = command;
         _answer = answer;
         if (cancellationToken.CanBeCanceled)
@@ -331,6 +396,8 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
     public override byte[] Key { get; }
 
     public override GroupedUpdate? Update { get; }
+
+    public override GroupedInsert? Insert { get; }
 
     public override int RecordsAffected => _current!.RecordsAffected;
 
@@ -382,6 +449,27 @@ internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion,
         command.Parameters.Add(new NpgsqlParameter("Now", NpgsqlDbType.Bigint) { Value = Now });
         command.Parameters.Add(new NpgsqlParameter("IdleSeconds", NpgsqlDbType.Bigint) { Value = IdleSeconds });
         command.Parameters.Add(new NpgsqlParameter("AbsoluteSeconds", NpgsqlDbType.Bigint) { Value = AbsoluteSeconds });
+        return command;
+    }
+}
+
+/// <summary>
+/// A creation's row (<see cref="SessionSql.Insert"/>'s parameters): one of the arrays of
+/// <see cref="PostgreSqlSessionSql.InsertMany"/> when grouped, or a statement of its own (<see cref="ToCommand"/>).
+/// </summary>
+internal readonly record struct GroupedInsert(NewSession Session, long Now, long ExpiresAt)
+{
+    /// <summary>The insert alone: <paramref name="insert"/> (<see cref="SessionSql.Insert"/>).</summary>
+    public NpgsqlBatchCommand ToCommand(string insert)
+    {
+        var command = new NpgsqlBatchCommand(insert);
+        command.Parameters.Add(new NpgsqlParameter("Id", NpgsqlDbType.Bytea) { Value = Session.Key });
+        command.Parameters.Add(new NpgsqlParameter("UserId", NpgsqlDbType.Text) { Value = (object?)Session.UserId ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("Data", NpgsqlDbType.Bytea) { Value = Session.Data });
+        command.Parameters.Add(new NpgsqlParameter("Now", NpgsqlDbType.Bigint) { Value = Now });
+        command.Parameters.Add(new NpgsqlParameter("Ip", NpgsqlDbType.Text) { Value = (object?)Session.IpAddress ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("UserAgent", NpgsqlDbType.Text) { Value = (object?)Session.UserAgent ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("ExpiresAt", NpgsqlDbType.Bigint) { Value = ExpiresAt });
         return command;
     }
 }

@@ -131,6 +131,57 @@ public sealed class PostgreSqlGroupingTests
     }
 
     [Test]
+    public async Task CreatesAtOnce_RunAsOneStatement_AndEachRowHasItsOwnValues()
+    {
+        var now = _time.GetUtcNow();
+        var explicitExpiry = now.AddHours(5);
+        var keys = Enumerable.Range(0, Sessions).Select(_ => NewKey()).ToList();
+
+        // All issued at once: most share a batch, where the creations of distinct keys are one grouped insert. Every
+        // other one signed in, with an address and a user agent; every third with an expiry of its own.
+        var created = await Task.WhenAll(keys.Select((k, i) => _store.CreateAsync(new NewSession(
+            k, [(byte)i], i % 2 == 0 ? $"user-{i}" : null, i % 2 == 0 ? $"10.0.0.{i}" : null, i % 2 == 0 ? $"agent {i}" : null,
+            i % 3 == 0 ? explicitExpiry : null))));
+
+        var idle = new ServerSideSessionOptions().IdleTimeout;
+        var wholeSecond = explicitExpiry.AddTicks(-(explicitExpiry.Ticks % TimeSpan.TicksPerSecond));
+        for (var i = 0; i < Sessions; i++)
+        {
+            var stored = await _store.LoadAsync(keys[i]);
+            Assert.That(stored, Is.Not.Null, $"session {i}");
+            Assert.That((stored!.Data, stored.Version, stored.UserId, stored.CreatedAt, stored.LastAccessAt), Is.EqualTo((new byte[] { (byte)i }, 1L, i % 2 == 0 ? $"user-{i}" : null, now, now)), $"session {i}");
+            Assert.That(stored.ExpiresAt, Is.EqualTo(i % 3 == 0 ? wholeSecond : now + idle), $"session {i}");
+            Assert.That(created[i].ExpiresAt, Is.EqualTo(stored.ExpiresAt), $"session {i}: the answer is what was stored");
+            if (i % 2 == 0)
+            {
+                var listed = (await _store.ListByUserAsync($"user-{i}", 10)).Single();
+                Assert.That((listed.IpAddress, listed.UserAgent), Is.EqualTo(($"10.0.0.{i}", $"agent {i}")), $"session {i}");
+            }
+        }
+    }
+
+    [Test]
+    public async Task CreatesAtOnce_OneOfThemADuplicate_OnlyThatOneFails_AndEveryOtherIsStored()
+    {
+        var existing = await CreateSessionsAsync();
+        var keys = Enumerable.Range(0, Sessions).Select(_ => NewKey()).ToList();
+
+        // The duplicate is in the grouped insert of its batch: that statement fails whole, and each of its writes runs again alone.
+        var creates = keys.Select((k, i) => _store.CreateAsync(new NewSession(k, [(byte)i], null, null, null))).ToList();
+        var duplicate = _store.CreateAsync(new NewSession(existing[3], [9], "intruder", null, null));
+
+        Assert.That(async () => await duplicate, Throws.InstanceOf<PostgresException>().With.Property(nameof(PostgresException.SqlState)).EqualTo("23505"));
+        await Task.WhenAll(creates);
+        for (var i = 0; i < Sessions; i++)
+        {
+            Assert.That((await _store.LoadAsync(keys[i]))?.Data, Is.EqualTo(new byte[] { (byte)i }), $"session {i} was stored although another creation of its batch failed");
+        }
+
+        var untouched = await _store.LoadAsync(existing[3]);
+        Assert.That((untouched!.Data, untouched.UserId), Is.EqualTo((new byte[] { 0 }, (string?)null)), "the duplicate changed nothing");
+    }
+
+    [Test]
     public async Task LoadsAtOnce_EachGetsItsOwnRow_NothingForMissingOrExpiredRows_AndItsOwnCopyOfASharedRow()
     {
         var keys = Enumerable.Range(0, Sessions).Select(_ => NewKey()).ToList();
