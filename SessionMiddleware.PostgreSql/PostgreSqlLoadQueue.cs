@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
@@ -11,10 +10,8 @@ namespace SessionMiddleware.PostgreSql;
 /// one statement (<c>WHERE id = ANY($1)</c>). PostgreSQL's cost of a statement (its transaction, snapshot and executor)
 /// is then paid once per group instead of once per request; each row still costs one index lookup.
 /// <para>
-/// At most <see cref="MaxInFlight"/> groups are at the server at once, each on one of the connections the queue keeps
-/// open (without multiplexing: the queue already gathers the loads, and Npgsql's multiplexing would add a queue and a
-/// thread hand-off of its own; a connection kept open also skips the pool's reset on reuse). The loads that arrive
-/// meanwhile wait and form the next group. Under light load a group is one load, sent at once; under heavy load the groups grow, so the server's
+/// At most <see cref="MaxInFlight"/> groups are at the server at once: the loads that arrive meanwhile wait and form the
+/// next group. Under light load a group is one load, sent at once; under heavy load the groups grow, so the server's
 /// work per load falls as the load rises. A load is always read by a statement sent after it was queued, so it sees
 /// every write committed before it was asked for.
 /// </para>
@@ -29,7 +26,6 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
 
     private readonly Channel<PendingLoad> _channel = Channel.CreateUnbounded<PendingLoad>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _slots = new(MaxInFlight, MaxInFlight);
-    private readonly ConcurrentStack<NpgsqlConnection> _idle = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _sql;
@@ -38,7 +34,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
     /// <summary>The key's position, after <see cref="SessionSql.LoadColumns"/>.</summary>
     private const int IdColumn = SessionSql.LoadColumns.ExpiresAt + 1;
 
-    /// <param name="dataSource">Where the queue takes its connections (the writer's: without multiplexing when the store built it).</param>
+    /// <param name="dataSource">Where each group takes its connection.</param>
     /// <param name="table">The (quoted) session table.</param>
     public PostgreSqlLoadQueue(NpgsqlDataSource dataSource, string table)
     {
@@ -107,17 +103,11 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             {
                 left.Fail(new ObjectDisposedException(nameof(PostgreSqlLoadQueue), "The session store is shutting down."));
             }
-
-            while (_idle.TryPop(out var connection))
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-            }
         }
     }
 
     private async Task RunBatchAsync(List<PendingLoad> batch)
     {
-        NpgsqlConnection? connection = null;
         try
         {
             var keys = new byte[batch.Count][];
@@ -127,12 +117,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             }
 
             var rows = new Dictionary<byte[], Loaded>(batch.Count, SessionKeyComparer.Instance);
-            if (!_idle.TryPop(out connection))
-            {
-                connection = await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
-            }
-
-            var command = new NpgsqlCommand(_sql, connection);
+            var command = _dataSource.CreateCommand(_sql);
             await using (command.ConfigureAwait(false))
             {
                 command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = keys });
@@ -155,9 +140,6 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
                 }
             }
 
-            _idle.Push(connection);
-            connection = null;
-
             foreach (var load in batch)
             {
                 load.Complete(rows.TryGetValue(load.Key, out var loaded) ? loaded.Take(load.Key) : null);
@@ -168,12 +150,6 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             foreach (var load in batch)
             {
                 load.Fail(ex);
-            }
-
-            // The connection's state is unknown (a broken socket, a statement the server may still run): not reused.
-            if (connection is not null)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
         finally

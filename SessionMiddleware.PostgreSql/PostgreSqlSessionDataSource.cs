@@ -33,15 +33,14 @@ internal sealed class PostgreSqlSessionDataSource : IAsyncDisposable, IDisposabl
         _owned = false;
     }
 
-    /// <summary>The listings, the cleaner, the migration and the health check.</summary>
+    /// <summary>The loads, the cleaner, the listings and the migration.</summary>
     public NpgsqlDataSource DataSource { get; }
 
     /// <summary>
-    /// The connections the store's queues keep open: the group-commit writer's (<see cref="PostgreSqlWriteQueue"/>) and
-    /// the load groups' (<see cref="PostgreSqlLoadQueue"/>). Without multiplexing when the store's own data source
-    /// multiplexes: each queue already sends its work together, and multiplexing's queue and hand-offs only cost it CPU
-    /// and time (A/B with <c>build/bench</c>, docs/scaling.md). The same data source when the app gave one, or when the
-    /// connection string turns multiplexing off.
+    /// The group-commit writer's connection (<see cref="PostgreSqlWriteQueue"/>). Without multiplexing when the store's
+    /// own data source multiplexes: the writer already sends its writes together as one batch, and multiplexing's queue
+    /// and hand-offs only cost it CPU and time (A/B with <c>build/bench</c>, docs/scaling.md). The same data source when
+    /// the app gave one, or when the connection string turns multiplexing off.
     /// </summary>
     public NpgsqlDataSource WriterDataSource { get; }
 

@@ -26,11 +26,11 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     private readonly PostgreSqlWriteQueue _writes;
     private readonly PostgreSqlLoadQueue _loads;
 
-    /// <param name="dataSource">Listings, the cleaner and the migration.</param>
+    /// <param name="dataSource">Loads, listings, the cleaner and the migration.</param>
     /// <param name="options">The table name and the timeouts.</param>
     /// <param name="timeProvider">The clock of expiry.</param>
     /// <param name="logger">Where the migration and failed batches are logged.</param>
-    /// <param name="writerDataSource">The connections the group-commit writer and the load groups keep open; <paramref name="dataSource"/> when null.</param>
+    /// <param name="writerDataSource">The group-commit writer's connection; <paramref name="dataSource"/> when null.</param>
     public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger, NpgsqlDataSource? writerDataSource = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
@@ -41,7 +41,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
         _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany, _pg.InsertMany);
-        _loads = new PostgreSqlLoadQueue(writerDataSource ?? dataSource, _sql.Table);
+        _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table);
     }
 
     /// <inheritdoc/>
