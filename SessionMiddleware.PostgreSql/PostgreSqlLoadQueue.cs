@@ -120,7 +120,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             var command = _dataSource.CreateCommand(_sql);
             await using (command.ConfigureAwait(false))
             {
-                command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = keys });
+                command.Parameters.Add(PostgreSqlParameters.ArrayOf(keys, NpgsqlDbType.Bytea));
                 var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {

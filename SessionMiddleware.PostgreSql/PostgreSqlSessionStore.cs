@@ -2,8 +2,8 @@ using Dapper;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using NpgsqlTypes;
 using SessionMiddleware.Storage;
+using static SessionMiddleware.PostgreSql.PostgreSqlParameters;
 
 namespace SessionMiddleware.PostgreSql;
 
@@ -288,23 +288,6 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
             _sql.SelectLiveVersion, new { Id = key, Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
-
-    private static NpgsqlBatchCommand Command(string sql, params ReadOnlySpan<NpgsqlParameter> parameters)
-    {
-        var command = new NpgsqlBatchCommand(sql);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(parameter);
-        }
-
-        return command;
-    }
-
-    private static NpgsqlParameter Bytes(string name, byte[] value) => new(name, NpgsqlDbType.Bytea) { Value = value };
-
-    private static NpgsqlParameter Text(string name, string? value) => new(name, NpgsqlDbType.Text) { Value = (object?)value ?? DBNull.Value };
-
-    private static NpgsqlParameter Int64(string name, long? value) => new(name, NpgsqlDbType.Bigint) { Value = value is { } v ? v : DBNull.Value };
 
     public async ValueTask DisposeAsync()
     {

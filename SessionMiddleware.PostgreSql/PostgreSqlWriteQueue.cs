@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using SessionMiddleware.Storage;
+using static SessionMiddleware.PostgreSql.PostgreSqlParameters;
 
 namespace SessionMiddleware.PostgreSql;
 
@@ -217,13 +218,13 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         {
             // A grouped insert is one statement: had one of its rows failed, none would be stored and the batch would
             // have thrown (then each write runs alone).
-            var rows = updates is not null && updates.Contains(write) ? (updated!.Contains(write.Key) ? 1 : 0)
-                : inserts is not null && inserts.Contains(write) ? 1
+            var rows = updates?.Contains(write) == true ? (updated!.Contains(write.Key) ? 1 : 0)
+                : inserts?.Contains(write) == true ? 1
                 : write.RecordsAffected;
             await write.CompleteAsync(rows, connection, _stopping.Token).ConfigureAwait(false);
         }
 
-        bool IsGrouped(PostgreSqlWrite write) => (updates is not null && updates.Contains(write)) || (inserts is not null && inserts.Contains(write));
+        bool IsGrouped(PostgreSqlWrite write) => updates?.Contains(write) == true || inserts?.Contains(write) == true;
     }
 
     /// <summary>
@@ -288,13 +289,13 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
 
         var command = new NpgsqlBatchCommand(_updateMany);
-        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = ids });
-        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = data });
-        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expected });
-        command.Parameters.Add(new NpgsqlParameter<long?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expiresAt });
-        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = now });
-        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = idle });
-        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = absolute });
+        command.Parameters.Add(ArrayOf(ids, NpgsqlDbType.Bytea));
+        command.Parameters.Add(ArrayOf(data, NpgsqlDbType.Bytea));
+        command.Parameters.Add(ArrayOf(expected, NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayOf(expiresAt, NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayOf(now, NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayOf(idle, NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayOf(absolute, NpgsqlDbType.Bigint));
         return command;
     }
 
@@ -323,13 +324,13 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
 
         var command = new NpgsqlBatchCommand(_insertMany);
-        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = ids });
-        command.Parameters.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = userIds });
-        command.Parameters.Add(new NpgsqlParameter<byte[][]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = data });
-        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = now });
-        command.Parameters.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = ips });
-        command.Parameters.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = userAgents });
-        command.Parameters.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = expiresAt });
+        command.Parameters.Add(ArrayOf(ids, NpgsqlDbType.Bytea));
+        command.Parameters.Add(ArrayOf(userIds, NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayOf(data, NpgsqlDbType.Bytea));
+        command.Parameters.Add(ArrayOf(now, NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayOf(ips, NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayOf(userAgents, NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayOf(expiresAt, NpgsqlDbType.Bigint));
         return command;
     }
 }
@@ -439,18 +440,15 @@ internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
 internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion, long? ExpiresAt, long Now, long IdleSeconds, long AbsoluteSeconds)
 {
     /// <summary>The update alone: <paramref name="update"/> (<see cref="SessionSql.Update"/>) for <paramref name="key"/>.</summary>
-    public NpgsqlBatchCommand ToCommand(string update, byte[] key)
-    {
-        var command = new NpgsqlBatchCommand(update);
-        command.Parameters.Add(new NpgsqlParameter("Id", NpgsqlDbType.Bytea) { Value = key });
-        command.Parameters.Add(new NpgsqlParameter("Data", NpgsqlDbType.Bytea) { Value = Data });
-        command.Parameters.Add(new NpgsqlParameter("ExpectedVersion", NpgsqlDbType.Bigint) { Value = ExpectedVersion });
-        command.Parameters.Add(new NpgsqlParameter("ExpiresAt", NpgsqlDbType.Bigint) { Value = ExpiresAt is { } e ? e : DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("Now", NpgsqlDbType.Bigint) { Value = Now });
-        command.Parameters.Add(new NpgsqlParameter("IdleSeconds", NpgsqlDbType.Bigint) { Value = IdleSeconds });
-        command.Parameters.Add(new NpgsqlParameter("AbsoluteSeconds", NpgsqlDbType.Bigint) { Value = AbsoluteSeconds });
-        return command;
-    }
+    public NpgsqlBatchCommand ToCommand(string update, byte[] key) => Command(
+        update,
+        Bytes("Id", key),
+        Bytes("Data", Data),
+        Int64("ExpectedVersion", ExpectedVersion),
+        Int64("ExpiresAt", ExpiresAt),
+        Int64("Now", Now),
+        Int64("IdleSeconds", IdleSeconds),
+        Int64("AbsoluteSeconds", AbsoluteSeconds));
 }
 
 /// <summary>
@@ -460,16 +458,13 @@ internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion,
 internal readonly record struct GroupedInsert(NewSession Session, long Now, long ExpiresAt)
 {
     /// <summary>The insert alone: <paramref name="insert"/> (<see cref="SessionSql.Insert"/>).</summary>
-    public NpgsqlBatchCommand ToCommand(string insert)
-    {
-        var command = new NpgsqlBatchCommand(insert);
-        command.Parameters.Add(new NpgsqlParameter("Id", NpgsqlDbType.Bytea) { Value = Session.Key });
-        command.Parameters.Add(new NpgsqlParameter("UserId", NpgsqlDbType.Text) { Value = (object?)Session.UserId ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("Data", NpgsqlDbType.Bytea) { Value = Session.Data });
-        command.Parameters.Add(new NpgsqlParameter("Now", NpgsqlDbType.Bigint) { Value = Now });
-        command.Parameters.Add(new NpgsqlParameter("Ip", NpgsqlDbType.Text) { Value = (object?)Session.IpAddress ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("UserAgent", NpgsqlDbType.Text) { Value = (object?)Session.UserAgent ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("ExpiresAt", NpgsqlDbType.Bigint) { Value = ExpiresAt });
-        return command;
-    }
+    public NpgsqlBatchCommand ToCommand(string insert) => Command(
+        insert,
+        Bytes("Id", Session.Key),
+        Text("UserId", Session.UserId),
+        Bytes("Data", Session.Data),
+        Int64("Now", Now),
+        Text("Ip", Session.IpAddress),
+        Text("UserAgent", Session.UserAgent),
+        Int64("ExpiresAt", ExpiresAt));
 }
