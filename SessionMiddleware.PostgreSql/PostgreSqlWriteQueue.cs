@@ -288,15 +288,15 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             i++;
         }
 
-        var command = new NpgsqlBatchCommand(_updateMany);
-        command.Parameters.Add(ArrayOf(ids, NpgsqlDbType.Bytea));
-        command.Parameters.Add(ArrayOf(data, NpgsqlDbType.Bytea));
-        command.Parameters.Add(ArrayOf(expected, NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayOf(expiresAt, NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayOf(now, NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayOf(idle, NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayOf(absolute, NpgsqlDbType.Bigint));
-        return command;
+        return Command(
+            _updateMany,
+            ArrayOf(ids, NpgsqlDbType.Bytea),
+            ArrayOf(data, NpgsqlDbType.Bytea),
+            ArrayOf(expected, NpgsqlDbType.Bigint),
+            ArrayOf(expiresAt, NpgsqlDbType.Bigint),
+            ArrayOf(now, NpgsqlDbType.Bigint),
+            ArrayOf(idle, NpgsqlDbType.Bigint),
+            ArrayOf(absolute, NpgsqlDbType.Bigint));
     }
 
     private NpgsqlBatchCommand InsertManyCommand(HashSet<PostgreSqlWrite> grouped)
@@ -323,15 +323,15 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             i++;
         }
 
-        var command = new NpgsqlBatchCommand(_insertMany);
-        command.Parameters.Add(ArrayOf(ids, NpgsqlDbType.Bytea));
-        command.Parameters.Add(ArrayOf(userIds, NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayOf(data, NpgsqlDbType.Bytea));
-        command.Parameters.Add(ArrayOf(now, NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayOf(ips, NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayOf(userAgents, NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayOf(expiresAt, NpgsqlDbType.Bigint));
-        return command;
+        return Command(
+            _insertMany,
+            ArrayOf(ids, NpgsqlDbType.Bytea),
+            ArrayOf(userIds, NpgsqlDbType.Text),
+            ArrayOf(data, NpgsqlDbType.Bytea),
+            ArrayOf(now, NpgsqlDbType.Bigint),
+            ArrayOf(ips, NpgsqlDbType.Text),
+            ArrayOf(userAgents, NpgsqlDbType.Text),
+            ArrayOf(expiresAt, NpgsqlDbType.Bigint));
     }
 }
 
