@@ -226,6 +226,141 @@ public sealed class RenewalRaceTests : TempFolderTest
     }
 
     [Test]
+    public async Task PlantedSession_ARequestHeldAcrossTheVictimsSignIn_CannotWriteIntoTheSignedInSession()
+    {
+        // The attacker planted S in the victim's browser and holds a request of S open; the victim signs in through an
+        // endpoint that clears the session first. The attacker's write must not reach the signed-in session.
+        var gate = new Gate();
+        await using var host = await StartAsync(gate);
+        var (victim, _, plantedId, plantedCookie) = await BrowserWithSessionAsync(host);
+        var attacker = host.CreateRawClient();
+
+        var held = attacker.SendWithCookieAsync("/gated-write", plantedCookie);
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var signedInId = await victim.GetTextAsync("/clear-bind-write?user=victim");
+        gate.Release.SetResult();
+        using var attackersResponse = await held;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signedInId, Is.Not.EqualTo(plantedId));
+            Assert.That((int)attackersResponse.StatusCode, Is.EqualTo(500), "never a 200 for a write that was not stored");
+            Assert.That(attackersResponse.SetCookies(host.CookieName), Is.Empty);
+            Assert.That(await victim.GetTextAsync("/id"), Is.EqualTo(signedInId));
+            Assert.That(await victim.GetTextAsync("/user"), Is.EqualTo("victim"));
+            Assert.That(await victim.GetTextAsync("/get?key=fromA"), Is.EqualTo("(none)"), "the attacker's write is not in the victim's session");
+            Assert.That(await victim.GetTextAsync("/get?key=fromB"), Is.EqualTo("B"));
+            Assert.That(host.CountRows(), Is.EqualTo(1));
+        });
+    }
+
+    [Test]
+    public async Task ARequestHeldAcrossATicketStoreSignInOfTheSameUser_CannotWriteIntoTheRenewedSession()
+    {
+        // A ticket store sign-in renews the ID even when the session is already bound to that user (the browser had lost
+        // its authentication cookie): it is a sign-in, so a request begun before it does not write into it either.
+        var gate = new Gate();
+        await using var host = await SessionTestHost.StartAsync(
+            Folder.Path,
+            services: s =>
+            {
+                s.AddTicketStore();
+                s.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie();
+            },
+            endpoints: app =>
+            {
+                app.UseAuthentication();
+                app.MapGet("/signin", async (HttpContext c) =>
+                {
+                    var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, "alice"), new Claim(ClaimTypes.Name, "alice")], CookieAuthenticationDefaults.AuthenticationScheme);
+                    await c.SignInAsync(new ClaimsPrincipal(identity));
+                    return c.Session.Id;
+                });
+                app.MapGet("/gated-write", async (HttpContext c) =>
+                {
+                    gate.Entered.SetResult();
+                    await gate.Release.Task;
+                    c.Session.SetString("fromA", "A");
+                    return "ok";
+                });
+                app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
+            });
+        var firstJar = new CookieContainer();
+        var first = host.CreateBrowser(firstJar);
+        await first.GetTextAsync("/set?key=a&value=1");
+        var boundId = await first.GetTextAsync("/signin");
+
+        // The same browser without its authentication cookie: only the session cookie, bound to alice.
+        var jar = new CookieContainer();
+        jar.Add(host.BaseAddress, firstJar.GetCookies(host.BaseAddress)[host.CookieName]!);
+        var browser = host.CreateBrowser(jar);
+        Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+
+        var held = browser.GetAsync("/gated-write");
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var renewedId = await browser.GetTextAsync("/signin");
+        gate.Release.SetResult();
+        using var heldResponse = await held;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(renewedId, Is.Not.EqualTo(boundId), "the sign-in renewed the ID");
+            Assert.That((int)heldResponse.StatusCode, Is.EqualTo(500));
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("alice"));
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(renewedId));
+            Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"), "a sign-in of the same user keeps the data");
+            Assert.That(await browser.GetTextAsync("/get?key=fromA"), Is.EqualTo("(none)"));
+        });
+    }
+
+    [Test]
+    public async Task SignOut_RacingARenewalOfTheSameUser_EndsTheRenewedSessionToo()
+    {
+        var gate = new Gate();
+        await using var host = await StartAsync(gate);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/bind?user=alice");
+        await browser.GetTextAsync("/set?key=a&value=1");
+        var manager = host.Services.GetRequiredService<ISessionManager>();
+
+        var signOut = browser.GetAsync("/gated-abandon");
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var renewedId = await browser.GetTextAsync("/regenerate");
+        gate.Release.SetResult();
+        using var signOutResponse = await signOut;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signOutResponse.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await manager.ListForUserAsync("alice"), Is.Empty, $"the renewed session {renewedId} ended with the sign-out");
+            Assert.That(host.CountRows(), Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task SignOut_RacingAnotherUsersSignIn_LeavesTheOtherUsersSession()
+    {
+        var gate = new Gate();
+        await using var host = await StartAsync(gate);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/bind?user=alice");
+        var manager = host.Services.GetRequiredService<ISessionManager>();
+
+        var signOut = browser.GetAsync("/gated-abandon");
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var bobsId = await browser.GetTextAsync("/bind-write?user=bob");
+        gate.Release.SetResult();
+        using var signOutResponse = await signOut;
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signOutResponse.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That((await manager.ListForUserAsync("bob")).Select(s => s.Id), Is.EqualTo(new[] { bobsId }), "alice's sign-out does not end bob's session");
+            Assert.That(await manager.ListForUserAsync("alice"), Is.Empty);
+        });
+    }
+
+    [Test]
     public void RecentRenewals_RemembersAtMostCapacityRenewals_EachForAtMostItsLifetime()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UnixEpoch);
@@ -233,7 +368,7 @@ public sealed class RenewalRaceTests : TempFolderTest
         static byte[] Key(int i) => BitConverter.GetBytes(i);
         for (var i = 0; i <= SessionMiddleware.Concurrency.RecentRenewals.Capacity; i++)
         {
-            renewals.Add(Key(i), Key(-i), Key(i), null);
+            renewals.Add(Key(i), Key(-i), Key(i), null, signIn: false);
         }
 
         Assert.Multiple(() =>
@@ -392,6 +527,21 @@ public sealed class RenewalRaceTests : TempFolderTest
         app.MapGet("/renew-write", (HttpContext c) =>
         {
             c.GetServerSideSession().RegenerateId();
+            c.Session.SetString("fromB", "B");
+            return c.Session.Id;
+        });
+        app.MapGet("/gated-abandon", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            gate.Entered.SetResult();
+            await gate.Release.Task;
+            c.GetServerSideSession().Abandon();
+            return "signed out";
+        });
+        app.MapGet("/clear-bind-write", (HttpContext c, string user) =>
+        {
+            c.Session.Clear();
+            c.GetServerSideSession().BindToUser(user);
             c.Session.SetString("fromB", "B");
             return c.Session.Id;
         });

@@ -25,10 +25,11 @@ internal sealed class RecentRenewals(TimeProvider timeProvider)
     /// <param name="newKey">The key after it.</param>
     /// <param name="newSecretId">The new secret ID, for a concurrent sign-in of the same user that takes this renewal as its own.</param>
     /// <param name="userId">The user the renewed session is bound to.</param>
-    public void Add(byte[] oldKey, byte[] newKey, byte[] newSecretId, string? userId)
+    /// <param name="signIn">Whether the renewal signed a user in or changed the session's user (see <see cref="Renewal.SignIn"/>).</param>
+    public void Add(byte[] oldKey, byte[] newKey, byte[] newSecretId, string? userId, bool signIn)
     {
         var now = timeProvider.GetUtcNow();
-        var renewal = new Renewal(newKey, newSecretId, userId, now);
+        var renewal = new Renewal(newKey, newSecretId, userId, signIn, now);
         var old = Convert.ToHexString(oldKey);
         lock (_lock)
         {
@@ -66,6 +67,11 @@ internal sealed class RecentRenewals(TimeProvider timeProvider)
     /// <param name="NewKey">Its key now.</param>
     /// <param name="NewSecretId">Its secret ID now (only ever sent in the cookie of a sign-in that takes the renewal as its own).</param>
     /// <param name="UserId">The user it is bound to.</param>
+    /// <param name="SignIn">
+    /// Whether the renewal was a sign-in (a change of the session's user, or a ticket store sign-in of the same user): a
+    /// request that loaded the old row never follows such a renewal, so nothing a request begun before the sign-in writes
+    /// reaches the signed-in session.
+    /// </param>
     /// <param name="At">When the renewal was committed.</param>
-    public sealed record Renewal(byte[] NewKey, byte[] NewSecretId, string? UserId, DateTimeOffset At);
+    public sealed record Renewal(byte[] NewKey, byte[] NewSecretId, string? UserId, bool SignIn, DateTimeOffset At);
 }

@@ -121,6 +121,12 @@ internal static partial class Log
     [LoggerMessage(67, LogLevel.Information, "Session {OldSessionId} had been renewed as {SessionId}; the revoke ended it under its new ID.", EventName = "RevokeFollowedRenewal")]
     public static partial void RevokeFollowedRenewal(ILogger logger, string oldSessionId, string sessionId);
 
+    [LoggerMessage(68, LogLevel.Warning, "Session {OldSessionId} was renewed by a sign-in while this request ran; a request begun before a sign-in does not write into the signed-in session, so its changes were not written.", EventName = "RenewalBySignInNotFollowed")]
+    public static partial void RenewalBySignInNotFollowed(ILogger logger, string oldSessionId);
+
+    [LoggerMessage(69, LogLevel.Information, "Session {OldSessionId} had been renewed as {SessionId} by a concurrent request of the same user; the sign-out ended it under its new ID.", EventName = "SignOutFollowedRenewal")]
+    public static partial void SignOutFollowedRenewal(ILogger logger, string oldSessionId, string sessionId);
+
     [LoggerMessage(90, LogLevel.Warning, "Client {Client} reached ServerSideSessionOptions.NewSessionLimit ({Limit} new sessions per {Window}); its new sessions are answered 429 for {RetryAfter} more. Behind a reverse proxy every client has the proxy's address unless UseForwardedHeaders() runs before UseServerSideSessions() (README: \"Disk growth and limits\"). Logged once per client and window.", EventName = "NewSessionLimitReached")]
     public static partial void NewSessionLimitReached(ILogger logger, string client, int limit, TimeSpan window, TimeSpan retryAfter);
 

@@ -123,6 +123,11 @@ internal sealed class RequestSession : ISessionOwner
         if (session.AbandonedKey is { } abandoned)
         {
             var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(abandoned, token)).ConfigureAwait(false);
+            if (deleted is null && session.AbandonedUserId is { } signedOutUser)
+            {
+                deleted = await DeleteRenewedAsync(abandoned, signedOutUser, token).ConfigureAwait(false);
+            }
+
             Log.SessionAbandoned(Logger, SessionIdProtector.ToPublicId(abandoned));
             if (deleted is not null)
             {
@@ -278,7 +283,7 @@ internal sealed class RequestSession : ISessionOwner
                     {
                         // Recorded before the commit lock is let go: a request of this session that loaded the old row
                         // and finds it gone looks here under the same lock.
-                        _runtime.Renewals.Add(rowKey, session.Key!, session.SecretId!, session.UserId);
+                        _runtime.Renewals.Add(rowKey, session.Key!, session.SecretId!, session.UserId, session.RenewalChangesUser);
                         session.MarkRenewed(result.Version, _runtime.Now());
                         Metrics.SessionRenewed();
                         var previousId = SessionIdProtector.ToPublicId(rowKey);
@@ -417,6 +422,14 @@ internal sealed class RequestSession : ISessionOwner
 
         if (!renewing)
         {
+            if (renewal.SignIn)
+            {
+                // Renewed by a sign-in (or a change of user) while this request ran: this request began as someone else,
+                // perhaps an attacker who planted the old ID, so nothing it does reaches the signed-in session.
+                Log.RenewalBySignInNotFollowed(Logger, SessionIdProtector.ToPublicId(rowKey));
+                return null;
+            }
+
             session.FollowRenewal(renewal.NewKey);
             Log.RenewalFollowed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
             return false;
@@ -435,6 +448,39 @@ internal sealed class RequestSession : ISessionOwner
         return null;
     }
 
+    /// <summary>
+    /// A sign-out found no row under the ID it presented: when a concurrent request of this process renewed that session
+    /// a moment ago and it still belongs to the same user, the sign-out ends it under its new ID, so the signed-in
+    /// session does not outlive the sign-out. A session a renewal gave to another user is left alone.
+    /// </summary>
+    private async Task<SessionLifetime?> DeleteRenewedAsync(byte[] abandonedKey, string userId, CancellationToken cancellationToken)
+    {
+        if (!_runtime.Renewals.TryGet(abandonedKey, out _))
+        {
+            // A renewal still committing holds the key's commit lock until it is recorded: wait for it once.
+            (await _runtime.CommitLocks.EnterAsync(abandonedKey, cancellationToken).ConfigureAwait(false)).Dispose();
+        }
+
+        var key = abandonedKey;
+        for (var hops = 0; hops < SessionRuntime.MaxCommitAttempts && _runtime.Renewals.TryGet(key, out var renewal); hops++)
+        {
+            if (!string.Equals(renewal.UserId, userId, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            key = renewal.NewKey;
+            var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(key, cancellationToken)).ConfigureAwait(false);
+            if (deleted is not null)
+            {
+                Log.SignOutFollowedRenewal(Logger, SessionIdProtector.ToPublicId(abandonedKey), SessionIdProtector.ToPublicId(key));
+                return deleted;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>A write found its row gone and no renewal to follow: nothing is written, and the client is told (never a success for a dropped write).</summary>
     private InvalidOperationException Gone(ServerSideSession session, byte[] rowKey)
     {
@@ -446,6 +492,6 @@ internal sealed class RequestSession : ISessionOwner
     // No cookie expiry: the browser may hold a newer cookie from a concurrent request (a renewal on another server);
     // only an explicit Abandon or sign-out expires it.
     private static InvalidOperationException GoneException(byte[] rowKey) => new(
-        $"Session {SessionIdProtector.ToPublicId(rowKey)} was removed while this request ran (revoked, abandoned, expired, or renewed " +
-        "on another server): this request's changes were not written.");
+        $"Session {SessionIdProtector.ToPublicId(rowKey)} was removed while this request ran (revoked, abandoned, expired, renewed " +
+        "on another server, or renewed by a sign-in, which requests begun before it never write into): this request's changes were not written.");
 }

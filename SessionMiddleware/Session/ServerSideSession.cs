@@ -116,6 +116,12 @@ internal sealed class ServerSideSession : IServerSideSession
     /// </summary>
     public bool RenewalSignsIn => RenewFromKey is not null && UserId is not null && (SigningIn || !string.Equals(UserId, _renewFromUserId, StringComparison.Ordinal));
 
+    /// <summary>
+    /// True when the pending renewal changes who the session belongs to: a sign-in (<see cref="RenewalSignsIn"/>) or an
+    /// unbinding. Requests that loaded the session before it cannot write into the renewed session.
+    /// </summary>
+    public bool RenewalChangesUser => RenewFromKey is not null && (SigningIn || !string.Equals(UserId, _renewFromUserId, StringComparison.Ordinal));
+
     /// <summary>Whether cookie authentication signed a user in during this request (the ticket store sets it).</summary>
     public bool SigningIn { get; set; }
 
@@ -344,6 +350,7 @@ internal sealed class ServerSideSession : IServerSideSession
         {
             // A request that followed a concurrent renewal ends only the ID it presented, never the browser's new one.
             AbandonedKey = _followedFromKey ?? RenewFromKey ?? Key;
+            AbandonedUserId = RenewFromKey is not null ? _renewFromUserId : UserId;
         }
 
         IsNew = true;
@@ -366,8 +373,18 @@ internal sealed class ServerSideSession : IServerSideSession
         _ticketsChanged = false;
     }
 
+    /// <summary>
+    /// The user the abandoned session was bound to: its abandon is that user's sign-out, which also ends the session
+    /// under the ID a concurrent renewal of the same user gave it a moment ago.
+    /// </summary>
+    public string? AbandonedUserId { get; private set; }
+
     /// <summary>Records that the abandoned row was deleted.</summary>
-    public void MarkAbandonCommitted() => AbandonedKey = null;
+    public void MarkAbandonCommitted()
+    {
+        AbandonedKey = null;
+        AbandonedUserId = null;
+    }
 
     /// <summary>Records that the renewal is stored under the new key.</summary>
     public void MarkRenewed(long version, DateTimeOffset lastAccessAt)
