@@ -15,6 +15,40 @@ namespace SessionMiddleware.Tests;
 /// </summary>
 public sealed class IdentityTests : TempFolderTest
 {
+    /// <summary>
+    /// <c>dotnet new webapp --auth Individual</c> wired as the README says: the template never calls <c>UseAuthentication()</c>,
+    /// so WebApplication inserts it at the start of the pipeline, before <c>UseServerSideSessions()</c>. Its pages answer
+    /// form posts with redirects.
+    /// </summary>
+    [Test]
+    public async Task TheIdentityTemplatesPipeline_WithoutAUseAuthenticationLine_RegistersSignsInAndOut()
+    {
+        await using var host = await StartAsync(templateShape: true);
+        var browser = host.CreateBrowser();
+
+        using var register = await browser.PostAsync("/Account/Register?user=erin&password=secret-pass", null);
+        var afterRegister = await browser.GetTextAsync("/whoami");
+        using var signOut = await browser.PostAsync("/Account/Logout", null);
+        var afterSignOut = await browser.GetTextAsync("/whoami");
+        using var signIn = await browser.PostAsync("/Account/Login?user=erin&password=secret-pass", null);
+        var afterSignIn = await browser.GetTextAsync("/whoami");
+        using var page = await browser.GetAsync("/admin-only");
+        var sessions = await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("id-erin");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(register.StatusCode, Is.EqualTo(HttpStatusCode.Redirect), "register signs in and redirects");
+            Assert.That(afterRegister, Is.EqualTo("erin"));
+            Assert.That(signOut.StatusCode, Is.EqualTo(HttpStatusCode.Redirect));
+            Assert.That(afterSignOut, Is.EqualTo("anonymous"));
+            Assert.That(signIn.StatusCode, Is.EqualTo(HttpStatusCode.Redirect));
+            Assert.That(afterSignIn, Is.EqualTo("erin"));
+            Assert.That(page.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(sessions, Has.Count.EqualTo(1));
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(sessions[0].Id), "the sign-in is in the session the app sees");
+        });
+    }
+
     [Test]
     public async Task PasswordSignIn_ThenRevokeAllForUser_SignsTheUserOut()
     {
@@ -104,7 +138,8 @@ public sealed class IdentityTests : TempFolderTest
         });
     }
 
-    private Task<SessionTestHost> StartAsync() =>
+    /// <summary>The test's Identity app; <paramref name="templateShape"/>: the template's pipeline, without a UseAuthentication() line.</summary>
+    private Task<SessionTestHost> StartAsync(bool templateShape = false) =>
         SessionTestHost.StartAsync(
             Folder.Path,
             services: s =>
@@ -125,8 +160,19 @@ public sealed class IdentityTests : TempFolderTest
             },
             endpoints: app =>
             {
-                app.UseAuthentication();
-                app.UseAuthorization();
+                if (templateShape)
+                {
+                    // The template's lines: UseRouting and UseAuthorization, no UseAuthentication.
+                    app.UseRouting();
+                    app.UseAuthorization();
+                    MapTemplatePages(app);
+                }
+                else
+                {
+                    app.UseAuthentication();
+                    app.UseAuthorization();
+                }
+
                 app.MapGet("/identity/register", async (UserManager<TestUser> users, string user, string password, bool? twoFactor) =>
                     (await users.CreateAsync(new TestUser { Id = "id-" + user, UserName = user, TwoFactorEnabled = twoFactor ?? false }, password)).Succeeded ? "ok" : "failed");
                 app.MapGet("/identity/signin-2fa", async (SignInManager<TestUser> signIn, string code, bool rememberClient) =>
@@ -147,6 +193,31 @@ public sealed class IdentityTests : TempFolderTest
                 app.MapGet("/admin-only", (HttpContext c) => "admin").RequireAuthorization();
             },
             time: new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())));
+
+    /// <summary>What the template's Register, Login and Logout pages do on a post, with their redirects.</summary>
+    private static void MapTemplatePages(WebApplication app)
+    {
+        app.MapPost("/Account/Register", async (UserManager<TestUser> users, SignInManager<TestUser> signIn, string user, string password) =>
+        {
+            var created = new TestUser { Id = "id-" + user, UserName = user };
+            if (!(await users.CreateAsync(created, password)).Succeeded)
+            {
+                return Results.BadRequest();
+            }
+
+            await signIn.SignInAsync(created, isPersistent: false);
+            return Results.LocalRedirect("/");
+        });
+        app.MapPost("/Account/Login", async (SignInManager<TestUser> signIn, string user, string password) =>
+            (await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).Succeeded
+                ? Results.LocalRedirect("/")
+                : Results.BadRequest());
+        app.MapPost("/Account/Logout", async (SignInManager<TestUser> signIn) =>
+        {
+            await signIn.SignOutAsync();
+            return Results.LocalRedirect("/");
+        });
+    }
 
     public sealed class TestUser
     {

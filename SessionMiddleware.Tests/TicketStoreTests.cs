@@ -254,34 +254,123 @@ public sealed class TicketStoreTests : TempFolderTest
     }
 
     [Test]
-    public async Task UseAuthenticationBeforeUseServerSideSessions_FailsLoudly_NamingTheOrder()
+    public async Task UseAuthenticationBeforeUseServerSideSessions_SignsIn_OnTheSessionTheAppSees()
     {
         await using var host = await AuthTestApp.StartAsync(Folder.Path, authenticationBeforeSessions: true);
         var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=cart&value=apples");
 
-        using var response = await browser.GetAsync("/signin?user=erin");
+        await browser.GetTextAsync("/signin?user=erin");
+        var me = await browser.GetTextAsync("/me");
+        var sessions = await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("erin");
 
-        Assert.Multiple(() =>
+        Assert.Multiple(async () =>
         {
-            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
-            Assert.That(
-                host.Logs.GetSnapshot().Select(r => r.Exception?.Message ?? ""),
-                Has.Some.Contains("app.UseServerSideSessions() must come before app.UseAuthentication()"));
+            Assert.That(sessions, Has.Count.EqualTo(1));
+            Assert.That(me, Is.EqualTo("erin " + sessions[0].Id), "authentication read the sign-in from the session the app sees");
+            Assert.That(await browser.GetTextAsync("/get?key=cart"), Is.EqualTo("apples"));
+            Assert.That(await browser.GetTextAsync("/admin-only"), Is.EqualTo("admin page for erin"));
+            Assert.That(host.CountRows(), Is.EqualTo(1), "one row per browser");
+        });
+
+        await browser.GetTextAsync("/signout");
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+            Assert.That(host.CountRows(), Is.Zero, "the sign-out ended the row");
         });
     }
 
     [Test]
-    public async Task TheTicketStore_InARequestWithoutTheSessionMiddleware_ThrowsNamingTheOrder()
+    public async Task UseAuthenticationBeforeUseServerSideSessions_AnExpiredTicket_EndsTheSessionTheAppThenSees()
     {
-        await using var host = await AuthTestApp.StartAsync(Folder.Path);
-        var store = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<CookieAuthenticationOptions>>()
-            .Get(CookieAuthenticationDefaults.AuthenticationScheme).SessionStore!;
-        var ticket = new Microsoft.AspNetCore.Authentication.AuthenticationTicket(
-            new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity("test")), CookieAuthenticationDefaults.AuthenticationScheme);
+        var time = Now();
+        await using var host = await AuthTestApp.StartAsync(
+            Folder.Path,
+            time,
+            cookie: o =>
+            {
+                o.ExpireTimeSpan = TimeSpan.FromMinutes(10);
+                o.SlidingExpiration = false;
+            },
+            authenticationBeforeSessions: true,
+            configure: o => o.IdleTimeout = TimeSpan.FromHours(1));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/signin?user=erin");
+        await browser.GetTextAsync("/set?key=cart&value=apples");
 
-        var ex = Assert.ThrowsAsync<InvalidOperationException>(() => store.StoreAsync(ticket, new Microsoft.AspNetCore.Http.DefaultHttpContext(), CancellationToken.None));
+        // Authentication finds the ticket expired and removes it (a sign-out) before the session middleware runs.
+        time.Advance(TimeSpan.FromMinutes(11));
+        var cart = await browser.GetTextAsync("/get?key=cart");
 
-        Assert.That(ex!.Message, Does.Contain("app.UseServerSideSessions() before app.UseAuthentication()"));
+        Assert.Multiple(async () =>
+        {
+            Assert.That(cart, Is.EqualTo("(none)"), "the app sees the session authentication ended, not a second copy of it");
+            Assert.That(host.CountRows(), Is.Zero);
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+        });
+    }
+
+    [Test]
+    public async Task TheTicketStore_InAnAppWithoutUseServerSideSessions_FailsNamingTheCallToAdd()
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path, sessionMiddleware: false);
+        var browser = host.CreateBrowser();
+
+        using var response = await browser.GetAsync("/signin?user=erin");
+
+        var messages = host.Logs.GetSnapshot().Select(r => r.Exception?.Message ?? "").ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
+            Assert.That(messages, Has.Some.Contains("add app.UseServerSideSessions()"));
+            Assert.That(messages, Has.None.Contains("before app.UseAuthentication()"), "the order of the two calls does not matter");
+        });
+    }
+
+    /// <summary>
+    /// The cookie handler renews a sliding ticket as the response starts; a response without a body starts only after the
+    /// whole pipeline, the session middleware's commit included, returned.
+    /// </summary>
+    [TestCase("/redirect", HttpStatusCode.Redirect, false)]
+    [TestCase("/no-content", HttpStatusCode.NoContent, false)]
+    [TestCase("/ok-empty", HttpStatusCode.OK, false)]
+    [TestCase("/whoami", HttpStatusCode.OK, false)]
+    [TestCase("/redirect", HttpStatusCode.Redirect, true)]
+    [TestCase("/no-content", HttpStatusCode.NoContent, true)]
+    [TestCase("/ok-empty", HttpStatusCode.OK, true)]
+    [TestCase("/whoami", HttpStatusCode.OK, true)]
+    public async Task SlidingRenewal_OnAnyResponseShape_Succeeds_AndStoresTheRenewedTicket(string path, HttpStatusCode expected, bool authenticationFirst)
+    {
+        var time = Now();
+        await using var host = await AuthTestApp.StartAsync(
+            Folder.Path,
+            time,
+            cookie: o =>
+            {
+                o.ExpireTimeSpan = TimeSpan.FromMinutes(10);
+                o.SlidingExpiration = true;
+            },
+            authenticationBeforeSessions: authenticationFirst,
+            configure: o => o.IdleTimeout = TimeSpan.FromHours(1));
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/signin?user=erin");
+        var signedIn = await browser.GetTextAsync("/me");
+
+        // Past half of the ticket's 10 minutes: this response renews it.
+        time.Advance(TimeSpan.FromMinutes(6));
+        using var renewing = await browser.GetAsync(path);
+
+        // 12 minutes after the sign-in: past the first ticket's expiry, within the renewed one's.
+        time.Advance(TimeSpan.FromMinutes(6));
+        var after = await browser.GetTextAsync("/me");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(renewing.StatusCode, Is.EqualTo(expected));
+            Assert.That(renewing.SetCookies(AuthCookie), Has.Count.EqualTo(1), "the handler renewed the ticket on this response");
+            Assert.That(after, Is.EqualTo(signedIn), "the renewed ticket was stored: the same user, in the same session");
+        });
     }
 
     private static CookieContainer PersistentOnly(CookieContainer cookies, Uri address)

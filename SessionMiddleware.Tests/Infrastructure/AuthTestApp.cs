@@ -13,7 +13,8 @@ namespace SessionMiddleware.Tests.Infrastructure;
 /// An app that signs in with ASP.NET Core cookie authentication through the ticket store, on real Kestrel:
 /// <c>/signin?user=&amp;remember=</c>, <c>/signin-external?user=</c> and <c>/signout-external</c> (Identity's external
 /// scheme, a helper), <c>/whoami</c> (the user or "anonymous"), <c>/admin-only</c> (authorized: 401 otherwise),
-/// <c>/signout</c>, <c>/revoke?user=</c>, and the session endpoints of <see cref="SessionTestHost"/>.
+/// <c>/me</c> (the user and the session ID), <c>/redirect</c>, <c>/no-content</c> and <c>/ok-empty</c> (responses without a
+/// body), <c>/signout</c>, <c>/revoke?user=</c>, and the session endpoints of <see cref="SessionTestHost"/>.
 /// </summary>
 internal static class AuthTestApp
 {
@@ -29,7 +30,8 @@ internal static class AuthTestApp
         Action<IServerSideSessionsBuilder>? services = null,
         bool authenticationBeforeSessions = false,
         Action<ServerSideSessionOptions>? configure = null,
-        string? keysFolder = null) =>
+        string? keysFolder = null,
+        bool sessionMiddleware = true) =>
         SessionTestHost.StartAsync(
             folder,
             configure,
@@ -58,7 +60,8 @@ internal static class AuthTestApp
             },
             time: time ?? new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())),
             keysFolder: keysFolder,
-            authenticationFirst: authenticationBeforeSessions);
+            authenticationFirst: authenticationBeforeSessions,
+            sessionMiddleware: sessionMiddleware);
 
     private static void Map(WebApplication app)
     {
@@ -89,6 +92,12 @@ internal static class AuthTestApp
             return "ok";
         });
         app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
+        app.MapGet("/me", (HttpContext c) => (c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous") + " " + c.Session.Id);
+
+        // Responses without a body: the cookie handler's sliding renewal runs as they start, after the pipeline returned.
+        app.MapGet("/redirect", () => Results.Redirect("/whoami"));
+        app.MapGet("/no-content", () => Results.NoContent());
+        app.MapGet("/ok-empty", () => Results.Ok());
         app.MapGet("/admin-only", (HttpContext c) => "admin page for " + c.User.Identity!.Name).RequireAuthorization();
         app.MapGet("/signout", async (HttpContext c) =>
         {

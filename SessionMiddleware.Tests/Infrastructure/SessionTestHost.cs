@@ -56,7 +56,8 @@ internal sealed class SessionTestHost : IAsyncDisposable
 
     /// <summary>
     /// Starts a host. <paramref name="keysFolder"/> is the Data Protection key ring folder; <paramref name="beforeSessions"/>
-    /// adds middleware before <c>UseServerSideSessions()</c> (e.g. forwarded headers).
+    /// adds middleware before <c>UseServerSideSessions()</c> (e.g. forwarded headers); <paramref name="sessionMiddleware"/>
+    /// false leaves <c>UseServerSideSessions()</c> out (a misconfigured app).
     /// </summary>
     public static async Task<SessionTestHost> StartAsync(
         string folder,
@@ -69,7 +70,8 @@ internal sealed class SessionTestHost : IAsyncDisposable
         bool https = false,
         bool authenticationFirst = false,
         StoreKind store = StoreKind.Sqlite,
-        Action<WebApplication>? beforeSessions = null)
+        Action<WebApplication>? beforeSessions = null,
+        bool sessionMiddleware = true)
     {
         var databasePath = Path.Combine(folder, "sessions.db");
         var postgres = store == StoreKind.PostgreSql ? await (await PostgresServer.SharedAsync()).CreateDatabaseAsync() : null;
@@ -105,12 +107,16 @@ internal sealed class SessionTestHost : IAsyncDisposable
         var app = builder.Build();
         if (authenticationFirst)
         {
-            // The wrong order, on purpose.
+            // Authentication before the session middleware, as WebApplication places it when the app does not call it.
             app.UseAuthentication();
         }
 
         beforeSessions?.Invoke(app);
-        app.UseServerSideSessions();
+        if (sessionMiddleware)
+        {
+            app.UseServerSideSessions();
+        }
+
         MapDefaultEndpoints(app);
         endpoints?.Invoke(app);
         if (migrate)

@@ -3,9 +3,10 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Logging;
+using SessionMiddleware.Middleware;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Authentication;
@@ -44,11 +45,18 @@ internal sealed class ServerSideTicketStore : ITicketStore
 
     public Task<string> StoreAsync(AuthenticationTicket ticket, CancellationToken cancellationToken) => StoreAsync(ticket, CurrentContext(), cancellationToken);
 
+    public async Task<string> StoreAsync(AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
+        var reference = await Store(ticket, request.Session).ConfigureAwait(false);
+        await request.CommitIfLateAsync().ConfigureAwait(false);
+        return reference;
+    }
+
     /// <summary>A sign-in: keeps the ticket under a new reference; a binding scheme binds the session to the user and renews its ID.</summary>
-    public Task<string> StoreAsync(AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    private Task<string> Store(AuthenticationTicket ticket, ServerSideSession session)
     {
         ArgumentNullException.ThrowIfNull(ticket);
-        var session = SessionOf(httpContext);
         if (_binds)
         {
             var userId = UserIdOf(ticket);
@@ -80,12 +88,21 @@ internal sealed class ServerSideTicketStore : ITicketStore
 
     public Task RenewAsync(string key, AuthenticationTicket ticket, CancellationToken cancellationToken) => RenewAsync(key, ticket, CurrentContext(), cancellationToken);
 
+    public async Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
+        await Renew(key, ticket, request.Session).ConfigureAwait(false);
+
+        // The cookie handler renews a sliding ticket as the response starts, after the middleware's last commit when the
+        // response has no body: the renewal is then written here.
+        await request.CommitIfLateAsync().ConfigureAwait(false);
+    }
+
     /// <summary>A sliding renewal, or a sign-in over a current one: the ticket is replaced under the same reference.</summary>
-    public Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    private Task Renew(string key, AuthenticationTicket ticket, ServerSideSession session)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(ticket);
-        var session = SessionOf(httpContext);
         var userId = UserIdOf(ticket);
         if (_binds && !string.Equals(session.UserId, userId, StringComparison.Ordinal))
         {
@@ -102,11 +119,17 @@ internal sealed class ServerSideTicketStore : ITicketStore
 
     public Task<AuthenticationTicket?> RetrieveAsync(string key, CancellationToken cancellationToken) => RetrieveAsync(key, CurrentContext(), cancellationToken);
 
+    public async Task<AuthenticationTicket?> RetrieveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        // A session that could not be loaded vouches for nobody (the session middleware answers 503).
+        var request = await RequestOfAsync(httpContext).ConfigureAwait(false);
+        return request is null ? null : await Retrieve(key, request.Session).ConfigureAwait(false);
+    }
+
     /// <summary>The ticket the authentication cookie refers to, if the session still holds it; otherwise the request is anonymous.</summary>
-    public Task<AuthenticationTicket?> RetrieveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    private Task<AuthenticationTicket?> Retrieve(string key, ServerSideSession session)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var session = SessionOf(httpContext);
         if (session.GetTicket(_scheme) is not { } kept || !string.Equals(kept.Id, key, StringComparison.Ordinal))
         {
             // Revoked, signed out, expired, cleaned, or a reference from an earlier sign-in.
@@ -139,11 +162,17 @@ internal sealed class ServerSideTicketStore : ITicketStore
 
     public Task RemoveAsync(string key, CancellationToken cancellationToken) => RemoveAsync(key, CurrentContext(), cancellationToken);
 
+    public async Task RemoveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
+        await Remove(key, request.Session).ConfigureAwait(false);
+        await request.CommitIfLateAsync().ConfigureAwait(false);
+    }
+
     /// <summary>A sign-out (or an expired ticket): a binding scheme's ends the session, a helper scheme's removes only its ticket.</summary>
-    public Task RemoveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    private Task Remove(string key, ServerSideSession session)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var session = SessionOf(httpContext);
         if (session.GetTicket(_scheme) is not { } kept || !string.Equals(kept.Id, key, StringComparison.Ordinal))
         {
             return Task.CompletedTask;
@@ -175,13 +204,32 @@ internal sealed class ServerSideTicketStore : ITicketStore
         _httpContextAccessor.HttpContext ?? throw new InvalidOperationException(
             "The server-side ticket store was called outside a request; it keeps sign-ins in the request's server-side session.");
 
-    private static ServerSideSession SessionOf(HttpContext httpContext)
+    /// <summary>
+    /// The request's session: the one the session middleware loaded, or, when authentication runs before it (WebApplication
+    /// inserts <c>UseAuthentication()</c> first when the app does not call it), loaded here for the middleware to take over.
+    /// Null when it could not be loaded (logged; the session middleware answers 503).
+    /// </summary>
+    private static async Task<RequestSession?> RequestOfAsync(HttpContext httpContext)
     {
         ArgumentNullException.ThrowIfNull(httpContext);
-        return httpContext.Features.Get<ISessionFeature>()?.Session as ServerSideSession
-            ?? throw new InvalidOperationException(
-                "AddTicketStore() keeps the sign-in in the server-side session, which this request does not have: call " +
-                "app.UseServerSideSessions() before app.UseAuthentication() (and before UseAuthorization and the endpoints), " +
-                "and do not use UseSession() beside it.");
+        if (RequestSession.Of(httpContext) is { } request)
+        {
+            return request;
+        }
+
+        if (httpContext.RequestServices?.GetService<SessionRuntime>() is not { MiddlewareInPipeline: true } runtime)
+        {
+            throw new InvalidOperationException(
+                "AddTicketStore() keeps the sign-in in the server-side session, but the app's pipeline has no session middleware: " +
+                "add app.UseServerSideSessions() (before the endpoints; anywhere relative to UseAuthentication()).");
+        }
+
+        request = await RequestSession.LoadAsync(runtime, httpContext, early: true).ConfigureAwait(false);
+        httpContext.RequestAborted.ThrowIfCancellationRequested();
+        return request;
     }
+
+    // A sign-in or sign-out cannot be kept without the session.
+    private static InvalidOperationException LoadFailed() => new(
+        "The server-side session of this request could not be loaded (see the LoadFailed log entry), so the sign-in or sign-out cannot be kept.");
 }

@@ -7,9 +7,6 @@ using Microsoft.Extensions.Options;
 
 namespace SessionMiddleware.Authentication;
 
-/// <summary>Registered by <c>AddTicketStore(...)</c>: the session middleware then checks that it runs before authentication.</summary>
-internal sealed class TicketStoreMarker;
-
 /// <summary>The cookie authentication schemes <c>AddTicketStore(...)</c> names; none named means every cookie scheme.</summary>
 internal sealed class TicketStoreSchemes
 {

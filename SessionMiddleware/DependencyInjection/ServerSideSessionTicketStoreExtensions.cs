@@ -28,7 +28,6 @@ public static class ServerSideSessionTicketStoreExtensions
         ArgumentNullException.ThrowIfNull(authenticationSchemes);
         var services = builder.Services;
         services.AddHttpContextAccessor();
-        services.TryAddSingleton<TicketStoreMarker>();
         services.Configure<TicketStoreSchemes>(s => s.Names.UnionWith(authenticationSchemes));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, TicketStorePostConfigure>());
         return builder;

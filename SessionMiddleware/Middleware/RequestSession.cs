@@ -23,6 +23,144 @@ internal sealed class RequestSession : ISessionOwner
     private bool _discarded;
     private TimeSpan? _creationRefusedFor;
 
+    /// <summary>Who commits a change made to the session now.</summary>
+    public enum Phase
+    {
+        /// <summary>
+        /// Loaded by the ticket store because authentication runs before <c>UseServerSideSessions()</c>: the middleware
+        /// takes the session over and commits it; should the response start before it does, the session commits itself.
+        /// </summary>
+        LoadedEarly,
+
+        /// <summary>The middleware runs the rest of the pipeline and commits when the response starts and at its end.</summary>
+        InPipeline,
+
+        /// <summary>No commit of the middleware follows: a change (a sliding renewal as a bodiless response starts) commits at once.</summary>
+        Finished,
+    }
+
+    /// <summary>Where the request is in the session's life (see <see cref="Phase"/>).</summary>
+    public Phase CurrentPhase { get; private set; }
+
+    /// <summary>The request's session, once loaded by the middleware or by the ticket store; it stays after the middleware returns.</summary>
+    public static RequestSession? Of(HttpContext context) => context.Features.Get<RequestSession>();
+
+    /// <summary>
+    /// Reads the session cookie and loads the session's row, once per request: from the middleware, or from the ticket store
+    /// (<paramref name="early"/>) when authentication runs before the middleware. The session is kept on the request for the
+    /// other. Returns null when the client went away or the load failed (logged; the middleware answers 503, and a
+    /// failure is not retried within the request).
+    /// </summary>
+    public static async Task<RequestSession?> LoadAsync(SessionRuntime runtime, HttpContext context, bool early)
+    {
+        // The middleware takes over a session the ticket store loaded early; a pipeline run again (an exception handler's
+        // re-execution) loads the session again, as a new request would.
+        if (Of(context) is { } loaded && (early || loaded.CurrentPhase == Phase.LoadedEarly))
+        {
+            return loaded;
+        }
+
+        if (context.Features.Get<LoadFailure>() is not null)
+        {
+            return null;
+        }
+
+        var secretId = runtime.Cookies.ReadSecretId(context.Request, out var rejectedReason);
+        if (rejectedReason is not null)
+        {
+            Log.CookieRejected(runtime.Logger, rejectedReason);
+            var otherKeyRing = rejectedReason == SessionIdProtector.NotOurKeyRing;
+            runtime.Metrics.CookieRejected(otherKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
+            if (otherKeyRing)
+            {
+                runtime.KeyRingRejections.Record(runtime.Logger);
+            }
+        }
+
+        // No valid cookie: a new empty session, and no database call at all.
+        StoredSession? stored = null;
+        if (secretId is not null)
+        {
+            var key = SessionIdProtector.ComputeKey(secretId);
+            var loadSpan = SessionTracing.Start("load", runtime.Metrics, runtime.Store);
+            try
+            {
+                using var timeout = runtime.StartIOTimeout(context.RequestAborted);
+                stored = await runtime.Metrics.TimeAsync(runtime.Store, "load", Stopwatch.GetTimestamp(), runtime.Store.LoadAsync(key, timeout.Token)).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away; there is nobody to answer.
+                return null;
+            }
+            catch (Exception ex)
+            {
+                SessionTracing.Failed(loadSpan, ex);
+                Log.LoadFailed(runtime.Logger, ex);
+                context.Features.Set(LoadFailure.Instance);
+                return null;
+            }
+            finally
+            {
+                loadSpan?.Dispose();
+            }
+
+            if (stored is null)
+            {
+                // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
+                Log.SessionNotFound(runtime.Logger, SessionIdProtector.ToPublicId(key));
+                runtime.Metrics.CookieRejected(SessionMetrics.RejectedUnknownSession);
+            }
+        }
+
+        var request = new RequestSession(runtime, context, secretId, stored);
+        context.Features.Set(request);
+        if (early)
+        {
+            // Registered after the authentication handler's own callback, so it runs before it: a sliding renewal the
+            // handler stores then finds the session Finished and commits itself.
+            context.Response.OnStarting(static state => ((RequestSession)state).ResponseStartingBeforeMiddleware(), request);
+        }
+        else
+        {
+            request.CurrentPhase = Phase.InPipeline;
+        }
+
+        return request;
+    }
+
+    /// <summary>The middleware takes over the session the ticket store loaded early.</summary>
+    public void EnterPipeline() => CurrentPhase = Phase.InPipeline;
+
+    /// <summary>The middleware's pipeline returned: it commits once more, and a change after that commits itself.</summary>
+    public void LeavePipeline() => CurrentPhase = Phase.Finished;
+
+    /// <summary>
+    /// After a change by the ticket store: commits it now when no commit of the middleware follows (the middleware's last
+    /// commit ran, or the response started before the middleware took the session); otherwise the middleware commits it.
+    /// </summary>
+    public Task CommitIfLateAsync() =>
+        CurrentPhase == Phase.Finished ? ServerSideSessionMiddleware.CommitLateAsync(this) : Task.CompletedTask;
+
+    // The response starts before the middleware took the early-loaded session (authentication, or a middleware between it
+    // and the session middleware, answered on its own): whatever the ticket store changed is committed now.
+    private Task ResponseStartingBeforeMiddleware()
+    {
+        if (CurrentPhase != Phase.LoadedEarly)
+        {
+            return Task.CompletedTask;
+        }
+
+        CurrentPhase = Phase.Finished;
+        return ServerSideSessionMiddleware.CommitLateAsync(this);
+    }
+
+    /// <summary>Marks a request whose session could not be loaded, so that it is loaded (and logged) once.</summary>
+    private sealed class LoadFailure
+    {
+        public static readonly LoadFailure Instance = new();
+    }
+
     /// <summary>The session loaded from its row, or a new empty one when the request brought no live row.</summary>
     public RequestSession(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored)
     {

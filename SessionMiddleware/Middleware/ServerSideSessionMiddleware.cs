@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -23,6 +22,10 @@ internal sealed class ServerSideSessionMiddleware
     {
         _next = next;
         _runtime = runtime;
+
+        // Built with the pipeline, before the first request: the ticket store can tell an app without the middleware
+        // from one whose authentication runs before it.
+        runtime.MiddlewareInPipeline = true;
     }
 
     private enum StoreFailure
@@ -35,62 +38,20 @@ internal sealed class ServerSideSessionMiddleware
 
     public async Task InvokeAsync(HttpContext context)
     {
-        if (_runtime.TicketStoreEnabled && context.Features.Get<IAuthenticationFeature>() is not null)
+        // The ticket store loaded the session already when authentication runs first (WebApplication inserts
+        // UseAuthentication() at the start of the pipeline when the app does not call it): that session is taken over.
+        var request = await RequestSession.LoadAsync(_runtime, context, early: false).ConfigureAwait(false);
+        if (request is null)
         {
-            // UseAuthentication() ran first: it read the sign-in before this request had its session.
-            throw new InvalidOperationException(
-                "AddTicketStore() keeps the sign-in in the server-side session, so app.UseServerSideSessions() must come before " +
-                "app.UseAuthentication() (and UseAuthorization and the endpoints) in the pipeline.");
+            if (!context.RequestAborted.IsCancellationRequested)
+            {
+                AnswerFailure(StoreFailure.Load, exception: null, context, _runtime.Logger, request: null);
+            }
+
+            return;
         }
 
-        var secretId = _runtime.Cookies.ReadSecretId(context.Request, out var rejectedReason);
-        if (rejectedReason is not null)
-        {
-            Log.CookieRejected(_runtime.Logger, rejectedReason);
-            var otherKeyRing = rejectedReason == SessionIdProtector.NotOurKeyRing;
-            _runtime.Metrics.CookieRejected(otherKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
-            if (otherKeyRing)
-            {
-                _runtime.KeyRingRejections.Record(_runtime.Logger);
-            }
-        }
-
-        // No valid cookie: a new empty session, and no database call at all.
-        StoredSession? stored = null;
-        if (secretId is not null)
-        {
-            var key = SessionIdProtector.ComputeKey(secretId);
-            var loadSpan = SessionTracing.Start("load", _runtime.Metrics, _runtime.Store);
-            try
-            {
-                using var timeout = _runtime.StartIOTimeout(context.RequestAborted);
-                stored = await _runtime.Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(key, timeout.Token)).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-            {
-                // The client went away; there is nobody to answer.
-                return;
-            }
-            catch (Exception ex)
-            {
-                SessionTracing.Failed(loadSpan, ex);
-                AnswerFailure(StoreFailure.Load, ex, context, _runtime.Logger, request: null);
-                return;
-            }
-            finally
-            {
-                loadSpan?.Dispose();
-            }
-
-            if (stored is null)
-            {
-                // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
-                Log.SessionNotFound(_runtime.Logger, SessionIdProtector.ToPublicId(key));
-                _runtime.Metrics.CookieRejected(SessionMetrics.RejectedUnknownSession);
-            }
-        }
-
-        var request = new RequestSession(_runtime, context, secretId, stored);
+        request.EnterPipeline();
         context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
         context.Response.OnStarting(OnStartingAsync, request);
         try
@@ -105,11 +66,20 @@ internal sealed class ServerSideSessionMiddleware
         finally
         {
             context.Features.Set<ISessionFeature>(null);
+            request.LeavePipeline();
         }
 
         var when = context.Response.HasStarted ? StoreFailure.CommitAfterResponseStarted : StoreFailure.CommitAfterApp;
         await CommitAsync(request, when).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// A change the ticket store made when no commit of this middleware follows: a sliding renewal as a bodiless response
+    /// starts after the pipeline returned, or a sign-in the authentication middleware answered before this one ran.
+    /// Committed now, and a failure answered as a commit at this point would be.
+    /// </summary>
+    internal static Task CommitLateAsync(RequestSession request) =>
+        CommitAsync(request, request.Context.Response.HasStarted ? StoreFailure.CommitAfterResponseStarted : StoreFailure.CommitOnStarting);
 
     /// <summary>Response.OnStarting: commit before the first byte goes out, so the next request sees the write.</summary>
     private static Task OnStartingAsync(object state) => CommitAsync((RequestSession)state, StoreFailure.CommitOnStarting);
@@ -159,7 +129,7 @@ internal sealed class ServerSideSessionMiddleware
     }
 
     /// <summary>Logs a store failure and answers the client; returns whether the caller rethrows.</summary>
-    private static bool AnswerFailure(StoreFailure failure, Exception exception, HttpContext context, ILogger logger, RequestSession? request)
+    private static bool AnswerFailure(StoreFailure failure, Exception? exception, HttpContext context, ILogger logger, RequestSession? request)
     {
         // Never a silently empty session, never a success for a lost write:
         //   failure                        answer                                           the request's changes
@@ -172,13 +142,13 @@ internal sealed class ServerSideSessionMiddleware
         var response = context.Response;
         if (failure == StoreFailure.Load)
         {
-            Log.LoadFailed(logger, exception);
+            // Logged where the load failed (RequestSession.LoadAsync).
             response.StatusCode = StatusCodes.Status503ServiceUnavailable;
             response.Headers.RetryAfter = "1";
             return false;
         }
 
-        Log.CommitFailed(logger, request!.SafeId(), exception);
+        Log.CommitFailed(logger, request!.SafeId(), exception!);
         request.CommitFailed();
         switch (failure)
         {

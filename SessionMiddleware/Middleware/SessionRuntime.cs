@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using SessionMiddleware.Authentication;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
@@ -29,8 +28,7 @@ internal sealed class SessionRuntime
         ILogger<ServerSideSessionMiddleware> logger,
         SessionMetrics metrics,
         SessionEvents events,
-        RecentRenewals renewals,
-        TicketStoreMarker? ticketStore = null)
+        RecentRenewals renewals)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Value;
@@ -40,7 +38,6 @@ internal sealed class SessionRuntime
         TimeProvider = timeProvider;
         Expiry = new SessionExpiry(Options, timeProvider);
         Logger = logger;
-        TicketStoreEnabled = ticketStore is not null;
         Metrics = metrics;
         Events = events;
         Renewals = renewals;
@@ -100,8 +97,11 @@ internal sealed class SessionRuntime
     /// <summary>Raises <see cref="ServerSideSessionOptions.Events"/> (and counts ended sessions).</summary>
     public SessionEvents Events { get; }
 
-    /// <summary>Whether cookie authentication keeps its sign-ins in the session (<c>AddTicketStore</c>).</summary>
-    public bool TicketStoreEnabled { get; }
+    /// <summary>
+    /// Whether a pipeline of the app has the session middleware (<c>UseServerSideSessions()</c>): set when it is built. The
+    /// ticket store, called without the request's session, then loads it (authentication runs first) instead of failing.
+    /// </summary>
+    public bool MiddlewareInPipeline { get; set; }
 
     public ServerSideSessionOptions Options { get; }
 
