@@ -78,7 +78,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
             session.SigningIn = true;
         }
 
-        var reference = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var reference = NewReference();
         Keep(session, reference, ticket);
         Log.TicketStored(_logger, _scheme, session.Id);
         return Task.FromResult(reference);
@@ -91,27 +91,42 @@ internal sealed class ServerSideTicketStore : ITicketStore
     public async Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
     {
         var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
-        await Renew(key, ticket, request.Session).ConfigureAwait(false);
+        await Renew(key, ticket, request.Session, httpContext).ConfigureAwait(false);
 
         // The cookie handler renews a sliding ticket as the response starts, after the middleware's last commit when the
         // response has no body: the renewal is then written here.
         await request.CommitIfLateAsync().ConfigureAwait(false);
     }
 
-    /// <summary>A sliding renewal, or a sign-in over a current one: the ticket is replaced under the same reference.</summary>
-    private Task Renew(string key, AuthenticationTicket ticket, ServerSideSession session)
+    /// <summary>
+    /// A sliding renewal, or a sign-in over the request's current one (the cookie handler passes the key its authentication
+    /// cookie carried). The same user's sign-in that the session still keeps under that key is replaced under it; any other
+    /// — another user, or a sign-in after a sign-out in this request — is kept under a new reference, which
+    /// <see cref="TicketReferenceFormat"/> puts into the new authentication cookie, so the earlier cookie no longer matches.
+    /// </summary>
+    private Task Renew(string key, AuthenticationTicket ticket, ServerSideSession session, HttpContext httpContext)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(ticket);
         var userId = UserIdOf(ticket);
-        if (_binds && !string.Equals(session.UserId, userId, StringComparison.Ordinal))
+        var anotherUser = _binds && !string.Equals(session.UserId, userId, StringComparison.Ordinal);
+        if (anotherUser)
         {
-            // A sign-in as another user over a current sign-in.
+            // A sign-in as another user over a current sign-in (or after this request's sign-out unbound the session).
             session.RemoveAllTickets();
             session.BindToUser(userId);
         }
 
-        Keep(session, key, ticket);
+        var reference = key;
+        if (anotherUser || session.GetTicket(_scheme) is not { } kept || !string.Equals(kept.Id, key, StringComparison.Ordinal))
+        {
+            // The key names a sign-in that ended in this request (signed out, or replaced by another user's): never reuse it.
+            reference = NewReference();
+            TicketReferenceFormat.Replace(httpContext, _scheme, key, reference);
+            Log.TicketReferenceReplaced(_logger, _scheme, session.Id);
+        }
+
+        Keep(session, reference, ticket);
         return Task.CompletedTask;
     }
 
@@ -197,6 +212,8 @@ internal sealed class ServerSideTicketStore : ITicketStore
         var protectedTicket = _protector.Protect(TicketSerializer.Default.Serialize(ticket));
         session.SetTicket(_scheme, new SessionTicket(reference, keepUntil, protectedTicket));
     }
+
+    private static string NewReference() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
     private string? UserIdOf(AuthenticationTicket ticket) => ticket.Principal.FindFirst(_userIdClaimType)?.Value is { Length: > 0 } id ? id : null;
 

@@ -13,7 +13,11 @@ internal sealed class TicketStoreSchemes
     public HashSet<string> Names { get; } = new(StringComparer.Ordinal);
 }
 
-/// <summary>Sets <see cref="CookieAuthenticationOptions.SessionStore"/> of the chosen cookie schemes to a <see cref="ServerSideTicketStore"/>.</summary>
+/// <summary>
+/// Sets <see cref="CookieAuthenticationOptions.SessionStore"/> of the chosen cookie schemes to a <see cref="ServerSideTicketStore"/>,
+/// and wraps their <see cref="CookieAuthenticationOptions.TicketDataFormat"/> in a <see cref="TicketReferenceFormat"/> so that a
+/// sign-in the store keeps under a new reference gets an authentication cookie that carries it.
+/// </summary>
 internal sealed class TicketStorePostConfigure(
     IOptions<TicketStoreSchemes> schemes,
     IOptions<ServerSideSessionOptions> sessionOptions,
@@ -39,6 +43,14 @@ internal sealed class TicketStorePostConfigure(
             dataProtection.CreateProtector(ProtectionPurpose, name),
             httpContextAccessor,
             logger);
+
+        // This may run before or after the cookie handler's own post-configure (the order of the AddCookie and AddTicketStore
+        // calls): without a format yet, the handler's default one is made here, as the handler would make it.
+        if (options.TicketDataFormat is not TicketReferenceFormat)
+        {
+            options.TicketDataFormat = new TicketReferenceFormat(
+                TicketReferenceFormat.InnerFor(name, options, dataProtection), name, httpContextAccessor);
+        }
     }
 
     private bool Applies(string scheme) =>

@@ -138,4 +138,7 @@ internal static partial class Log
 
     [LoggerMessage(93, LogLevel.Warning, "{Count} session cookies since {Since:u} could not be unprotected: they were protected by another Data Protection key ring (servers that do not share their keys and application name, or keys lost at a restart or deployment) or tampered with; those users lose their sessions. Share one key ring between the servers (README: \"Several servers: PostgreSQL\"). Logged at most every {Interval}.", EventName = "CookiesFromAnotherKeyRing")]
     public static partial void CookiesFromAnotherKeyRing(ILogger logger, long count, DateTimeOffset since, TimeSpan interval);
+
+    [LoggerMessage(2355, LogLevel.Debug, "A sign-in of scheme {Scheme} over one that ended in the same request (a sign-out, or another user's sign-in) was kept under a new reference in session {SessionId}; the earlier authentication cookie no longer matches.", EventName = "TicketReferenceReplaced")]
+    public static partial void TicketReferenceReplaced(ILogger logger, string scheme, string sessionId);
 }
