@@ -29,7 +29,8 @@ internal static class AuthTestApp
         Action<IServerSideSessionsBuilder>? services = null,
         bool authenticationBeforeSessions = false,
         Action<ServerSideSessionOptions>? configure = null,
-        string? keysFolder = null) =>
+        string? keysFolder = null,
+        StoreKind store = StoreKind.Sqlite) =>
         SessionTestHost.StartAsync(
             folder,
             configure,
@@ -58,7 +59,8 @@ internal static class AuthTestApp
             },
             time: time ?? new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())),
             keysFolder: keysFolder,
-            authenticationFirst: authenticationBeforeSessions);
+            authenticationFirst: authenticationBeforeSessions,
+            store: store);
 
     private static void Map(WebApplication app)
     {

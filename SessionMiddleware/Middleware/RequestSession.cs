@@ -22,6 +22,7 @@ internal sealed class RequestSession : ISessionOwner
     private bool _touched;
     private bool _discarded;
     private TimeSpan? _creationRefusedFor;
+    private byte[]? _deadKey;
 
     /// <summary>The session loaded from its row, or a new empty one when the request brought no live row.</summary>
     public RequestSession(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored)
@@ -30,6 +31,8 @@ internal sealed class RequestSession : ISessionOwner
         Context = context;
         if (secretId is null || stored is null)
         {
+            // A cookie naming no live session: expired at the commit, unless a new session's cookie replaces it.
+            _deadKey = secretId is null ? null : SessionIdProtector.ComputeKey(secretId);
             Session = ServerSideSession.CreateNew(this, runtime.Options.MaxSessionBytes, runtime.Now());
             return;
         }
@@ -105,6 +108,12 @@ internal sealed class RequestSession : ISessionOwner
         //                                 other's renewal as its own
         //   row gone otherwise            a write throws (5xx); a touch stops      none: only Abandon expires it
         var session = Session;
+        if (_deadKey is { } deadKey && !_discarded && session.IsNew && !session.HasContent && !Context.Response.HasStarted)
+        {
+            _deadKey = null;
+            await ExpireDeadCookieAsync(deadKey, cancellationToken).ConfigureAwait(false);
+        }
+
         if (_discarded || !HasStoreWork(session))
         {
             // Most read-only requests end here: no store call, so no timeout token source either.
@@ -170,6 +179,25 @@ internal sealed class RequestSession : ISessionOwner
         {
             await TouchIfDueAsync(session, token).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The request's cookie names no live session (revoked, expired, cleaned, unknown) and the request stores none: the
+    /// cookie is expired so that the browser stops sending it. Not when this process renewed that ID lately: the browser
+    /// may already hold the new cookie (the renewal's response) and this one would delete it. The renewal is recorded
+    /// under the key's commit lock, so a renewal still being committed is waited for.
+    /// </summary>
+    private async Task ExpireDeadCookieAsync(byte[] deadKey, CancellationToken cancellationToken)
+    {
+        using (await _runtime.CommitLocks.EnterAsync(deadKey, cancellationToken).ConfigureAwait(false))
+        {
+            if (_runtime.Renewals.TryGet(deadKey, out _))
+            {
+                return;
+            }
+        }
+
+        Cookies.Expire(Context);
     }
 
     /// <summary>The session's public ID for logs, without making an ID for a new session.</summary>

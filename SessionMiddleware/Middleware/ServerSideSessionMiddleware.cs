@@ -82,6 +82,13 @@ internal sealed class ServerSideSessionMiddleware
                 loadSpan?.Dispose();
             }
 
+            if (stored is not null && _runtime.Expiry.IsPastAbsoluteTimeout(stored.CreatedAt))
+            {
+                // AbsoluteTimeout caps every session, a remembered sign-in too, whatever expiry its row recorded
+                // (written before the timeout was set or shortened); the row is left for the cleaner, as any expired one.
+                stored = null;
+            }
+
             if (stored is null)
             {
                 // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
