@@ -50,6 +50,37 @@ public sealed class CleanupTests : TempFolderTest
     }
 
     [Test]
+    public async Task HostedCleaner_SaysAtInformationThatItRuns_ThenLogsRunsThatDeleteAtInformation_AndEmptyRunsAtDebug()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
+        {
+            o.IdleTimeout = TimeSpan.FromMinutes(20);
+            o.CleanupInterval = TimeSpan.FromDays(1);      // the timer stays quiet: the test runs the cleaner itself
+        }, time: _time);
+        var cleaner = host.Services.GetServices<IHostedService>().OfType<SessionCleanupService>().Single();
+        await cleaner.TimerStarted.WaitAsync(TimeSpan.FromSeconds(30));
+        await host.CreateBrowser().GetTextAsync("/set?key=a&value=1");
+
+        await cleaner.RunOnceAsync(CancellationToken.None);
+        _time.Advance(TimeSpan.FromMinutes(21));
+        await cleaner.RunOnceAsync(CancellationToken.None);
+
+        var cleanerLogs = host.Logs.GetSnapshot().Where(r => r.Category == typeof(SessionCleanupService).FullName).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(
+                cleanerLogs.Select(r => (r.Id.Name, r.Level)),
+                Is.EqualTo(new[]
+                {
+                    ("CleanupStarted", Microsoft.Extensions.Logging.LogLevel.Information),
+                    ("CleanupFoundNothing", Microsoft.Extensions.Logging.LogLevel.Debug),
+                    ("CleanupCompleted", Microsoft.Extensions.Logging.LogLevel.Information),
+                }));
+            Assert.That(cleanerLogs[0].Message, Does.Contain("1.00:00:00"), "names the interval");
+        });
+    }
+
+    [Test]
     public void FirstRun_ComesAfterHalfToAWholeInterval_NotTheSameOnEveryNode()
     {
         var interval = TimeSpan.FromMinutes(1);

@@ -31,7 +31,8 @@ internal static class AuthTestApp
         bool authenticationBeforeSessions = false,
         Action<ServerSideSessionOptions>? configure = null,
         string? keysFolder = null,
-        bool sessionMiddleware = true) =>
+        bool sessionMiddleware = true,
+        StoreKind store = StoreKind.Sqlite) =>
         SessionTestHost.StartAsync(
             folder,
             configure,
@@ -61,7 +62,8 @@ internal static class AuthTestApp
             time: time ?? new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())),
             keysFolder: keysFolder,
             authenticationFirst: authenticationBeforeSessions,
-            sessionMiddleware: sessionMiddleware);
+            sessionMiddleware: sessionMiddleware,
+            store: store);
 
     private static void Map(WebApplication app)
     {

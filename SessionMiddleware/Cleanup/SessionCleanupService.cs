@@ -57,7 +57,9 @@ internal sealed class SessionCleanupService : BackgroundService
     {
         // The first run comes after a random half to whole interval, so that servers started together (several
         // nodes over one PostgreSQL database) do not all clean at the same moment; then every interval.
-        using var timer = new PeriodicTimer(FirstRunDelay(_options.CleanupInterval), _timeProvider);
+        var firstRun = FirstRunDelay(_options.CleanupInterval);
+        using var timer = new PeriodicTimer(firstRun, _timeProvider);
+        Log.CleanupStarted(_logger, _options.CleanupInterval, firstRun);
         _timerStarted.TrySetResult();
         try
         {

@@ -59,6 +59,9 @@ internal static partial class Log
     [LoggerMessage(20, LogLevel.Information, "Session cleanup deleted {Count} expired sessions in {Batches} batches in {ElapsedMs:0.0} ms.", EventName = "CleanupCompleted")]
     public static partial void CleanupCompleted(ILogger logger, int count, int batches, double elapsedMs);
 
+    [LoggerMessage(2360, LogLevel.Information, "Session cleanup runs every {Interval} (the first run in {FirstRun}); a run that deletes expired sessions is logged at Information, an empty run at Debug, a failed one as an Error.", EventName = "CleanupStarted")]
+    public static partial void CleanupStarted(ILogger logger, TimeSpan interval, TimeSpan firstRun);
+
     [LoggerMessage(22, LogLevel.Debug, "Session cleanup found no expired sessions ({ElapsedMs:0.0} ms).", EventName = "CleanupFoundNothing")]
     public static partial void CleanupFoundNothing(ILogger logger, double elapsedMs);
 

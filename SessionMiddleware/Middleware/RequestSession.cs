@@ -22,6 +22,7 @@ internal sealed class RequestSession : ISessionOwner
     private bool _touched;
     private bool _discarded;
     private TimeSpan? _creationRefusedFor;
+    private byte[]? _deadKey;
 
     /// <summary>Who commits a change made to the session now.</summary>
     public enum Phase
@@ -105,6 +106,13 @@ internal sealed class RequestSession : ISessionOwner
                 loadSpan?.Dispose();
             }
 
+            if (stored is not null && runtime.Expiry.IsPastAbsoluteTimeout(stored.CreatedAt))
+            {
+                // AbsoluteTimeout caps every session, a remembered sign-in too, whatever expiry its row recorded
+                // (written before the timeout was set or shortened); the row is left for the cleaner, as any expired one.
+                stored = null;
+            }
+
             if (stored is null)
             {
                 // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
@@ -168,6 +176,8 @@ internal sealed class RequestSession : ISessionOwner
         Context = context;
         if (secretId is null || stored is null)
         {
+            // A cookie naming no live session: expired at the commit, unless a new session's cookie replaces it.
+            _deadKey = secretId is null ? null : SessionIdProtector.ComputeKey(secretId);
             Session = ServerSideSession.CreateNew(this, runtime.Options.MaxSessionBytes, runtime.Now());
             return;
         }
@@ -243,6 +253,12 @@ internal sealed class RequestSession : ISessionOwner
         //                                 other's renewal as its own
         //   row gone otherwise            a write throws (5xx); a touch stops      none: only Abandon expires it
         var session = Session;
+        if (_deadKey is { } deadKey && !_discarded && session.IsNew && !session.HasContent && !Context.Response.HasStarted)
+        {
+            _deadKey = null;
+            await ExpireDeadCookieAsync(deadKey, cancellationToken).ConfigureAwait(false);
+        }
+
         if (_discarded || !HasStoreWork(session))
         {
             // Most read-only requests end here: no store call, so no timeout token source either.
@@ -313,6 +329,25 @@ internal sealed class RequestSession : ISessionOwner
         {
             await TouchIfDueAsync(session, token).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The request's cookie names no live session (revoked, expired, cleaned, unknown) and the request stores none: the
+    /// cookie is expired so that the browser stops sending it. Not when this process renewed that ID lately: the browser
+    /// may already hold the new cookie (the renewal's response) and this one would delete it. The renewal is recorded
+    /// under the key's commit lock, so a renewal still being committed is waited for.
+    /// </summary>
+    private async Task ExpireDeadCookieAsync(byte[] deadKey, CancellationToken cancellationToken)
+    {
+        using (await _runtime.CommitLocks.EnterAsync(deadKey, cancellationToken).ConfigureAwait(false))
+        {
+            if (_runtime.Renewals.TryGet(deadKey, out _))
+            {
+                return;
+            }
+        }
+
+        Cookies.Expire(Context);
     }
 
     /// <summary>The session's public ID for logs, without making an ID for a new session.</summary>

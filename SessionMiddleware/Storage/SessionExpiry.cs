@@ -55,14 +55,29 @@ public sealed class SessionExpiry
 
     /// <summary>
     /// When a row used now expires: its default expiry (<see cref="ExpiryParameters.DefaultExpiresAt"/>), or
-    /// <paramref name="keepUntil"/> when that is later (a remembered sign-in).
+    /// <paramref name="keepUntil"/> when that is later (a remembered sign-in), never past creation +
+    /// <see cref="ServerSideSessionOptions.AbsoluteTimeout"/>.
     /// </summary>
     /// <param name="createdAt">The row's creation time.</param>
-    /// <param name="keepUntil">The time the row must live until at least, if any.</param>
+    /// <param name="keepUntil">The time the row should live until, if any (capped by the absolute timeout too).</param>
     /// <returns>The expiry.</returns>
     public DateTimeOffset ExpiresAt(DateTimeOffset createdAt, DateTimeOffset? keepUntil)
     {
-        var expires = DateTimeOffset.FromUnixTimeSeconds(Parameters().DefaultExpiresAt(createdAt.ToUnixTimeSeconds()));
-        return keepUntil is { } k && k > expires ? k : expires;
+        var created = createdAt.ToUnixTimeSeconds();
+        var expires = Parameters().DefaultExpiresAt(created);
+        if (keepUntil is { } k && k.ToUnixTimeSeconds() > expires)
+        {
+            expires = Math.Min(k.ToUnixTimeSeconds(), created + _absoluteSeconds);
+        }
+
+        return DateTimeOffset.FromUnixTimeSeconds(expires);
     }
+
+    /// <summary>
+    /// Whether a session created at <paramref name="createdAt"/> is past <see cref="ServerSideSessionOptions.AbsoluteTimeout"/>
+    /// now, whatever its recorded expiry (a row written before the timeout was set or shortened).
+    /// </summary>
+    /// <param name="createdAt">The session's creation time.</param>
+    /// <returns><see langword="true"/> when the session has outlived the absolute timeout.</returns>
+    public bool IsPastAbsoluteTimeout(DateTimeOffset createdAt) => createdAt.ToUnixTimeSeconds() + _absoluteSeconds < UnixNow();
 }
