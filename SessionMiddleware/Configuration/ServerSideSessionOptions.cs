@@ -97,6 +97,15 @@ public sealed class ServerSideSessionOptions
     public TimeSpan NewSessionLimitWindow { get; set; } = ServerSideSessionDefaults.NewSessionLimitWindow;
 
     /// <summary>
+    /// Whether <see cref="NewSessionLimit"/> also limits clients with a loopback or private address (IPv4 127/8, 10/8,
+    /// 172.16/12, 192.168/16, 169.254/16, 100.64/10; IPv6 ::1, fc00::/7, fe80::/10; their IPv4-mapped forms) and requests
+    /// without an address (a Unix socket). Default <see langword="false"/>: behind a reverse proxy whose forwarded headers
+    /// are not applied (<c>app.UseForwardedHeaders()</c>), every client has the proxy's address, and limiting it would
+    /// lock the whole site out. Set it for an app that clients on a private network reach directly.
+    /// </summary>
+    public bool NewSessionLimitIncludesPrivateAddresses { get; set; }
+
+    /// <summary>
     /// With the ticket store (<c>AddServerSideSessions(...).AddTicketStore()</c>): the claim of a signed-in user whose value
     /// the session is bound to (<see cref="IServerSideSession.UserId"/>, what <see cref="ISessionManager"/> lists and
     /// revokes by). Default <see cref="System.Security.Claims.ClaimTypes.NameIdentifier"/>, which ASP.NET Core Identity sets

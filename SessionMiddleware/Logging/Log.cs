@@ -136,8 +136,11 @@ internal static partial class Log
     [LoggerMessage(91, LogLevel.Debug, "A new session of client {Client} was not stored: ServerSideSessionOptions.NewSessionLimit is reached; answered 429.", EventName = "NewSessionRefused")]
     public static partial void NewSessionRefused(ILogger logger, string client);
 
-    [LoggerMessage(92, LogLevel.Warning, "More than {MaxClients} clients created sessions within one ServerSideSessionOptions.NewSessionLimitWindow; further clients are not limited until the window ends (the limiter's memory is bounded). Logged once per window.", EventName = "NewSessionLimitTableFull")]
+    [LoggerMessage(92, LogLevel.Warning, "More than {MaxClients} clients created sessions within one ServerSideSessionOptions.NewSessionLimitWindow; until the window ends, further clients share 1,024 counters by network (IPv4 /24, IPv6 /48), each with the allowance of one client (the limiter's memory is bounded). Logged once per window.", EventName = "NewSessionLimitTableFull")]
     public static partial void NewSessionLimitTableFull(ILogger logger, int maxClients);
+
+    [LoggerMessage(2320, LogLevel.Warning, "A request from {Address}, a loopback or private address, carries X-Forwarded-For: a reverse proxy forwards it, but its forwarded headers are not applied, so every client has the proxy's address. ServerSideSessionOptions.NewSessionLimit does not limit loopback and private addresses (NewSessionLimitIncludesPrivateAddresses is false), so it limits none of these clients. Call app.UseForwardedHeaders() before app.UseServerSideSessions(), with the proxy in ForwardedHeadersOptions.KnownProxies or KnownNetworks (README: \"Disk growth and limits\"). Logged once.", EventName = "ForwardedHeadersNotApplied")]
+    public static partial void ForwardedHeadersNotApplied(ILogger logger, string address);
 
     [LoggerMessage(93, LogLevel.Warning, "{Count} session cookies since {Since:u} could not be unprotected: they were protected by another Data Protection key ring (servers that do not share their keys and application name, or keys lost at a restart or deployment) or tampered with; those users lose their sessions. Share one key ring between the servers (README: \"Several servers: PostgreSQL\"). Logged at most every {Interval}.", EventName = "CookiesFromAnotherKeyRing")]
     public static partial void CookiesFromAnotherKeyRing(ILogger logger, long count, DateTimeOffset since, TimeSpan interval);

@@ -17,14 +17,17 @@ namespace SessionMiddleware.Middleware;
 /// <remarks>
 /// The framework's window limiters read the real clock and <see cref="PartitionedRateLimiter.Create{TResource, TPartitionKey}"/>
 /// keeps a partition until it has been idle on that clock, so neither follows a <see cref="TimeProvider"/> nor has a
-/// memory bound. This one keeps a counter per client in one table of at most <see cref="MaxClients"/> entries; a client
-/// beyond that is not limited until the table has room again (a distributed flood that large is beyond what a
-/// per-client limit can stop; the memory stays bounded).
+/// memory bound. This one keeps a counter per client in one table of at most <see cref="MaxClients"/> entries; while
+/// the table is full, a client not in it counts in one of <see cref="OverflowCounters"/> shared counters chosen by its
+/// network (IPv4 /24, IPv6 /48), each with the same allowance: a full table still limits, and the memory stays bounded.
 /// </remarks>
 internal sealed class NewSessionLimiter : PartitionedRateLimiter<HttpContext>
 {
     /// <summary>The most clients tracked at once (about 50 bytes each).</summary>
     public const int DefaultMaxClients = 100_000;
+
+    /// <summary>The shared counters of the clients that find the table full.</summary>
+    public const int OverflowCounters = 1_024;
 
     private static readonly RateLimitLease Acquired = new Lease(null);
 
@@ -33,6 +36,7 @@ internal sealed class NewSessionLimiter : PartitionedRateLimiter<HttpContext>
     private readonly TimeProvider _time;
     private readonly object _lock = new();
     private readonly Dictionary<ClientKey, Window> _clients = [];
+    private readonly Window[] _overflow = new Window[OverflowCounters];
     private long _lastSweep;
     private long _refused;
     private long _allowed;
@@ -70,7 +74,7 @@ internal sealed class NewSessionLimiter : PartitionedRateLimiter<HttpContext>
         /// <summary>Within the client's allowance.</summary>
         Allowed,
 
-        /// <summary>Allowed untracked: the table is full (said once per window).</summary>
+        /// <summary>Allowed, counted in a shared overflow counter: the table is full (said once per window).</summary>
         AllowedTableFull,
 
         /// <summary>Refused: the client used up its allowance for this window.</summary>
@@ -95,40 +99,90 @@ internal sealed class NewSessionLimiter : PartitionedRateLimiter<HttpContext>
             ref var window = ref CollectionsMarshal.GetValueRefOrNullRef(_clients, key);
             if (Unsafe.IsNullRef(ref window))
             {
-                _allowed++;
-                if (_clients.Count >= MaxClients)
+                if (_clients.Count < MaxClients)
                 {
-                    // Not tracked, so not limited: see the remarks.
-                    var first = !_tableFullSaid;
-                    _tableFullSaid = true;
-                    return first ? Decision.AllowedTableFull : Decision.Allowed;
+                    _allowed++;
+                    _clients[key] = new Window(now, 1);
+                    return Decision.Allowed;
                 }
 
-                _clients[key] = new Window(now, 1);
-                return Decision.Allowed;
+                // The table is full: the client shares a counter with the others of its network that find it so.
+                var decision = Count(ref _overflow[key.OverflowCounter()], now, out retryAfter);
+                if (decision == Decision.Allowed && !_tableFullSaid)
+                {
+                    _tableFullSaid = true;
+                    return Decision.AllowedTableFull;
+                }
+
+                return decision;
             }
 
-            var elapsed = _time.GetElapsedTime(window.Start, now);
-            if (elapsed >= _window)
-            {
-                window = new Window(now, 1);
-                _allowed++;
-                return Decision.Allowed;
-            }
-
-            if (window.Count < _limit)
-            {
-                window.Count++;
-                _allowed++;
-                return Decision.Allowed;
-            }
-
-            _refused++;
-            retryAfter = _window - elapsed;
-            var firstRefusal = !window.Refused;
-            window.Refused = true;
-            return firstRefusal ? Decision.FirstRefusal : Decision.Refused;
+            return Count(ref window, now, out retryAfter);
         }
+    }
+
+    /// <summary>Counts one new session in <paramref name="window"/> (a client's or an overflow counter).</summary>
+    private Decision Count(ref Window window, long now, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        var elapsed = _time.GetElapsedTime(window.Start, now);
+        if (window.Count == 0 || elapsed >= _window)
+        {
+            window = new Window(now, 1);
+            _allowed++;
+            return Decision.Allowed;
+        }
+
+        if (window.Count < _limit)
+        {
+            window.Count++;
+            _allowed++;
+            return Decision.Allowed;
+        }
+
+        _refused++;
+        retryAfter = _window - elapsed;
+        var firstRefusal = !window.Refused;
+        window.Refused = true;
+        return firstRefusal ? Decision.FirstRefusal : Decision.Refused;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="address"/> is loopback or private (where a reverse proxy usually is): IPv4 127/8, 10/8,
+    /// 172.16/12, 192.168/16, 169.254/16 and 100.64/10, IPv6 ::1, fc00::/7, fe80::/10 and fec0::/10, and the IPv4-mapped
+    /// forms; no address (a Unix socket, a test server) counts as such.
+    /// </summary>
+    public static bool IsLoopbackOrPrivate(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return true;
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            Span<byte> b = stackalloc byte[4];
+            address.TryWriteBytes(b, out _);
+            return b[0] == 127 || b[0] == 10 ||
+                (b[0] == 172 && (b[1] & 0xF0) == 16) ||
+                (b[0] == 192 && b[1] == 168) ||
+                (b[0] == 169 && b[1] == 254) ||
+                (b[0] == 100 && (b[1] & 0xC0) == 64);
+        }
+
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            Span<byte> b = stackalloc byte[16];
+            address.TryWriteBytes(b, out _);
+            return IPAddress.IsLoopback(address) || (b[0] & 0xFE) == 0xFC || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal;
+        }
+
+        return false;
     }
 
     /// <summary>How a client is named in logs: its address, or its /64 network for IPv6.</summary>
@@ -210,6 +264,16 @@ internal sealed class NewSessionLimiter : PartitionedRateLimiter<HttpContext>
 
             address.TryWriteBytes(bytes, out _);
             return new ClientKey(AddressFamily.InterNetworkV6, BinaryPrimitives.ReadUInt64BigEndian(bytes));
+        }
+
+        /// <summary>
+        /// The overflow counter of the client's network (IPv4 /24, IPv6 /48: one block a flood can hold many clients
+        /// of); the hash is seeded per process, so which networks share a counter cannot be chosen from outside.
+        /// </summary>
+        public int OverflowCounter()
+        {
+            var network = Family == AddressFamily.InterNetworkV6 ? Value >> 16 : Value >> 8;
+            return (int)((uint)HashCode.Combine(Family, network) % OverflowCounters);
         }
 
         public override string ToString()

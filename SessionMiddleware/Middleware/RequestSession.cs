@@ -191,6 +191,15 @@ internal sealed class RequestSession : ISessionOwner
 
     public ServerSideSession Session { get; }
 
+    /// <summary>
+    /// Whether a new session of this request counts against NewSessionLimit: set by the middleware for a request that
+    /// brought no live session from a client the limit applies to (a session new after an abandon replaces a live one).
+    /// </summary>
+    public bool LimitsCreation { get; set; }
+
+    /// <summary>The response body that lets a refusal replace the app's body (<see cref="LimitsCreation"/> only).</summary>
+    public NewSessionResponseBody? ResponseBody { get; set; }
+
     /// <inheritdoc/>
     public bool ResponseHasStarted => Context.Response.HasStarted;
 
@@ -366,7 +375,7 @@ internal sealed class RequestSession : ISessionOwner
             return;
         }
 
-        if (!_runtime.MayCreateSession(Context, out var retryAfter))
+        if (LimitsCreation && !_runtime.MayCreateSession(Context, out var retryAfter))
         {
             // NewSessionLimit: nothing is stored, and the middleware answers 429.
             _creationRefusedFor = retryAfter;

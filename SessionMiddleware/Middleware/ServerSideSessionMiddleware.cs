@@ -52,11 +52,28 @@ internal sealed class ServerSideSessionMiddleware
         }
 
         request.EnterPipeline();
+
+        // A request without a live session may create one, which NewSessionLimit may refuse: its body waits for that.
+        var limited = request.Session.IsNew && _runtime.LimitsNewSessionsOf(context);
+        NewSessionResponseBody? body = null;
+        if (limited && context.Features.Get<IHttpResponseBodyFeature>() is { } serverBody)
+        {
+            var response = context.Response;
+            body = new NewSessionResponseBody(serverBody, () => response.HasStarted);
+            context.Features.Set<IHttpResponseBodyFeature>(body);
+        }
+
+        request.LimitsCreation = limited;
+        request.ResponseBody = body;
         context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
         context.Response.OnStarting(OnStartingAsync, request);
         try
         {
             await _next(context).ConfigureAwait(false);
+            if (body is not null)
+            {
+                await body.FinishAsync().ConfigureAwait(false);
+            }
         }
         catch
         {
@@ -67,6 +84,10 @@ internal sealed class ServerSideSessionMiddleware
         {
             context.Features.Set<ISessionFeature>(null);
             request.LeavePipeline();
+            if (body is not null)
+            {
+                context.Features.Set(body.Inner);
+            }
         }
 
         var when = context.Response.HasStarted ? StoreFailure.CommitAfterResponseStarted : StoreFailure.CommitAfterApp;
@@ -92,7 +113,7 @@ internal sealed class ServerSideSessionMiddleware
             await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);
             if (request.TakeCreationRefusal(out var retryAfter))
             {
-                AnswerTooManyNewSessions(request.Context.Response, ifItFails, retryAfter);
+                await AnswerTooManyNewSessionsAsync(request, ifItFails, retryAfter).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -110,23 +131,77 @@ internal sealed class ServerSideSessionMiddleware
     }
 
     /// <summary>
-    /// The new session was refused (<see cref="ServerSideSessionOptions.NewSessionLimit"/>): 429 with Retry-After in
-    /// whole seconds. In OnStarting the body that the app is about to write still follows; only the headers are replaced.
+    /// The new session was refused (<see cref="ServerSideSessionOptions.NewSessionLimit"/>): a 429 of its own, with
+    /// Retry-After in whole seconds and a short text body. The headers that say how a browser may treat any response of
+    /// the site (<see cref="KeptOnRefusal"/>: CSP, HSTS, framing, CORS…) stay; the app's others (its Content-Type and
+    /// length, cookies, caching, location) go. In OnStarting the app's body is dropped by <see cref="NewSessionResponseBody"/>,
+    /// which started the response before any byte of it reached the server, and which writes the text instead.
     /// </summary>
-    private static void AnswerTooManyNewSessions(HttpResponse response, StoreFailure when, TimeSpan retryAfter)
+    private static Task AnswerTooManyNewSessionsAsync(RequestSession request, StoreFailure when, TimeSpan retryAfter)
     {
-        if (when == StoreFailure.CommitOnStarting)
+        var context = request.Context;
+        var response = context.Response;
+        var headers = response.Headers;
+        List<string>? remove = null;
+        foreach (var name in headers.Keys)
         {
-            response.Headers.Clear();
+            if (!KeptOnRefusal.Contains(name))
+            {
+                (remove ??= []).Add(name);
+            }
         }
-        else
+
+        foreach (var name in remove ?? [])
         {
-            response.Clear();
+            headers.Remove(name);
         }
 
         response.StatusCode = StatusCodes.Status429TooManyRequests;
-        response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (context.Features.Get<IHttpResponseFeature>() is { } feature)
+        {
+            feature.ReasonPhrase = null;
+        }
+
+        headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers.CacheControl = "no-store";
+        if (when == StoreFailure.CommitOnStarting)
+        {
+            // Started by the app's first write: the refusal's text replaces its body. Started otherwise (after the
+            // middleware returned, by the server), no body of the app follows, and none is written.
+            if (request.ResponseBody?.ReplaceAppBody(RefusalText) == true)
+            {
+                response.ContentType = RefusalContentType;
+                response.ContentLength = RefusalText.Length;
+            }
+
+            return Task.CompletedTask;
+        }
+
+        // After the app, nothing sent yet.
+        if (response.Body.CanSeek)
+        {
+            response.Body.SetLength(0);
+        }
+
+        response.ContentType = RefusalContentType;
+        response.ContentLength = RefusalText.Length;
+        return response.Body.WriteAsync(RefusalText).AsTask();
     }
+
+    private const string RefusalContentType = "text/plain; charset=utf-8";
+
+    private static readonly ReadOnlyMemory<byte> RefusalText = "Too many new sessions from this client: try again after the time in Retry-After.\n"u8.ToArray();
+
+    /// <summary>The headers a refused new session's 429 keeps: those other middleware set for security and cross-origin reads.</summary>
+    private static readonly System.Collections.Frozen.FrozenSet<string> KeptOnRefusal = System.Collections.Frozen.FrozenSet.ToFrozenSet(
+        [
+            "Content-Security-Policy", "Content-Security-Policy-Report-Only", "Strict-Transport-Security", "X-Frame-Options",
+            "X-Content-Type-Options", "Referrer-Policy", "Permissions-Policy", "Cross-Origin-Opener-Policy",
+            "Cross-Origin-Embedder-Policy", "Cross-Origin-Resource-Policy", "X-Permitted-Cross-Domain-Policies",
+            "X-XSS-Protection", "Reporting-Endpoints", "Report-To", "NEL", "Access-Control-Allow-Origin",
+            "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers", "Vary", "Timing-Allow-Origin",
+        ],
+        StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Logs a store failure and answers the client; returns whether the caller rethrows.</summary>
     private static bool AnswerFailure(StoreFailure failure, Exception? exception, HttpContext context, ILogger logger, RequestSession? request)

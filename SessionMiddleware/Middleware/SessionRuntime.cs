@@ -89,6 +89,37 @@ internal sealed class SessionRuntime
         return false;
     }
 
+    /// <summary>
+    /// Whether a new session of the request's client counts against <see cref="ServerSideSessionOptions.NewSessionLimit"/>:
+    /// not when the limit is off, nor (unless <see cref="ServerSideSessionOptions.NewSessionLimitIncludesPrivateAddresses"/>)
+    /// from a loopback or private address, where a proxy whose forwarded headers are not applied would make every client
+    /// one. The first such request that carries X-Forwarded-For is worth one warning.
+    /// </summary>
+    public bool LimitsNewSessionsOf(HttpContext context)
+    {
+        if (NewSessions is null)
+        {
+            return false;
+        }
+
+        var address = context.Connection.RemoteIpAddress;
+        if (Options.NewSessionLimitIncludesPrivateAddresses || !NewSessionLimiter.IsLoopbackOrPrivate(address))
+        {
+            return true;
+        }
+
+        if (Volatile.Read(ref _forwardedHeadersWarned) == 0 &&
+            context.Request.Headers.ContainsKey("X-Forwarded-For") &&
+            Interlocked.Exchange(ref _forwardedHeadersWarned, 1) == 0)
+        {
+            Log.ForwardedHeadersNotApplied(Logger, address?.ToString() ?? "(no address)");
+        }
+
+        return false;
+    }
+
+    private int _forwardedHeadersWarned;
+
     /// <summary>The ID renewals this process committed lately, for the requests that loaded a session before its renewal.</summary>
     public RecentRenewals Renewals { get; }
 
