@@ -5,10 +5,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Npgsql;
-using SessionMiddleware.Storage.Sqlite;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
@@ -114,6 +111,218 @@ public sealed class ToolTests : TempFolderTest
         });
     }
 
+    [Test]
+    public async Task AppSettings_WithTheReadmesPostgreSqlWiring_ConnectionStringsSessions_IsTheDatabase_AndNoSqliteFileIsCreated()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var cs = await server.CreateDatabaseAsync();
+        try
+        {
+            var app = AppFolder();
+            var settings = await WriteSettingsAsync(app, "appsettings.json", new
+            {
+                ConnectionStrings = new { Sessions = cs },
+                ServerSideSessions = new { IdleTimeout = "00:30:00" },
+            });
+
+            var migrate = await RunInAsync(app, [], "migrate", "--appsettings", settings);
+            var status = await RunInAsync(app, [], "status", "--appsettings", settings, "--json");
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(migrate.ExitCode, Is.Zero, migrate.Output);
+                Assert.That(migrate.StdOut, Does.Contain("created table \"sessions\" in PostgreSQL database"), migrate.Output);
+                Assert.That(status.ExitCode, Is.Zero, status.Output);
+                Assert.That(Directory.GetFiles(app, "*.db*"), Is.Empty, "no SQLite file beside the app, where the tool ran");
+            });
+            Assert.That(JsonDocument.Parse(status.StdOut).RootElement.GetProperty("provider").GetString(), Is.EqualTo("postgresql"));
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await server.DropDatabaseAsync(cs);
+        }
+    }
+
+    [Test]
+    public async Task AppSettings_ThatNameNoConnectionString_ExitTwo_NamingTheFilesAndKeysLookedFor_AndCreateNothing()
+    {
+        var app = AppFolder();
+        var settings = await WriteSettingsAsync(app, "appsettings.json", new { ServerSideSessions = new { IdleTimeout = "00:30:00" } });
+
+        foreach (var command in new[] { "migrate", "status" })
+        {
+            var result = await RunInAsync(app, [], command, "--appsettings", settings);
+            Assert.Multiple(() =>
+            {
+                Assert.That(result.ExitCode, Is.EqualTo(2), result.Output);
+                Assert.That(result.StdErr.Trim(), Does.Not.Contain('\n'), "one line");
+                Assert.That(result.StdErr, Does.Contain(settings).And.Contain(Path.Combine(app, "appsettings.Production.json")), "the files read");
+                Assert.That(result.StdErr, Does.Contain("ServerSideSessions:ConnectionString").And.Contain("ConnectionStrings:Sessions"), "the keys");
+                Assert.That(result.StdErr, Does.Contain("ServerSideSessions__ConnectionString").And.Contain("ConnectionStrings__Sessions"), "the environment variables");
+            });
+        }
+
+        Assert.That(Directory.GetFiles(app, "*.db*"), Is.Empty, "no SQLite file the settings did not name");
+    }
+
+    [Test]
+    public async Task AppSettings_TheEnvironmentsFile_AndEnvironmentVariables_OverrideAppsettingsJson_AsInTheApp()
+    {
+        var app = AppFolder();
+        var elsewhere = Path.Combine(Folder.Path, "elsewhere");
+        Directory.CreateDirectory(elsewhere);
+        var settings = await WriteSettingsAsync(app, "appsettings.json", new { ServerSideSessions = new { ConnectionString = "Data Source=base.db", TableName = "base_sessions" } });
+        await WriteSettingsAsync(app, "appsettings.Staging.json", new { ServerSideSessions = new { ConnectionString = "Data Source=staging.db" } });
+        await WriteSettingsAsync(app, "appsettings.Development.json", new { ServerSideSessions = new { ConnectionString = "Data Source=dev.db" } });
+
+        var staging = await RunInAsync(elsewhere, new() { ["ASPNETCORE_ENVIRONMENT"] = "Staging" }, "migrate", "--appsettings", settings);
+        var development = await RunInAsync(elsewhere, new() { ["DOTNET_ENVIRONMENT"] = "Staging" }, "migrate", "--appsettings", settings, "--environment", "Development");
+        var fromVariable = await RunInAsync(
+            elsewhere,
+            new() { ["DOTNET_ENVIRONMENT"] = "Staging", ["ServerSideSessions__TableName"] = "env_sessions" },
+            "migrate", "--appsettings", settings);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(staging.ExitCode, Is.Zero, staging.Output);
+            Assert.That(staging.StdOut, Does.Contain($"created table \"base_sessions\" in {Path.Combine(app, "staging.db")}"), staging.Output);
+            Assert.That(development.ExitCode, Is.Zero, development.Output);
+            Assert.That(development.StdOut, Does.Contain($"created table \"base_sessions\" in {Path.Combine(app, "dev.db")}"), "--environment before the variables");
+            Assert.That(fromVariable.ExitCode, Is.Zero, fromVariable.Output);
+            Assert.That(fromVariable.StdOut, Does.Contain($"created table \"env_sessions\" in {Path.Combine(app, "staging.db")}"), fromVariable.Output);
+            Assert.That(File.Exists(Path.Combine(app, "base.db")), Is.False, "appsettings.json's file is overridden");
+            Assert.That(Directory.GetFiles(elsewhere), Is.Empty);
+        });
+    }
+
+    [Test]
+    public async Task AppSettings_WithBothConnectionKeysSetDifferently_ExitTwo_NamingBoth_AndWithTheSameValue_Work()
+    {
+        var app = AppFolder();
+        var settings = await WriteSettingsAsync(app, "appsettings.json", new { ServerSideSessions = new { ConnectionString = "Data Source=a.db" } });
+
+        var differ = await RunInAsync(app, new() { ["ConnectionStrings__Sessions"] = "Data Source=b.db" }, "migrate", "--appsettings", settings);
+        var same = await RunInAsync(app, new() { ["ConnectionStrings__Sessions"] = "Data Source=a.db" }, "migrate", "--appsettings", settings);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(differ.ExitCode, Is.EqualTo(2), differ.Output);
+            Assert.That(differ.StdErr, Does.Contain("ServerSideSessions:ConnectionString").And.Contain(settings), "the first key and where it is set");
+            Assert.That(differ.StdErr, Does.Contain("ConnectionStrings:Sessions").And.Contain("ConnectionStrings__Sessions"), "the second key and where it is set");
+            Assert.That(same.ExitCode, Is.Zero, same.Output);
+            Assert.That(File.Exists(Path.Combine(app, "a.db")), Is.True);
+            Assert.That(File.Exists(Path.Combine(app, "b.db")), Is.False);
+        });
+    }
+
+    [Test]
+    public async Task AppSettings_TheAppsTimeouts_AreAccepted_AndStatusPrintsTheAppsValues()
+    {
+        // Settings the app accepts: a 10-second idle timeout with a 2-second touch interval.
+        var app = AppFolder();
+        var settings = await WriteSettingsAsync(app, "appsettings.json", new
+        {
+            ServerSideSessions = new { ConnectionString = "Data Source=app.db", IdleTimeout = "00:00:10", TouchInterval = "00:00:02", AbsoluteTimeout = "01:00:00" },
+        });
+
+        var migrate = await RunInAsync(app, [], "migrate", "--appsettings", settings);
+        var status = await RunInAsync(app, [], "status", "--appsettings", settings);
+        var json = await RunInAsync(app, [], "status", "--appsettings", settings, "--json");
+        var shortIdle = await RunAsync("status", "-c", $"Data Source={Path.Combine(app, "app.db")}", "--idle-timeout", "00:00:30");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(migrate.ExitCode, Is.Zero, migrate.Output);
+            Assert.That(status.ExitCode, Is.Zero, status.Output);
+            Assert.That(status.StdOut, Does.Contain("idle 00:00:10, absolute 01:00:00"), status.Output);
+            Assert.That(json.ExitCode, Is.Zero, json.Output);
+            Assert.That(shortIdle.ExitCode, Is.Zero, "an --idle-timeout under the default touch interval: " + shortIdle.Output);
+            Assert.That(shortIdle.StdOut, Does.Contain("idle 00:00:30, absolute none"), shortIdle.Output);
+        });
+        var root = JsonDocument.Parse(json.StdOut).RootElement;
+        Assert.Multiple(() =>
+        {
+            Assert.That(root.GetProperty("idleTimeout").GetString(), Is.EqualTo("00:00:10"));
+            Assert.That(root.GetProperty("absoluteTimeout").GetString(), Is.EqualTo("01:00:00"));
+        });
+    }
+
+    [Test]
+    public async Task Sqlite_EveryCommand_OnATableThatIsNotASessionTable_Refuses_ExitTwo_AndTheRowSurvives()
+    {
+        var cs = $"Data Source={Folder.File("app.db")}";
+        await NotASessionTableAsync(
+            cs,
+            () => new SqliteConnection(cs),
+            """CREATE TABLE "AspNetUsers" ("Id" TEXT NOT NULL PRIMARY KEY, "UserName" TEXT NULL, "NormalizedUserName" TEXT NULL, "Email" TEXT NULL, "PasswordHash" TEXT NULL, "SecurityStamp" TEXT NULL, "LockoutEnd" TEXT NULL, "AccessFailedCount" INTEGER NOT NULL)""");
+    }
+
+    [Test]
+    public async Task PostgreSql_EveryCommand_OnATableThatIsNotASessionTable_Refuses_ExitTwo_AndTheRowSurvives()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var cs = await server.CreateDatabaseAsync();
+        try
+        {
+            await NotASessionTableAsync(
+                cs,
+                () => new NpgsqlConnection(cs),
+                """CREATE TABLE "AspNetUsers" ("Id" text NOT NULL PRIMARY KEY, "UserName" varchar(256), "NormalizedUserName" varchar(256), "Email" varchar(256), "PasswordHash" text, "SecurityStamp" text, "LockoutEnd" timestamptz, "AccessFailedCount" integer NOT NULL)""");
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await server.DropDatabaseAsync(cs);
+        }
+    }
+
+    /// <summary>An Identity users table with one user: every command, pointed at it, refuses and the user is kept.</summary>
+    private static async Task NotASessionTableAsync(string cs, Func<DbConnection> connect, string createUsers)
+    {
+        await using (var connection = connect())
+        {
+            await connection.ExecuteAsync(createUsers);
+            await connection.ExecuteAsync("""INSERT INTO "AspNetUsers" ("Id", "UserName", "AccessFailedCount") VALUES ('u1', 'alice@example.com', 0)""");
+        }
+
+        var id = new string('a', 64);
+        string[][] commands =
+        [
+            ["migrate"], ["status"], ["status", "--json"], ["trim"], ["trim", "--dry-run"], ["list"], ["revoke", "--user", "u1"],
+            ["revoke", "--session", id], ["clear", "--yes"], ["drop", "--yes"],
+        ];
+        foreach (var command in commands)
+        {
+            var result = await RunAsync([.. command, "-c", cs, "--table", "AspNetUsers"]);
+            Assert.Multiple(() =>
+            {
+                var name = string.Join(' ', command);
+                Assert.That(result.ExitCode, Is.EqualTo(2), $"{name}: {result.Output}");
+                Assert.That(result.StdErr.Trim(), Does.StartWith($"dotnet-sessions: refusing to {command[0]} \"AspNetUsers\": it is not a SessionMiddleware session table").And.Not.Contain('\n'), name);
+                Assert.That(result.StdErr, Does.Contain("it lacks").And.Contain("expires_at"), $"{name}: what it lacks");
+                Assert.That(result.StdOut, Is.Empty, name);
+            });
+        }
+
+        await using var check = connect();
+        Assert.That(await check.ExecuteScalarAsync<long>("""SELECT count(*) FROM "AspNetUsers" """), Is.EqualTo(1), "the user is kept");
+    }
+
+    private string AppFolder()
+    {
+        var app = Path.Combine(Folder.Path, "app");
+        Directory.CreateDirectory(app);
+        return app;
+    }
+
+    private static async Task<string> WriteSettingsAsync(string folder, string name, object settings)
+    {
+        var path = Path.Combine(folder, name);
+        await File.WriteAllTextAsync(path, JsonSerializer.Serialize(settings));
+        return path;
+    }
+
     private static async Task EveryCommandAsync(string cs, Func<DbConnection> connect)
     {
         var migrate = await RunAsync("migrate", "-c", cs);
@@ -210,34 +419,6 @@ public sealed class ToolTests : TempFolderTest
         }
 
         Assert.That(File.Exists(path), Is.False);
-    }
-
-    [Test]
-    public async Task Migrate_OnATableOfAnotherShape_FailsWithTheStartupMigrationsMessage()
-    {
-        var path = Folder.File("other.db");
-        await using (var connection = new SqliteConnection($"Data Source={path}"))
-        {
-            await connection.ExecuteAsync("CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT)");
-        }
-
-        string expected;
-        await using (var store = new SqliteSessionStore(Options.Create(new ServerSideSessionOptions { ConnectionString = $"Data Source={path}" }), TimeProvider.System, NullLogger<SqliteSessionStore>.Instance))
-        {
-            expected = Assert.ThrowsAsync<SessionStoreSchemaException>(() => store.MigrateAsync())!.Message;
-        }
-
-        var migrate = await RunAsync("migrate", "-c", $"Data Source={path}");
-        var drop = await RunAsync("drop", "-c", $"Data Source={path}", "--yes");
-        Assert.Multiple(() =>
-        {
-            Assert.That(migrate.ExitCode, Is.EqualTo(1));
-            Assert.That(migrate.StdErr.Trim(), Is.EqualTo($"dotnet-sessions: {expected.ReplaceLineEndings(" ")} (SessionStoreSchemaException)"));
-            Assert.That(drop.ExitCode, Is.EqualTo(1));
-            Assert.That(drop.StdErr, Does.Contain("refusing to drop \"sessions\""));
-        });
-        await using var check = new SqliteConnection($"Data Source={path}");
-        Assert.That(await check.ExecuteScalarAsync<long>("SELECT count(*) FROM sqlite_master WHERE name = 'sessions'"), Is.EqualTo(1), "left untouched");
     }
 
     [Test]
@@ -378,7 +559,14 @@ public sealed class ToolTests : TempFolderTest
     /// <summary>Runs the built tool with stdin redirected (not a terminal), bounded to two minutes.</summary>
     private static Task<ToolResult> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string>(), args);
 
-    private static async Task<ToolResult> RunAsync(Dictionary<string, string> environment, params string[] args)
+    private static Task<ToolResult> RunAsync(Dictionary<string, string> environment, params string[] args) =>
+        RunInAsync(workingDirectory: null, environment, args);
+
+    /// <summary>
+    /// Runs the tool in <paramref name="workingDirectory"/>, with none of the runner's environment names and settings
+    /// variables (the app's settings come only from <paramref name="environment"/>).
+    /// </summary>
+    private static async Task<ToolResult> RunInAsync(string? workingDirectory, Dictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -386,7 +574,16 @@ public sealed class ToolTests : TempFolderTest
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
+        foreach (var name in start.Environment.Keys.Where(k =>
+            k is "ASPNETCORE_ENVIRONMENT" or "DOTNET_ENVIRONMENT" ||
+            k.StartsWith("ServerSideSessions__", StringComparison.OrdinalIgnoreCase) ||
+            k.StartsWith("ConnectionStrings__", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(name);
+        }
+
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;

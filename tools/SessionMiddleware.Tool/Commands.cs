@@ -19,10 +19,10 @@ internal static class Commands
         bool existed;
         await using (var connection = await db.OpenConnectionAsync(cancellationToken))
         {
-            existed = await db.TableExistsAsync(connection, required: false, cancellationToken);
+            existed = await db.RequireSessionTableAsync(connection, "migrate", cancellationToken, mayBeMissing: true, acceptSchema1: true);
         }
 
-        // The app's own migration: same checks, same errors (SessionStoreSchemaException) for a table of another shape.
+        // The app's own migration: same checks, same upgrade of a schema-1 table.
         await db.Store.MigrateAsync(cancellationToken);
         Console.WriteLine(existed
             ? $"table \"{target.TableName}\" in {db.Describe()} is up to date (schema version {SessionTableSchema.Version})"
@@ -34,7 +34,7 @@ internal static class Commands
     {
         await using var db = SessionDatabase.Open(target, create: false);
         await using var connection = await db.OpenConnectionAsync(cancellationToken);
-        await db.TableExistsAsync(connection, required: true, cancellationToken);
+        await db.RequireSessionTableAsync(connection, "status", cancellationToken);
         var version = await SchemaVersionAsync(db, connection, cancellationToken);
         var stats = await db.StatisticsAsync(connection, cancellationToken);
         var (sizeLabel, size, walSize) = await SizeAsync(db, connection, cancellationToken);
@@ -47,6 +47,9 @@ internal static class Commands
                     provider = target.Provider,
                     database = db.Describe(),
                     table = target.TableName,
+                    settings = target.SettingsSources,
+                    idleTimeout = target.IdleTimeout,
+                    absoluteTimeout = target.AbsoluteTimeout,
                     schemaVersion = version,
                     live = stats.Live,
                     expired = stats.Total - stats.Live,
@@ -64,6 +67,11 @@ internal static class Commands
 
         Console.WriteLine($"provider        {target.Provider}");
         Console.WriteLine($"database        {db.Describe()}");
+        if (target.SettingsSources.Count > 0)
+        {
+            Console.WriteLine($"settings        {string.Join(", ", target.SettingsSources)}");
+        }
+
         Console.WriteLine($"table           {target.TableName} (schema version {version?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "not recorded"})");
         Console.WriteLine($"sessions        {stats.Live} live ({stats.LiveBound} bound to a user), {stats.Total - stats.Live} expired not yet deleted, {stats.Total} rows");
         Console.WriteLine($"oldest          {Format.Time(stats.OldestCreatedAt)}");
@@ -87,7 +95,7 @@ internal static class Commands
         long expired;
         await using (var connection = await db.OpenConnectionAsync(cancellationToken))
         {
-            await db.TableExistsAsync(connection, required: true, cancellationToken);
+            await db.RequireSessionTableAsync(connection, "trim", cancellationToken);
             var stats = await db.StatisticsAsync(connection, cancellationToken);
             expired = stats.Total - stats.Live;
         }
@@ -136,6 +144,11 @@ internal static class Commands
         }
 
         await using var db = SessionDatabase.Open(target, create: false);
+        await using (var connection = await db.OpenConnectionAsync(cancellationToken))
+        {
+            await db.RequireSessionTableAsync(connection, "list", cancellationToken);
+        }
+
         var sessions = new List<SessionInfo>();
         string? token = after;
         try
@@ -192,6 +205,11 @@ internal static class Commands
         }
 
         await using var db = SessionDatabase.Open(target, create: false);
+        await using (var connection = await db.OpenConnectionAsync(cancellationToken))
+        {
+            await db.RequireSessionTableAsync(connection, "revoke", cancellationToken);
+        }
+
         var ended = sessionId is not null
             ? await db.Manager.RevokeAsync(sessionId.ToLowerInvariant(), cancellationToken) ? 1 : 0
             : await db.Manager.RevokeAllForUserAsync(userId!, exceptId?.ToLowerInvariant(), cancellationToken);
@@ -205,7 +223,7 @@ internal static class Commands
     {
         await using var db = SessionDatabase.Open(target, create: false);
         await using var connection = await db.OpenConnectionAsync(cancellationToken);
-        await db.TableExistsAsync(connection, required: true, cancellationToken);
+        await db.RequireSessionTableAsync(connection, "clear", cancellationToken);
         if (!Confirm(yes, "clear", $"Delete every session in \"{target.TableName}\" ({db.Describe()})?"))
         {
             return ExitCodes.Failed;
@@ -229,14 +247,7 @@ internal static class Commands
     {
         await using var db = SessionDatabase.Open(target, create: false);
         await using var connection = await db.OpenConnectionAsync(cancellationToken);
-        await db.TableExistsAsync(connection, required: true, cancellationToken);
-        var found = (await connection.QueryAsync<CatalogColumn>(new CommandDefinition(
-            db.Sql.Dialect.SelectColumns, new { db.Sql.TableName }, cancellationToken: cancellationToken))).AsList();
-        if (!SessionTableSchema.HasExpectedShape(found, db.Sql.Dialect.Columns()))
-        {
-            throw new ToolException(
-                $"refusing to drop \"{target.TableName}\": it is not a SessionMiddleware session table (found columns: {string.Join(", ", found)})");
-        }
+        await db.RequireSessionTableAsync(connection, "drop", cancellationToken, acceptSchema1: true);
 
         if (!Confirm(yes, "drop", $"Drop the table \"{target.TableName}\" and every session in it ({db.Describe()})?"))
         {

@@ -8,8 +8,9 @@ var connectionEnv = new Option<string?>("--connection-env") { Description = "Rea
 var provider = new Option<string?>("--provider") { Description = "sqlite or postgresql (default: what the connection string shows; sqlite).", Recursive = true };
 provider.AcceptOnlyFromAmong(Providers.Sqlite, Providers.PostgreSql);
 var table = new Option<string?>("--table") { Description = "The session table (default: sessions, or the app's settings).", Recursive = true };
-var appSettings = new Option<string?>("--appsettings") { Description = "Read the connection and table from the app's settings file (appsettings.json).", Recursive = true };
-var section = new Option<string>("--section") { Description = "The settings section.", DefaultValueFactory = _ => "ServerSideSessions", Recursive = true };
+var appSettings = new Option<string?>("--appsettings") { Description = "Read the connection string and options from the app's settings as the app does: this file (appsettings.json), appsettings.{Environment}.json beside it, and environment variables.", Recursive = true };
+var environment = new Option<string?>("--environment") { Description = "With --appsettings: the app's environment (default ASPNETCORE_ENVIRONMENT, DOTNET_ENVIRONMENT, or Production).", Recursive = true };
+var section = new Option<string>("--section") { Description = "The settings section.", DefaultValueFactory = _ => ServerSideSessionOptions.SectionName, Recursive = true };
 var idle = new Option<TimeSpan?>("--idle-timeout") { Description = "The app's IdleTimeout, which decides what is expired (default 00:20:00, or the app's settings).", Recursive = true };
 var absolute = new Option<TimeSpan?>("--absolute-timeout") { Description = "The app's AbsoluteTimeout (default none, or the app's settings).", Recursive = true };
 var busy = new Option<TimeSpan?>("--busy-timeout") { Description = "How long to wait for a SQLite lock (default 00:00:05).", Recursive = true };
@@ -17,12 +18,12 @@ var verbose = new Option<bool>("--verbose") { Description = "Print the full erro
 
 var root = new RootCommand("dotnet-sessions: operate the SessionMiddleware session table (SQLite or PostgreSQL).")
 {
-    connection, connectionEnv, provider, table, appSettings, section, idle, absolute, busy, verbose,
+    connection, connectionEnv, provider, table, appSettings, environment, section, idle, absolute, busy, verbose,
 };
 
 GlobalOptions Globals(ParseResult p) => new(
     p.GetValue(connection), p.GetValue(connectionEnv), p.GetValue(provider), p.GetValue(table), p.GetValue(appSettings),
-    p.GetValue(section) ?? "ServerSideSessions", p.GetValue(idle), p.GetValue(absolute), p.GetValue(busy));
+    p.GetValue(environment), p.GetValue(section) ?? ServerSideSessionOptions.SectionName, p.GetValue(idle), p.GetValue(absolute), p.GetValue(busy));
 
 void Add(Command command, Func<ParseResult, Target, CancellationToken, Task<int>> run)
 {
@@ -105,7 +106,7 @@ return await result.InvokeAsync(new InvocationConfiguration { EnableDefaultExcep
 namespace SessionMiddleware.Tool
 {
     internal sealed record GlobalOptions(
-        string? Connection, string? ConnectionEnv, string? Provider, string? Table, string? AppSettings, string Section,
+        string? Connection, string? ConnectionEnv, string? Provider, string? Table, string? AppSettings, string? Environment, string Section,
         TimeSpan? IdleTimeout, TimeSpan? AbsoluteTimeout, TimeSpan? BusyTimeout);
 
     internal static class ExitCodes

@@ -10,12 +10,18 @@ using SessionMiddleware.Storage.Sqlite;
 
 namespace SessionMiddleware.Tool;
 
-/// <summary>The database and table a command works on, resolved from the command line (and the app's settings).</summary>
+/// <summary>The database and table a command works on, resolved from the command line and the app's settings.</summary>
 internal sealed class Target
 {
     public required string Provider { get; init; }
 
     public required string ConnectionString { get; init; }
+
+    /// <summary>Applies the app's settings, then the command line's options, to the options the tool's store is built with.</summary>
+    public required Action<ServerSideSessionOptions> Configure { get; init; }
+
+    /// <summary>The files and variables the app's settings were read from (none without --appsettings).</summary>
+    public IReadOnlyList<string> SettingsSources { get; init; } = [];
 
     public required string TableName { get; init; }
 
@@ -32,28 +38,9 @@ internal sealed class Target
 
     public static Target Resolve(GlobalOptions o)
     {
-        var settings = new ServerSideSessionOptions();
+        AppSettings? settings = o.AppSettings is { } file ? AppSettings.Read(file, o.Section, o.Environment) : null;
+
         string? connection = null;
-        if (o.AppSettings is { } appSettings)
-        {
-            var path = Path.GetFullPath(appSettings);
-            if (!File.Exists(path))
-            {
-                throw new ToolException($"no settings file at {path}");
-            }
-
-            var section = new ConfigurationBuilder().AddJsonFile(path, optional: false).Build().GetSection(o.Section);
-            if (!section.Exists())
-            {
-                throw new ToolException($"{path} has no section \"{o.Section}\"");
-            }
-
-            section.Bind(settings);
-            connection = section[nameof(ServerSideSessionOptions.ConnectionString)] is { } configured
-                ? RelativeTo(configured, Path.GetDirectoryName(path)!, o.Provider)
-                : settings.ConnectionString;
-        }
-
         if (o.ConnectionEnv is { } variable)
         {
             connection = Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value
@@ -61,16 +48,60 @@ internal sealed class Target
                 : throw new UsageException($"the environment variable {variable} is not set");
         }
 
-        connection = o.Connection ?? connection ?? throw new UsageException("say which database: --connection, --connection-env or --appsettings");
-        var provider = o.Provider ?? Providers.Detect(connection);
+        connection = o.Connection ?? connection;
+        if (connection is null && settings is not null)
+        {
+            connection = RelativeTo(settings.ConnectionString(), settings.Folder, o.Provider);
+        }
+
+        if (connection is null)
+        {
+            throw new UsageException("say which database: --connection, --connection-env or --appsettings");
+        }
+
+        void Configure(ServerSideSessionOptions options)
+        {
+            settings?.Section.Bind(options);
+            if (o.Table is { } tableName)
+            {
+                options.TableName = tableName;
+            }
+
+            if (o.IdleTimeout is { } idle)
+            {
+                options.IdleTimeout = idle;
+
+                // The tool never records an access, so the touch interval only has to pass validation: an idle
+                // timeout given here that is under it (the default is a minute) must not fail the command.
+                if (options.TouchInterval >= idle)
+                {
+                    options.TouchInterval = TimeSpan.Zero;
+                }
+            }
+
+            if (o.AbsoluteTimeout is { } absolute)
+            {
+                options.AbsoluteTimeout = absolute;
+            }
+
+            if (o.BusyTimeout is { } busy)
+            {
+                options.BusyTimeout = busy;
+            }
+        }
+
+        var resolved = new ServerSideSessionOptions();
+        Configure(resolved);
         return new Target
         {
-            Provider = provider,
+            Provider = o.Provider ?? Providers.Detect(connection),
             ConnectionString = connection,
-            TableName = o.Table ?? settings.TableName,
-            IdleTimeout = o.IdleTimeout ?? settings.IdleTimeout,
-            AbsoluteTimeout = o.AbsoluteTimeout ?? settings.AbsoluteTimeout,
-            BusyTimeout = o.BusyTimeout ?? settings.BusyTimeout,
+            Configure = Configure,
+            SettingsSources = settings?.Sources ?? [],
+            TableName = resolved.TableName,
+            IdleTimeout = resolved.IdleTimeout,
+            AbsoluteTimeout = resolved.AbsoluteTimeout,
+            BusyTimeout = resolved.BusyTimeout,
         };
     }
 
@@ -127,11 +158,8 @@ internal sealed class SessionDatabase : IAsyncDisposable
         var services = new ServiceCollection();
         var builder = services.AddServerSideSessions(o =>
         {
+            target.Configure(o);
             o.ConnectionString = connectionString;
-            o.TableName = target.TableName;
-            o.IdleTimeout = target.IdleTimeout;
-            o.AbsoluteTimeout = target.AbsoluteTimeout;
-            o.BusyTimeout = target.BusyTimeout;
         });
         if (!target.IsSqlite)
         {
@@ -222,16 +250,47 @@ internal sealed class SessionDatabase : IAsyncDisposable
         return postgres;
     }
 
-    /// <summary>Whether the session table exists; when <paramref name="required"/>, its absence is an error naming migrate.</summary>
-    public async Task<bool> TableExistsAsync(DbConnection connection, bool required, CancellationToken cancellationToken)
+    /// <summary>
+    /// Checks the table before <paramref name="command"/> reads or writes it, so that a command pointed at another
+    /// table (an app's users, say) changes nothing: a table without the session table's columns is refused (exit 2),
+    /// naming what it lacks. A missing table is an error naming migrate unless <paramref name="mayBeMissing"/>; a
+    /// session table of schema version 1 is accepted only by <paramref name="acceptSchema1"/> (migrate upgrades it,
+    /// drop drops it); the others ask for migrate, as the app's startup does.
+    /// </summary>
+    /// <returns>Whether the table exists.</returns>
+    public async Task<bool> RequireSessionTableAsync(
+        DbConnection connection, string command, CancellationToken cancellationToken, bool mayBeMissing = false, bool acceptSchema1 = false)
     {
-        var exists = await SessionTableMigrator.TableExistsAsync(connection, Sql, cancellationToken);
-        if (!exists && required)
+        var found = (await connection.QueryAsync<CatalogColumn>(new CommandDefinition(
+            Sql.Dialect.SelectColumns, new { Sql.TableName }, cancellationToken: cancellationToken))).AsList();
+        if (found.Count == 0)
         {
-            throw new ToolException($"the table \"{Target.TableName}\" does not exist in {Describe()} ('dotnet-sessions migrate' creates it)");
+            return mayBeMissing
+                ? false
+                : throw new ToolException($"the table \"{Target.TableName}\" does not exist in {Describe()} ('dotnet-sessions migrate' creates it)");
         }
 
-        return exists;
+        var expected = Sql.Dialect.Columns();
+        if (SessionTableSchema.HasExpectedShape(found, expected))
+        {
+            return true;
+        }
+
+        if (SessionTableSchema.HasExpectedShape(found, Sql.Dialect.Columns(1)))
+        {
+            return acceptSchema1
+                ? true
+                : throw new ToolException(
+                    $"the session table \"{Target.TableName}\" in {Describe()} has schema version 1; 'dotnet-sessions migrate' upgrades it (every row kept), then {command} works");
+        }
+
+        var lacks = expected.Where(e => !found.Any(f => string.Equals(f.Name, e.Name, StringComparison.OrdinalIgnoreCase))).Select(e => e.Name).ToList();
+        var what = lacks.Count > 0
+            ? $"it lacks the columns {string.Join(", ", lacks)}"
+            : $"its columns differ from a session table's ({string.Join(", ", expected.Select(e => $"{e.Name} {e.Type}"))}, id the primary key)";
+        throw new UsageException(
+            $"refusing to {command} \"{Target.TableName}\": it is not a SessionMiddleware session table: {what} (found: {string.Join(", ", found)}); " +
+            "nothing was changed. Name the session table with --table, or TableName in the app's settings");
     }
 
     public async Task<SessionTableStatistics> StatisticsAsync(DbConnection connection, CancellationToken cancellationToken)
