@@ -1,3 +1,4 @@
+using System.Data;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -84,25 +85,43 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                     continue;
                 }
 
-                try
+                for (var rerun = false; ; rerun = true)
                 {
-                    connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
-                    await RunBatchAsync(connection, batch).ConfigureAwait(false);
-                }
-                catch (Exception ex)
-                {
-                    // The connection or the server failed (not one statement): whether the batch committed is unknown,
-                    // so every write of it fails; the next batch opens a new connection.
-                    Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, ex);
-                    foreach (var write in batch)
+                    try
                     {
-                        write.Fail(ex);
+                        connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
+                        await RunBatchAsync(connection, batch).ConfigureAwait(false);
+                        break;
                     }
-
-                    if (connection is not null)
+                    catch (Exception ex)
                     {
-                        await connection.DisposeAsync().ConfigureAwait(false);
-                        connection = null;
+                        // The connection or the server failed (not one statement): the next batch opens a new connection.
+                        var lost = connection is not null && IsConnectionLost(connection, ex);
+                        if (connection is not null)
+                        {
+                            await connection.DisposeAsync().ConfigureAwait(false);
+                            connection = null;
+                        }
+
+                        // A connection the server ended (restart, failover, pg_terminate_backend) or that broke: the
+                        // writes not yet answered run once more on a new connection. A write whose commit was lost with
+                        // the connection reruns as any second try would: an update as a version conflict (its session
+                        // re-reads and re-applies its change), a creation as a duplicate key; never as a success twice.
+                        batch.RemoveAll(w => w.IsAnswered);
+                        if (lost && !rerun && batch.Count > 0 && !_stopping.IsCancellationRequested)
+                        {
+                            Log.PostgreSqlWriteConnectionLost(_logger, batch.Count, ex);
+                            continue;
+                        }
+
+                        // Whether the batch committed is unknown, so every write of it fails.
+                        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, ex);
+                        foreach (var write in batch)
+                        {
+                            write.Fail(ex);
+                        }
+
+                        break;
                     }
                 }
             }
@@ -139,7 +158,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         {
             await ExecuteAsync(connection, batch).ConfigureAwait(false);
         }
-        catch (PostgresException ex) when (batch.Count > 1)
+        catch (PostgresException ex) when (batch.Count > 1 && !IsConnectionLost(connection, ex))
         {
             // A statement failed (a duplicate key, a deadlock with another node, …): PostgreSQL rolled the whole batch
             // back, so none of it is stored. Each write runs again alone and gets its own answer.
@@ -150,7 +169,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 {
                     await ExecuteAsync(connection, [write]).ConfigureAwait(false);
                 }
-                catch (PostgresException single)
+                catch (PostgresException single) when (!IsConnectionLost(connection, single))
                 {
                     write.Fail(single);
                 }
@@ -158,12 +177,26 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 
             return;
         }
-        catch (PostgresException ex)
+        catch (PostgresException ex) when (!IsConnectionLost(connection, ex))
         {
             batch[0].Fail(ex);
             return;
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="exception"/> ended the connection rather than one statement: the connection is broken or
+    /// closed, the driver lost it (an I/O error, not a timeout), or the server ended the session (SQLSTATE class 57P:
+    /// admin_shutdown, crash_shutdown, cannot_connect_now; class 08: connection exceptions).
+    /// </summary>
+    internal static bool IsConnectionLost(NpgsqlConnection connection, Exception exception) =>
+        (connection.FullState & (ConnectionState.Broken | ConnectionState.Open)) != ConnectionState.Open
+        || exception switch
+        {
+            PostgresException pg => pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
+            NpgsqlException npgsql => npgsql.InnerException is not TimeoutException,
+            _ => false,
+        };
 
     /// <summary>
     /// Runs <paramref name="writes"/> in one batch (one transaction) and answers each of them. The updates of keys
