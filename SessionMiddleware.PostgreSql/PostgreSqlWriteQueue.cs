@@ -32,14 +32,17 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private readonly string _updateMany;
     private readonly string _insertMany;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TimeSpan _drainTimeout;
     private readonly Task _loop;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="updateMany">The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>).</param>
     /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany)
+    /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, TimeSpan? drainTimeout = null)
     {
+        _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
         _dataSource = dataSource;
         _logger = logger;
         _updateMany = updateMany;
@@ -61,7 +64,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
     public void Complete() => _channel.Writer.TryComplete();
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping);
+    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
 
     private async Task RunAsync()
     {
@@ -115,10 +118,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                         }
 
                         // Whether the batch committed is unknown, so every write of it fails.
-                        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, ex);
+                        var failure = _stopping.IsCancellationRequested ? Stopped(ex) : ex;
+                        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, failure);
                         foreach (var write in batch)
                         {
-                            write.Fail(ex);
+                            write.Fail(failure);
                         }
 
                         break;
@@ -143,6 +147,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The failure of a write the store's shutdown cancelled: the database had not finished it within the drain timeout.</summary>
+    private InvalidOperationException Stopped(Exception cancelled) => new(
+        $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({_drainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
+        cancelled);
 
     private async Task RunBatchAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
     {

@@ -88,17 +88,101 @@ public sealed class PostgreSqlWriterTests
         }
     }
 
+    [Test]
+    public async Task AWriteHeldPastTheDrainTimeoutAtShutdown_FailsWithAClearError_AndTheWriterEndsCleanly()
+    {
+        var unobserved = new List<Exception>();
+        EventHandler<UnobservedTaskExceptionEventArgs> onUnobserved = (_, e) =>
+        {
+            lock (unobserved)
+            {
+                unobserved.Add(e.Exception);
+            }
+        };
+        TaskScheduler.UnobservedTaskException += onUnobserved;
+        try
+        {
+            var logger = new FakeLogger<PostgreSqlSessionStore>();
+            var held = await StopWhileAWriteIsHeldAsync(logger);
+
+            var error = Assert.ThrowsAsync<InvalidOperationException>(async () => await held);
+            Assert.That(error!.Message, Does.Contain("stopped before this write was stored"));
+
+            // The writer's loop, had it failed after the store let go of it, surfaces here as an unobserved exception.
+            for (var i = 0; i < 3; i++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+
+            var logged = logger.Collector.GetSnapshot().Select(r => r.Exception).OfType<Exception>();
+            Assert.That(logged.Concat(unobserved).SelectMany(Chain).OfType<ObjectDisposedException>(), Is.Empty, "nothing used the writer's token source after it was disposed");
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= onUnobserved;
+        }
+
+        static IEnumerable<Exception> Chain(Exception e) => e is AggregateException a
+            ? a.InnerExceptions.SelectMany(Chain).Prepend(e)
+            : e.InnerException is { } inner ? Chain(inner).Prepend(e) : [e];
+    }
+
+    /// <summary>
+    /// A store whose session row another transaction holds locked; a write to it waits; the store stops with a short
+    /// drain timeout. Returns the held write. The store is not kept, so that its writer can be collected.
+    /// </summary>
+    private async Task<Task<SessionUpdateResult>> StopWhileAWriteIsHeldAsync(FakeLogger<PostgreSqlSessionStore> logger)
+    {
+        var (store, dataSources) = await NewStoreAsync(logger, TimeSpan.FromMilliseconds(300));
+        try
+        {
+            var key = NewKey();
+            await store.CreateAsync(new NewSession(key, [0], null, null, null));
+            await using var locker = await LockRowAsync(key);
+            var held = store.UpdateAsync(key, [1], expectedVersion: 1);
+            await Task.Delay(200);
+            Assert.That(held.IsCompleted, Is.False, "the write waits for the locked row");
+            await ((IAsyncDisposable)store).DisposeAsync();
+            return held;
+        }
+        finally
+        {
+            foreach (var dataSource in dataSources)
+            {
+                await dataSource.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>A connection whose open transaction holds <paramref name="key"/>'s row (<c>SELECT … FOR UPDATE</c>); disposing it releases the row.</summary>
+    private async Task<NpgsqlConnection> LockRowAsync(byte[] key)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("BEGIN; SELECT 1 FROM sessions WHERE id = @Id FOR UPDATE;", connection);
+        command.Parameters.AddWithValue("Id", key);
+        await command.ExecuteNonQueryAsync();
+        return connection;
+    }
+
     /// <summary>A store over the test database whose writer has a named, non-multiplexed connection of its own.</summary>
-    private async Task<IServerSideSessionStore> CreateStoreAsync(FakeLogger<PostgreSqlSessionStore>? logger = null, TimeSpan? drainTimeout = null)
+    private async Task<IServerSideSessionStore> CreateStoreAsync(FakeLogger<PostgreSqlSessionStore>? logger = null)
+    {
+        var (store, dataSources) = await NewStoreAsync(logger ?? new FakeLogger<PostgreSqlSessionStore>(), drainTimeout: null);
+        _disposables.AddRange(dataSources);
+        _disposables.Add((IAsyncDisposable)store);
+        return store;
+    }
+
+    private async Task<(IServerSideSessionStore Store, NpgsqlDataSource[] DataSources)> NewStoreAsync(FakeLogger<PostgreSqlSessionStore> logger, TimeSpan? drainTimeout)
     {
         var dataSource = PostgreSqlSessionDataSource.Create(_connectionString);
         var writer = PostgreSqlSessionDataSource.Create(new NpgsqlConnectionStringBuilder(_connectionString) { Multiplexing = false, ApplicationName = WriterName }.ConnectionString);
-        _disposables.Add(dataSource);
-        _disposables.Add(writer);
-        var store = new PostgreSqlSessionStore(dataSource, Options.Create(new ServerSideSessionOptions { ConnectionString = _connectionString }), _time, logger ?? new FakeLogger<PostgreSqlSessionStore>(), writer);
-        _disposables.Add(store);
+        var options = Options.Create(new ServerSideSessionOptions { ConnectionString = _connectionString });
+        var store = new PostgreSqlSessionStore(dataSource, options, _time, logger, writer, drainTimeout);
         await store.MigrateAsync();
-        return store;
+        return (store, [dataSource, writer]);
     }
 
     /// <summary>Ends the writer's backend as a server restart or <c>pg_terminate_backend</c> by an operator would, and waits until it is gone.</summary>
