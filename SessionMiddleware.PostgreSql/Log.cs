@@ -16,4 +16,7 @@ internal static partial class Log
 
     [LoggerMessage(2300, LogLevel.Warning, "The session writer's PostgreSQL connection was lost (a server restart, failover or terminated backend); the {Count} writes of its batch run again on a new connection.", EventName = "PostgreSqlWriteConnectionLost")]
     public static partial void PostgreSqlWriteConnectionLost(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(2301, LogLevel.Information, "A session write waits for a row another transaction holds locked; it runs alone on a connection of its own while the other writes go on.", EventName = "PostgreSqlWriteWaitsForLock")]
+    public static partial void PostgreSqlWriteWaitsForLock(ILogger logger);
 }

@@ -1,4 +1,5 @@
 using System.Data;
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -26,6 +27,21 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>The most writes in one batch.</summary>
     public const int MaxBatch = 128;
 
+    /// <summary>
+    /// How long a batch waits for a row lock another transaction holds (<c>lock_timeout</c>, set for each batch's
+    /// transaction). Past it the batch fails with lock_not_available and its writes run alone: only the locked row's
+    /// write then waits, on a connection of its own, for as long as the connection string's command timeout allows.
+    /// </summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The most writes waiting for locked rows at once, each on a connection of its own.</summary>
+    public const int MaxLockWaits = 4;
+
+    /// <summary>SQLSTATE lock_not_available: <c>lock_timeout</c> ran out.</summary>
+    private const string LockNotAvailable = "55P03";
+
+    private static readonly string SetLockTimeout = $"SELECT set_config('lock_timeout', '{(int)LockTimeout.TotalMilliseconds}ms', true);";
+
     private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
@@ -34,6 +50,9 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly TimeSpan _drainTimeout;
     private readonly Task _loop;
+    private readonly SemaphoreSlim _lockWaitSlots = new(MaxLockWaits, MaxLockWaits);
+    private readonly HashSet<Task> _lockWaits = [];
+    private readonly Dictionary<byte[], int> _lockedKeys = new(SessionKeyComparer.Instance);
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
@@ -77,7 +96,17 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 batch.Clear();
                 while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var write))
                 {
-                    if (!write.IsAnswered)
+                    if (write.IsAnswered)
+                    {
+                        continue;
+                    }
+
+                    if (IsWaitingForLock(write.Key))
+                    {
+                        // Its row is locked still: it waits with the earlier write of its key, not in the batch.
+                        WaitForLock(write);
+                    }
+                    else
                     {
                         batch.Add(write);
                     }
@@ -141,6 +170,15 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
 
+            // The writes waiting for locked rows end too (answered, or cancelled with the loop) before the loop ends.
+            Task[] waits;
+            lock (_lockWaits)
+            {
+                waits = [.. _lockWaits];
+            }
+
+            await Task.WhenAll(waits).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
             while (_channel.Reader.TryRead(out var left))
             {
                 left.Fail(new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down."));
@@ -178,6 +216,10 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 {
                     await ExecuteAsync(connection, [write]).ConfigureAwait(false);
                 }
+                catch (PostgresException single) when (single.SqlState == LockNotAvailable)
+                {
+                    WaitForLock(write);
+                }
                 catch (PostgresException single) when (!IsConnectionLost(connection, single))
                 {
                     write.Fail(single);
@@ -186,11 +228,93 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 
             return;
         }
+        catch (PostgresException ex) when (ex.SqlState == LockNotAvailable)
+        {
+            WaitForLock(batch[0]);
+        }
         catch (PostgresException ex) when (!IsConnectionLost(connection, ex))
         {
             batch[0].Fail(ex);
-            return;
         }
+    }
+
+    private bool IsWaitingForLock(byte[] key)
+    {
+        lock (_lockWaits)
+        {
+            return _lockedKeys.Count > 0 && _lockedKeys.ContainsKey(key);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/>, whose row another transaction holds, alone on a connection of its own and without
+    /// <see cref="LockTimeout"/>: it waits for the lock up to the command timeout while the writer goes on with the
+    /// other writes.
+    /// </summary>
+    private void WaitForLock(PostgreSqlWrite write)
+    {
+        Log.PostgreSqlWriteWaitsForLock(_logger);
+        lock (_lockWaits)
+        {
+            _lockedKeys[write.Key] = _lockedKeys.GetValueOrDefault(write.Key) + 1;
+        }
+
+        var wait = Task.Run(async () =>
+        {
+            try
+            {
+                await _lockWaitSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    if (write.IsAnswered)
+                    {
+                        return;
+                    }
+
+                    var connection = await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
+                    await using (connection.ConfigureAwait(false))
+                    {
+                        await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    _lockWaitSlots.Release();
+                }
+            }
+            catch (Exception ex)
+            {
+                write.Fail(_stopping.IsCancellationRequested ? Stopped(ex) : ex);
+            }
+            finally
+            {
+                lock (_lockWaits)
+                {
+                    if (--CollectionsMarshal.GetValueRefOrNullRef(_lockedKeys, write.Key) == 0)
+                    {
+                        _lockedKeys.Remove(write.Key);
+                    }
+                }
+            }
+        });
+        lock (_lockWaits)
+        {
+            _lockWaits.Add(wait);
+        }
+
+        _ = wait.ContinueWith(
+            (done, state) =>
+            {
+                var waits = (HashSet<Task>)state!;
+                lock (waits)
+                {
+                    waits.Remove(done);
+                }
+            },
+            _lockWaits,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     /// <summary>
@@ -212,13 +336,21 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// written once in the batch go first, as one statement over arrays (PostgreSQL plans and starts one statement for
     /// all of them), then the inserts of such keys, likewise; every other write is its own statement, in key order.
     /// </summary>
-    private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes)
+    private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes, bool lockTimeout = true)
     {
         var (updates, inserts) = Group(writes);
         var command = new NpgsqlBatch(connection);
         HashSet<byte[]>? updated = null;
         await using (command.ConfigureAwait(false))
         {
+            // Statements whose results are skipped, before the writes.
+            var before = 0;
+            if (lockTimeout)
+            {
+                command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
+                before++;
+            }
+
             if (updates is not null)
             {
                 command.BatchCommands.Add(UpdateManyCommand(updates));
@@ -240,6 +372,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
+                for (var i = 0; i < before; i++)
+                {
+                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
+                }
+
                 if (updates is not null)
                 {
                     updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);

@@ -89,6 +89,37 @@ public sealed class PostgreSqlWriterTests
     }
 
     [Test]
+    public async Task ARowLockedByAnotherTransaction_DelaysOnlyItsOwnWrites_TheOthersCompleteWhileItIsHeld()
+    {
+        var store = await CreateStoreAsync();
+        var locked = NewKey();
+        var others = Enumerable.Range(0, Sessions).Select(_ => NewKey()).ToList();
+        await Task.WhenAll(others.Append(locked).Select(k => store.CreateAsync(new NewSession(k, [0], null, null, null))));
+        var locker = await LockRowAsync(locked);
+        var heldUpdate = store.UpdateAsync(locked, [1], expectedVersion: 1);
+        var heldTouches = new List<Task<bool>>();
+        for (var round = 0; round < 3; round++)
+        {
+            // A write of the locked row issued with the others: grouped updates, touches and new sessions.
+            heldTouches.Add(store.TouchAsync(locked));
+            var updates = others.Select(k => store.UpdateAsync(k, [(byte)round], expectedVersion: round + 1)).ToList();
+            var touches = others.Take(5).Select(k => store.TouchAsync(k)).ToList();
+            var creates = Enumerable.Range(0, 5).Select(_ => store.CreateAsync(new NewSession(NewKey(), [1], null, null, null))).ToList();
+
+            // Bounded only so that a writer stalled behind the lock fails the test instead of hanging it.
+            await Task.WhenAll(Task.WhenAll(updates), Task.WhenAll(touches), Task.WhenAll(creates)).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.That(updates.Select(u => u.Result.Status), Is.All.EqualTo(SessionUpdateStatus.Committed), $"round {round}");
+            Assert.That(touches.Select(t => t.Result), Is.All.True, $"round {round}");
+            Assert.That(heldTouches.Append<Task>(heldUpdate).Any(t => t.IsCompleted), Is.False, $"round {round}: the locked row's writes wait while the others completed");
+        }
+
+        await locker.DisposeAsync();
+        Assert.That(await heldUpdate.WaitAsync(TimeSpan.FromSeconds(60)), Is.EqualTo(new SessionUpdateResult(SessionUpdateStatus.Committed, 2)), "once the lock is released, the held writes run");
+        Assert.That(await Task.WhenAll(heldTouches), Is.All.True);
+        Assert.That((await store.LoadAsync(locked))!.Data, Is.EqualTo(new byte[] { 1 }));
+    }
+
+    [Test]
     public async Task AWriteHeldPastTheDrainTimeoutAtShutdown_FailsWithAClearError_AndTheWriterEndsCleanly()
     {
         var unobserved = new List<Exception>();
