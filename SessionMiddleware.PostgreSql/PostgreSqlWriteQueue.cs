@@ -17,9 +17,9 @@ namespace SessionMiddleware.PostgreSql;
 /// <para>
 /// Every write is one statement whose effect is read from its row count. When a statement fails, PostgreSQL rolls the
 /// whole batch back; the writer then runs each write of the batch alone, so that only the failing one fails and the
-/// others get exactly the answer they would have had without the queue. The batch runs its writes in the order of their
-/// keys (writes to one key keep their order), so that two nodes' batches lock rows in the same order and never
-/// deadlock each other.
+/// others get exactly the answer they would have had without the queue. A batch of several keys first locks all their
+/// rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>), so that two nodes' batches lock rows in the same
+/// order and never wait for each other in a cycle; its writes then run in key order (writes to one key keep their order).
 /// </para>
 /// </summary>
 internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
@@ -47,6 +47,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly string _updateMany;
     private readonly string _insertMany;
+    private readonly string _lockKeys;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TimeSpan _drainTimeout;
     private readonly Task _loop;
@@ -58,9 +59,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="updateMany">The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>).</param>
     /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
+    /// <param name="lockKeys">The statement that locks a batch's rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>).</param>
     /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, TimeSpan? drainTimeout = null)
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, string lockKeys, TimeSpan? drainTimeout = null)
     {
+        _lockKeys = lockKeys;
         _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
         _dataSource = dataSource;
         _logger = logger;
@@ -351,6 +354,12 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 before++;
             }
 
+            if (DistinctKeys(writes) is { Length: > 1 } keys)
+            {
+                command.BatchCommands.Add(Command(_lockKeys, ArrayOf(keys, NpgsqlDbType.Bytea)));
+                before++;
+            }
+
             if (updates is not null)
             {
                 command.BatchCommands.Add(UpdateManyCommand(updates));
@@ -404,6 +413,21 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
 
         bool IsGrouped(PostgreSqlWrite write) => updates?.Contains(write) == true || inserts?.Contains(write) == true;
+    }
+
+    /// <summary>The keys of <paramref name="writes"/> (in key order), each once.</summary>
+    private static byte[][] DistinctKeys(List<PostgreSqlWrite> writes)
+    {
+        var keys = new List<byte[]>(writes.Count);
+        foreach (var write in writes)
+        {
+            if (keys.Count == 0 || !SessionKeyComparer.Instance.Equals(keys[^1], write.Key))
+            {
+                keys.Add(write.Key);
+            }
+        }
+
+        return [.. keys];
     }
 
     /// <summary>
