@@ -115,6 +115,12 @@ internal sealed class PostgreSqlSessionSql
         // sort, so the rows are locked in the sorted order.
         LockKeys = $"SELECT 1 FROM {t} WHERE id = ANY($1) ORDER BY id FOR UPDATE;";
 
+        // The keys of $1 whose rows another transaction holds: those that exist but cannot be locked without waiting.
+        // The rows it locks are released when its transaction ends, at once.
+        LockedKeys =
+            $"WITH free AS (SELECT id FROM {t} WHERE id = ANY($1) FOR UPDATE SKIP LOCKED) " +
+            $"SELECT id FROM {t} WHERE id = ANY($1) AND id NOT IN (SELECT id FROM free);";
+
         InsertMany =
             $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
             "SELECT u.id, u.user_id, u.data, u.now, u.now, 1, u.ip, u.user_agent, u.expires_at " +
@@ -150,6 +156,9 @@ internal sealed class PostgreSqlSessionSql
 
     /// <summary>Locks the rows of the keys <c>$1</c> (a <c>bytea[]</c>) in key order: the first statement of a batch of several keys.</summary>
     public string LockKeys { get; }
+
+    /// <summary>Which of the keys <c>$1</c> (a <c>bytea[]</c>) have rows another transaction holds locked.</summary>
+    public string LockedKeys { get; }
 
     public string DeleteByUserBatch { get; }
 

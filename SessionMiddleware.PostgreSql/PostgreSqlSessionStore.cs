@@ -41,7 +41,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _pg = new PostgreSqlSessionSql(_sql);
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
-        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany, _pg.InsertMany, _pg.LockKeys, drainTimeout);
+        _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany, _pg.InsertMany, _pg.LockKeys, _pg.LockedKeys, drainTimeout);
         _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table);
     }
 

@@ -42,28 +42,41 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 
     private static readonly string SetLockTimeout = $"SELECT set_config('lock_timeout', '{(int)LockTimeout.TotalMilliseconds}ms', true);";
 
-    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>
+    /// The most writes waiting for the writer. Past it, while the database does not answer (a hung connection with
+    /// <c>Command Timeout=0</c>), a write fails at once rather than holding its data in memory for ever.
+    /// </summary>
+    public const int MaxQueued = 10_000;
+
+    /// <summary>The most writes waiting for locked rows (<see cref="MaxLockWaits"/> of them at the server); past it a write of a locked row fails at once.</summary>
+    public const int MaxLockWaitsQueued = 1_000;
+
+    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateBounded<PostgreSqlWrite>(new BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    private volatile bool _completed;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private readonly string _updateMany;
     private readonly string _insertMany;
     private readonly string _lockKeys;
+    private readonly string _lockedKeys;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TimeSpan _drainTimeout;
     private readonly Task _loop;
     private readonly SemaphoreSlim _lockWaitSlots = new(MaxLockWaits, MaxLockWaits);
     private readonly HashSet<Task> _lockWaits = [];
-    private readonly Dictionary<byte[], int> _lockedKeys = new(SessionKeyComparer.Instance);
+    private readonly Dictionary<byte[], int> _waitingKeys = new(SessionKeyComparer.Instance);
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="updateMany">The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>).</param>
     /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
     /// <param name="lockKeys">The statement that locks a batch's rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>).</param>
+    /// <param name="lockedKeys">The statement that finds which of a batch's rows other transactions hold (<see cref="PostgreSqlSessionSql.LockedKeys"/>).</param>
     /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, string lockKeys, TimeSpan? drainTimeout = null)
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, string lockKeys, string lockedKeys, TimeSpan? drainTimeout = null)
     {
         _lockKeys = lockKeys;
+        _lockedKeys = lockedKeys;
         _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
         _dataSource = dataSource;
         _logger = logger;
@@ -77,14 +90,20 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     {
         if (!_channel.Writer.TryWrite(write))
         {
-            throw new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.");
+            throw _completed
+                ? new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.")
+                : new InvalidOperationException($"The session store's writer is behind: {MaxQueued} session writes wait for PostgreSQL, which does not answer.");
         }
 
         return write.Task;
     }
 
     /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
-    public void Complete() => _channel.Writer.TryComplete();
+    public void Complete()
+    {
+        _completed = true;
+        _channel.Writer.TryComplete();
+    }
 
     public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
 
@@ -213,7 +232,27 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             // A statement failed (a duplicate key, a deadlock with another node, …): PostgreSQL rolled the whole batch
             // back, so none of it is stored. Each write runs again alone and gets its own answer.
             Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
-            foreach (var write in batch)
+            var rest = batch;
+            if (ex.SqlState == LockNotAvailable)
+            {
+                // Another transaction holds some of the rows: their writes wait on their own, the rest run again at once
+                // (alone, as after any failed batch: a lock taken meanwhile then delays one write, not the batch).
+                var locked = await LockedKeysAsync(connection, batch).ConfigureAwait(false);
+                rest = [];
+                foreach (var write in batch)
+                {
+                    if (locked is null || locked.Contains(write.Key))
+                    {
+                        WaitForLock(write);
+                    }
+                    else
+                    {
+                        rest.Add(write);
+                    }
+                }
+            }
+
+            foreach (var write in rest)
             {
                 try
                 {
@@ -241,11 +280,44 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The keys of <paramref name="batch"/> whose rows another transaction holds locked (<see cref="PostgreSqlSessionSql.LockedKeys"/>),
+    /// or null when the table itself is locked (the question timed out too).
+    /// </summary>
+    private async Task<HashSet<byte[]>?> LockedKeysAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
+    {
+        var command = new NpgsqlBatch(connection);
+        await using (command.ConfigureAwait(false))
+        {
+            command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
+            command.BatchCommands.Add(Command(_lockedKeys, ArrayOf(DistinctKeys(batch), NpgsqlDbType.Bytea)));
+            try
+            {
+                var locked = new HashSet<byte[]>(SessionKeyComparer.Instance);
+                var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
+                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    {
+                        locked.Add(reader.GetFieldValue<byte[]>(0));
+                    }
+                }
+
+                return locked;
+            }
+            catch (PostgresException ex) when (ex.SqlState == LockNotAvailable)
+            {
+                return null;
+            }
+        }
+    }
+
     private bool IsWaitingForLock(byte[] key)
     {
         lock (_lockWaits)
         {
-            return _lockedKeys.Count > 0 && _lockedKeys.ContainsKey(key);
+            return _waitingKeys.Count > 0 && _waitingKeys.ContainsKey(key);
         }
     }
 
@@ -256,11 +328,18 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// </summary>
     private void WaitForLock(PostgreSqlWrite write)
     {
-        Log.PostgreSqlWriteWaitsForLock(_logger);
         lock (_lockWaits)
         {
-            _lockedKeys[write.Key] = _lockedKeys.GetValueOrDefault(write.Key) + 1;
+            if (_lockWaits.Count >= MaxLockWaitsQueued)
+            {
+                write.Fail(new InvalidOperationException($"The session's row is locked by another transaction, and {MaxLockWaitsQueued} session writes wait for locked rows already."));
+                return;
+            }
+
+            _waitingKeys[write.Key] = _waitingKeys.GetValueOrDefault(write.Key) + 1;
         }
+
+        Log.PostgreSqlWriteWaitsForLock(_logger);
 
         var wait = Task.Run(async () =>
         {
@@ -293,9 +372,9 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             {
                 lock (_lockWaits)
                 {
-                    if (--CollectionsMarshal.GetValueRefOrNullRef(_lockedKeys, write.Key) == 0)
+                    if (--CollectionsMarshal.GetValueRefOrNullRef(_waitingKeys, write.Key) == 0)
                     {
-                        _lockedKeys.Remove(write.Key);
+                        _waitingKeys.Remove(write.Key);
                     }
                 }
             }

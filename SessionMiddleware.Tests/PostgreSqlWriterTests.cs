@@ -163,6 +163,48 @@ public sealed class PostgreSqlWriterTests
     }
 
     [Test]
+    public async Task TheTableLockedByAnotherTransaction_WritesWaitAlone_UpToABound_PastItTheyFailAtOnce_ThenAllRun()
+    {
+        var store = await CreateStoreAsync();
+        var keys = Enumerable.Range(0, PostgreSqlWriteQueue.MaxLockWaitsQueued + 100).Select(_ => NewKey()).ToList();
+        await using var locker = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+        await locker.OpenAsync();
+        await using (var command = new NpgsqlCommand("BEGIN; LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE;", locker))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        // Every write waits for the table: the writer sends each batch's writes to wait on their own, without running
+        // them one by one into the lock; those past the bound fail while the lock is still held.
+        var creates = keys.Select(k => store.CreateAsync(new NewSession(k, [1], null, null, null))).ToList();
+        // Which writes are refused depends on the batches (each in key order): wait for the 100 answers, bounded only so
+        // that a writer stalled behind the lock fails the test instead of hanging it.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (creates.Count(c => c.IsCompleted) < 100 && DateTime.UtcNow < deadline)
+        {
+            await ((Task)Task.WhenAny(creates.Where(c => !c.IsCompleted))).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        var refused = creates.Where(c => c.IsCompleted).ToList();
+        Assert.That(refused, Has.Count.EqualTo(100));
+        foreach (var create in refused)
+        {
+            var error = Assert.ThrowsAsync<InvalidOperationException>(async () => await create);
+            Assert.That(error!.Message, Does.Contain("wait for locked rows already"));
+        }
+
+        Assert.That(creates.Count(c => !c.IsCompleted), Is.EqualTo(PostgreSqlWriteQueue.MaxLockWaitsQueued), "the others wait while the table is locked");
+        await using (var command = new NpgsqlCommand("ROLLBACK;", locker))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        var waited = creates.Except(refused).ToList();
+        await Task.WhenAll(waited).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(await store.CountAsync(SessionFilter.All), Is.EqualTo(PostgreSqlWriteQueue.MaxLockWaitsQueued), "every write that waited is stored once the lock is released");
+    }
+
+    [Test]
     public async Task AWriteHeldPastTheDrainTimeoutAtShutdown_FailsWithAClearError_AndTheWriterEndsCleanly()
     {
         var unobserved = new List<Exception>();
