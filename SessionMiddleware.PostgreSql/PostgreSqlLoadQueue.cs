@@ -56,7 +56,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         return load.Task;
     }
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping);
+    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, QueueLoop.DrainTimeout);
 
     /// <summary>Takes no more loads; those queued are still read.</summary>
     public void Complete() => _channel.Writer.TryComplete();

@@ -110,15 +110,26 @@ internal sealed class PostgreSqlSessionSql
             "FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(id, data, expected, expires_at, now, idle, absolute) " +
             "WHERE s.id = u.id AND s.version = u.expected AND s.expires_at >= u.now RETURNING s.id;";
 
+        // Rows locked in the order of their keys, the same on every node: two nodes' batches then never wait for each
+        // other in a cycle, whatever the order their statements touch the rows in afterwards. LockRows runs above the
+        // sort, so the rows are locked in the sorted order.
+        LockKeys = $"SELECT 1 FROM {t} WHERE id = ANY($1) ORDER BY id FOR UPDATE;";
+
+        // The keys of $1 whose rows another transaction holds: those that exist but cannot be locked without waiting.
+        // The rows it locks are released when its transaction ends, at once.
+        LockedKeys =
+            $"WITH free AS (SELECT id FROM {t} WHERE id = ANY($1) FOR UPDATE SKIP LOCKED) " +
+            $"SELECT id FROM {t} WHERE id = ANY($1) AND id NOT IN (SELECT id FROM free);";
+
         InsertMany =
             $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
             "SELECT u.id, u.user_id, u.data, u.now, u.now, 1, u.ip, u.user_agent, u.expires_at " +
             "FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bigint[], $5::text[], $6::text[], $7::bigint[]) AS u(id, user_id, data, now, ip, user_agent, expires_at);";
 
         // A batch of a user's rows, live or expired; the caller repeats it until none is left. The CTE is evaluated once,
-        // so a batch never deletes more than @Limit rows.
+        // so a batch never deletes more than @Limit rows; it locks them in key order, as the writer's batches do.
         DeleteByUserBatch =
-            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) LIMIT @Limit) " +
+            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) ORDER BY id LIMIT @Limit FOR UPDATE) " +
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING {SessionSql.LifetimeColumns};";
 
         // The cleaner's delete of the rows whose ends it has raised. Several nodes clean at once without waiting on each
@@ -142,6 +153,12 @@ internal sealed class PostgreSqlSessionSql
     /// $4 now, $5 IP addresses, $6 user agents, $7 expiries). One statement: all its rows are stored or none.
     /// </summary>
     public string InsertMany { get; }
+
+    /// <summary>Locks the rows of the keys <c>$1</c> (a <c>bytea[]</c>) in key order: the first statement of a batch of several keys.</summary>
+    public string LockKeys { get; }
+
+    /// <summary>Which of the keys <c>$1</c> (a <c>bytea[]</c>) have rows another transaction holds locked.</summary>
+    public string LockedKeys { get; }
 
     public string DeleteByUserBatch { get; }
 

@@ -1,3 +1,5 @@
+using System.Data;
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -15,9 +17,9 @@ namespace SessionMiddleware.PostgreSql;
 /// <para>
 /// Every write is one statement whose effect is read from its row count. When a statement fails, PostgreSQL rolls the
 /// whole batch back; the writer then runs each write of the batch alone, so that only the failing one fails and the
-/// others get exactly the answer they would have had without the queue. The batch runs its writes in the order of their
-/// keys (writes to one key keep their order), so that two nodes' batches lock rows in the same order and never
-/// deadlock each other.
+/// others get exactly the answer they would have had without the queue. A batch of several keys first locks all their
+/// rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>), so that two nodes' batches lock rows in the same
+/// order and never wait for each other in a cycle; its writes then run in key order (writes to one key keep their order).
 /// </para>
 /// </summary>
 internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
@@ -25,20 +27,57 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>The most writes in one batch.</summary>
     public const int MaxBatch = 128;
 
-    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateUnbounded<PostgreSqlWrite>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>
+    /// How long a batch waits for a row lock another transaction holds (<c>lock_timeout</c>, set for each batch's
+    /// transaction). Past it the batch fails with lock_not_available and its writes run alone: only the locked row's
+    /// write then waits, on a connection of its own, for as long as the connection string's command timeout allows.
+    /// </summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The most writes waiting for locked rows at once, each on a connection of its own.</summary>
+    public const int MaxLockWaits = 4;
+
+    /// <summary>SQLSTATE lock_not_available: <c>lock_timeout</c> ran out.</summary>
+    private const string LockNotAvailable = "55P03";
+
+    private static readonly string SetLockTimeout = $"SELECT set_config('lock_timeout', '{(int)LockTimeout.TotalMilliseconds}ms', true);";
+
+    /// <summary>
+    /// The most writes waiting for the writer. Past it, while the database does not answer (a hung connection with
+    /// <c>Command Timeout=0</c>), a write fails at once rather than holding its data in memory for ever.
+    /// </summary>
+    public const int MaxQueued = 10_000;
+
+    /// <summary>The most writes waiting for locked rows (<see cref="MaxLockWaits"/> of them at the server); past it a write of a locked row fails at once.</summary>
+    public const int MaxLockWaitsQueued = 1_000;
+
+    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateBounded<PostgreSqlWrite>(new BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    private volatile bool _completed;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private readonly string _updateMany;
     private readonly string _insertMany;
+    private readonly string _lockKeys;
+    private readonly string _lockedKeys;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TimeSpan _drainTimeout;
     private readonly Task _loop;
+    private readonly SemaphoreSlim _lockWaitSlots = new(MaxLockWaits, MaxLockWaits);
+    private readonly HashSet<Task> _lockWaits = [];
+    private readonly Dictionary<byte[], int> _waitingKeys = new(SessionKeyComparer.Instance);
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="updateMany">The statement that runs a batch's updates as one (<see cref="PostgreSqlSessionSql.UpdateMany"/>).</param>
     /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
-    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany)
+    /// <param name="lockKeys">The statement that locks a batch's rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>).</param>
+    /// <param name="lockedKeys">The statement that finds which of a batch's rows other transactions hold (<see cref="PostgreSqlSessionSql.LockedKeys"/>).</param>
+    /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, string lockKeys, string lockedKeys, TimeSpan? drainTimeout = null)
     {
+        _lockKeys = lockKeys;
+        _lockedKeys = lockedKeys;
+        _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
         _dataSource = dataSource;
         _logger = logger;
         _updateMany = updateMany;
@@ -51,16 +90,22 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     {
         if (!_channel.Writer.TryWrite(write))
         {
-            throw new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.");
+            throw _completed
+                ? new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.")
+                : new InvalidOperationException($"The session store's writer is behind: {MaxQueued} session writes wait for PostgreSQL, which does not answer.");
         }
 
         return write.Task;
     }
 
     /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
-    public void Complete() => _channel.Writer.TryComplete();
+    public void Complete()
+    {
+        _completed = true;
+        _channel.Writer.TryComplete();
+    }
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping);
+    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
 
     private async Task RunAsync()
     {
@@ -73,7 +118,17 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 batch.Clear();
                 while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var write))
                 {
-                    if (!write.IsAnswered)
+                    if (write.IsAnswered)
+                    {
+                        continue;
+                    }
+
+                    if (IsWaitingForLock(write.Key))
+                    {
+                        // Its row is locked still: it waits with the earlier write of its key, not in the batch.
+                        WaitForLock(write);
+                    }
+                    else
                     {
                         batch.Add(write);
                     }
@@ -84,25 +139,44 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                     continue;
                 }
 
-                try
+                for (var rerun = false; ; rerun = true)
                 {
-                    connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
-                    await RunBatchAsync(connection, batch).ConfigureAwait(false);
-                }
-                catch (Exception ex)
-                {
-                    // The connection or the server failed (not one statement): whether the batch committed is unknown,
-                    // so every write of it fails; the next batch opens a new connection.
-                    Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, ex);
-                    foreach (var write in batch)
+                    try
                     {
-                        write.Fail(ex);
+                        connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
+                        await RunBatchAsync(connection, batch).ConfigureAwait(false);
+                        break;
                     }
-
-                    if (connection is not null)
+                    catch (Exception ex)
                     {
-                        await connection.DisposeAsync().ConfigureAwait(false);
-                        connection = null;
+                        // The connection or the server failed (not one statement): the next batch opens a new connection.
+                        var lost = connection is not null && IsConnectionLost(connection, ex);
+                        if (connection is not null)
+                        {
+                            await connection.DisposeAsync().ConfigureAwait(false);
+                            connection = null;
+                        }
+
+                        // A connection the server ended (restart, failover, pg_terminate_backend) or that broke: the
+                        // writes not yet answered run once more on a new connection. A write whose commit was lost with
+                        // the connection reruns as any second try would: an update as a version conflict (its session
+                        // re-reads and re-applies its change), a creation as a duplicate key; never as a success twice.
+                        batch.RemoveAll(w => w.IsAnswered);
+                        if (lost && !rerun && batch.Count > 0 && !_stopping.IsCancellationRequested)
+                        {
+                            Log.PostgreSqlWriteConnectionLost(_logger, batch.Count, ex);
+                            continue;
+                        }
+
+                        // Whether the batch committed is unknown, so every write of it fails.
+                        var failure = _stopping.IsCancellationRequested ? Stopped(ex) : ex;
+                        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, failure);
+                        foreach (var write in batch)
+                        {
+                            write.Fail(failure);
+                        }
+
+                        break;
                     }
                 }
             }
@@ -118,12 +192,26 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
 
+            // The writes waiting for locked rows end too (answered, or cancelled with the loop) before the loop ends.
+            Task[] waits;
+            lock (_lockWaits)
+            {
+                waits = [.. _lockWaits];
+            }
+
+            await Task.WhenAll(waits).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
             while (_channel.Reader.TryRead(out var left))
             {
                 left.Fail(new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down."));
             }
         }
     }
+
+    /// <summary>The failure of a write the store's shutdown cancelled: the database had not finished it within the drain timeout.</summary>
+    private InvalidOperationException Stopped(Exception cancelled) => new(
+        $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({_drainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
+        cancelled);
 
     private async Task RunBatchAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
     {
@@ -139,18 +227,42 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         {
             await ExecuteAsync(connection, batch).ConfigureAwait(false);
         }
-        catch (PostgresException ex) when (batch.Count > 1)
+        catch (PostgresException ex) when (batch.Count > 1 && !IsConnectionLost(connection, ex))
         {
             // A statement failed (a duplicate key, a deadlock with another node, …): PostgreSQL rolled the whole batch
             // back, so none of it is stored. Each write runs again alone and gets its own answer.
             Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
-            foreach (var write in batch)
+            var rest = batch;
+            if (ex.SqlState == LockNotAvailable)
+            {
+                // Another transaction holds some of the rows: their writes wait on their own, the rest run again at once
+                // (alone, as after any failed batch: a lock taken meanwhile then delays one write, not the batch).
+                var locked = await LockedKeysAsync(connection, batch).ConfigureAwait(false);
+                rest = [];
+                foreach (var write in batch)
+                {
+                    if (locked is null || locked.Contains(write.Key))
+                    {
+                        WaitForLock(write);
+                    }
+                    else
+                    {
+                        rest.Add(write);
+                    }
+                }
+            }
+
+            foreach (var write in rest)
             {
                 try
                 {
                     await ExecuteAsync(connection, [write]).ConfigureAwait(false);
                 }
-                catch (PostgresException single)
+                catch (PostgresException single) when (single.SqlState == LockNotAvailable)
+                {
+                    WaitForLock(write);
+                }
+                catch (PostgresException single) when (!IsConnectionLost(connection, single))
                 {
                     write.Fail(single);
                 }
@@ -158,25 +270,175 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 
             return;
         }
-        catch (PostgresException ex)
+        catch (PostgresException ex) when (ex.SqlState == LockNotAvailable)
+        {
+            WaitForLock(batch[0]);
+        }
+        catch (PostgresException ex) when (!IsConnectionLost(connection, ex))
         {
             batch[0].Fail(ex);
-            return;
         }
     }
+
+    /// <summary>
+    /// The keys of <paramref name="batch"/> whose rows another transaction holds locked (<see cref="PostgreSqlSessionSql.LockedKeys"/>),
+    /// or null when the table itself is locked (the question timed out too).
+    /// </summary>
+    private async Task<HashSet<byte[]>?> LockedKeysAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
+    {
+        var command = new NpgsqlBatch(connection);
+        await using (command.ConfigureAwait(false))
+        {
+            command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
+            command.BatchCommands.Add(Command(_lockedKeys, ArrayOf(DistinctKeys(batch), NpgsqlDbType.Bytea)));
+            try
+            {
+                var locked = new HashSet<byte[]>(SessionKeyComparer.Instance);
+                var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
+                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    {
+                        locked.Add(reader.GetFieldValue<byte[]>(0));
+                    }
+                }
+
+                return locked;
+            }
+            catch (PostgresException ex) when (ex.SqlState == LockNotAvailable)
+            {
+                return null;
+            }
+        }
+    }
+
+    private bool IsWaitingForLock(byte[] key)
+    {
+        lock (_lockWaits)
+        {
+            return _waitingKeys.Count > 0 && _waitingKeys.ContainsKey(key);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/>, whose row another transaction holds, alone on a connection of its own and without
+    /// <see cref="LockTimeout"/>: it waits for the lock up to the command timeout while the writer goes on with the
+    /// other writes.
+    /// </summary>
+    private void WaitForLock(PostgreSqlWrite write)
+    {
+        lock (_lockWaits)
+        {
+            if (_lockWaits.Count >= MaxLockWaitsQueued)
+            {
+                write.Fail(new InvalidOperationException($"The session's row is locked by another transaction, and {MaxLockWaitsQueued} session writes wait for locked rows already."));
+                return;
+            }
+
+            _waitingKeys[write.Key] = _waitingKeys.GetValueOrDefault(write.Key) + 1;
+        }
+
+        Log.PostgreSqlWriteWaitsForLock(_logger);
+
+        var wait = Task.Run(async () =>
+        {
+            try
+            {
+                await _lockWaitSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    if (write.IsAnswered)
+                    {
+                        return;
+                    }
+
+                    var connection = await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
+                    await using (connection.ConfigureAwait(false))
+                    {
+                        await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    _lockWaitSlots.Release();
+                }
+            }
+            catch (Exception ex)
+            {
+                write.Fail(_stopping.IsCancellationRequested ? Stopped(ex) : ex);
+            }
+            finally
+            {
+                lock (_lockWaits)
+                {
+                    if (--CollectionsMarshal.GetValueRefOrNullRef(_waitingKeys, write.Key) == 0)
+                    {
+                        _waitingKeys.Remove(write.Key);
+                    }
+                }
+            }
+        });
+        lock (_lockWaits)
+        {
+            _lockWaits.Add(wait);
+        }
+
+        _ = wait.ContinueWith(
+            (done, state) =>
+            {
+                var waits = (HashSet<Task>)state!;
+                lock (waits)
+                {
+                    waits.Remove(done);
+                }
+            },
+            _lockWaits,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="exception"/> ended the connection rather than one statement: the connection is broken or
+    /// closed, the driver lost it (an I/O error, not a timeout), or the server ended the session (SQLSTATE class 57P:
+    /// admin_shutdown, crash_shutdown, cannot_connect_now; class 08: connection exceptions).
+    /// </summary>
+    internal static bool IsConnectionLost(NpgsqlConnection connection, Exception exception) =>
+        (connection.FullState & (ConnectionState.Broken | ConnectionState.Open)) != ConnectionState.Open
+        || exception switch
+        {
+            PostgresException pg => pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
+            NpgsqlException npgsql => npgsql.InnerException is not TimeoutException,
+            _ => false,
+        };
 
     /// <summary>
     /// Runs <paramref name="writes"/> in one batch (one transaction) and answers each of them. The updates of keys
     /// written once in the batch go first, as one statement over arrays (PostgreSQL plans and starts one statement for
     /// all of them), then the inserts of such keys, likewise; every other write is its own statement, in key order.
     /// </summary>
-    private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes)
+    private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes, bool lockTimeout = true)
     {
         var (updates, inserts) = Group(writes);
         var command = new NpgsqlBatch(connection);
         HashSet<byte[]>? updated = null;
         await using (command.ConfigureAwait(false))
         {
+            // Statements whose results are skipped, before the writes.
+            var before = 0;
+            if (lockTimeout)
+            {
+                command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
+                before++;
+            }
+
+            if (DistinctKeys(writes) is { Length: > 1 } keys)
+            {
+                command.BatchCommands.Add(Command(_lockKeys, ArrayOf(keys, NpgsqlDbType.Bytea)));
+                before++;
+            }
+
             if (updates is not null)
             {
                 command.BatchCommands.Add(UpdateManyCommand(updates));
@@ -198,6 +460,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
+                for (var i = 0; i < before; i++)
+                {
+                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
+                }
+
                 if (updates is not null)
                 {
                     updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
@@ -225,6 +492,21 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
 
         bool IsGrouped(PostgreSqlWrite write) => updates?.Contains(write) == true || inserts?.Contains(write) == true;
+    }
+
+    /// <summary>The keys of <paramref name="writes"/> (in key order), each once.</summary>
+    private static byte[][] DistinctKeys(List<PostgreSqlWrite> writes)
+    {
+        var keys = new List<byte[]>(writes.Count);
+        foreach (var write in writes)
+        {
+            if (keys.Count == 0 || !SessionKeyComparer.Instance.Equals(keys[^1], write.Key))
+            {
+                keys.Add(write.Key);
+            }
+        }
+
+        return [.. keys];
     }
 
     /// <summary>

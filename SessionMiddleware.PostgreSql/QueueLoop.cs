@@ -7,21 +7,30 @@ internal static class QueueLoop
     public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Takes no more work (<paramref name="complete"/>), lets <paramref name="loop"/> run what is queued for up to
-    /// <see cref="DrainTimeout"/>, then cancels it through <paramref name="stopping"/> (the server does not answer).
+    /// How long a cancelled loop may take to end: Npgsql asks the server to cancel the statement and, when the server
+    /// does not answer within its cancellation timeout (2 s by default), breaks the connection.
     /// </summary>
-    public static async ValueTask StopAsync(Action complete, Task loop, CancellationTokenSource stopping)
+    public static readonly TimeSpan CancelTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Takes no more work (<paramref name="complete"/>), lets <paramref name="loop"/> run what is queued for up to
+    /// <paramref name="drainTimeout"/>, then cancels it through <paramref name="stopping"/> (the server does not answer)
+    /// and waits for it to end. <paramref name="stopping"/> is disposed only once the loop ended: the loop reads its token.
+    /// </summary>
+    public static async ValueTask StopAsync(Action complete, Task loop, CancellationTokenSource stopping, TimeSpan drainTimeout)
     {
         complete();
-        try
-        {
-            await loop.WaitAsync(DrainTimeout).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
+        await loop.WaitAsync(drainTimeout).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (!loop.IsCompleted)
         {
             await stopping.CancelAsync().ConfigureAwait(false);
+            await loop.WaitAsync(CancelTimeout).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        stopping.Dispose();
+        if (loop.IsCompleted)
+        {
+            // Without a timer, a token source left undisposed (a loop that outlived CancelTimeout) holds nothing to free.
+            stopping.Dispose();
+        }
     }
 }
