@@ -253,6 +253,36 @@ public sealed class MetricsTests : TempFolderTest
     }
 
     [Test]
+    public async Task StoredGauge_BetweenCleanerRuns_FollowsTheSessionsThisServerCreatesAndEnds()
+    {
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.CleanupInterval = TimeSpan.FromDays(1));
+        using var stored = Collect<long>(host, ServerSideSessionDiagnostics.SessionsStored);
+        var cleaner = host.Services.GetServices<IHostedService>().OfType<SessionCleanupService>().Single();
+        await cleaner.RunOnceAsync(CancellationToken.None);      // a run at startup: no session yet
+        stored.RecordObservableInstruments();
+        var atStart = stored.LastMeasurement?.Value;
+
+        var browsers = Enumerable.Range(0, 3).Select(_ => host.CreateBrowser()).ToList();
+        foreach (var browser in browsers)
+        {
+            await browser.GetTextAsync("/set?key=a&value=1");
+        }
+
+        stored.RecordObservableInstruments();
+        var afterThree = stored.LastMeasurement?.Value;
+        await browsers[0].GetTextAsync("/abandon");
+        stored.RecordObservableInstruments();
+        var afterAbandon = stored.LastMeasurement?.Value;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(atStart, Is.Zero);
+            Assert.That(afterThree, Is.EqualTo(3), "three sessions live, not the last count's 0");
+            Assert.That(afterAbandon, Is.EqualTo(2));
+        });
+    }
+
+    [Test]
     public async Task StoreFailures_AreTimedWithTheirErrorType_AndAFailedCommitIsCounted()
     {
         FaultyStore store = null!;

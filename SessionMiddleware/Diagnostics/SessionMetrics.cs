@@ -58,19 +58,24 @@ internal sealed class SessionMetrics
         _rowsDeleted = meter.CreateCounter<long>(ServerSideSessionDiagnostics.CleanupRowsDeleted, "{session}", "Expired sessions deleted by the cleaner.");
         _cleanupDuration = meter.CreateHistogram<double>(ServerSideSessionDiagnostics.CleanupDuration, "s", "Duration of cleanup runs.");
         _writeBatchSize = meter.CreateHistogram<int>(ServerSideSessionDiagnostics.WriteBatchSize, "{write}", "Writes group-committed in one SQLite transaction.");
-        _stored = meter.CreateObservableGauge(ServerSideSessionDiagnostics.SessionsStored, ObserveStored, "{session}", "Live sessions, as counted by the cleaner's last run.");
+        _stored = meter.CreateObservableGauge(ServerSideSessionDiagnostics.SessionsStored, ObserveStored, "{session}", "Live sessions: the cleaner's last count, plus the sessions this process created and minus those it ended since.");
     }
 
     /// <summary>Whether anyone listens to the stored-sessions gauge, so the cleaner counts only then.</summary>
     public bool StoredGaugeEnabled => _stored.Enabled;
 
-    public void SessionCreated() => _created.Add(1);
+    public void SessionCreated()
+    {
+        _created.Add(1);
+        AdjustStored(1);
+    }
 
     public void SessionsEnded(string reason, long count = 1)
     {
         if (count > 0)
         {
             _ended.Add(count, new KeyValuePair<string, object?>("reason", reason));
+            AdjustStored(-count);
         }
     }
 
@@ -107,6 +112,23 @@ internal sealed class SessionMetrics
     public void WriteBatch(int size) => _writeBatchSize.Record(size);
 
     public void StoredCounted(long count) => Volatile.Write(ref _storedCount, count);
+
+    // Between the cleaner's counts the gauge follows this process's creations and ends, so that it does not show the
+    // last count (0 at startup) while sessions are created; expiries and other servers' changes wait for the next count.
+    private void AdjustStored(long delta)
+    {
+        var current = Volatile.Read(ref _storedCount);
+        while (current >= 0)
+        {
+            var seen = Interlocked.CompareExchange(ref _storedCount, Math.Max(0, current + delta), current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
 
     /// <summary>
     /// Awaits a store call started at <paramref name="startedTimestamp"/> (<see cref="Stopwatch.GetTimestamp"/>, taken
