@@ -14,7 +14,7 @@ public static class ServerSideSessionTicketStoreExtensions
     /// session — sign-out, <see cref="SessionMiddleware.ISessionManager"/> revoke, expiry, cleanup — signs the browser out
     /// on its next request. The authentication cookie then carries only a reference. A sign-in binds the session to the
     /// user (<see cref="SessionMiddleware.ServerSideSessionOptions.UserIdClaimType"/>) and renews its ID. Needs
-    /// <c>app.UseServerSideSessions()</c> before <c>app.UseAuthentication()</c>.
+    /// <c>app.UseServerSideSessions()</c> in the pipeline, before or after <c>app.UseAuthentication()</c>.
     /// </summary>
     /// <param name="builder">The builder <c>AddServerSideSessions(...)</c> returned.</param>
     /// <param name="authenticationSchemes">
