@@ -62,6 +62,13 @@ public static class SessionTableMigrator
         }
 
         await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+
+        // In the same transaction as AddExpiresAt: no schema-1 write lands between the column and its triggers.
+        if (sql.Dialect.CreateExpiryTriggers(sql.TableName, expiry.IdleSeconds, expiry.AbsoluteSeconds) is { } createTriggers)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(createTriggers, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+
         await connection.ExecuteAsync(new CommandDefinition(
             sql.UpsertSchemaVersion,
             new { sql.TableName, Version = SessionTableSchema.Version, expiry.Now },
@@ -129,7 +136,7 @@ public static class SessionTableMigrator
 
     /// <summary>
     /// Read only, outside any transaction, from the catalog and the schema record: the table exists at this schema
-    /// version with the expected shape and its three indexes. Anything else (including a table of another shape or a
+    /// version with the expected shape, its three indexes and the dialect's expiry triggers. Anything else (including a table of another shape or a
     /// newer version) is left to the locked path, which creates, upgrades or throws.
     /// </summary>
     private static async Task<bool> IsUpToDateAsync(DbConnection connection, SessionSql sql, CancellationToken cancellationToken)
@@ -155,7 +162,20 @@ public static class SessionTableMigrator
 
         var indexes = (await connection.QueryAsync<string>(new CommandDefinition(
             selectIndexNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
-        return SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column)));
+        if (!SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column))))
+        {
+            return false;
+        }
+
+        var expectedTriggers = sql.Dialect.ExpiryTriggerNames(sql.TableName);
+        if (expectedTriggers.Count == 0 || sql.Dialect.SelectTriggerNames is not { } selectTriggerNames)
+        {
+            return true;
+        }
+
+        var triggers = (await connection.QueryAsync<string>(new CommandDefinition(
+            selectTriggerNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+        return expectedTriggers.All(triggers.Contains);
     }
 
     private static void ThrowIfNewer(SessionSql sql, long? recorded)
