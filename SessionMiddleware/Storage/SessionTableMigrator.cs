@@ -51,8 +51,10 @@ public static class SessionTableMigrator
             if (recorded is null or 1 && !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()) &&
                 SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
             {
+                // Rewrites every row: minutes on millions of rows, past a driver's default command timeout (Npgsql's
+                // 30 s), which would roll the upgrade back on every start. It runs until done or cancelled.
                 await connection.ExecuteAsync(new CommandDefinition(
-                    sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
                 result = result with { UpgradedFromVersion = 1 };
             }
             else
@@ -61,7 +63,8 @@ public static class SessionTableMigrator
             }
         }
 
-        await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        // Builds the expires_at index over every row of an upgraded table: no timeout either.
+        await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
 
         // In the same transaction as AddExpiresAt: no schema-1 write lands between the column and its triggers.
         if (sql.Dialect.CreateExpiryTriggers(sql.TableName, expiry.IdleSeconds, expiry.AbsoluteSeconds) is { } createTriggers)
@@ -177,6 +180,8 @@ public static class SessionTableMigrator
             selectTriggerNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
         return expectedTriggers.All(triggers.Contains);
     }
+
+    private const int NoTimeout = 0;
 
     private static void ThrowIfNewer(SessionSql sql, long? recorded)
     {

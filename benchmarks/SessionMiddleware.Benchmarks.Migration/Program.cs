@@ -114,7 +114,8 @@ async Task PostgresAsync()
         await reader.OpenAsync();
         await writer.OpenAsync();
         var key = await ScalarAsync(reader, "SELECT id FROM sessions ORDER BY id LIMIT 1 OFFSET 10");
-        await RunAsync("postgres", connectionString.Replace("Pooling=False;", "", StringComparison.Ordinal), postgres: true, reader, writer, key);
+        // The app's connection string: Npgsql's default command timeout (30 s).
+        await RunAsync("postgres", $"Host=127.0.0.1;Port={server.Port};Username=postgres;Database=postgres", postgres: true, reader, writer, key);
         await using var after = new NpgsqlConnection(connectionString);
         await after.OpenAsync();
         var sizeAfter = await ScalarAsync(after, "SELECT pg_total_relation_size('sessions')");
@@ -141,19 +142,28 @@ async Task RunAsync(string name, string connectionString, bool postgres, System.
     }
 
     using var host = builder.Build();
+    Exception? failed = null;
     using var stop = new CancellationTokenSource();
     var reads = ProbeAsync(reader, "SELECT data FROM sessions WHERE id = @id", key, stop.Token);
     var touches = ProbeAsync(writer, "UPDATE sessions SET last_access = last_access + 1 WHERE id = @id AND last_access >= 0 AND created_at >= 0", key, stop.Token);
     await Task.Delay(200);
     var stopwatch = Stopwatch.StartNew();
-    await host.MigrateServerSideSessionsAsync();
+    try
+    {
+        await host.MigrateServerSideSessionsAsync();
+    }
+    catch (Exception ex) when (ex is System.Data.Common.DbException or TimeoutException)
+    {
+        failed = ex;
+    }
+
     var migration = stopwatch.Elapsed;
     await Task.Delay(200);
     await stop.CancelAsync();
     var (longestRead, readErrors) = await reads;
     var (longestTouch, touchErrors) = await touches;
     var errors = readErrors.Concat(touchErrors).Distinct().ToList();
-    Console.WriteLine($"{name}: migration {migration.TotalSeconds:F1} s; meanwhile the longest read waited {longestRead.TotalMilliseconds:F0} ms, " +
+    Console.WriteLine($"{name}: migration {(failed is null ? "" : "FAILED (" + failed.Message.Split('\n')[0] + ") after ")}{migration.TotalSeconds:F1} s; meanwhile the longest read waited {longestRead.TotalMilliseconds:F0} ms, " +
         $"the longest schema-1 touch {longestTouch.TotalMilliseconds:F0} ms; probe errors: {(errors.Count == 0 ? "none" : string.Join("; ", errors))}");
 }
 
