@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Data.Common;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
@@ -57,17 +58,75 @@ internal sealed class PostgreSqlDialect : SessionSqlDialect
     /// <c>ix_{table}_{column}</c>, or, when that is longer than PostgreSQL keeps, the table name shortened and a hash of
     /// it added, so that the three indexes of a long table name never collide after truncation.
     /// </summary>
-    public override string IndexName(string tableName, string column)
+    public override string IndexName(string tableName, string column) => Identifier("ix", tableName, column);
+
+    public override string SelectTriggerNames =>
+        """
+        SELECT tg.tgname
+        FROM pg_trigger tg
+        JOIN pg_class t ON t.oid = tg.tgrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE n.nspname = current_schema() AND t.relname = @TableName AND NOT tg.tgisinternal;
+        """;
+
+    public override IReadOnlyList<string> ExpiryTriggerNames(string tableName) =>
+        [Identifier("tr", tableName, "expires_at_insert"), Identifier("tr", tableName, "expires_at_update")];
+
+    /// <summary>
+    /// One BEFORE trigger function per table (its name is schema-wide) and two triggers, each created only when its
+    /// trigger is missing. The triggers' WHEN conditions are checked without calling the function, so writes of this
+    /// library, which always set expires_at, cost no function call.
+    /// </summary>
+    public override string CreateExpiryTriggers(string tableName, long idleSeconds, long absoluteSeconds)
     {
-        var name = $"ix_{tableName}_{column}";
+        var t = Quote(tableName);
+        var names = ExpiryTriggerNames(tableName);
+        var function = Quote(Identifier("fn", tableName, "expires_at"));
+        var idle = idleSeconds.ToString(CultureInfo.InvariantCulture);
+        var absolute = absoluteSeconds.ToString(CultureInfo.InvariantCulture);
+        var exists = "EXISTS (SELECT 1 FROM pg_trigger tg JOIN pg_class t ON t.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = t.relnamespace " +
+            $"WHERE n.nspname = current_schema() AND t.relname = '{tableName}' AND tg.tgname = ";
+        return
+            $"""
+            DO $do$
+            BEGIN
+              IF NOT {exists}'{names[0]}') OR NOT {exists}'{names[1]}') THEN
+                CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+                BEGIN
+                  NEW.expires_at := LEAST(NEW.last_access + {idle}, NEW.created_at + {absolute});
+                  RETURN NEW;
+                END
+                $fn$;
+              END IF;
+              IF NOT {exists}'{names[0]}') THEN
+                CREATE TRIGGER {Quote(names[0])} BEFORE INSERT ON {t} FOR EACH ROW
+                  WHEN (NEW.expires_at IS NULL OR NEW.expires_at = 0) EXECUTE FUNCTION {function}();
+              END IF;
+              IF NOT {exists}'{names[1]}') THEN
+                CREATE TRIGGER {Quote(names[1])} BEFORE UPDATE OF last_access ON {t} FOR EACH ROW
+                  WHEN (NEW.expires_at = OLD.expires_at AND NEW.last_access > OLD.last_access AND OLD.expires_at = OLD.last_access + {idle})
+                  EXECUTE FUNCTION {function}();
+              END IF;
+            END
+            $do$;
+            """;
+    }
+
+    /// <summary>
+    /// <c>{prefix}_{table}_{suffix}</c>, or, when that is longer than PostgreSQL keeps, the table name shortened and a
+    /// hash of it added, so that the names of a long table name never collide after truncation.
+    /// </summary>
+    private static string Identifier(string prefix, string tableName, string suffix)
+    {
+        var name = $"{prefix}_{tableName}_{suffix}";
         if (name.Length <= MaxIdentifierLength)
         {
             return name;
         }
 
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(tableName)))[..8];
-        var keep = MaxIdentifierLength - "ix_".Length - 1 - hash.Length - 1 - column.Length;
-        return $"ix_{tableName[..keep]}_{hash}_{column}";
+        var keep = MaxIdentifierLength - prefix.Length - 1 - 1 - hash.Length - 1 - suffix.Length;
+        return $"{prefix}_{tableName[..keep]}_{hash}_{suffix}";
     }
 
     /// <summary>

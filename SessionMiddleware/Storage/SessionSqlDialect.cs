@@ -40,6 +40,37 @@ public abstract class SessionSqlDialect
     /// </summary>
     public virtual string? SelectIndexNames => null;
 
+    /// <summary>
+    /// The catalog query of triggers: one row per trigger on the table named by the parameter <c>@TableName</c>, its
+    /// name (unquoted) in the first column. It must take no lock on the table. <see cref="SessionTableMigrator.MigrateAsync"/>
+    /// reads it with <see cref="SelectIndexNames"/> to tell whether the triggers of <see cref="CreateExpiryTriggers"/>
+    /// are missing. <see langword="null"/> (the default) when the dialect has no such triggers.
+    /// </summary>
+    public virtual string? SelectTriggerNames => null;
+
+    /// <summary>
+    /// The names of the triggers <see cref="CreateExpiryTriggers"/> creates on a session table, unquoted; none by default.
+    /// </summary>
+    /// <param name="tableName">The session table's name.</param>
+    /// <returns>The trigger names.</returns>
+    public virtual IReadOnlyList<string> ExpiryTriggerNames(string tableName) => [];
+
+    /// <summary>
+    /// Statements that create, when missing, the triggers that keep <c>expires_at</c> right for rows written by a
+    /// server of schema version 1 (which knows no <c>expires_at</c>) while it runs beside upgraded ones: a row inserted
+    /// with <c>expires_at</c> 0 gets last access + idle timeout, capped by creation + absolute timeout, as the migration
+    /// derives the rows it upgrades; an update that moves <c>last_access</c> and leaves <c>expires_at</c> at the old
+    /// last access + idle timeout (a schema-1 touch or write) gets the same derivation at the new last access. The
+    /// timeouts are those of the migrating process, written into the trigger as constants; writes of this library
+    /// always set <c>expires_at</c> and are left as they are. <see langword="null"/> (the default): no triggers, and a
+    /// schema-1 server must not write to the table once it is migrated.
+    /// </summary>
+    /// <param name="tableName">The session table's name (it has passed <see cref="SessionTableSchema.IsValidTableName"/>).</param>
+    /// <param name="idleSeconds">The idle timeout, in seconds.</param>
+    /// <param name="absoluteSeconds">The absolute timeout, in seconds (a value past any real date without one).</param>
+    /// <returns>The statements, or <see langword="null"/>.</returns>
+    public virtual string? CreateExpiryTriggers(string tableName, long idleSeconds, long absoluteSeconds) => null;
+
     /// <summary>Written after the session table's closing parenthesis (for example <c> WITHOUT ROWID</c>); empty by default.</summary>
     public virtual string TableOptions => "";
 

@@ -51,8 +51,10 @@ public static class SessionTableMigrator
             if (recorded is null or 1 && !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()) &&
                 SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
             {
+                // Rewrites every row: minutes on millions of rows, past a driver's default command timeout (Npgsql's
+                // 30 s), which would roll the upgrade back on every start. It runs until done or cancelled.
                 await connection.ExecuteAsync(new CommandDefinition(
-                    sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
                 result = result with { UpgradedFromVersion = 1 };
             }
             else
@@ -61,7 +63,15 @@ public static class SessionTableMigrator
             }
         }
 
-        await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        // Builds the expires_at index over every row of an upgraded table: no timeout either.
+        await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+
+        // In the same transaction as AddExpiresAt: no schema-1 write lands between the column and its triggers.
+        if (sql.Dialect.CreateExpiryTriggers(sql.TableName, expiry.IdleSeconds, expiry.AbsoluteSeconds) is { } createTriggers)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(createTriggers, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+
         await connection.ExecuteAsync(new CommandDefinition(
             sql.UpsertSchemaVersion,
             new { sql.TableName, Version = SessionTableSchema.Version, expiry.Now },
@@ -129,7 +139,7 @@ public static class SessionTableMigrator
 
     /// <summary>
     /// Read only, outside any transaction, from the catalog and the schema record: the table exists at this schema
-    /// version with the expected shape and its three indexes. Anything else (including a table of another shape or a
+    /// version with the expected shape, its three indexes and the dialect's expiry triggers. Anything else (including a table of another shape or a
     /// newer version) is left to the locked path, which creates, upgrades or throws.
     /// </summary>
     private static async Task<bool> IsUpToDateAsync(DbConnection connection, SessionSql sql, CancellationToken cancellationToken)
@@ -155,8 +165,23 @@ public static class SessionTableMigrator
 
         var indexes = (await connection.QueryAsync<string>(new CommandDefinition(
             selectIndexNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
-        return SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column)));
+        if (!SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column))))
+        {
+            return false;
+        }
+
+        var expectedTriggers = sql.Dialect.ExpiryTriggerNames(sql.TableName);
+        if (expectedTriggers.Count == 0 || sql.Dialect.SelectTriggerNames is not { } selectTriggerNames)
+        {
+            return true;
+        }
+
+        var triggers = (await connection.QueryAsync<string>(new CommandDefinition(
+            selectTriggerNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+        return expectedTriggers.All(triggers.Contains);
     }
+
+    private const int NoTimeout = 0;
 
     private static void ThrowIfNewer(SessionSql sql, long? recorded)
     {
