@@ -26,24 +26,20 @@ public sealed class RenewalRaceTests : TempFolderTest
         await using var host = await StartAsync(gate);
         var (browser, jar, oldId, oldCookie) = await BrowserWithSessionAsync(host);
 
-        var a = browser.GetAsync("/gated-write");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var newId = await browser.GetTextAsync("/renew-write");
-        gate.Release.SetResult();
-        using var responseA = await a;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-write"), () => browser.GetTextAsync("/renew-write"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That(responseA.StatusCode, Is.EqualTo(HttpStatusCode.OK), "A's write was stored, under the new key");
-            Assert.That(responseA.SetCookies(host.CookieName), Is.Empty, "A neither expires the browser's cookie nor hands out the new one");
-            Assert.That(newId, Is.Not.EqualTo(oldId));
-            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(newId), "the browser's cookie is the renewed session's");
+            Assert.That(race.Held.StatusCode, Is.EqualTo(HttpStatusCode.OK), "A's write was stored, under the new key");
+            Assert.That(race.Held.SetCookies(host.CookieName), Is.Empty, "A neither expires the browser's cookie nor hands out the new one");
+            Assert.That(race.Meanwhile, Is.Not.EqualTo(oldId));
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(race.Meanwhile), "the browser's cookie is the renewed session's");
             Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
             Assert.That(await browser.GetTextAsync("/get?key=fromB"), Is.EqualTo("B"));
             Assert.That(await browser.GetTextAsync("/get?key=fromA"), Is.EqualTo("A"), "A's write followed the session");
             Assert.That(host.CountRows(), Is.EqualTo(1), "no orphaned row");
         });
-        await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, newId);
+        await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, race.Meanwhile);
     }
 
     [Test]
@@ -54,23 +50,19 @@ public sealed class RenewalRaceTests : TempFolderTest
         var (browser, jar, oldId, oldCookie) = await BrowserWithSessionAsync(host);
         host.Time.Advance(TimeSpan.FromMinutes(2));   // past TouchInterval: A's commit records the access
 
-        var a = browser.GetAsync("/gated-read");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var newId = await browser.GetTextAsync("/renew-write");
-        gate.Release.SetResult();
-        using var responseA = await a;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-read"), () => browser.GetTextAsync("/renew-write"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That(responseA.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-            Assert.That(await responseA.Content.ReadAsStringAsync(), Is.EqualTo("1"));
-            Assert.That(responseA.SetCookies(host.CookieName), Is.Empty, "A does not expire the cookie the browser got from B");
-            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(newId));
+            Assert.That(race.Held.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await race.Held.Content.ReadAsStringAsync(), Is.EqualTo("1"));
+            Assert.That(race.Held.SetCookies(host.CookieName), Is.Empty, "A does not expire the cookie the browser got from B");
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(race.Meanwhile));
             Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
             Assert.That(await browser.GetTextAsync("/get?key=fromB"), Is.EqualTo("B"));
             Assert.That(host.CountRows(), Is.EqualTo(1));
         });
-        await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, newId);
+        await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, race.Meanwhile);
     }
 
     [Test]
@@ -80,25 +72,21 @@ public sealed class RenewalRaceTests : TempFolderTest
         await using var host = await StartAsync(gate);
         var (browser, jar, oldId, oldCookie) = await BrowserWithSessionAsync(host);
 
-        var a = browser.GetAsync("/gated-bind?user=alice");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var newId = await browser.GetTextAsync("/bind-write?user=alice");
-        gate.Release.SetResult();
-        using var responseA = await a;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-bind?user=alice"), () => browser.GetTextAsync("/bind-write?user=alice"));
 
         var sessions = await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("alice");
         Assert.Multiple(async () =>
         {
-            Assert.That(responseA.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(race.Held.StatusCode, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(await browser.GetTextAsync("/user"), Is.EqualTo("alice"), "still signed in");
-            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(newId));
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(race.Meanwhile));
             Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"));
             Assert.That(await browser.GetTextAsync("/get?key=fromA"), Is.EqualTo("A"));
             Assert.That(await browser.GetTextAsync("/get?key=fromB"), Is.EqualTo("B"));
-            Assert.That(sessions.Select(s => s.Id), Is.EqualTo(new[] { newId }), "one session of alice, no orphan");
+            Assert.That(sessions.Select(s => s.Id), Is.EqualTo(new[] { race.Meanwhile }), "one session of alice, no orphan");
             Assert.That(host.CountRows(), Is.EqualTo(1));
         });
-        await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, newId);
+        await AssertOldCookieGetsANewEmptySessionAsync(host, oldCookie, oldId, race.Meanwhile);
     }
 
     [Test]
@@ -158,17 +146,13 @@ public sealed class RenewalRaceTests : TempFolderTest
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
 
-        var a = browser.GetAsync("/gated-bind?user=bob");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var newId = await browser.GetTextAsync("/bind-write?user=alice");
-        gate.Release.SetResult();
-        using var responseA = await a;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-bind?user=bob"), () => browser.GetTextAsync("/bind-write?user=alice"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That((int)responseA.StatusCode, Is.EqualTo(500), "bob's sign-in could not be applied: never a 200 for it");
-            Assert.That(responseA.SetCookies(host.CookieName), Is.Empty);
-            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(newId));
+            Assert.That((int)race.Held.StatusCode, Is.EqualTo(500), "bob's sign-in could not be applied: never a 200 for it");
+            Assert.That(race.Held.SetCookies(host.CookieName), Is.Empty);
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(race.Meanwhile));
             Assert.That(await browser.GetTextAsync("/user"), Is.EqualTo("alice"));
             Assert.That(await browser.GetTextAsync("/get?key=fromA"), Is.EqualTo("(none)"));
             Assert.That(host.CountRows(), Is.EqualTo(1));
@@ -235,18 +219,14 @@ public sealed class RenewalRaceTests : TempFolderTest
         var (victim, _, plantedId, plantedCookie) = await BrowserWithSessionAsync(host);
         var attacker = host.CreateRawClient();
 
-        var held = attacker.SendWithCookieAsync("/gated-write", plantedCookie);
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var signedInId = await victim.GetTextAsync("/clear-bind-write?user=victim");
-        gate.Release.SetResult();
-        using var attackersResponse = await held;
+        using var race = await AcrossAsync(gate, attacker.SendWithCookieAsync("/gated-write", plantedCookie), () => victim.GetTextAsync("/clear-bind-write?user=victim"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That(signedInId, Is.Not.EqualTo(plantedId));
-            Assert.That((int)attackersResponse.StatusCode, Is.EqualTo(500), "never a 200 for a write that was not stored");
-            Assert.That(attackersResponse.SetCookies(host.CookieName), Is.Empty);
-            Assert.That(await victim.GetTextAsync("/id"), Is.EqualTo(signedInId));
+            Assert.That(race.Meanwhile, Is.Not.EqualTo(plantedId));
+            Assert.That((int)race.Held.StatusCode, Is.EqualTo(500), "never a 200 for a write that was not stored");
+            Assert.That(race.Held.SetCookies(host.CookieName), Is.Empty);
+            Assert.That(await victim.GetTextAsync("/id"), Is.EqualTo(race.Meanwhile));
             Assert.That(await victim.GetTextAsync("/user"), Is.EqualTo("victim"));
             Assert.That(await victim.GetTextAsync("/get?key=fromA"), Is.EqualTo("(none)"), "the attacker's write is not in the victim's session");
             Assert.That(await victim.GetTextAsync("/get?key=fromB"), Is.EqualTo("B"));
@@ -296,18 +276,14 @@ public sealed class RenewalRaceTests : TempFolderTest
         var browser = host.CreateBrowser(jar);
         Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
 
-        var held = browser.GetAsync("/gated-write");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var renewedId = await browser.GetTextAsync("/signin");
-        gate.Release.SetResult();
-        using var heldResponse = await held;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-write"), () => browser.GetTextAsync("/signin"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That(renewedId, Is.Not.EqualTo(boundId), "the sign-in renewed the ID");
-            Assert.That((int)heldResponse.StatusCode, Is.EqualTo(500));
+            Assert.That(race.Meanwhile, Is.Not.EqualTo(boundId), "the sign-in renewed the ID");
+            Assert.That((int)race.Held.StatusCode, Is.EqualTo(500));
             Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("alice"));
-            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(renewedId));
+            Assert.That(await browser.GetTextAsync("/id"), Is.EqualTo(race.Meanwhile));
             Assert.That(await browser.GetTextAsync("/get?key=a"), Is.EqualTo("1"), "a sign-in of the same user keeps the data");
             Assert.That(await browser.GetTextAsync("/get?key=fromA"), Is.EqualTo("(none)"));
         });
@@ -323,16 +299,12 @@ public sealed class RenewalRaceTests : TempFolderTest
         await browser.GetTextAsync("/set?key=a&value=1");
         var manager = host.Services.GetRequiredService<ISessionManager>();
 
-        var signOut = browser.GetAsync("/gated-abandon");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var renewedId = await browser.GetTextAsync("/regenerate");
-        gate.Release.SetResult();
-        using var signOutResponse = await signOut;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-abandon"), () => browser.GetTextAsync("/regenerate"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That(signOutResponse.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-            Assert.That(await manager.ListForUserAsync("alice"), Is.Empty, $"the renewed session {renewedId} ended with the sign-out");
+            Assert.That(race.Held.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await manager.ListForUserAsync("alice"), Is.Empty, $"the renewed session {race.Meanwhile} ended with the sign-out");
             Assert.That(host.CountRows(), Is.Zero);
         });
     }
@@ -346,16 +318,12 @@ public sealed class RenewalRaceTests : TempFolderTest
         await browser.GetTextAsync("/bind?user=alice");
         var manager = host.Services.GetRequiredService<ISessionManager>();
 
-        var signOut = browser.GetAsync("/gated-abandon");
-        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var bobsId = await browser.GetTextAsync("/bind-write?user=bob");
-        gate.Release.SetResult();
-        using var signOutResponse = await signOut;
+        using var race = await AcrossAsync(gate, browser.GetAsync("/gated-abandon"), () => browser.GetTextAsync("/bind-write?user=bob"));
 
         Assert.Multiple(async () =>
         {
-            Assert.That(signOutResponse.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-            Assert.That((await manager.ListForUserAsync("bob")).Select(s => s.Id), Is.EqualTo(new[] { bobsId }), "alice's sign-out does not end bob's session");
+            Assert.That(race.Held.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That((await manager.ListForUserAsync("bob")).Select(s => s.Id), Is.EqualTo(new[] { race.Meanwhile }), "alice's sign-out does not end bob's session");
             Assert.That(await manager.ListForUserAsync("alice"), Is.Empty);
         });
     }
@@ -552,6 +520,24 @@ public sealed class RenewalRaceTests : TempFolderTest
             return c.Session.Id;
         });
     });
+
+    /// <summary>
+    /// Starts a request that waits at the gate, runs <paramref name="meanwhile"/> while it is held there, then lets it
+    /// finish: the held request loaded the session before, and commits after, whatever <paramref name="meanwhile"/> did.
+    /// </summary>
+    private static async Task<Race> AcrossAsync(Gate gate, Task<HttpResponseMessage> held, Func<Task<string>> meanwhile)
+    {
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var text = await meanwhile();
+        gate.Release.SetResult();
+        return new Race(await held, text);
+    }
+
+    /// <summary>The held request's response, and what the request run meanwhile answered.</summary>
+    private sealed record Race(HttpResponseMessage Held, string Meanwhile) : IDisposable
+    {
+        public void Dispose() => Held.Dispose();
+    }
 
     private sealed class Gate
     {
