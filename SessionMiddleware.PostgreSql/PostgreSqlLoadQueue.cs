@@ -15,6 +15,12 @@ namespace SessionMiddleware.PostgreSql;
 /// work per load falls as the load rises. A load is always read by a statement sent after it was queued, so it sees
 /// every write committed before it was asked for.
 /// </para>
+/// <para>
+/// A group's statement is cancelled once all its callers have gone (their own timeouts), so that a server that does not
+/// answer holds no slot for nobody; Npgsql cancels nothing under multiplexing, where the slot is held until the server
+/// answers or the command timeout. When the store stops, the loads still at the server fail at once with an
+/// <see cref="InvalidOperationException"/>, and the loop ends only after its groups did (they read its token).
+/// </para>
 /// </summary>
 internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
 {
