@@ -15,6 +15,12 @@ namespace SessionMiddleware.PostgreSql;
 /// work per load falls as the load rises. A load is always read by a statement sent after it was queued, so it sees
 /// every write committed before it was asked for.
 /// </para>
+/// <para>
+/// A group's statement is cancelled once all its callers have gone (their own timeouts), so that a server that does not
+/// answer holds no slot for nobody; Npgsql cancels nothing under multiplexing, where the slot is held until the server
+/// answers or the command timeout. When the store stops, the loads still at the server fail at once with an
+/// <see cref="InvalidOperationException"/>, and the loop ends only after its groups did (they read its token).
+/// </para>
 /// </summary>
 internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
 {
@@ -29,6 +35,8 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _sql;
+    private readonly TimeSpan _drainTimeout;
+    private readonly HashSet<Task> _groups = [];
     private readonly Task _loop;
 
     /// <summary>The key's position, after <see cref="SessionSql.LoadColumns"/>.</summary>
@@ -36,9 +44,11 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
 
     /// <param name="dataSource">Where each group takes its connection.</param>
     /// <param name="table">The (quoted) session table.</param>
-    public PostgreSqlLoadQueue(NpgsqlDataSource dataSource, string table)
+    /// <param name="drainTimeout">How long a stopping queue reads what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    public PostgreSqlLoadQueue(NpgsqlDataSource dataSource, string table, TimeSpan? drainTimeout = null)
     {
         _dataSource = dataSource;
+        _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
         // The columns of SessionSql.Load, at the positions of SessionSql.LoadColumns, then the key.
         _sql = $"SELECT data, version, user_id, created_at, last_access, expires_at, id FROM {table} WHERE id = ANY($1);";
         _loop = Task.Run(RunAsync);
@@ -56,7 +66,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         return load.Task;
     }
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, QueueLoop.DrainTimeout);
+    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
 
     /// <summary>Takes no more loads; those queued are still read.</summary>
     public void Complete() => _channel.Writer.TryComplete();
@@ -69,10 +79,11 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             {
                 // A free slot first: while every slot is busy, the loads that arrive gather into the next group.
                 await _slots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                var group = new Group(_stopping.Token);
                 var batch = new List<PendingLoad>();
                 while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var load))
                 {
-                    if (!load.IsAnswered)
+                    if (load.Join(group))
                     {
                         batch.Add(load);
                     }
@@ -80,17 +91,32 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
 
                 if (batch.Count == 0)
                 {
+                    group.Dispose();
                     _slots.Release();
                     continue;
                 }
 
-                _ = RunBatchAsync(batch);
-            }
-
-            // Completed: wait for the groups still at the server.
-            for (var i = 0; i < MaxInFlight; i++)
-            {
-                await _slots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                var running = RunBatchAsync(batch, group);
+                lock (_groups)
+                {
+                    if (!running.IsCompleted)
+                    {
+                        _groups.Add(running);
+                        _ = running.ContinueWith(
+                            static (t, state) =>
+                            {
+                                var groups = (HashSet<Task>)state!;
+                                lock (groups)
+                                {
+                                    groups.Remove(t);
+                                }
+                            },
+                            _groups,
+                            CancellationToken.None,
+                            TaskContinuationOptions.ExecuteSynchronously,
+                            TaskScheduler.Default);
+                    }
+                }
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -99,6 +125,16 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         }
         finally
         {
+            // The groups still at the server end (answered, or cancelled with the loop) before the loop ends: they read
+            // the token of _stopping, which the queue disposes once the loop ended.
+            Task[] groups;
+            lock (_groups)
+            {
+                groups = [.. _groups];
+            }
+
+            await Task.WhenAll(groups).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
             while (_channel.Reader.TryRead(out var left))
             {
                 left.Fail(new ObjectDisposedException(nameof(PostgreSqlLoadQueue), "The session store is shutting down."));
@@ -106,8 +142,26 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         }
     }
 
-    private async Task RunBatchAsync(List<PendingLoad> batch)
+    /// <summary>The failure of a load the store's shutdown cancelled: the database had not answered it within the drain timeout.</summary>
+    private InvalidOperationException Stopped(Exception? cancelled) => new(
+        $"The session store stopped before this session was loaded: the database did not answer within the shutdown's drain timeout ({_drainTimeout.TotalSeconds:0.###} s), and the load was cancelled.",
+        cancelled);
+
+    private async Task RunBatchAsync(List<PendingLoad> batch, Group group)
     {
+        // When the store stops, the group's callers are answered at once: with multiplexing (the default) Npgsql does not
+        // cancel a statement once sent, so the group itself may only end when the server answers.
+        using var stopping = group.Stopping.UnsafeRegister(
+            static state =>
+            {
+                var (loads, queue) = ((List<PendingLoad>, PostgreSqlLoadQueue))state!;
+                var failure = queue.Stopped(null);
+                foreach (var load in loads)
+                {
+                    load.Fail(failure);
+                }
+            },
+            (batch, this));
         try
         {
             var keys = new byte[batch.Count][];
@@ -121,10 +175,12 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             await using (command.ConfigureAwait(false))
             {
                 command.Parameters.Add(PostgreSqlParameters.ArrayOf(keys, NpgsqlDbType.Bytea));
-                var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+                // Cancelled when the store stops, or once every caller of the group has gone (their own timeouts): a
+                // statement nobody waits for no longer holds a slot until the command timeout.
+                var reader = await command.ExecuteReaderAsync(group.Token).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    while (await reader.ReadAsync(group.Token).ConfigureAwait(false))
                     {
                         var id = reader.GetFieldValue<byte[]>(IdColumn);
                         rows[id] = new Loaded(new SessionRow
@@ -147,15 +203,52 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            var failure = _stopping.IsCancellationRequested ? Stopped(ex) : ex;
             foreach (var load in batch)
             {
-                load.Fail(ex);
+                load.Fail(failure);
             }
         }
         finally
         {
+            group.Dispose();
             _slots.Release();
         }
+    }
+
+    /// <summary>
+    /// The cancellation of one group's statement: when the store stops, or when the last of its callers has gone.
+    /// </summary>
+    private sealed class Group : IDisposable
+    {
+        // Never disposed (it has no timer): a caller that leaves after the group ended may still cancel it, harmlessly.
+        private readonly CancellationTokenSource _cancel = new();
+        private readonly CancellationTokenRegistration _stopping;
+        private int _waiting;
+
+        public Group(CancellationToken stopping)
+        {
+            Stopping = stopping;
+            _stopping = stopping.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cancel);
+        }
+
+        public CancellationToken Token => _cancel.Token;
+
+        /// <summary>The store's stopping token, read once when the group was formed.</summary>
+        public CancellationToken Stopping { get; }
+
+        public void Join() => Interlocked.Increment(ref _waiting);
+
+        /// <summary>A caller gave up; the last one cancels the statement (off its thread: Npgsql then asks the server to cancel it).</summary>
+        public void Leave()
+        {
+            if (Interlocked.Decrement(ref _waiting) == 0)
+            {
+                _ = _cancel.CancelAsync();
+            }
+        }
+
+        public void Dispose() => _stopping.Dispose();
     }
 
     /// <summary>One load waiting for its group.</summary>
@@ -163,6 +256,8 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
     {
         private readonly TaskCompletionSource<StoredSession?> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenRegistration _cancellation;
+        private Group? _group;
+
         public PendingLoad(byte[] key, CancellationToken cancellationToken)
         {
             Key = key;
@@ -181,6 +276,22 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
 
         private CancellationToken CancellationToken { get; }
 
+        /// <summary>Joins <paramref name="group"/> unless already answered (its caller gone).</summary>
+        public bool Join(Group group)
+        {
+            lock (_completion)
+            {
+                if (IsAnswered)
+                {
+                    return false;
+                }
+
+                _group = group;
+                group.Join();
+                return true;
+            }
+        }
+
         public void Complete(StoredSession? row)
         {
             _cancellation.Dispose();
@@ -193,7 +304,21 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             _completion.TrySetException(exception);
         }
 
-        private void Cancel() => _completion.TrySetCanceled(CancellationToken);
+        private void Cancel()
+        {
+            Group? group;
+            lock (_completion)
+            {
+                if (!_completion.TrySetCanceled(CancellationToken))
+                {
+                    return;
+                }
+
+                group = _group;
+            }
+
+            group?.Leave();
+        }
     }
 
     /// <summary>A row read for a group; two loads of its key in the group get separate copies (each caller owns what it was given).</summary>

@@ -31,7 +31,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     /// <param name="timeProvider">The clock of expiry.</param>
     /// <param name="logger">Where the migration and failed batches are logged.</param>
     /// <param name="writerDataSource">The group-commit writer's connection; <paramref name="dataSource"/> when null.</param>
-    /// <param name="drainTimeout">How long the writer runs the queued writes when the store stops (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    /// <param name="drainTimeout">How long the writer and the load queue run what is queued when the store stops (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
     public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger, NpgsqlDataSource? writerDataSource = null, TimeSpan? drainTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
@@ -42,7 +42,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         _expiry = new SessionExpiry(options.Value, timeProvider);
         _logger = logger;
         _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany, _pg.InsertMany, _pg.LockKeys, _pg.LockedKeys, drainTimeout);
-        _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table);
+        _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table, drainTimeout);
     }
 
     /// <inheritdoc/>
