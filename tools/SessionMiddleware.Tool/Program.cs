@@ -11,8 +11,8 @@ var table = new Option<string?>("--table") { Description = "The session table (d
 var appSettings = new Option<string?>("--appsettings") { Description = "Read the connection string and options from the app's settings as the app does: this file (appsettings.json), appsettings.{Environment}.json beside it, and environment variables.", Recursive = true };
 var environment = new Option<string?>("--environment") { Description = "With --appsettings: the app's environment (default ASPNETCORE_ENVIRONMENT, DOTNET_ENVIRONMENT, or Production).", Recursive = true };
 var section = new Option<string>("--section") { Description = "The settings section.", DefaultValueFactory = _ => ServerSideSessionOptions.SectionName, Recursive = true };
-var idle = new Option<TimeSpan?>("--idle-timeout") { Description = "The app's IdleTimeout, which decides what is expired (default 00:20:00, or the app's settings).", Recursive = true };
-var absolute = new Option<TimeSpan?>("--absolute-timeout") { Description = "The app's AbsoluteTimeout (default none, or the app's settings).", Recursive = true };
+var idle = new Option<TimeSpan?>("--idle-timeout") { Description = "The app's IdleTimeout, from which migrate derives the expiry of rows it upgrades from schema 1 (default 00:20:00, or the app's settings).", Recursive = true };
+var absolute = new Option<TimeSpan?>("--absolute-timeout") { Description = "The app's AbsoluteTimeout, which caps that expiry (default none, or the app's settings).", Recursive = true };
 var busy = new Option<TimeSpan?>("--busy-timeout") { Description = "How long to wait for a SQLite lock (default 00:00:05).", Recursive = true };
 var verbose = new Option<bool>("--verbose") { Description = "Print the full error, with its stack trace.", Recursive = true };
 
