@@ -34,41 +34,14 @@ public sealed class PostgreSqlLoadQueueTests
     [Test]
     public async Task ALoadHeldAtTheServerWhenTheStoreStops_FailsWithAClearError_AndTheLoadQueueEndsCleanly()
     {
-        var unobserved = new List<Exception>();
-        EventHandler<UnobservedTaskExceptionEventArgs> onUnobserved = (_, e) =>
+        var thrown = await StoppedStoreExceptions.DuringAsync(async logger =>
         {
-            lock (unobserved)
-            {
-                unobserved.Add(e.Exception);
-            }
-        };
-        TaskScheduler.UnobservedTaskException += onUnobserved;
-        try
-        {
-            var logger = new FakeLogger<PostgreSqlSessionStore>();
             var held = await StopWhileALoadIsHeldAsync(logger);
-
             var error = Assert.ThrowsAsync<InvalidOperationException>(async () => await held.WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.That(error!.Message, Does.Contain("stopped before this session was loaded"));
+        });
 
-            // The load queue's groups, had they failed after the store let go of them, surface here as unobserved exceptions.
-            for (var i = 0; i < 3; i++)
-            {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-            }
-
-            var logged = logger.Collector.GetSnapshot().Select(r => r.Exception).OfType<Exception>();
-            Assert.That(logged.Concat(unobserved).SelectMany(Chain).OfType<ObjectDisposedException>(), Is.Empty, "nothing used the load queue's token source after it was disposed");
-        }
-        finally
-        {
-            TaskScheduler.UnobservedTaskException -= onUnobserved;
-        }
-
-        static IEnumerable<Exception> Chain(Exception e) => e is AggregateException a
-            ? a.InnerExceptions.SelectMany(Chain).Prepend(e)
-            : e.InnerException is { } inner ? Chain(inner).Prepend(e) : [e];
+        Assert.That(thrown.OfType<ObjectDisposedException>(), Is.Empty, "nothing used the load queue's token source after it was disposed");
     }
 
     /// <remarks>

@@ -207,41 +207,14 @@ public sealed class PostgreSqlWriterTests
     [Test]
     public async Task AWriteHeldPastTheDrainTimeoutAtShutdown_FailsWithAClearError_AndTheWriterEndsCleanly()
     {
-        var unobserved = new List<Exception>();
-        EventHandler<UnobservedTaskExceptionEventArgs> onUnobserved = (_, e) =>
+        var thrown = await StoppedStoreExceptions.DuringAsync(async logger =>
         {
-            lock (unobserved)
-            {
-                unobserved.Add(e.Exception);
-            }
-        };
-        TaskScheduler.UnobservedTaskException += onUnobserved;
-        try
-        {
-            var logger = new FakeLogger<PostgreSqlSessionStore>();
             var held = await StopWhileAWriteIsHeldAsync(logger);
-
             var error = Assert.ThrowsAsync<InvalidOperationException>(async () => await held);
             Assert.That(error!.Message, Does.Contain("stopped before this write was stored"));
+        });
 
-            // The writer's loop, had it failed after the store let go of it, surfaces here as an unobserved exception.
-            for (var i = 0; i < 3; i++)
-            {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-            }
-
-            var logged = logger.Collector.GetSnapshot().Select(r => r.Exception).OfType<Exception>();
-            Assert.That(logged.Concat(unobserved).SelectMany(Chain).OfType<ObjectDisposedException>(), Is.Empty, "nothing used the writer's token source after it was disposed");
-        }
-        finally
-        {
-            TaskScheduler.UnobservedTaskException -= onUnobserved;
-        }
-
-        static IEnumerable<Exception> Chain(Exception e) => e is AggregateException a
-            ? a.InnerExceptions.SelectMany(Chain).Prepend(e)
-            : e.InnerException is { } inner ? Chain(inner).Prepend(e) : [e];
+        Assert.That(thrown.OfType<ObjectDisposedException>(), Is.Empty, "nothing used the writer's token source after it was disposed");
     }
 
     /// <summary>
