@@ -3,6 +3,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Tests.Infrastructure;
+using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Tests;
 
@@ -92,7 +93,7 @@ public sealed class RevokeUnderLoadTests
         command.Parameters.AddWithValue("$e", expiresAt);
         foreach (var _ in Enumerable.Range(0, count))
         {
-            id.Value = SessionIdProtector.ComputeKey(SessionIdProtector.NewSecretId());
+            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId());
             command.ExecuteNonQuery();
         }
 

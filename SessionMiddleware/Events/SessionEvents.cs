@@ -5,6 +5,7 @@ using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Storage;
+using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Events;
 
@@ -75,7 +76,7 @@ internal sealed class SessionEvents
         return InvokeAsync(
             nameof(ServerSideSessionEvents.OnEnded),
             _events.Ended,
-            new SessionEndedContext(SessionIdProtector.ToPublicId(row.Key), reason, row.UserId, _timeProvider.GetUtcNow(), httpContext, cancellationToken));
+            new SessionEndedContext(SessionIds.ToPublicId(row.Key), reason, row.UserId, _timeProvider.GetUtcNow(), httpContext, cancellationToken));
     }
 
     // Whether the handler throws at once or its task fails, the exception stops here. A handler that completes at once

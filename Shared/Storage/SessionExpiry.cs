@@ -7,7 +7,7 @@ namespace SessionMiddleware.Storage;
 /// <param name="Now">"Now" from the <see cref="TimeProvider"/>, in Unix seconds.</param>
 /// <param name="IdleSeconds">The idle timeout.</param>
 /// <param name="AbsoluteSeconds">The absolute timeout (a value past any real date without one).</param>
-public readonly record struct ExpiryParameters(long Now, long IdleSeconds, long AbsoluteSeconds)
+internal readonly record struct ExpiryParameters(long Now, long IdleSeconds, long AbsoluteSeconds)
 {
     /// <summary>Whether a row that expires at <paramref name="expiresAt"/> is expired now.</summary>
     /// <param name="expiresAt">The row's <c>expires_at</c>, in Unix seconds.</param>
@@ -22,9 +22,9 @@ public readonly record struct ExpiryParameters(long Now, long IdleSeconds, long 
 
 /// <summary>
 /// Turns the timeouts of <see cref="ServerSideSessionOptions"/> into <see cref="ExpiryParameters"/> at "now", so that
-/// every store ends sessions at the same moment. For store authors.
+/// every store ends sessions at the same moment.
 /// </summary>
-public sealed class SessionExpiry
+internal sealed class SessionExpiry
 {
     // Without an absolute timeout: far enough to never cap, near enough that created_at + it never overflows.
     private const long NoAbsoluteTimeout = long.MaxValue / 4;
