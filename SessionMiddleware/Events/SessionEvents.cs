@@ -28,7 +28,7 @@ internal sealed class SessionEvents
         var o = options.Value;
         _events = o.Events;
         _timeProvider = timeProvider;
-        _expiry = new SessionExpiry(o, timeProvider);
+        _expiry = new SessionExpiry(o.IdleTimeout, o.AbsoluteTimeout, timeProvider);
         _absoluteSeconds = o.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : -1;
         _logger = logger;
         _metrics = metrics;
