@@ -4,8 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using SessionMiddleware.Cleanup;
 using SessionMiddleware.Cookies;
-using SessionMiddleware.Tests.Infrastructure;
 using SessionMiddleware.Ids;
+using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 

@@ -3,8 +3,8 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Cookies;
-using SessionMiddleware.Tests.Infrastructure;
 using SessionMiddleware.Ids;
+using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 

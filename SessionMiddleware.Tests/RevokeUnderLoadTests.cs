@@ -2,8 +2,8 @@ using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Cookies;
-using SessionMiddleware.Tests.Infrastructure;
 using SessionMiddleware.Ids;
+using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
 

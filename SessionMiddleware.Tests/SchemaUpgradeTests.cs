@@ -6,9 +6,9 @@ using Microsoft.Extensions.Time.Testing;
 using SessionMiddleware.Cleanup;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Events;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Storage;
 using SessionMiddleware.Tests.Infrastructure;
-using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Tests;
 

@@ -14,8 +14,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
-using SessionMiddleware.PostgreSql;
 using SessionMiddleware.Ids;
+using SessionMiddleware.PostgreSql;
 
 namespace SessionMiddleware.Tests.Infrastructure;
 

@@ -2,8 +2,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using SessionMiddleware.Cookies;
-using SessionMiddleware.Storage.Sqlite;
 using SessionMiddleware.Ids;
+using SessionMiddleware.Storage.Sqlite;
 
 namespace SessionMiddleware.Tests.Infrastructure;
 

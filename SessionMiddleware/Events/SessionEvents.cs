@@ -3,9 +3,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Storage;
-using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Events;
 

@@ -6,9 +6,9 @@ using Microsoft.Extensions.Options;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Events;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
-using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Management;
 

@@ -3,9 +3,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
-using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Middleware;
 
