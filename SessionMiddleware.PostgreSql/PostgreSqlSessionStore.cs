@@ -27,19 +27,25 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     private readonly PostgreSqlLoadQueue _loads;
 
     /// <param name="dataSource">Loads, listings, the cleaner and the migration.</param>
-    /// <param name="options">The table name and the timeouts.</param>
+    /// <param name="options">The table name and the timeouts (<see cref="SessionStoreSettings"/>).</param>
     /// <param name="timeProvider">The clock of expiry.</param>
     /// <param name="logger">Where the migration and failed batches are logged.</param>
     /// <param name="writerDataSource">The group-commit writer's connection; <paramref name="dataSource"/> when null.</param>
     /// <param name="drainTimeout">How long the writer and the load queue run what is queued when the store stops (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
     public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger, NpgsqlDataSource? writerDataSource = null, TimeSpan? drainTimeout = null)
+        : this(dataSource, SessionStoreSettings.From((options ?? throw new ArgumentNullException(nameof(options))).Value), timeProvider, logger, writerDataSource, drainTimeout)
+    {
+    }
+
+    /// <summary>The store over <paramref name="settings"/>, what it uses of the options.</summary>
+    internal PostgreSqlSessionStore(NpgsqlDataSource dataSource, SessionStoreSettings settings, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger, NpgsqlDataSource? writerDataSource = null, TimeSpan? drainTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
-        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(settings);
         _dataSource = dataSource;
-        _sql = new SessionSql(PostgreSqlDialect.Instance, options.Value.TableName);
+        _sql = new SessionSql(PostgreSqlDialect.Instance, settings.TableName);
         _pg = new PostgreSqlSessionSql(_sql);
-        _expiry = new SessionExpiry(options.Value, timeProvider);
+        _expiry = settings.Expiry(timeProvider);
         _logger = logger;
         _writes = new PostgreSqlWriteQueue(writerDataSource ?? dataSource, logger, _pg.UpdateMany, _pg.InsertMany, _pg.LockKeys, _pg.LockedKeys, drainTimeout);
         _loads = new PostgreSqlLoadQueue(dataSource, _sql.Table, drainTimeout);

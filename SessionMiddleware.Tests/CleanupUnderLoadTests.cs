@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using SessionMiddleware.Cleanup;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
@@ -77,7 +78,7 @@ public sealed class CleanupUnderLoadTests
         command.Parameters.AddWithValue("$t", lastAccess);
         foreach (var _ in Enumerable.Range(0, count))
         {
-            id.Value = SessionIdProtector.ComputeKey(SessionIdProtector.NewSecretId());
+            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId());
             command.ExecuteNonQuery();
         }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
@@ -92,7 +93,7 @@ public sealed class RevokeUnderLoadTests
         command.Parameters.AddWithValue("$e", expiresAt);
         foreach (var _ in Enumerable.Range(0, count))
         {
-            id.Value = SessionIdProtector.ComputeKey(SessionIdProtector.NewSecretId());
+            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId());
             command.ExecuteNonQuery();
         }
 

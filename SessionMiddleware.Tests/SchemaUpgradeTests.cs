@@ -6,6 +6,7 @@ using Microsoft.Extensions.Time.Testing;
 using SessionMiddleware.Cleanup;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Events;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Storage;
 using SessionMiddleware.Tests.Infrastructure;
 
@@ -90,8 +91,8 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         var time = new FakeTimeProvider(FixtureTime.AddMinutes(5));
         var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
         await store.MigrateAsync();
-        var key = SessionIdProtector.ComputeKey(Encoding.UTF8.GetBytes("inserted-by-schema-1"));
-        var renewedKey = SessionIdProtector.ComputeKey(Encoding.UTF8.GetBytes("renewed-by-schema-1"));
+        var key = SessionIds.ComputeKey(Encoding.UTF8.GetBytes("inserted-by-schema-1"));
+        var renewedKey = SessionIds.ComputeKey(Encoding.UTF8.GetBytes("renewed-by-schema-1"));
 
         await using (var connection = await _db.OpenConnectionAsync())
         {
@@ -165,7 +166,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         var time = new FakeTimeProvider(FixtureTime.AddMinutes(5));
         var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
         await store.MigrateAsync();
-        var key = SessionIdProtector.ComputeKey(Encoding.UTF8.GetBytes("remembered"));
+        var key = SessionIds.ComputeKey(Encoding.UTF8.GetBytes("remembered"));
         var remembered = time.GetUtcNow().AddDays(7);
         var created = await store.CreateAsync(new NewSession(key, [1], "carol", null, null, remembered));
 
@@ -191,9 +192,9 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         }
     }
 
-    private static byte[] FixtureKey(int i) => SessionIdProtector.ComputeKey(Encoding.UTF8.GetBytes($"fixture-secret-{i}"));
+    private static byte[] FixtureKey(int i) => SessionIds.ComputeKey(Encoding.UTF8.GetBytes($"fixture-secret-{i}"));
 
-    private static string PublicId(byte[] key) => SessionIdProtector.ToPublicId(key);
+    private static string PublicId(byte[] key) => SessionIds.ToPublicId(key);
 
     private SessionCleanupService Cleaner(TimeProvider time, List<SessionEndedContext> ended)
     {

@@ -14,6 +14,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
+using SessionMiddleware.Ids;
 using SessionMiddleware.PostgreSql;
 
 namespace SessionMiddleware.Tests.Infrastructure;
@@ -235,7 +236,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
         var value = cookie.StartsWith(CookieName + "=", StringComparison.Ordinal) ? cookie[(CookieName.Length + 1)..] : cookie;
         var secret = Services.GetRequiredService<Cookies.SessionIdProtector>().Unprotect(value, out var reason)
             ?? throw new AssertionException($"not a cookie of this host's key ring ({reason})");
-        return Cookies.SessionIdProtector.ToPublicId(Cookies.SessionIdProtector.ComputeKey(secret));
+        return SessionIds.ToPublicId(SessionIds.ComputeKey(secret));
     }
 
     public string CookieName => Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value.Cookie.Name!;

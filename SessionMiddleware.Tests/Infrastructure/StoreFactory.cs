@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace SessionMiddleware.Tests.Infrastructure;
@@ -17,5 +18,5 @@ internal static class StoreFactory
         return new SqliteSessionStore(Options.Create(options), time, NullLogger<SqliteSessionStore>.Instance, checkpointInterval ?? SqliteSessionStore.DefaultCheckpointInterval);
     }
 
-    public static byte[] NewKey() => SessionIdProtector.ComputeKey(SessionIdProtector.NewSecretId());
+    public static byte[] NewKey() => SessionIds.ComputeKey(SessionIds.NewSecretId());
 }

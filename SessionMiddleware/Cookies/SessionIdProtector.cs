@@ -1,12 +1,14 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
+using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Cookies;
 
 /// <summary>
 /// Makes and reads session cookies: a secret ID of 32 random bytes, protected (encrypted and signed) with
-/// ASP.NET Core Data Protection and base64url-encoded. Only the SHA-256 hash of the secret ID is stored.
+/// ASP.NET Core Data Protection and base64url-encoded. Only the SHA-256 hash of the secret ID is stored
+/// (<see cref="SessionIds"/>).
 /// </summary>
 internal sealed class SessionIdProtector
 {
@@ -15,9 +17,6 @@ internal sealed class SessionIdProtector
 
     /// <summary>The reason <see cref="Unprotect(string?, out string?)"/> gives for a cookie another key ring protected (or a tampered one).</summary>
     public const string NotOurKeyRing = "not protected by this application's key ring, or tampered with";
-
-    /// <summary>Length of the secret ID in bytes.</summary>
-    public const int SecretIdLength = 32;
 
     /// <summary>Cookies longer than this are rejected without any cryptographic work; a real one is far shorter.</summary>
     public const int MaxCookieLength = 1024;
@@ -28,34 +27,6 @@ internal sealed class SessionIdProtector
     {
         ArgumentNullException.ThrowIfNull(provider);
         _protector = provider.CreateProtector(Purpose);
-    }
-
-    public static byte[] NewSecretId() => RandomNumberGenerator.GetBytes(SecretIdLength);
-
-    /// <summary>The stored key: SHA-256 of the secret ID.</summary>
-    public static byte[] ComputeKey(byte[] secretId) => SHA256.HashData(secretId);
-
-    /// <summary>The public handle (<c>ISession.Id</c>): lowercase hex of the stored key. Safe to log and show.</summary>
-    public static string ToPublicId(byte[] key) => Convert.ToHexStringLower(key);
-
-    /// <summary>Reads a public ID back into the stored key; false for anything but 64 hex characters.</summary>
-    public static bool TryParsePublicId(string publicId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? key)
-    {
-        key = null;
-        if (publicId.Length != 2 * SHA256.HashSizeInBytes)
-        {
-            return false;
-        }
-
-        try
-        {
-            key = Convert.FromHexString(publicId);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
     }
 
     public string Protect(byte[] secretId) => WebEncoders.Base64UrlEncode(_protector.Protect(secretId));
@@ -98,7 +69,7 @@ internal sealed class SessionIdProtector
             return null;
         }
 
-        if (secretId.Length != SecretIdLength)
+        if (secretId.Length != SessionIds.SecretIdLength)
         {
             reason = "wrong length";
             return null;

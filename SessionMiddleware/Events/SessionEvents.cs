@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Storage;
 
@@ -27,7 +28,7 @@ internal sealed class SessionEvents
         var o = options.Value;
         _events = o.Events;
         _timeProvider = timeProvider;
-        _expiry = new SessionExpiry(o, timeProvider);
+        _expiry = new SessionExpiry(o.IdleTimeout, o.AbsoluteTimeout, timeProvider);
         _absoluteSeconds = o.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : -1;
         _logger = logger;
         _metrics = metrics;
@@ -75,7 +76,7 @@ internal sealed class SessionEvents
         return InvokeAsync(
             nameof(ServerSideSessionEvents.OnEnded),
             _events.Ended,
-            new SessionEndedContext(SessionIdProtector.ToPublicId(row.Key), reason, row.UserId, _timeProvider.GetUtcNow(), httpContext, cancellationToken));
+            new SessionEndedContext(SessionIds.ToPublicId(row.Key), reason, row.UserId, _timeProvider.GetUtcNow(), httpContext, cancellationToken));
     }
 
     // Whether the handler throws at once or its task fails, the exception stops here. A handler that completes at once

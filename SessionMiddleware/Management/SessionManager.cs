@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Events;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
 
@@ -35,7 +36,7 @@ internal sealed class SessionManager(
     public async Task<bool> RevokeAsync(string sessionId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
-        if (!SessionIdProtector.TryParsePublicId(sessionId, out var key))
+        if (!SessionIds.TryParsePublicId(sessionId, out var key))
         {
             return false;
         }
@@ -56,7 +57,7 @@ internal sealed class SessionManager(
                 row = await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
                 if (row is not null)
                 {
-                    Log.RevokeFollowedRenewal(logger, sessionId, SessionIdProtector.ToPublicId(key));
+                    Log.RevokeFollowedRenewal(logger, sessionId, SessionIds.ToPublicId(key));
                 }
             }
         }
@@ -82,7 +83,7 @@ internal sealed class SessionManager(
     {
         ArgumentException.ThrowIfNullOrEmpty(userId);
         byte[]? exceptKey = null;
-        if (exceptSessionId is not null && !SessionIdProtector.TryParsePublicId(exceptSessionId, out exceptKey))
+        if (exceptSessionId is not null && !SessionIds.TryParsePublicId(exceptSessionId, out exceptKey))
         {
             throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
         }
@@ -164,7 +165,7 @@ internal sealed class SessionManager(
         var dot = token.IndexOf('.', StringComparison.Ordinal);
         if (dot <= 0 ||
             !long.TryParse(token.AsSpan(0, dot), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var createdAt) ||
-            !SessionIdProtector.TryParsePublicId(token[(dot + 1)..], out var key))
+            !SessionIds.TryParsePublicId(token[(dot + 1)..], out var key))
         {
             return false;
         }

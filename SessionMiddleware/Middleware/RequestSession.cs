@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Session;
 
@@ -82,7 +83,7 @@ internal sealed class RequestSession : ISessionOwner
         StoredSession? stored = null;
         if (secretId is not null)
         {
-            var key = SessionIdProtector.ComputeKey(secretId);
+            var key = SessionIds.ComputeKey(secretId);
             var loadSpan = SessionTracing.Start("load", runtime.Metrics, runtime.Store);
             try
             {
@@ -116,7 +117,7 @@ internal sealed class RequestSession : ISessionOwner
             if (stored is null)
             {
                 // Strict mode: an ID without a live row is never adopted; a write gets a new ID.
-                Log.SessionNotFound(runtime.Logger, SessionIdProtector.ToPublicId(key));
+                Log.SessionNotFound(runtime.Logger, SessionIds.ToPublicId(key));
                 runtime.Metrics.CookieRejected(SessionMetrics.RejectedUnknownSession);
             }
         }
@@ -177,7 +178,7 @@ internal sealed class RequestSession : ISessionOwner
         if (secretId is null || stored is null)
         {
             // A cookie naming no live session: expired at the commit, unless a new session's cookie replaces it.
-            _deadKey = secretId is null ? null : SessionIdProtector.ComputeKey(secretId);
+            _deadKey = secretId is null ? null : SessionIds.ComputeKey(secretId);
             Session = ServerSideSession.CreateNew(this, runtime.Options.MaxSessionBytes, runtime.Now());
             return;
         }
@@ -291,7 +292,7 @@ internal sealed class RequestSession : ISessionOwner
                 deleted = await DeleteRenewedAsync(abandoned, signedOutUser, token).ConfigureAwait(false);
             }
 
-            Log.SessionAbandoned(Logger, SessionIdProtector.ToPublicId(abandoned));
+            Log.SessionAbandoned(Logger, SessionIds.ToPublicId(abandoned));
             if (deleted is not null)
             {
                 var reason = _runtime.Events.ReasonFor(deleted, session.SignedOut ? SessionEndReason.SignedOut : SessionEndReason.Abandoned);
@@ -313,7 +314,7 @@ internal sealed class RequestSession : ISessionOwner
         {
             if (Context.Response.HasStarted)
             {
-                Log.RenewAfterResponseStarted(Logger, SessionIdProtector.ToPublicId(session.RenewFromKey));
+                Log.RenewAfterResponseStarted(Logger, SessionIds.ToPublicId(session.RenewFromKey));
                 session.CancelRenewal();
                 if (session.IsModified)
                 {
@@ -403,7 +404,7 @@ internal sealed class RequestSession : ISessionOwner
         {
             // The new ID would go to this request, which presented the ID the concurrent renewal retired.
             throw new InvalidOperationException(
-                $"Session {SessionIdProtector.ToPublicId(rowKey)} was renewed by a concurrent request while this one ran, so this request cannot renew it again; nothing was written.");
+                $"Session {SessionIds.ToPublicId(rowKey)} was renewed by a concurrent request while this one ran, so this request cannot renew it again; nothing was written.");
         }
 
         // Commits of one session in this process take turns, so a commit conflicts at most with other processes
@@ -468,7 +469,7 @@ internal sealed class RequestSession : ISessionOwner
                         _runtime.Renewals.Add(rowKey, session.Key!, session.SecretId!, session.UserId, session.RenewalChangesUser);
                         session.MarkRenewed(result.Version, _runtime.Now());
                         Metrics.SessionRenewed();
-                        var previousId = SessionIdProtector.ToPublicId(rowKey);
+                        var previousId = SessionIds.ToPublicId(rowKey);
                         Log.SessionRenewed(Logger, previousId, session.Id);
                         Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
                         return previousId;
@@ -496,13 +497,13 @@ internal sealed class RequestSession : ISessionOwner
                     break;
 
                 case SessionUpdateStatus.Conflict when attempt < SessionRuntime.MaxCommitAttempts:
-                    Log.CommitConflict(Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
+                    Log.CommitConflict(Logger, SessionIds.ToPublicId(rowKey), attempt);
                     reload = true;
                     break;
 
                 default:
                     throw new InvalidOperationException(
-                        $"Session {SessionIdProtector.ToPublicId(rowKey)} could not be committed: it was changed by concurrent requests on each of {SessionRuntime.MaxCommitAttempts} attempts.");
+                        $"Session {SessionIds.ToPublicId(rowKey)} could not be committed: it was changed by concurrent requests on each of {SessionRuntime.MaxCommitAttempts} attempts.");
             }
         }
     }
@@ -608,12 +609,12 @@ internal sealed class RequestSession : ISessionOwner
             {
                 // Renewed by a sign-in (or a change of user) while this request ran: this request began as someone else,
                 // perhaps an attacker who planted the old ID, so nothing it does reaches the signed-in session.
-                Log.RenewalBySignInNotFollowed(Logger, SessionIdProtector.ToPublicId(rowKey));
+                Log.RenewalBySignInNotFollowed(Logger, SessionIds.ToPublicId(rowKey));
                 return null;
             }
 
             session.FollowRenewal(renewal.NewKey);
-            Log.RenewalFollowed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+            Log.RenewalFollowed(Logger, SessionIds.ToPublicId(rowKey), session.Id);
             return false;
         }
 
@@ -623,7 +624,7 @@ internal sealed class RequestSession : ISessionOwner
         if (!session.FollowsRenewal && session.RenewalSignsIn && string.Equals(session.UserId, renewal.UserId, StringComparison.Ordinal))
         {
             session.AdoptRenewal(renewal.NewKey, renewal.NewSecretId);
-            Log.RenewalAdopted(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+            Log.RenewalAdopted(Logger, SessionIds.ToPublicId(rowKey), session.Id);
             return true;
         }
 
@@ -655,7 +656,7 @@ internal sealed class RequestSession : ISessionOwner
             var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(key, cancellationToken)).ConfigureAwait(false);
             if (deleted is not null)
             {
-                Log.SignOutFollowedRenewal(Logger, SessionIdProtector.ToPublicId(abandonedKey), SessionIdProtector.ToPublicId(key));
+                Log.SignOutFollowedRenewal(Logger, SessionIds.ToPublicId(abandonedKey), SessionIds.ToPublicId(key));
                 return deleted;
             }
         }
@@ -666,7 +667,7 @@ internal sealed class RequestSession : ISessionOwner
     /// <summary>A write found its row gone and no renewal to follow: nothing is written, and the client is told (never a success for a dropped write).</summary>
     private InvalidOperationException Gone(ServerSideSession session, byte[] rowKey)
     {
-        Log.SessionGoneAtCommit(Logger, SessionIdProtector.ToPublicId(rowKey));
+        Log.SessionGoneAtCommit(Logger, SessionIds.ToPublicId(rowKey));
         session.MarkGone();
         return GoneException(rowKey);
     }
@@ -674,6 +675,6 @@ internal sealed class RequestSession : ISessionOwner
     // No cookie expiry: the browser may hold a newer cookie from a concurrent request (a renewal on another server);
     // only an explicit Abandon or sign-out expires it.
     private static InvalidOperationException GoneException(byte[] rowKey) => new(
-        $"Session {SessionIdProtector.ToPublicId(rowKey)} was removed while this request ran (revoked, abandoned, expired, renewed " +
+        $"Session {SessionIds.ToPublicId(rowKey)} was removed while this request ran (revoked, abandoned, expired, renewed " +
         "on another server, or renewed by a sign-in, which requests begun before it never write into): this request's changes were not written.");
 }

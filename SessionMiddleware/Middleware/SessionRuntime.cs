@@ -36,7 +36,7 @@ internal sealed class SessionRuntime
         Cookies = cookies;
         CommitLocks = commitLocks;
         TimeProvider = timeProvider;
-        Expiry = new SessionExpiry(Options, timeProvider);
+        Expiry = new SessionExpiry(Options.IdleTimeout, Options.AbsoluteTimeout, timeProvider);
         Logger = logger;
         Metrics = metrics;
         Events = events;

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.AspNetCore.Http;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Session;
 
@@ -209,7 +210,7 @@ internal sealed class ServerSideSession : IServerSideSession
             // Built once per key (the key changes on renewal, abandon and re-creation), not on every read.
             if (!ReferenceEquals(_publicIdOf, Key))
             {
-                _publicId = SessionIdProtector.ToPublicId(Key);
+                _publicId = SessionIds.ToPublicId(Key);
                 _publicIdOf = Key;
             }
 
@@ -324,8 +325,8 @@ internal sealed class ServerSideSession : IServerSideSession
             _renewFromUserId = UserId;
         }
 
-        SecretId = SessionIdProtector.NewSecretId();
-        Key = SessionIdProtector.ComputeKey(SecretId);
+        SecretId = SessionIds.NewSecretId();
+        Key = SessionIds.ComputeKey(SecretId);
     }
 
     // A new ID needs a Set-Cookie header: once the response has started it cannot be sent, so the call is refused
@@ -444,8 +445,8 @@ internal sealed class ServerSideSession : IServerSideSession
     {
         if (SecretId is null || Key is null)
         {
-            SecretId = SessionIdProtector.NewSecretId();
-            Key = SessionIdProtector.ComputeKey(SecretId);
+            SecretId = SessionIds.NewSecretId();
+            Key = SessionIds.ComputeKey(SecretId);
         }
     }
 

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Cookies;
+using SessionMiddleware.Ids;
 
 namespace SessionMiddleware.Benchmarks.Micro;
 
@@ -23,7 +24,7 @@ public class CookieBenchmarks
     {
         _services = new ServiceCollection().AddDataProtection().UseEphemeralDataProtectionProvider().Services.BuildServiceProvider();
         _protector = new SessionIdProtector(_services.GetRequiredService<IDataProtectionProvider>());
-        _secretId = SessionIdProtector.NewSecretId();
+        _secretId = SessionIds.NewSecretId();
         _cookie = _protector.Protect(_secretId);
     }
 
@@ -37,8 +38,8 @@ public class CookieBenchmarks
     public byte[]? Unprotect() => _protector.Unprotect(_cookie, out _);
 
     [Benchmark]
-    public byte[] ComputeKey() => SessionIdProtector.ComputeKey(_secretId);
+    public byte[] ComputeKey() => SessionIds.ComputeKey(_secretId);
 
     [Benchmark]
-    public byte[] NewSecretId() => SessionIdProtector.NewSecretId();
+    public byte[] NewSecretId() => SessionIds.NewSecretId();
 }

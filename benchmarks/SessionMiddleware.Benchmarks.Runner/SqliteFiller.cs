@@ -6,7 +6,7 @@ namespace SessionMiddleware.Benchmarks.Runner;
 
 /// <summary>
 /// Writes many session rows straight into the library's table (the schema its migration created: see
-/// SessionMiddleware/Storage/Sqlite/SqliteSessionSql.cs), with one INSERT … SELECT in one transaction.
+/// Shared/Storage/SessionSql.cs), with one INSERT … SELECT in one transaction.
 /// </summary>
 internal static class SqliteFiller
 {

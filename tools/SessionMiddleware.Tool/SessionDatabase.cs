@@ -168,7 +168,7 @@ internal sealed class SessionDatabase : IAsyncDisposable
 
         _services = services.BuildServiceProvider();
         Sql = new SessionSql(target.IsSqlite ? SqliteDialect.Instance : PostgreSqlDialect.Instance, target.TableName);
-        Expiry = new SessionExpiry(_services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value, TimeProvider.System);
+        Expiry = SessionStoreSettings.From(_services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerSideSessionOptions>>().Value).Expiry(TimeProvider.System);
     }
 
     public Target Target { get; }

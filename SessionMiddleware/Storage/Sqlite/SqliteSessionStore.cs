@@ -11,7 +11,7 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// The embedded default store: one SQLite file in WAL mode, accessed through Dapper. Reads use pooled
 /// Microsoft.Data.Sqlite connections; writes are group-committed by one writer (<see cref="SqliteWriteQueue"/>).
 /// </summary>
-internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDisposable
+internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsyncDisposable
 {
     private readonly string _connectionString;
     private readonly string _connectionPragmas;
@@ -49,21 +49,26 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     }
 
     internal SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, Diagnostics.SessionMetrics? metrics = null)
+        : this(SqliteStoreSettings.From((options ?? throw new ArgumentNullException(nameof(options))).Value), timeProvider, logger, checkpointInterval, metrics)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        var o = options.Value;
+    }
+
+    /// <summary>The store over <paramref name="settings"/>, what it uses of the options.</summary>
+    internal SqliteSessionStore(SqliteStoreSettings settings, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, Diagnostics.SessionMetrics? metrics = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
         // Locks are waited for by SQLite's busy handler (busy_timeout below); the provider's own retry loop is
         // bounded by the same time so that a lock held too long surfaces as an error, not a 30-second stall.
-        _connectionString = new SqliteConnectionStringBuilder(o.ConnectionString)
+        _connectionString = new SqliteConnectionStringBuilder(settings.ConnectionString)
         {
             Pooling = true,
-            DefaultTimeout = (int)Math.Max(1, Math.Ceiling(o.BusyTimeout.TotalSeconds)),
+            DefaultTimeout = (int)Math.Max(1, Math.Ceiling(settings.BusyTimeout.TotalSeconds)),
         }.ToString();
-        _sql = new SessionSql(SqliteDialect.Instance, o.TableName);
+        _sql = new SessionSql(SqliteDialect.Instance, settings.Table.TableName);
         _sqlite = new SqliteSessionSql(_sql);
         _logger = logger;
-        _expiry = new SessionExpiry(o, timeProvider);
-        var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
+        _expiry = settings.Table.Expiry(timeProvider);
+        var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(settings.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
         _writes = new SqliteWriteQueue(OpenAsync, logger, metrics is null ? null : metrics.WriteBatch);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
@@ -243,125 +248,13 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
             cancellationToken);
     }
 
-    /// <inheritdoc/>
-    public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default)
+    /// <summary>After an update that matched no row: the row is gone (NotFound) or has another version (Conflict).</summary>
+    private async Task<SessionUpdateResult> MissedUpdateAsync(
+        SqliteConnection connection, SqliteTransaction transaction, byte[] key, long now, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(userId);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        var now = _expiry.UnixNow();
-        try
-        {
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-                _sql.ListByUser, new { UserId = userId, Now = now, Limit = limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return [.. rows.Select(r => r.ToSessionInfo())];
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
-        {
-            if (await IsTableMissingAsync().ConfigureAwait(false))
-            {
-                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
-            }
-
-            throw;
-        }
-    }
-
-    /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default)
-    {
-        var command = _sql.Query(filter, after, limit, _expiry.Parameters());
-        return ReadAsync(connection => command.QuerySessionsAsync(connection, cancellationToken), cancellationToken);
-    }
-
-    /// <inheritdoc/>
-    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
-    {
-        var command = _sql.Count(filter, _expiry.Parameters());
-        return ReadAsync(connection => command.CountAsync(connection, cancellationToken), cancellationToken);
-    }
-
-    /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(userId);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-
-        // One batch is one write in the queue: other requests' writes get in between a large revoke's batches.
-        return WriteAsync<IReadOnlyList<SessionLifetime>>(
-            async (connection, transaction, token) =>
-            {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
-                    _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
-            },
-            singleStatement: true,
-            cancellationToken);
-    }
-
-    /// <inheritdoc/>
-    public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        return WriteAsync(
-            async (connection, transaction, token) =>
-                (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
-                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
-            singleStatement: true,
-            cancellationToken);
-    }
-
-    /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
-    {
-        var parameters = SessionSql.ListExpiredParameters(after, maxRows, _expiry.UnixNow());
-        return ReadAsync<IReadOnlyList<SessionLifetime>>(
-            async connection =>
-            {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
-                    _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
-            },
-            cancellationToken);
-    }
-
-    /// <inheritdoc/>
-    public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(keys);
-        if (keys.Count == 0)
-        {
-            return Task.FromResult<IReadOnlyList<byte[]>>([]);
-        }
-
-        var now = _expiry.UnixNow();
-
-        // One batch is one write in the queue (one prepared statement run per key, all or none committed): requests'
-        // writes get in between the cleaner's batches.
-        return WriteAsync<IReadOnlyList<byte[]>>(
-            async (connection, transaction, token) =>
-            {
-                var deleted = new List<byte[]>(keys.Count);
-                var command = connection.CreateCommand();
-                await using var commandScope = command.ConfigureAwait(false);
-                command.Transaction = transaction;
-                command.CommandText = _sql.DeleteIfExpired;
-                var id = command.Parameters.Add("@Id", SqliteType.Blob);
-                command.Parameters.AddWithValue("@Now", now);
-                foreach (var key in keys)
-                {
-                    id.Value = key;
-                    if (await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0)
-                    {
-                        deleted.Add(key);
-                    }
-                }
-
-                return deleted;
-            },
-            singleStatement: false,
-            cancellationToken);
+        var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            _sql.SelectLiveVersion, new { Id = key, Now = now }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }
 
     /// <summary>Stops the write queue after the writes already queued, and closes the held connections.</summary>
@@ -378,119 +271,5 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     {
         _loads.Clear();
         await _writes.ReleaseConnectionAsync().ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Runs a write in the next group transaction (see <see cref="SqliteWriteQueue.WriteAsync"/> for
-    /// <paramref name="singleStatement"/>); a missing table becomes the error that names the migration.
-    /// </summary>
-    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await _writes.WriteAsync(work, singleStatement, cancellationToken).ConfigureAwait(false);
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
-        {
-            if (await IsTableMissingAsync().ConfigureAwait(false))
-            {
-                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
-            }
-
-            throw;
-        }
-    }
-
-    /// <summary>Runs a read on a pooled connection; a missing table becomes the error that names the migration.</summary>
-    private async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> read, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            return await read(connection).ConfigureAwait(false);
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
-        {
-            if (await IsTableMissingAsync().ConfigureAwait(false))
-            {
-                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
-            }
-
-            throw;
-        }
-    }
-
-    /// <summary>After an update that matched no row: the row is gone (NotFound) or has another version (Conflict).</summary>
-    private async Task<SessionUpdateResult> MissedUpdateAsync(
-        SqliteConnection connection, SqliteTransaction transaction, byte[] key, long now, CancellationToken cancellationToken)
-    {
-        var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            _sql.SelectLiveVersion, new { Id = key, Now = now }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
-    }
-
-    /// <summary>
-    /// A connection outside the pool, closed for good when disposed (the checkpointer's, once a second: an idle pooled
-    /// connection would keep the file open between its runs).
-    /// </summary>
-    private async Task<SqliteConnection> OpenUnpooledAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
-        try
-        {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
-
-    internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-
-            // busy_timeout and synchronous belong to the physical connection, which the pool keeps open: set them once.
-            if (connection.Handle is { } handle && !_initializedHandles.TryGetValue(handle, out _))
-            {
-                await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
-                _initializedHandles.AddOrUpdate(handle, InitializedMarker);
-            }
-
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// SQLITE_ERROR, which SQLite raises for a missing table among other errors (it has no code of its own): the
-    /// catalog then tells whether the table is there.
-    /// </summary>
-    private const int SqliteGenericError = 1;
-
-    /// <summary>Whether the catalog lacks the session table (false when the database cannot be read at all).</summary>
-    private async Task<bool> IsTableMissingAsync()
-    {
-        try
-        {
-            var connection = await OpenAsync(CancellationToken.None).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            return !await SessionTableMigrator.TableExistsAsync(connection, _sql).ConfigureAwait(false);
-        }
-        catch (SqliteException)
-        {
-            return false;
-        }
     }
 }

@@ -6,9 +6,8 @@ namespace SessionMiddleware.Storage;
 /// What a SQL database's session store says about its dialect, so that <see cref="SessionSql"/> writes the statements
 /// that are the same everywhere once, and <see cref="SessionTableMigrator"/> runs one migration routine for every
 /// store. A dialect holds only what differs: type names, the catalog query, how concurrent migrations take turns.
-/// For store authors.
 /// </summary>
-public abstract class SessionSqlDialect
+internal abstract class SessionSqlDialect
 {
     /// <summary>The type of binary columns (the key and the data), as <see cref="SelectColumns"/> reports it.</summary>
     public abstract string BinaryType { get; }

@@ -7,9 +7,9 @@ namespace SessionMiddleware.Storage;
 /// The one migration routine of every SQL store: it first reads the catalog, locking nothing, and returns when the
 /// table is complete and up to date; otherwise, in one transaction after the dialect's lock, it checks again, records
 /// the schema version, checks an existing table's shape and creates whatever is missing. It never alters or drops
-/// anything. For store authors.
+/// anything.
 /// </summary>
-public static class SessionTableMigrator
+internal static class SessionTableMigrator
 {
     /// <summary>
     /// Creates the session table, its indexes and its schema record when missing; upgrades a table of an earlier
@@ -208,4 +208,4 @@ public static class SessionTableMigrator
 /// <summary>What <see cref="SessionTableMigrator.MigrateAsync"/> did.</summary>
 /// <param name="Created">The table did not exist and was created.</param>
 /// <param name="UpgradedFromVersion">The schema version the table was upgraded from, or <see langword="null"/> when it was not upgraded.</param>
-public readonly record struct SessionMigrationResult(bool Created, int? UpgradedFromVersion);
+internal readonly record struct SessionMigrationResult(bool Created, int? UpgradedFromVersion);

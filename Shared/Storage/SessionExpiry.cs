@@ -7,7 +7,7 @@ namespace SessionMiddleware.Storage;
 /// <param name="Now">"Now" from the <see cref="TimeProvider"/>, in Unix seconds.</param>
 /// <param name="IdleSeconds">The idle timeout.</param>
 /// <param name="AbsoluteSeconds">The absolute timeout (a value past any real date without one).</param>
-public readonly record struct ExpiryParameters(long Now, long IdleSeconds, long AbsoluteSeconds)
+internal readonly record struct ExpiryParameters(long Now, long IdleSeconds, long AbsoluteSeconds)
 {
     /// <summary>Whether a row that expires at <paramref name="expiresAt"/> is expired now.</summary>
     /// <param name="expiresAt">The row's <c>expires_at</c>, in Unix seconds.</param>
@@ -21,10 +21,10 @@ public readonly record struct ExpiryParameters(long Now, long IdleSeconds, long 
 }
 
 /// <summary>
-/// Turns the timeouts of <see cref="ServerSideSessionOptions"/> into <see cref="ExpiryParameters"/> at "now", so that
-/// every store ends sessions at the same moment. For store authors.
+/// Turns the idle and absolute timeouts into <see cref="ExpiryParameters"/> at "now", so that every store ends
+/// sessions at the same moment.
 /// </summary>
-public sealed class SessionExpiry
+internal sealed class SessionExpiry
 {
     // Without an absolute timeout: far enough to never cap, near enough that created_at + it never overflows.
     private const long NoAbsoluteTimeout = long.MaxValue / 4;
@@ -33,16 +33,16 @@ public sealed class SessionExpiry
     private readonly long _idleSeconds;
     private readonly long _absoluteSeconds;
 
-    /// <summary>Creates the expiry rules of <paramref name="options"/>, reading "now" from <paramref name="timeProvider"/>.</summary>
-    /// <param name="options">The session options (<see cref="ServerSideSessionOptions.IdleTimeout"/>, <see cref="ServerSideSessionOptions.AbsoluteTimeout"/>).</param>
+    /// <summary>Creates the expiry rules of the timeouts, reading "now" from <paramref name="timeProvider"/>.</summary>
+    /// <param name="idleTimeout"><see cref="ServerSideSessionOptions.IdleTimeout"/>.</param>
+    /// <param name="absoluteTimeout"><see cref="ServerSideSessionOptions.AbsoluteTimeout"/>, or <see langword="null"/> for none.</param>
     /// <param name="timeProvider">The clock; never the database's.</param>
-    public SessionExpiry(ServerSideSessionOptions options, TimeProvider timeProvider)
+    public SessionExpiry(TimeSpan idleTimeout, TimeSpan? absoluteTimeout, TimeProvider timeProvider)
     {
-        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(timeProvider);
         _timeProvider = timeProvider;
-        _idleSeconds = (long)Math.Ceiling(options.IdleTimeout.TotalSeconds);
-        _absoluteSeconds = options.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : NoAbsoluteTimeout;
+        _idleSeconds = (long)Math.Ceiling(idleTimeout.TotalSeconds);
+        _absoluteSeconds = absoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : NoAbsoluteTimeout;
     }
 
     /// <summary>"Now" in Unix seconds.</summary>

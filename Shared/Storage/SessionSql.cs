@@ -1,14 +1,12 @@
-using System.Data.Common;
-using Dapper;
-
 namespace SessionMiddleware.Storage;
 
 /// <summary>
 /// The statements that are the same text in every SQL dialect, built once for one (validated, quoted) table name.
 /// Every value is a parameter; "now" and the expiry cutoffs are parameters from <see cref="SessionExpiry"/>, never
-/// the database's clock. A store adds what its dialect does differently (renewal, batched deletes). For store authors.
+/// the database's clock. A store adds what its dialect does differently (renewal, batched deletes). Shared as source
+/// (Shared/Storage, linked into the core, the PostgreSQL package and the tool), not as public API.
 /// </summary>
-public sealed class SessionSql
+internal sealed partial class SessionSql
 {
     /// <summary>The condition of a live row: <c>expires_at &gt;= @Now</c> (a row lives through the second it expires) (<see cref="ExpiryParameters"/>).</summary>
     public const string LiveCondition = "expires_at >= @Now";
@@ -187,91 +185,6 @@ public sealed class SessionSql
     public string DropTable { get; }
 
     /// <summary>
-    /// The live sessions matching <paramref name="filter"/> after <paramref name="after"/>, as <see cref="SessionInfoRow"/>,
-    /// most recently created first (creation time, then key, descending), at most <paramref name="limit"/>.
-    /// </summary>
-    /// <param name="filter">Which sessions.</param>
-    /// <param name="after">Where the previous page ended, or <see langword="null"/>.</param>
-    /// <param name="limit">The most rows.</param>
-    /// <param name="expiry">"Now" and the timeouts.</param>
-    /// <returns>The statement and its parameters.</returns>
-    public SessionSqlCommand Query(SessionFilter filter, SessionCursor? after, int limit, ExpiryParameters expiry)
-    {
-        ArgumentNullException.ThrowIfNull(filter);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        var parameters = LiveParameters(expiry);
-        var where = FilterConditions(filter, parameters);
-        if (after is not null)
-        {
-            where += " AND (created_at, id) < (@AfterCreatedAt, @AfterId)";
-            parameters["AfterCreatedAt"] = after.CreatedAt;
-            parameters["AfterId"] = after.Key;
-        }
-
-        parameters["Limit"] = limit;
-        return new SessionSqlCommand(
-            "SELECT id AS Id, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, ip AS Ip, user_agent AS UserAgent " +
-            $"FROM {Table} WHERE {where} ORDER BY created_at DESC, id DESC LIMIT @Limit;",
-            parameters);
-    }
-
-    /// <summary>Counts the live sessions matching <paramref name="filter"/> (one <c>bigint</c> column).</summary>
-    /// <param name="filter">Which sessions.</param>
-    /// <param name="expiry">"Now" and the timeouts.</param>
-    /// <returns>The statement and its parameters.</returns>
-    public SessionSqlCommand Count(SessionFilter filter, ExpiryParameters expiry)
-    {
-        ArgumentNullException.ThrowIfNull(filter);
-        var parameters = LiveParameters(expiry);
-        var where = FilterConditions(filter, parameters);
-        return new SessionSqlCommand($"SELECT count(*) FROM {Table} WHERE {where};", parameters);
-    }
-
-    /// <summary>
-    /// One row about the whole table, as <see cref="SessionTableStatistics"/>: all rows, live rows, live rows bound to
-    /// a user, the oldest and newest creation time of a live row. Reads every row: for an operator's tool, not a request.
-    /// </summary>
-    /// <param name="expiry">"Now" and the timeouts.</param>
-    /// <returns>The statement and its parameters.</returns>
-    public SessionSqlCommand Statistics(ExpiryParameters expiry) => new(_statistics, LiveParameters(expiry));
-
-    // The one place where the parameters of LiveCondition are bound for the statements built here.
-    private static Dictionary<string, object?> LiveParameters(ExpiryParameters expiry) => new(StringComparer.Ordinal)
-    {
-        ["Now"] = expiry.Now,
-    };
-
-    private static string FilterConditions(SessionFilter filter, Dictionary<string, object?> parameters)
-    {
-        var where = LiveCondition;
-        if (filter.UserId is not null)
-        {
-            where += " AND user_id = @UserId";
-            parameters["UserId"] = filter.UserId;
-        }
-
-        if (filter.IsBound is { } bound)
-        {
-            where += bound ? " AND user_id IS NOT NULL" : " AND user_id IS NULL";
-        }
-
-        Add(filter.CreatedAfter, "created_at >", "CreatedAfter");
-        Add(filter.CreatedBefore, "created_at <", "CreatedBefore");
-        Add(filter.LastAccessAfter, "last_access >", "LastAccessAfter");
-        Add(filter.LastAccessBefore, "last_access <", "LastAccessBefore");
-        return where;
-
-        void Add(DateTimeOffset? value, string condition, string name)
-        {
-            if (value is { } v)
-            {
-                where += $" AND {condition} @{name}";
-                parameters[name] = v.ToUnixTimeSeconds();
-            }
-        }
-    }
-
-    /// <summary>
     /// The parameters of the statements that write a row: <c>@Now</c>, <c>@IdleSeconds</c>, <c>@AbsoluteSeconds</c>,
     /// <c>@ExpiresAt</c> (null for the default), and for a renewal <c>@OldId</c>, <c>@ExpectedVersion</c>, <c>@NewId</c>,
     /// <c>@UserId</c>, <c>@Data</c>, <c>@Ip</c>, <c>@UserAgent</c>.
@@ -321,47 +234,4 @@ public sealed class SessionSql
         /// <summary><c>expires_at</c>.</summary>
         public const int ExpiresAt = 5;
     }
-}
-
-/// <summary>A statement and the values of its parameters (names without the <c>@</c>). For store authors.</summary>
-/// <param name="Text">The SQL text.</param>
-/// <param name="Parameters">The parameters, by name.</param>
-public sealed record SessionSqlCommand(string Text, IReadOnlyDictionary<string, object?> Parameters)
-{
-    /// <summary>Runs a <see cref="SessionSql.Query"/> command: its rows as <see cref="SessionInfo"/>.</summary>
-    /// <param name="connection">An open connection.</param>
-    /// <param name="cancellationToken">Cancels the query.</param>
-    /// <returns>The sessions, in the statement's order.</returns>
-    public async Task<IReadOnlyList<SessionInfo>> QuerySessionsAsync(DbConnection connection, CancellationToken cancellationToken = default)
-    {
-        var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
-            Text, new DynamicParameters(Parameters), cancellationToken: cancellationToken)).ConfigureAwait(false);
-        return [.. rows.Select(r => r.ToSessionInfo())];
-    }
-
-    /// <summary>Runs a command whose one row and column is a count (<see cref="SessionSql.Count"/>).</summary>
-    /// <param name="connection">An open connection.</param>
-    /// <param name="cancellationToken">Cancels the query.</param>
-    /// <returns>The count.</returns>
-    public Task<long> CountAsync(DbConnection connection, CancellationToken cancellationToken = default) =>
-        connection.ExecuteScalarAsync<long>(new CommandDefinition(Text, new DynamicParameters(Parameters), cancellationToken: cancellationToken));
-}
-
-/// <summary>The row of <see cref="SessionSql.Statistics"/>. For store authors and the command-line tool.</summary>
-public sealed class SessionTableStatistics
-{
-    /// <summary>Every row, live or expired.</summary>
-    public long Total { get; set; }
-
-    /// <summary>The live rows.</summary>
-    public long Live { get; set; }
-
-    /// <summary>The live rows bound to a user.</summary>
-    public long LiveBound { get; set; }
-
-    /// <summary>The creation time of the oldest live row, Unix seconds, or <see langword="null"/> when none is live.</summary>
-    public long? OldestCreatedAt { get; set; }
-
-    /// <summary>The creation time of the newest live row, Unix seconds, or <see langword="null"/> when none is live.</summary>
-    public long? NewestCreatedAt { get; set; }
 }

@@ -1,12 +1,10 @@
-using SessionMiddleware.Cookies;
-
 namespace SessionMiddleware.Storage;
 
 /// <summary>
 /// A session row as <see cref="SessionSql.Load"/> returns it (columns aliased to these names, so a micro-ORM such as
-/// Dapper maps it by name; <see cref="SessionSql.LoadColumns"/> gives the positions for a raw reader). For store authors.
+/// Dapper maps it by name; <see cref="SessionSql.LoadColumns"/> gives the positions for a raw reader).
 /// </summary>
-public sealed class SessionRow
+internal sealed class SessionRow
 {
     /// <summary>The serialized data.</summary>
     public byte[]? Data { get; set; }
@@ -39,8 +37,8 @@ public sealed class SessionRow
         DateTimeOffset.FromUnixTimeSeconds(ExpiresAt));
 }
 
-/// <summary>A session row as <see cref="SessionSql.ListByUser"/> returns it. For store authors.</summary>
-public sealed class SessionInfoRow
+/// <summary>A session row as <see cref="SessionSql.ListByUser"/> returns it.</summary>
+internal sealed class SessionInfoRow
 {
     /// <summary>The key (SHA-256 of the secret ID).</summary>
     public byte[] Id { get; set; } = [];
@@ -63,7 +61,7 @@ public sealed class SessionInfoRow
     /// <summary>The row as the management API shows it, its <see cref="SessionInfo.Id"/> the public ID (lowercase hex of the key).</summary>
     /// <returns>The session's description.</returns>
     public SessionInfo ToSessionInfo() => new(
-        SessionIdProtector.ToPublicId(Id),
+        Convert.ToHexStringLower(Id), // the public ID, as SessionInfo.Id defines it
         UserId,
         DateTimeOffset.FromUnixTimeSeconds(CreatedAt),
         DateTimeOffset.FromUnixTimeSeconds(LastAccess),
@@ -73,9 +71,9 @@ public sealed class SessionInfoRow
 
 /// <summary>
 /// A row as the statements that return <see cref="SessionLifetime"/> give it (columns aliased <c>Key</c>, <c>UserId</c>,
-/// <c>CreatedAt</c>, <c>ExpiresAt</c>). For store authors.
+/// <c>CreatedAt</c>, <c>ExpiresAt</c>).
 /// </summary>
-public sealed class SessionLifetimeRow
+internal sealed class SessionLifetimeRow
 {
     /// <summary>The key (SHA-256 of the secret ID).</summary>
     public byte[] Key { get; set; } = [];

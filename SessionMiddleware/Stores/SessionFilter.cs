@@ -28,16 +28,3 @@ public sealed record SessionFilter
     /// <summary>Every live session.</summary>
     public static SessionFilter All { get; } = new();
 }
-
-/// <summary>One page of a session query: newest first, and the token that continues after its last session.</summary>
-/// <param name="Sessions">The sessions, most recently created first (ties by ID).</param>
-/// <param name="ContinuationToken">Pass it to the next <see cref="ISessionManager.QueryAsync"/> for the next page; <see langword="null"/> on the last page.</param>
-public sealed record SessionPage(IReadOnlyList<SessionInfo> Sessions, string? ContinuationToken);
-
-/// <summary>
-/// A position in the order of a session query (creation time descending, then key descending): a page continues
-/// with the sessions after it. Keyset paging, so it stays right while rows are added and removed.
-/// </summary>
-/// <param name="CreatedAt">The creation time of the last session of the previous page, in Unix seconds.</param>
-/// <param name="Key">The key (SHA-256 of the secret ID) of that session.</param>
-public sealed record SessionCursor(long CreatedAt, byte[] Key);

@@ -5,9 +5,9 @@ namespace SessionMiddleware.Storage;
 /// <summary>
 /// Checks <see cref="ServerSideSessionOptions.ConnectionString"/> at startup for one database, so that a wrong string
 /// fails naming the option instead of at the first request. A store registers its subclass as an
-/// <see cref="IValidateOptions{TOptions}"/> of <see cref="ServerSideSessionOptions"/>. For store authors.
+/// <see cref="IValidateOptions{TOptions}"/> of <see cref="ServerSideSessionOptions"/>.
 /// </summary>
-public abstract class ConnectionStringValidator : IValidateOptions<ServerSideSessionOptions>
+internal abstract class ConnectionStringValidator : IValidateOptions<ServerSideSessionOptions>
 {
     /// <summary>The option's name as the failure messages give it.</summary>
     protected const string OptionName = nameof(ServerSideSessionOptions) + "." + nameof(ServerSideSessionOptions.ConnectionString);

@@ -5,10 +5,10 @@ namespace SessionMiddleware.Storage;
 /// <summary>One column of the session table: its name and its type as the dialect's catalog reports it.</summary>
 /// <param name="Name">The column's name.</param>
 /// <param name="Type">The column's type, for example <c>BLOB</c> (SQLite) or <c>bytea</c> (PostgreSQL).</param>
-public sealed record SessionColumn(string Name, string Type);
+internal sealed record SessionColumn(string Name, string Type);
 
 /// <summary>One column of an existing table, as <see cref="SessionSqlDialect.SelectColumns"/> returns it.</summary>
-public sealed class CatalogColumn
+internal sealed class CatalogColumn
 {
     /// <summary>The column's name.</summary>
     public string Name { get; set; } = "";
@@ -30,9 +30,9 @@ public sealed class CatalogColumn
 
 /// <summary>
 /// The shape of the session table that every store creates and checks (the column types are the dialect's), and
-/// the errors a store raises about it. For store authors.
+/// the errors a store raises about it.
 /// </summary>
-public static partial class SessionTableSchema
+internal static partial class SessionTableSchema
 {
     /// <summary>The schema version this library writes and expects (2: every row has its own <c>expires_at</c>).</summary>
     public const int Version = 2;

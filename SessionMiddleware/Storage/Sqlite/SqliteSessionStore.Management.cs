@@ -1,0 +1,129 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace SessionMiddleware.Storage.Sqlite;
+
+/// <summary>The SQLite store's listings, counts and deletes: the session manager's and the cleaner's calls.</summary>
+internal sealed partial class SqliteSessionStore
+{
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<SessionInfo>> ListByUserAsync(string userId, int limit, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        var now = _expiry.UnixNow();
+        try
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
+                _sql.ListByUser, new { UserId = userId, Now = now, Limit = limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return [.. rows.Select(r => r.ToSessionInfo())];
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
+        {
+            if (await IsTableMissingAsync().ConfigureAwait(false))
+            {
+                throw SessionTableSchema.MissingTable(_sql.TableName, ex);
+            }
+
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionInfo>> QueryAsync(SessionFilter filter, SessionCursor? after, int limit, CancellationToken cancellationToken = default)
+    {
+        var command = _sql.Query(filter, after, limit, _expiry.Parameters());
+        return ReadAsync(connection => command.QuerySessionsAsync(connection, cancellationToken), cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default)
+    {
+        var command = _sql.Count(filter, _expiry.Parameters());
+        return ReadAsync(connection => command.CountAsync(connection, cancellationToken), cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+
+        // One batch is one write in the queue: other requests' writes get in between a large revoke's batches.
+        return WriteAsync<IReadOnlyList<SessionLifetime>>(
+            async (connection, transaction, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
+            },
+            singleStatement: true,
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return WriteAsync(
+            async (connection, transaction, token) =>
+                (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
+            singleStatement: true,
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
+    {
+        var parameters = SessionSql.ListExpiredParameters(after, maxRows, _expiry.UnixNow());
+        return ReadAsync<IReadOnlyList<SessionLifetime>>(
+            async connection =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        if (keys.Count == 0)
+        {
+            return Task.FromResult<IReadOnlyList<byte[]>>([]);
+        }
+
+        var now = _expiry.UnixNow();
+
+        // One batch is one write in the queue (one prepared statement run per key, all or none committed): requests'
+        // writes get in between the cleaner's batches.
+        return WriteAsync<IReadOnlyList<byte[]>>(
+            async (connection, transaction, token) =>
+            {
+                var deleted = new List<byte[]>(keys.Count);
+                var command = connection.CreateCommand();
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Transaction = transaction;
+                command.CommandText = _sql.DeleteIfExpired;
+                var id = command.Parameters.Add("@Id", SqliteType.Blob);
+                command.Parameters.AddWithValue("@Now", now);
+                foreach (var key in keys)
+                {
+                    id.Value = key;
+                    if (await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0)
+                    {
+                        deleted.Add(key);
+                    }
+                }
+
+                return deleted;
+            },
+            singleStatement: false,
+            cancellationToken);
+    }
+}

@@ -1,0 +1,15 @@
+namespace SessionMiddleware.Storage.Sqlite;
+
+/// <summary>What the SQLite store uses of <see cref="ServerSideSessionOptions"/>, read once when it is built.</summary>
+/// <param name="ConnectionString"><see cref="ServerSideSessionOptions.ConnectionString"/>: the SQLite file.</param>
+/// <param name="BusyTimeout"><see cref="ServerSideSessionOptions.BusyTimeout"/>: how long a connection waits for another process's lock.</param>
+/// <param name="Table">The table name and the timeouts of expiry.</param>
+internal sealed record SqliteStoreSettings(string ConnectionString, TimeSpan BusyTimeout, SessionStoreSettings Table)
+{
+    /// <summary>The settings of <paramref name="options"/>.</summary>
+    public static SqliteStoreSettings From(ServerSideSessionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new(options.ConnectionString, options.BusyTimeout, SessionStoreSettings.From(options));
+    }
+}
