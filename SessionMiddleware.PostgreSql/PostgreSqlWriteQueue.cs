@@ -4,6 +4,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
+using SessionMiddleware.Queues;
 using SessionMiddleware.Storage;
 using static SessionMiddleware.PostgreSql.PostgreSqlParameters;
 
@@ -22,7 +23,7 @@ namespace SessionMiddleware.PostgreSql;
 /// order and never wait for each other in a cycle; its writes then run in key order (writes to one key keep their order).
 /// </para>
 /// </summary>
-internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
+internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
 {
     /// <summary>The most writes in one batch.</summary>
     public const int MaxBatch = 128;
@@ -51,20 +52,16 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>The most writes waiting for locked rows (<see cref="MaxLockWaits"/> of them at the server); past it a write of a locked row fails at once.</summary>
     public const int MaxLockWaitsQueued = 1_000;
 
-    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateBounded<PostgreSqlWrite>(new BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-    private volatile bool _completed;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private readonly string _updateMany;
     private readonly string _insertMany;
     private readonly string _lockKeys;
     private readonly string _lockedKeys;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly TimeSpan _drainTimeout;
-    private readonly Task _loop;
     private readonly SemaphoreSlim _lockWaitSlots = new(MaxLockWaits, MaxLockWaits);
     private readonly HashSet<Task> _lockWaits = [];
     private readonly Dictionary<byte[], int> _waitingKeys = new(SessionKeyComparer.Instance);
+    private NpgsqlConnection? _connection;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
@@ -72,145 +69,112 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
     /// <param name="lockKeys">The statement that locks a batch's rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>).</param>
     /// <param name="lockedKeys">The statement that finds which of a batch's rows other transactions hold (<see cref="PostgreSqlSessionSql.LockedKeys"/>).</param>
-    /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="BatchLoop.DrainTimeout"/> when null).</param>
     public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, string lockKeys, string lockedKeys, TimeSpan? drainTimeout = null)
+        : base(Channel.CreateBounded<PostgreSqlWrite>(new BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait }), MaxBatch)
     {
         _lockKeys = lockKeys;
         _lockedKeys = lockedKeys;
-        _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
+        DrainTimeout = drainTimeout ?? BatchLoop.DrainTimeout;
         _dataSource = dataSource;
         _logger = logger;
         _updateMany = updateMany;
         _insertMany = insertMany;
-        _loop = Task.Run(RunAsync);
+        Start();
     }
 
     /// <summary>Runs <paramref name="write"/> in the next batch; completes once the batch committed (or the write failed).</summary>
     public Task<T> WriteAsync<T>(PostgreSqlWrite<T> write)
     {
-        if (!_channel.Writer.TryWrite(write))
+        if (!TryWrite(write))
         {
-            throw _completed
-                ? new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.")
+            throw IsCompleted
+                ? ShuttingDown()
                 : new InvalidOperationException($"The session store's writer is behind: {MaxQueued} session writes wait for PostgreSQL, which does not answer.");
         }
 
         return write.Task;
     }
 
-    /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
-    public void Complete()
+    /// <summary>A write of a key whose row is locked still waits with the earlier write of its key, not in the batch.</summary>
+    protected override bool Take(PostgreSqlWrite item, List<PostgreSqlWrite> batch)
     {
-        _completed = true;
-        _channel.Writer.TryComplete();
+        if (IsWaitingForLock(item.Key))
+        {
+            WaitForLock(item);
+        }
+        else
+        {
+            batch.Add(item);
+        }
+
+        return true;
     }
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
-
-    private async Task RunAsync()
+    protected override async Task RunBatchAsync(List<PostgreSqlWrite> batch, CancellationToken stopping)
     {
-        NpgsqlConnection? connection = null;
-        var batch = new List<PostgreSqlWrite>(MaxBatch);
-        try
+        for (var rerun = false; ; rerun = true)
         {
-            while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            try
             {
-                batch.Clear();
-                while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var write))
-                {
-                    if (write.IsAnswered)
-                    {
-                        continue;
-                    }
+                _connection ??= await _dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
+                await RunBatchAsync(_connection, batch).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex)
+            {
+                // The connection or the server failed (not one statement): the next batch opens a new connection.
+                var lost = _connection is not null && IsConnectionLost(_connection, ex);
+                await CloseConnectionAsync().ConfigureAwait(false);
 
-                    if (IsWaitingForLock(write.Key))
-                    {
-                        // Its row is locked still: it waits with the earlier write of its key, not in the batch.
-                        WaitForLock(write);
-                    }
-                    else
-                    {
-                        batch.Add(write);
-                    }
+                // A connection the server ended (restart, failover, pg_terminate_backend) or that broke: the writes not
+                // yet answered run once more on a new connection. A write whose commit was lost with the connection reruns
+                // as any second try would: an update as a version conflict (its session re-reads and re-applies its
+                // change), a creation as a duplicate key; never as a success twice.
+                batch.RemoveAll(w => w.IsAnswered);
+                if (!lost || rerun || batch.Count == 0 || stopping.IsCancellationRequested)
+                {
+                    throw;
                 }
 
-                if (batch.Count == 0)
-                {
-                    continue;
-                }
-
-                for (var rerun = false; ; rerun = true)
-                {
-                    try
-                    {
-                        connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
-                        await RunBatchAsync(connection, batch).ConfigureAwait(false);
-                        break;
-                    }
-                    catch (Exception ex)
-                    {
-                        // The connection or the server failed (not one statement): the next batch opens a new connection.
-                        var lost = connection is not null && IsConnectionLost(connection, ex);
-                        if (connection is not null)
-                        {
-                            await connection.DisposeAsync().ConfigureAwait(false);
-                            connection = null;
-                        }
-
-                        // A connection the server ended (restart, failover, pg_terminate_backend) or that broke: the
-                        // writes not yet answered run once more on a new connection. A write whose commit was lost with
-                        // the connection reruns as any second try would: an update as a version conflict (its session
-                        // re-reads and re-applies its change), a creation as a duplicate key; never as a success twice.
-                        batch.RemoveAll(w => w.IsAnswered);
-                        if (lost && !rerun && batch.Count > 0 && !_stopping.IsCancellationRequested)
-                        {
-                            Log.PostgreSqlWriteConnectionLost(_logger, batch.Count, ex);
-                            continue;
-                        }
-
-                        // Whether the batch committed is unknown, so every write of it fails.
-                        var failure = _stopping.IsCancellationRequested ? Stopped(ex) : ex;
-                        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, failure);
-                        foreach (var write in batch)
-                        {
-                            write.Fail(failure);
-                        }
-
-                        break;
-                    }
-                }
+                Log.PostgreSqlWriteConnectionLost(_logger, batch.Count, ex);
             }
         }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+    }
+
+    /// <summary>Whether the batch committed is unknown, so every write of it fails.</summary>
+    protected override Exception Failed(List<PostgreSqlWrite> batch, Exception exception)
+    {
+        var failure = Stopping.IsCancellationRequested ? Stopped(exception) : exception;
+        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, failure);
+        return failure;
+    }
+
+    /// <summary>The writes waiting for locked rows end too (answered, or cancelled with the loop) before the loop ends.</summary>
+    protected override async ValueTask EndAsync()
+    {
+        await CloseConnectionAsync().ConfigureAwait(false);
+        Task[] waits;
+        lock (_lockWaits)
         {
-            // Disposed while waiting.
+            waits = [.. _lockWaits];
         }
-        finally
+
+        await Task.WhenAll(waits).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    private async ValueTask CloseConnectionAsync()
+    {
+        if (_connection is not null)
         {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-            }
-
-            // The writes waiting for locked rows end too (answered, or cancelled with the loop) before the loop ends.
-            Task[] waits;
-            lock (_lockWaits)
-            {
-                waits = [.. _lockWaits];
-            }
-
-            await Task.WhenAll(waits).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-
-            while (_channel.Reader.TryRead(out var left))
-            {
-                left.Fail(new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down."));
-            }
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
         }
     }
 
     /// <summary>The failure of a write the store's shutdown cancelled: the database had not finished it within the drain timeout.</summary>
     private InvalidOperationException Stopped(Exception cancelled) => new(
-        $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({_drainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
+        $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({DrainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
         cancelled);
 
     private async Task RunBatchAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
@@ -294,11 +258,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             try
             {
                 var locked = new HashSet<byte[]>(SessionKeyComparer.Instance);
-                var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+                var reader = await command.ExecuteReaderAsync(Stopping).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
-                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    await reader.NextResultAsync(Stopping).ConfigureAwait(false);
+                    while (await reader.ReadAsync(Stopping).ConfigureAwait(false))
                     {
                         locked.Add(reader.GetFieldValue<byte[]>(0));
                     }
@@ -345,7 +309,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         {
             try
             {
-                await _lockWaitSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                await _lockWaitSlots.WaitAsync(Stopping).ConfigureAwait(false);
                 try
                 {
                     if (write.IsAnswered)
@@ -353,7 +317,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                         return;
                     }
 
-                    var connection = await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
+                    var connection = await _dataSource.OpenConnectionAsync(Stopping).ConfigureAwait(false);
                     await using (connection.ConfigureAwait(false))
                     {
                         await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
@@ -366,7 +330,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                write.Fail(_stopping.IsCancellationRequested ? Stopped(ex) : ex);
+                write.Fail(Stopping.IsCancellationRequested ? Stopped(ex) : ex);
             }
             finally
             {
@@ -457,24 +421,24 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
                 }
             }
 
-            var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+            var reader = await command.ExecuteReaderAsync(Stopping).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
                 for (var i = 0; i < before; i++)
                 {
-                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
+                    await reader.NextResultAsync(Stopping).ConfigureAwait(false);
                 }
 
                 if (updates is not null)
                 {
                     updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
-                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    while (await reader.ReadAsync(Stopping).ConfigureAwait(false))
                     {
                         updated.Add(reader.GetFieldValue<byte[]>(0));
                     }
                 }
 
-                while (await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false))
+                while (await reader.NextResultAsync(Stopping).ConfigureAwait(false))
                 {
                     // The other statements' rows (RETURNING) are not needed: each is answered from its row count.
                 }
@@ -488,7 +452,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             var rows = updates?.Contains(write) == true ? (updated!.Contains(write.Key) ? 1 : 0)
                 : inserts?.Contains(write) == true ? 1
                 : write.RecordsAffected;
-            await write.CompleteAsync(rows, connection, _stopping.Token).ConfigureAwait(false);
+            await write.CompleteAsync(rows, connection, Stopping).ConfigureAwait(false);
         }
 
         bool IsGrouped(PostgreSqlWrite write) => updates?.Contains(write) == true || inserts?.Contains(write) == true;
@@ -618,7 +582,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
 }
 
 /// <summary>One write waiting in the <see cref="PostgreSqlWriteQueue"/>: one statement and how its answer is made.</summary>
-internal abstract class PostgreSqlWrite
+internal abstract class PostgreSqlWrite : IBatchItem
 {
     /// <summary>The session key the statement writes (the batch's order).</summary>
     public abstract byte[] Key { get; }
