@@ -155,38 +155,7 @@ internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.Pendin
             (batch, this));
         try
         {
-            var keys = new byte[batch.Length][];
-            for (var i = 0; i < keys.Length; i++)
-            {
-                keys[i] = batch[i].Key;
-            }
-
-            var rows = new Dictionary<byte[], Loaded>(batch.Length, SessionKeyComparer.Instance);
-            var command = _dataSource.CreateCommand(_sql);
-            await using (command.ConfigureAwait(false))
-            {
-                command.Parameters.Add(PostgreSqlParameters.ArrayOf(keys, NpgsqlDbType.Bytea));
-                // Cancelled when the store stops, or once every caller of the group has gone (their own timeouts): a
-                // statement nobody waits for no longer holds a slot until the command timeout.
-                var reader = await command.ExecuteReaderAsync(group.Token).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
-                {
-                    while (await reader.ReadAsync(group.Token).ConfigureAwait(false))
-                    {
-                        var id = reader.GetFieldValue<byte[]>(IdColumn);
-                        rows[id] = new Loaded(new SessionRow
-                        {
-                            Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
-                            Version = reader.GetInt64(SessionSql.LoadColumns.Version),
-                            UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
-                            CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
-                            LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
-                            ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
-                        }.ToStoredSession(id));
-                    }
-                }
-            }
-
+            var rows = await ReadAsync(batch, group.Token).ConfigureAwait(false);
             foreach (var load in batch)
             {
                 load.Complete(rows.TryGetValue(load.Key, out var loaded) ? loaded.Take(load.Key) : null);
@@ -205,6 +174,44 @@ internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.Pendin
             group.Dispose();
             _slots.Release();
         }
+    }
+
+    /// <summary>The rows of <paramref name="batch"/>'s keys, read by one statement.</summary>
+    private async Task<Dictionary<byte[], Loaded>> ReadAsync(PendingLoad[] batch, CancellationToken cancellationToken)
+    {
+        var keys = new byte[batch.Length][];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = batch[i].Key;
+        }
+
+        var rows = new Dictionary<byte[], Loaded>(batch.Length, SessionKeyComparer.Instance);
+        var command = _dataSource.CreateCommand(_sql);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(PostgreSqlParameters.ArrayOf(keys, NpgsqlDbType.Bytea));
+            // Cancelled when the store stops, or once every caller of the group has gone (their own timeouts): a
+            // statement nobody waits for no longer holds a slot until the command timeout.
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var id = reader.GetFieldValue<byte[]>(IdColumn);
+                    rows[id] = new Loaded(new SessionRow
+                    {
+                        Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
+                        Version = reader.GetInt64(SessionSql.LoadColumns.Version),
+                        UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
+                        CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
+                        LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
+                        ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
+                    }.ToStoredSession(id));
+                }
+            }
+        }
+
+        return rows;
     }
 
     /// <summary>

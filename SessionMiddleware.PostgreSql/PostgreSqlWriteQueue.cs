@@ -23,7 +23,7 @@ namespace SessionMiddleware.PostgreSql;
 /// order and never wait for each other in a cycle; its writes then run in key order (writes to one key keep their order).
 /// </para>
 /// </summary>
-internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
+internal sealed partial class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
 {
     /// <summary>The most writes in one batch.</summary>
     public const int MaxBatch = 128;
@@ -118,7 +118,7 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
             try
             {
                 _connection ??= await _dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
-                await RunBatchAsync(_connection, batch).ConfigureAwait(false);
+                await RunInKeyOrderAsync(_connection, batch).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex)
@@ -177,7 +177,8 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
         $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({DrainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
         cancelled);
 
-    private async Task RunBatchAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
+    /// <summary>Runs <paramref name="batch"/> in key order on <paramref name="connection"/>; a failed statement reruns each write alone.</summary>
+    private async Task RunInKeyOrderAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
     {
         if (batch.Count > 1)
         {
@@ -193,46 +194,7 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
         }
         catch (PostgresException ex) when (batch.Count > 1 && !IsConnectionLost(connection, ex))
         {
-            // A statement failed (a duplicate key, a deadlock with another node, …): PostgreSQL rolled the whole batch
-            // back, so none of it is stored. Each write runs again alone and gets its own answer.
-            Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
-            var rest = batch;
-            if (ex.SqlState == LockNotAvailable)
-            {
-                // Another transaction holds some of the rows: their writes wait on their own, the rest run again at once
-                // (alone, as after any failed batch: a lock taken meanwhile then delays one write, not the batch).
-                var locked = await LockedKeysAsync(connection, batch).ConfigureAwait(false);
-                rest = [];
-                foreach (var write in batch)
-                {
-                    if (locked is null || locked.Contains(write.Key))
-                    {
-                        WaitForLock(write);
-                    }
-                    else
-                    {
-                        rest.Add(write);
-                    }
-                }
-            }
-
-            foreach (var write in rest)
-            {
-                try
-                {
-                    await ExecuteAsync(connection, [write]).ConfigureAwait(false);
-                }
-                catch (PostgresException single) when (single.SqlState == LockNotAvailable)
-                {
-                    WaitForLock(write);
-                }
-                catch (PostgresException single) when (!IsConnectionLost(connection, single))
-                {
-                    write.Fail(single);
-                }
-            }
-
-            return;
+            await RunEachAloneAsync(connection, batch, ex).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (ex.SqlState == LockNotAvailable)
         {
@@ -241,6 +203,50 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
         catch (PostgresException ex) when (!IsConnectionLost(connection, ex))
         {
             batch[0].Fail(ex);
+        }
+    }
+
+    /// <summary>
+    /// A statement of <paramref name="batch"/> failed (a duplicate key, a deadlock with another node, …): PostgreSQL
+    /// rolled the whole batch back, so none of it is stored. Each write runs again alone and gets its own answer.
+    /// </summary>
+    private async Task RunEachAloneAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch, PostgresException ex)
+    {
+        Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
+        var rest = batch;
+        if (ex.SqlState == LockNotAvailable)
+        {
+            // Another transaction holds some of the rows: their writes wait on their own, the rest run again at once
+            // (alone, as after any failed batch: a lock taken meanwhile then delays one write, not the batch).
+            var locked = await LockedKeysAsync(connection, batch).ConfigureAwait(false);
+            rest = [];
+            foreach (var write in batch)
+            {
+                if (locked is null || locked.Contains(write.Key))
+                {
+                    WaitForLock(write);
+                }
+                else
+                {
+                    rest.Add(write);
+                }
+            }
+        }
+
+        foreach (var write in rest)
+        {
+            try
+            {
+                await ExecuteAsync(connection, [write]).ConfigureAwait(false);
+            }
+            catch (PostgresException single) when (single.SqlState == LockNotAvailable)
+            {
+                WaitForLock(write);
+            }
+            catch (PostgresException single) when (!IsConnectionLost(connection, single))
+            {
+                write.Fail(single);
+            }
         }
     }
 
@@ -304,45 +310,7 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
         }
 
         Log.PostgreSqlWriteWaitsForLock(_logger);
-
-        var wait = Task.Run(async () =>
-        {
-            try
-            {
-                await _lockWaitSlots.WaitAsync(Stopping).ConfigureAwait(false);
-                try
-                {
-                    if (write.IsAnswered)
-                    {
-                        return;
-                    }
-
-                    var connection = await _dataSource.OpenConnectionAsync(Stopping).ConfigureAwait(false);
-                    await using (connection.ConfigureAwait(false))
-                    {
-                        await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
-                    }
-                }
-                finally
-                {
-                    _lockWaitSlots.Release();
-                }
-            }
-            catch (Exception ex)
-            {
-                write.Fail(Stopping.IsCancellationRequested ? Stopped(ex) : ex);
-            }
-            finally
-            {
-                lock (_lockWaits)
-                {
-                    if (--CollectionsMarshal.GetValueRefOrNullRef(_waitingKeys, write.Key) == 0)
-                    {
-                        _waitingKeys.Remove(write.Key);
-                    }
-                }
-            }
-        });
+        var wait = Task.Run(() => RunWhenUnlockedAsync(write));
         lock (_lockWaits)
         {
             _lockWaits.Add(wait);
@@ -361,6 +329,46 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
+    }
+
+    /// <summary>Runs <paramref name="write"/> on a connection of its own once a lock-wait slot is free (<see cref="WaitForLock"/>).</summary>
+    private async Task RunWhenUnlockedAsync(PostgreSqlWrite write)
+    {
+        try
+        {
+            await _lockWaitSlots.WaitAsync(Stopping).ConfigureAwait(false);
+            try
+            {
+                if (write.IsAnswered)
+                {
+                    return;
+                }
+
+                var connection = await _dataSource.OpenConnectionAsync(Stopping).ConfigureAwait(false);
+                await using (connection.ConfigureAwait(false))
+                {
+                    await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _lockWaitSlots.Release();
+            }
+        }
+        catch (Exception ex)
+        {
+            write.Fail(Stopping.IsCancellationRequested ? Stopped(ex) : ex);
+        }
+        finally
+        {
+            lock (_lockWaits)
+            {
+                if (--CollectionsMarshal.GetValueRefOrNullRef(_waitingKeys, write.Key) == 0)
+                {
+                    _waitingKeys.Remove(write.Key);
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -385,64 +393,12 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
     private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes, bool lockTimeout = true)
     {
         var (updates, inserts) = Group(writes);
+        HashSet<byte[]>? updated;
         var command = new NpgsqlBatch(connection);
-        HashSet<byte[]>? updated = null;
         await using (command.ConfigureAwait(false))
         {
-            // Statements whose results are skipped, before the writes.
-            var before = 0;
-            if (lockTimeout)
-            {
-                command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
-                before++;
-            }
-
-            if (DistinctKeys(writes) is { Length: > 1 } keys)
-            {
-                command.BatchCommands.Add(Command(_lockKeys, ArrayOf(keys, NpgsqlDbType.Bytea)));
-                before++;
-            }
-
-            if (updates is not null)
-            {
-                command.BatchCommands.Add(UpdateManyCommand(updates));
-            }
-
-            if (inserts is not null)
-            {
-                command.BatchCommands.Add(InsertManyCommand(inserts));
-            }
-
-            foreach (var write in writes)
-            {
-                if (!IsGrouped(write))
-                {
-                    command.BatchCommands.Add(write.Command);
-                }
-            }
-
-            var reader = await command.ExecuteReaderAsync(Stopping).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
-            {
-                for (var i = 0; i < before; i++)
-                {
-                    await reader.NextResultAsync(Stopping).ConfigureAwait(false);
-                }
-
-                if (updates is not null)
-                {
-                    updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
-                    while (await reader.ReadAsync(Stopping).ConfigureAwait(false))
-                    {
-                        updated.Add(reader.GetFieldValue<byte[]>(0));
-                    }
-                }
-
-                while (await reader.NextResultAsync(Stopping).ConfigureAwait(false))
-                {
-                    // The other statements' rows (RETURNING) are not needed: each is answered from its row count.
-                }
-            }
+            var before = AddStatements(command, writes, updates, inserts, lockTimeout);
+            updated = await ReadAsync(command, before, updates).ConfigureAwait(false);
         }
 
         foreach (var write in writes)
@@ -454,263 +410,35 @@ internal sealed class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
                 : write.RecordsAffected;
             await write.CompleteAsync(rows, connection, Stopping).ConfigureAwait(false);
         }
-
-        bool IsGrouped(PostgreSqlWrite write) => updates?.Contains(write) == true || inserts?.Contains(write) == true;
     }
 
-    /// <summary>The keys of <paramref name="writes"/> (in key order), each once.</summary>
-    private static byte[][] DistinctKeys(List<PostgreSqlWrite> writes)
+    /// <summary>Runs <paramref name="command"/>; returns the keys the grouped <paramref name="updates"/> changed (null without them).</summary>
+    private async Task<HashSet<byte[]>?> ReadAsync(NpgsqlBatch command, int before, HashSet<PostgreSqlWrite>? updates)
     {
-        var keys = new List<byte[]>(writes.Count);
-        foreach (var write in writes)
+        HashSet<byte[]>? updated = null;
+        var reader = await command.ExecuteReaderAsync(Stopping).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
         {
-            if (keys.Count == 0 || !SessionKeyComparer.Instance.Equals(keys[^1], write.Key))
+            for (var i = 0; i < before; i++)
             {
-                keys.Add(write.Key);
+                await reader.NextResultAsync(Stopping).ConfigureAwait(false);
+            }
+
+            if (updates is not null)
+            {
+                updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
+                while (await reader.ReadAsync(Stopping).ConfigureAwait(false))
+                {
+                    updated.Add(reader.GetFieldValue<byte[]>(0));
+                }
+            }
+
+            while (await reader.NextResultAsync(Stopping).ConfigureAwait(false))
+            {
+                // The other statements' rows (RETURNING) are not needed: each is answered from its row count.
             }
         }
 
-        return [.. keys];
+        return updated;
     }
-
-    /// <summary>
-    /// The updates, and the inserts, that can run as one statement each: of keys no other write of the batch touches;
-    /// null when fewer than two.
-    /// </summary>
-    private static (HashSet<PostgreSqlWrite>? Updates, HashSet<PostgreSqlWrite>? Inserts) Group(List<PostgreSqlWrite> writes)
-    {
-        if (writes.Count < 2)
-        {
-            return (null, null);
-        }
-
-        HashSet<PostgreSqlWrite>? updates = null;
-        HashSet<PostgreSqlWrite>? inserts = null;
-        for (var i = 0; i < writes.Count; i++)
-        {
-            // The batch is in key order: a key written twice has its writes side by side.
-            var write = writes[i];
-            var alone = (i == 0 || !SessionKeyComparer.Instance.Equals(writes[i - 1].Key, write.Key))
-                && (i == writes.Count - 1 || !SessionKeyComparer.Instance.Equals(writes[i + 1].Key, write.Key));
-            if (!alone)
-            {
-                continue;
-            }
-
-            if (write.Update is not null)
-            {
-                (updates ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
-            }
-            else if (write.Insert is not null)
-            {
-                (inserts ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
-            }
-        }
-
-        return (updates is { Count: >= 2 } ? updates : null, inserts is { Count: >= 2 } ? inserts : null);
-    }
-
-    private NpgsqlBatchCommand UpdateManyCommand(HashSet<PostgreSqlWrite> grouped)
-    {
-        var count = grouped.Count;
-        var ids = new byte[count][];
-        var data = new byte[count][];
-        var expected = new long[count];
-        var expiresAt = new long?[count];
-        var now = new long[count];
-        var idle = new long[count];
-        var absolute = new long[count];
-        var i = 0;
-        foreach (var write in grouped)
-        {
-            var update = write.Update!.Value;
-            ids[i] = write.Key;
-            data[i] = update.Data;
-            expected[i] = update.ExpectedVersion;
-            expiresAt[i] = update.ExpiresAt;
-            now[i] = update.Now;
-            idle[i] = update.IdleSeconds;
-            absolute[i] = update.AbsoluteSeconds;
-            i++;
-        }
-
-        return Command(
-            _updateMany,
-            ArrayOf(ids, NpgsqlDbType.Bytea),
-            ArrayOf(data, NpgsqlDbType.Bytea),
-            ArrayOf(expected, NpgsqlDbType.Bigint),
-            ArrayOf(expiresAt, NpgsqlDbType.Bigint),
-            ArrayOf(now, NpgsqlDbType.Bigint),
-            ArrayOf(idle, NpgsqlDbType.Bigint),
-            ArrayOf(absolute, NpgsqlDbType.Bigint));
-    }
-
-    private NpgsqlBatchCommand InsertManyCommand(HashSet<PostgreSqlWrite> grouped)
-    {
-        var count = grouped.Count;
-        var ids = new byte[count][];
-        var userIds = new string?[count];
-        var data = new byte[count][];
-        var now = new long[count];
-        var ips = new string?[count];
-        var userAgents = new string?[count];
-        var expiresAt = new long[count];
-        var i = 0;
-        foreach (var write in grouped)
-        {
-            var insert = write.Insert!.Value;
-            ids[i] = insert.Session.Key;
-            userIds[i] = insert.Session.UserId;
-            data[i] = insert.Session.Data;
-            now[i] = insert.Now;
-            ips[i] = insert.Session.IpAddress;
-            userAgents[i] = insert.Session.UserAgent;
-            expiresAt[i] = insert.ExpiresAt;
-            i++;
-        }
-
-        return Command(
-            _insertMany,
-            ArrayOf(ids, NpgsqlDbType.Bytea),
-            ArrayOf(userIds, NpgsqlDbType.Text),
-            ArrayOf(data, NpgsqlDbType.Bytea),
-            ArrayOf(now, NpgsqlDbType.Bigint),
-            ArrayOf(ips, NpgsqlDbType.Text),
-            ArrayOf(userAgents, NpgsqlDbType.Text),
-            ArrayOf(expiresAt, NpgsqlDbType.Bigint));
-    }
-}
-
-/// <summary>One write waiting in the <see cref="PostgreSqlWriteQueue"/>: one statement and how its answer is made.</summary>
-internal abstract class PostgreSqlWrite : IBatchItem
-{
-    /// <summary>The session key the statement writes (the batch's order).</summary>
-    public abstract byte[] Key { get; }
-
-    /// <summary>The statement, with its parameters; a fresh one for each run (a batch command belongs to one batch).</summary>
-    public abstract NpgsqlBatchCommand Command { get; }
-
-    /// <summary>The update's values when the write is a data update that may run grouped with others; otherwise null.</summary>
-    public abstract GroupedUpdate? Update { get; }
-
-    /// <summary>The new row when the write is a session's creation, which may run grouped with others; otherwise null.</summary>
-    public abstract GroupedInsert? Insert { get; }
-
-    /// <summary>The row count of the last <see cref="Command"/> made, once its batch ran.</summary>
-    public abstract int RecordsAffected { get; }
-
-    /// <summary>The caller has its answer already (cancelled while waiting): the write is not run.</summary>
-    public abstract bool IsAnswered { get; }
-
-    /// <summary>Answers the caller from the statement's row count, after the commit (may run a follow-up query).</summary>
-    public abstract Task CompleteAsync(int rows, NpgsqlConnection connection, CancellationToken cancellationToken);
-
-    /// <summary>Answers the caller with <paramref name="exception"/>.</summary>
-    public abstract void Fail(Exception exception);
-}
-
-/// <summary>A write whose caller waits for a <typeparamref name="T"/>.</summary>
-internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
-{
-    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Func<NpgsqlBatchCommand> _command;
-    private readonly Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> _answer;
-    private readonly CancellationTokenRegistration _cancellation;
-    private NpgsqlBatchCommand? _current;
-
-    /// <param name="key">The session key written.</param>
-    /// <param name="command">Makes the statement.</param>
-    /// <param name="answer">Makes the caller's answer from the statement's row count (after the commit).</param>
-    /// <param name="cancellationToken">The caller's token: cancelled while waiting, the write is dropped and the caller told so.</param>
-    /// <param name="update">For a data update: its values, so that it may run grouped with the batch's other updates.</param>
-    /// <param name="insert">For a creation: the new row, so that it may run grouped with the batch's other inserts.</param>
-    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken, GroupedUpdate? update = null, GroupedInsert? insert = null)
-    {
-        Key = key;
-        Update = update;
-        Insert = insert;
-        _command = command;
-        _answer = answer;
-        if (cancellationToken.CanBeCanceled)
-        {
-            // A cancelled caller stops waiting; its write may still be in a batch that commits (as a write whose answer
-            // was lost on the network would): it is never reported as done when it was not.
-            _cancellation = cancellationToken.Register(static state => ((PostgreSqlWrite<T>)state!).Cancel(), this);
-            CancellationToken = cancellationToken;
-        }
-    }
-
-    public override byte[] Key { get; }
-
-    public override GroupedUpdate? Update { get; }
-
-    public override GroupedInsert? Insert { get; }
-
-    public override int RecordsAffected => _current!.RecordsAffected;
-
-    public Task<T> Task => _completion.Task;
-
-    public override bool IsAnswered => _completion.Task.IsCompleted;
-
-    public override NpgsqlBatchCommand Command => _current = _command();
-
-    private CancellationToken CancellationToken { get; }
-
-    public override async Task CompleteAsync(int rows, NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var result = await _answer(rows, connection, cancellationToken).ConfigureAwait(false);
-            _cancellation.Dispose();
-            _completion.TrySetResult(result);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            Fail(ex);
-        }
-    }
-
-    public override void Fail(Exception exception)
-    {
-        _cancellation.Dispose();
-        _completion.TrySetException(exception);
-    }
-
-    private void Cancel() => _completion.TrySetCanceled(CancellationToken);
-}
-
-/// <summary>
-/// A data update's values (<see cref="SessionSql.Update"/>'s parameters besides the key): one of the arrays of
-/// <see cref="PostgreSqlSessionSql.UpdateMany"/> when grouped, or a statement of its own (<see cref="ToCommand"/>).
-/// </summary>
-internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion, long? ExpiresAt, long Now, long IdleSeconds, long AbsoluteSeconds)
-{
-    /// <summary>The update alone: <paramref name="update"/> (<see cref="SessionSql.Update"/>) for <paramref name="key"/>.</summary>
-    public NpgsqlBatchCommand ToCommand(string update, byte[] key) => Command(
-        update,
-        Bytes("Id", key),
-        Bytes("Data", Data),
-        Int64("ExpectedVersion", ExpectedVersion),
-        Int64("ExpiresAt", ExpiresAt),
-        Int64("Now", Now),
-        Int64("IdleSeconds", IdleSeconds),
-        Int64("AbsoluteSeconds", AbsoluteSeconds));
-}
-
-/// <summary>
-/// A creation's row (<see cref="SessionSql.Insert"/>'s parameters): one of the arrays of
-/// <see cref="PostgreSqlSessionSql.InsertMany"/> when grouped, or a statement of its own (<see cref="ToCommand"/>).
-/// </summary>
-internal readonly record struct GroupedInsert(NewSession Session, long Now, long ExpiresAt)
-{
-    /// <summary>The insert alone: <paramref name="insert"/> (<see cref="SessionSql.Insert"/>).</summary>
-    public NpgsqlBatchCommand ToCommand(string insert) => Command(
-        insert,
-        Bytes("Id", Session.Key),
-        Text("UserId", Session.UserId),
-        Bytes("Data", Session.Data),
-        Int64("Now", Now),
-        Text("Ip", Session.IpAddress),
-        Text("UserAgent", Session.UserAgent),
-        Int64("ExpiresAt", ExpiresAt));
 }
