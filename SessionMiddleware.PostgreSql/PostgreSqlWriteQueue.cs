@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using SessionMiddleware.Queues;
-using SessionMiddleware.Storage;
 using static SessionMiddleware.PostgreSql.PostgreSqlParameters;
 
 namespace SessionMiddleware.PostgreSql;
