@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
+using SessionMiddleware.Queues;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.PostgreSql;
@@ -22,7 +23,7 @@ namespace SessionMiddleware.PostgreSql;
 /// <see cref="InvalidOperationException"/>, and the loop ends only after its groups did (they read its token).
 /// </para>
 /// </summary>
-internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
+internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.PendingLoad>
 {
     /// <summary>The most loads in one statement.</summary>
     public const int MaxBatch = 256;
@@ -30,131 +31,121 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
     /// <summary>The most statements at the server at once.</summary>
     public const int MaxInFlight = 2;
 
-    private readonly Channel<PendingLoad> _channel = Channel.CreateUnbounded<PendingLoad>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _slots = new(MaxInFlight, MaxInFlight);
-    private readonly CancellationTokenSource _stopping = new();
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _sql;
-    private readonly TimeSpan _drainTimeout;
     private readonly HashSet<Task> _groups = [];
-    private readonly Task _loop;
+
+    /// <summary>The group the next batch forms, with the slot it holds (kept for the next batch when none joined).</summary>
+    private Group? _forming;
 
     /// <summary>The key's position, after <see cref="SessionSql.LoadColumns"/>.</summary>
     private const int IdColumn = SessionSql.LoadColumns.ExpiresAt + 1;
 
     /// <param name="dataSource">Where each group takes its connection.</param>
     /// <param name="table">The (quoted) session table.</param>
-    /// <param name="drainTimeout">How long a stopping queue reads what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    /// <param name="drainTimeout">How long a stopping queue reads what is queued (<see cref="BatchLoop.DrainTimeout"/> when null).</param>
     public PostgreSqlLoadQueue(NpgsqlDataSource dataSource, string table, TimeSpan? drainTimeout = null)
+        : base(Channel.CreateUnbounded<PendingLoad>(new UnboundedChannelOptions { SingleReader = true }), MaxBatch)
     {
         _dataSource = dataSource;
-        _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
+        DrainTimeout = drainTimeout ?? BatchLoop.DrainTimeout;
         // The columns of SessionSql.Load, at the positions of SessionSql.LoadColumns, then the key.
         _sql = $"SELECT data, version, user_id, created_at, last_access, expires_at, id FROM {table} WHERE id = ANY($1);";
-        _loop = Task.Run(RunAsync);
+        Start();
     }
 
     /// <summary>The row of <paramref name="key"/>, live or expired, or null when there is none.</summary>
     public Task<StoredSession?> LoadAsync(byte[] key, CancellationToken cancellationToken)
     {
         var load = new PendingLoad(key, cancellationToken);
-        if (!_channel.Writer.TryWrite(load))
+        if (!TryWrite(load))
         {
-            throw new ObjectDisposedException(nameof(PostgreSqlLoadQueue), "The session store is shutting down.");
+            throw ShuttingDown();
         }
 
         return load.Task;
     }
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
-
-    /// <summary>Takes no more loads; those queued are still read.</summary>
-    public void Complete() => _channel.Writer.TryComplete();
-
-    private async Task RunAsync()
+    /// <summary>A free slot first: while every slot is busy, the loads that arrive gather into the next group.</summary>
+    protected override async ValueTask BeforeBatchAsync(CancellationToken stopping)
     {
-        try
+        if (_forming is null)
         {
-            while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            await _slots.WaitAsync(stopping).ConfigureAwait(false);
+            _forming = new Group(stopping);
+        }
+    }
+
+    protected override bool Take(PendingLoad item, List<PendingLoad> batch)
+    {
+        if (item.Join(_forming!))
+        {
+            batch.Add(item);
+        }
+
+        return true;
+    }
+
+    /// <summary>Sends the group's statement and returns at once: the next group forms while this one is at the server.</summary>
+    protected override Task RunBatchAsync(List<PendingLoad> batch, CancellationToken stopping)
+    {
+        var group = _forming!;
+        _forming = null;
+        var running = RunGroupAsync([.. batch], group);
+        lock (_groups)
+        {
+            if (!running.IsCompleted)
             {
-                // A free slot first: while every slot is busy, the loads that arrive gather into the next group.
-                await _slots.WaitAsync(_stopping.Token).ConfigureAwait(false);
-                var group = new Group(_stopping.Token);
-                var batch = new List<PendingLoad>();
-                while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var load))
-                {
-                    if (load.Join(group))
+                _groups.Add(running);
+                _ = running.ContinueWith(
+                    static (t, state) =>
                     {
-                        batch.Add(load);
-                    }
-                }
-
-                if (batch.Count == 0)
-                {
-                    group.Dispose();
-                    _slots.Release();
-                    continue;
-                }
-
-                var running = RunBatchAsync(batch, group);
-                lock (_groups)
-                {
-                    if (!running.IsCompleted)
-                    {
-                        _groups.Add(running);
-                        _ = running.ContinueWith(
-                            static (t, state) =>
-                            {
-                                var groups = (HashSet<Task>)state!;
-                                lock (groups)
-                                {
-                                    groups.Remove(t);
-                                }
-                            },
-                            _groups,
-                            CancellationToken.None,
-                            TaskContinuationOptions.ExecuteSynchronously,
-                            TaskScheduler.Default);
-                    }
-                }
+                        var groups = (HashSet<Task>)state!;
+                        lock (groups)
+                        {
+                            groups.Remove(t);
+                        }
+                    },
+                    _groups,
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
             }
         }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// The groups still at the server end (answered, or cancelled with the loop) before the loop ends: they read its
+    /// token, whose source is disposed once the loop ended.
+    /// </summary>
+    protected override async ValueTask EndAsync()
+    {
+        _forming?.Dispose();
+        Task[] groups;
+        lock (_groups)
         {
-            // Disposed while waiting.
+            groups = [.. _groups];
         }
-        finally
-        {
-            // The groups still at the server end (answered, or cancelled with the loop) before the loop ends: they read
-            // the token of _stopping, which the queue disposes once the loop ended.
-            Task[] groups;
-            lock (_groups)
-            {
-                groups = [.. _groups];
-            }
 
-            await Task.WhenAll(groups).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-
-            while (_channel.Reader.TryRead(out var left))
-            {
-                left.Fail(new ObjectDisposedException(nameof(PostgreSqlLoadQueue), "The session store is shutting down."));
-            }
-        }
+        await Task.WhenAll(groups).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <summary>The failure of a load the store's shutdown cancelled: the database had not answered it within the drain timeout.</summary>
     private InvalidOperationException Stopped(Exception? cancelled) => new(
-        $"The session store stopped before this session was loaded: the database did not answer within the shutdown's drain timeout ({_drainTimeout.TotalSeconds:0.###} s), and the load was cancelled.",
+        $"The session store stopped before this session was loaded: the database did not answer within the shutdown's drain timeout ({DrainTimeout.TotalSeconds:0.###} s), and the load was cancelled.",
         cancelled);
 
-    private async Task RunBatchAsync(List<PendingLoad> batch, Group group)
+    private async Task RunGroupAsync(PendingLoad[] batch, Group group)
     {
         // When the store stops, the group's callers are answered at once: with multiplexing (the default) Npgsql does not
         // cancel a statement once sent, so the group itself may only end when the server answers.
         using var stopping = group.Stopping.UnsafeRegister(
             static state =>
             {
-                var (loads, queue) = ((List<PendingLoad>, PostgreSqlLoadQueue))state!;
+                var (loads, queue) = ((PendingLoad[], PostgreSqlLoadQueue))state!;
                 var failure = queue.Stopped(null);
                 foreach (var load in loads)
                 {
@@ -164,38 +155,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
             (batch, this));
         try
         {
-            var keys = new byte[batch.Count][];
-            for (var i = 0; i < keys.Length; i++)
-            {
-                keys[i] = batch[i].Key;
-            }
-
-            var rows = new Dictionary<byte[], Loaded>(batch.Count, SessionKeyComparer.Instance);
-            var command = _dataSource.CreateCommand(_sql);
-            await using (command.ConfigureAwait(false))
-            {
-                command.Parameters.Add(PostgreSqlParameters.ArrayOf(keys, NpgsqlDbType.Bytea));
-                // Cancelled when the store stops, or once every caller of the group has gone (their own timeouts): a
-                // statement nobody waits for no longer holds a slot until the command timeout.
-                var reader = await command.ExecuteReaderAsync(group.Token).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
-                {
-                    while (await reader.ReadAsync(group.Token).ConfigureAwait(false))
-                    {
-                        var id = reader.GetFieldValue<byte[]>(IdColumn);
-                        rows[id] = new Loaded(new SessionRow
-                        {
-                            Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
-                            Version = reader.GetInt64(SessionSql.LoadColumns.Version),
-                            UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
-                            CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
-                            LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
-                            ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
-                        }.ToStoredSession(id));
-                    }
-                }
-            }
-
+            var rows = await ReadAsync(batch, group.Token).ConfigureAwait(false);
             foreach (var load in batch)
             {
                 load.Complete(rows.TryGetValue(load.Key, out var loaded) ? loaded.Take(load.Key) : null);
@@ -203,7 +163,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            var failure = _stopping.IsCancellationRequested ? Stopped(ex) : ex;
+            var failure = Stopping.IsCancellationRequested ? Stopped(ex) : ex;
             foreach (var load in batch)
             {
                 load.Fail(failure);
@@ -216,10 +176,48 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
         }
     }
 
+    /// <summary>The rows of <paramref name="batch"/>'s keys, read by one statement.</summary>
+    private async Task<Dictionary<byte[], Loaded>> ReadAsync(PendingLoad[] batch, CancellationToken cancellationToken)
+    {
+        var keys = new byte[batch.Length][];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = batch[i].Key;
+        }
+
+        var rows = new Dictionary<byte[], Loaded>(batch.Length, SessionKeyComparer.Instance);
+        var command = _dataSource.CreateCommand(_sql);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(PostgreSqlParameters.ArrayOf(keys, NpgsqlDbType.Bytea));
+            // Cancelled when the store stops, or once every caller of the group has gone (their own timeouts): a
+            // statement nobody waits for no longer holds a slot until the command timeout.
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var id = reader.GetFieldValue<byte[]>(IdColumn);
+                    rows[id] = new Loaded(new SessionRow
+                    {
+                        Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
+                        Version = reader.GetInt64(SessionSql.LoadColumns.Version),
+                        UserId = reader.IsDBNull(SessionSql.LoadColumns.UserId) ? null : reader.GetString(SessionSql.LoadColumns.UserId),
+                        CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
+                        LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
+                        ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
+                    }.ToStoredSession(id));
+                }
+            }
+        }
+
+        return rows;
+    }
+
     /// <summary>
     /// The cancellation of one group's statement: when the store stops, or when the last of its callers has gone.
     /// </summary>
-    private sealed class Group : IDisposable
+    internal sealed class Group : IDisposable
     {
         // Never disposed (it has no timer): a caller that leaves after the group ended may still cancel it, harmlessly.
         private readonly CancellationTokenSource _cancel = new();
@@ -252,7 +250,7 @@ internal sealed class PostgreSqlLoadQueue : IAsyncDisposable
     }
 
     /// <summary>One load waiting for its group.</summary>
-    private sealed class PendingLoad
+    internal sealed class PendingLoad : IBatchItem
     {
         private readonly TaskCompletionSource<StoredSession?> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenRegistration _cancellation;

@@ -31,7 +31,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     /// <param name="timeProvider">The clock of expiry.</param>
     /// <param name="logger">Where the migration and failed batches are logged.</param>
     /// <param name="writerDataSource">The group-commit writer's connection; <paramref name="dataSource"/> when null.</param>
-    /// <param name="drainTimeout">How long the writer and the load queue run what is queued when the store stops (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    /// <param name="drainTimeout">How long the writer and the load queue run what is queued when the store stops (<see cref="Queues.BatchLoop.DrainTimeout"/> when null).</param>
     public PostgreSqlSessionStore(NpgsqlDataSource dataSource, IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<PostgreSqlSessionStore> logger, NpgsqlDataSource? writerDataSource = null, TimeSpan? drainTimeout = null)
         : this(dataSource, SessionStoreSettings.From((options ?? throw new ArgumentNullException(nameof(options))).Value), timeProvider, logger, writerDataSource, drainTimeout)
     {

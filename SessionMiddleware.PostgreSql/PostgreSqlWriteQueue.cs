@@ -4,7 +4,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
-using SessionMiddleware.Storage;
+using SessionMiddleware.Queues;
 using static SessionMiddleware.PostgreSql.PostgreSqlParameters;
 
 namespace SessionMiddleware.PostgreSql;
@@ -22,7 +22,7 @@ namespace SessionMiddleware.PostgreSql;
 /// order and never wait for each other in a cycle; its writes then run in key order (writes to one key keep their order).
 /// </para>
 /// </summary>
-internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
+internal sealed partial class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
 {
     /// <summary>The most writes in one batch.</summary>
     public const int MaxBatch = 128;
@@ -51,20 +51,16 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <summary>The most writes waiting for locked rows (<see cref="MaxLockWaits"/> of them at the server); past it a write of a locked row fails at once.</summary>
     public const int MaxLockWaitsQueued = 1_000;
 
-    private readonly Channel<PostgreSqlWrite> _channel = Channel.CreateBounded<PostgreSqlWrite>(new BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-    private volatile bool _completed;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private readonly string _updateMany;
     private readonly string _insertMany;
     private readonly string _lockKeys;
     private readonly string _lockedKeys;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly TimeSpan _drainTimeout;
-    private readonly Task _loop;
     private readonly SemaphoreSlim _lockWaitSlots = new(MaxLockWaits, MaxLockWaits);
     private readonly HashSet<Task> _lockWaits = [];
     private readonly Dictionary<byte[], int> _waitingKeys = new(SessionKeyComparer.Instance);
+    private NpgsqlConnection? _connection;
 
     /// <param name="dataSource">Where the writer takes its connection.</param>
     /// <param name="logger">Where failed batches are logged.</param>
@@ -72,148 +68,116 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     /// <param name="insertMany">The statement that runs a batch's inserts as one (<see cref="PostgreSqlSessionSql.InsertMany"/>).</param>
     /// <param name="lockKeys">The statement that locks a batch's rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>).</param>
     /// <param name="lockedKeys">The statement that finds which of a batch's rows other transactions hold (<see cref="PostgreSqlSessionSql.LockedKeys"/>).</param>
-    /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="QueueLoop.DrainTimeout"/> when null).</param>
+    /// <param name="drainTimeout">How long a stopping queue runs what is queued (<see cref="BatchLoop.DrainTimeout"/> when null).</param>
     public PostgreSqlWriteQueue(NpgsqlDataSource dataSource, ILogger logger, string updateMany, string insertMany, string lockKeys, string lockedKeys, TimeSpan? drainTimeout = null)
+        : base(Channel.CreateBounded<PostgreSqlWrite>(new BoundedChannelOptions(MaxQueued) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait }), MaxBatch)
     {
         _lockKeys = lockKeys;
         _lockedKeys = lockedKeys;
-        _drainTimeout = drainTimeout ?? QueueLoop.DrainTimeout;
+        DrainTimeout = drainTimeout ?? BatchLoop.DrainTimeout;
         _dataSource = dataSource;
         _logger = logger;
         _updateMany = updateMany;
         _insertMany = insertMany;
-        _loop = Task.Run(RunAsync);
+        Start();
     }
 
     /// <summary>Runs <paramref name="write"/> in the next batch; completes once the batch committed (or the write failed).</summary>
     public Task<T> WriteAsync<T>(PostgreSqlWrite<T> write)
     {
-        if (!_channel.Writer.TryWrite(write))
+        if (!TryWrite(write))
         {
-            throw _completed
-                ? new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down.")
+            throw IsCompleted
+                ? ShuttingDown()
                 : new InvalidOperationException($"The session store's writer is behind: {MaxQueued} session writes wait for PostgreSQL, which does not answer.");
         }
 
         return write.Task;
     }
 
-    /// <summary>Takes no more writes; the writer runs those queued, then ends.</summary>
-    public void Complete()
+    /// <summary>A write of a key whose row is locked still waits with the earlier write of its key, not in the batch.</summary>
+    protected override bool Take(PostgreSqlWrite item, List<PostgreSqlWrite> batch)
     {
-        _completed = true;
-        _channel.Writer.TryComplete();
+        if (IsWaitingForLock(item.Key))
+        {
+            WaitForLock(item);
+        }
+        else
+        {
+            batch.Add(item);
+        }
+
+        return true;
     }
 
-    public ValueTask DisposeAsync() => QueueLoop.StopAsync(Complete, _loop, _stopping, _drainTimeout);
-
-    private async Task RunAsync()
+    protected override async Task RunBatchAsync(List<PostgreSqlWrite> batch, CancellationToken stopping)
     {
-        NpgsqlConnection? connection = null;
-        var batch = new List<PostgreSqlWrite>(MaxBatch);
-        try
+        for (var rerun = false; ; rerun = true)
         {
-            while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            try
             {
-                batch.Clear();
-                while (batch.Count < MaxBatch && _channel.Reader.TryRead(out var write))
-                {
-                    if (write.IsAnswered)
-                    {
-                        continue;
-                    }
+                _connection ??= await _dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
+                await RunInKeyOrderAsync(_connection, batch).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex)
+            {
+                // The connection or the server failed (not one statement): the next batch opens a new connection.
+                var lost = _connection is not null && IsConnectionLost(_connection, ex);
+                await CloseConnectionAsync().ConfigureAwait(false);
 
-                    if (IsWaitingForLock(write.Key))
-                    {
-                        // Its row is locked still: it waits with the earlier write of its key, not in the batch.
-                        WaitForLock(write);
-                    }
-                    else
-                    {
-                        batch.Add(write);
-                    }
+                // A connection the server ended (restart, failover, pg_terminate_backend) or that broke: the writes not
+                // yet answered run once more on a new connection. A write whose commit was lost with the connection reruns
+                // as any second try would: an update as a version conflict (its session re-reads and re-applies its
+                // change), a creation as a duplicate key; never as a success twice.
+                batch.RemoveAll(w => w.IsAnswered);
+                if (!lost || rerun || batch.Count == 0 || stopping.IsCancellationRequested)
+                {
+                    throw;
                 }
 
-                if (batch.Count == 0)
-                {
-                    continue;
-                }
-
-                for (var rerun = false; ; rerun = true)
-                {
-                    try
-                    {
-                        connection ??= await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
-                        await RunBatchAsync(connection, batch).ConfigureAwait(false);
-                        break;
-                    }
-                    catch (Exception ex)
-                    {
-                        // The connection or the server failed (not one statement): the next batch opens a new connection.
-                        var lost = connection is not null && IsConnectionLost(connection, ex);
-                        if (connection is not null)
-                        {
-                            await connection.DisposeAsync().ConfigureAwait(false);
-                            connection = null;
-                        }
-
-                        // A connection the server ended (restart, failover, pg_terminate_backend) or that broke: the
-                        // writes not yet answered run once more on a new connection. A write whose commit was lost with
-                        // the connection reruns as any second try would: an update as a version conflict (its session
-                        // re-reads and re-applies its change), a creation as a duplicate key; never as a success twice.
-                        batch.RemoveAll(w => w.IsAnswered);
-                        if (lost && !rerun && batch.Count > 0 && !_stopping.IsCancellationRequested)
-                        {
-                            Log.PostgreSqlWriteConnectionLost(_logger, batch.Count, ex);
-                            continue;
-                        }
-
-                        // Whether the batch committed is unknown, so every write of it fails.
-                        var failure = _stopping.IsCancellationRequested ? Stopped(ex) : ex;
-                        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, failure);
-                        foreach (var write in batch)
-                        {
-                            write.Fail(failure);
-                        }
-
-                        break;
-                    }
-                }
+                Log.PostgreSqlWriteConnectionLost(_logger, batch.Count, ex);
             }
         }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+    }
+
+    /// <summary>Whether the batch committed is unknown, so every write of it fails.</summary>
+    protected override Exception Failed(List<PostgreSqlWrite> batch, Exception exception)
+    {
+        var failure = Stopping.IsCancellationRequested ? Stopped(exception) : exception;
+        Log.PostgreSqlWriteBatchFailed(_logger, batch.Count, failure);
+        return failure;
+    }
+
+    /// <summary>The writes waiting for locked rows end too (answered, or cancelled with the loop) before the loop ends.</summary>
+    protected override async ValueTask EndAsync()
+    {
+        await CloseConnectionAsync().ConfigureAwait(false);
+        Task[] waits;
+        lock (_lockWaits)
         {
-            // Disposed while waiting.
+            waits = [.. _lockWaits];
         }
-        finally
+
+        await Task.WhenAll(waits).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    private async ValueTask CloseConnectionAsync()
+    {
+        if (_connection is not null)
         {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-            }
-
-            // The writes waiting for locked rows end too (answered, or cancelled with the loop) before the loop ends.
-            Task[] waits;
-            lock (_lockWaits)
-            {
-                waits = [.. _lockWaits];
-            }
-
-            await Task.WhenAll(waits).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-
-            while (_channel.Reader.TryRead(out var left))
-            {
-                left.Fail(new ObjectDisposedException(nameof(PostgreSqlWriteQueue), "The session store is shutting down."));
-            }
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
         }
     }
 
     /// <summary>The failure of a write the store's shutdown cancelled: the database had not finished it within the drain timeout.</summary>
     private InvalidOperationException Stopped(Exception cancelled) => new(
-        $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({_drainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
+        $"The session store stopped before this write was stored: the database did not finish it within the shutdown's drain timeout ({DrainTimeout.TotalSeconds:0.###} s), and it was cancelled.",
         cancelled);
 
-    private async Task RunBatchAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
+    /// <summary>Runs <paramref name="batch"/> in key order on <paramref name="connection"/>; a failed statement reruns each write alone.</summary>
+    private async Task RunInKeyOrderAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch)
     {
         if (batch.Count > 1)
         {
@@ -229,46 +193,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
         catch (PostgresException ex) when (batch.Count > 1 && !IsConnectionLost(connection, ex))
         {
-            // A statement failed (a duplicate key, a deadlock with another node, …): PostgreSQL rolled the whole batch
-            // back, so none of it is stored. Each write runs again alone and gets its own answer.
-            Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
-            var rest = batch;
-            if (ex.SqlState == LockNotAvailable)
-            {
-                // Another transaction holds some of the rows: their writes wait on their own, the rest run again at once
-                // (alone, as after any failed batch: a lock taken meanwhile then delays one write, not the batch).
-                var locked = await LockedKeysAsync(connection, batch).ConfigureAwait(false);
-                rest = [];
-                foreach (var write in batch)
-                {
-                    if (locked is null || locked.Contains(write.Key))
-                    {
-                        WaitForLock(write);
-                    }
-                    else
-                    {
-                        rest.Add(write);
-                    }
-                }
-            }
-
-            foreach (var write in rest)
-            {
-                try
-                {
-                    await ExecuteAsync(connection, [write]).ConfigureAwait(false);
-                }
-                catch (PostgresException single) when (single.SqlState == LockNotAvailable)
-                {
-                    WaitForLock(write);
-                }
-                catch (PostgresException single) when (!IsConnectionLost(connection, single))
-                {
-                    write.Fail(single);
-                }
-            }
-
-            return;
+            await RunEachAloneAsync(connection, batch, ex).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (ex.SqlState == LockNotAvailable)
         {
@@ -277,6 +202,50 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         catch (PostgresException ex) when (!IsConnectionLost(connection, ex))
         {
             batch[0].Fail(ex);
+        }
+    }
+
+    /// <summary>
+    /// A statement of <paramref name="batch"/> failed (a duplicate key, a deadlock with another node, …): PostgreSQL
+    /// rolled the whole batch back, so none of it is stored. Each write runs again alone and gets its own answer.
+    /// </summary>
+    private async Task RunEachAloneAsync(NpgsqlConnection connection, List<PostgreSqlWrite> batch, PostgresException ex)
+    {
+        Log.PostgreSqlWriteBatchRetried(_logger, batch.Count, ex.SqlState);
+        var rest = batch;
+        if (ex.SqlState == LockNotAvailable)
+        {
+            // Another transaction holds some of the rows: their writes wait on their own, the rest run again at once
+            // (alone, as after any failed batch: a lock taken meanwhile then delays one write, not the batch).
+            var locked = await LockedKeysAsync(connection, batch).ConfigureAwait(false);
+            rest = [];
+            foreach (var write in batch)
+            {
+                if (locked is null || locked.Contains(write.Key))
+                {
+                    WaitForLock(write);
+                }
+                else
+                {
+                    rest.Add(write);
+                }
+            }
+        }
+
+        foreach (var write in rest)
+        {
+            try
+            {
+                await ExecuteAsync(connection, [write]).ConfigureAwait(false);
+            }
+            catch (PostgresException single) when (single.SqlState == LockNotAvailable)
+            {
+                WaitForLock(write);
+            }
+            catch (PostgresException single) when (!IsConnectionLost(connection, single))
+            {
+                write.Fail(single);
+            }
         }
     }
 
@@ -294,11 +263,11 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             try
             {
                 var locked = new HashSet<byte[]>(SessionKeyComparer.Instance);
-                var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
+                var reader = await command.ExecuteReaderAsync(Stopping).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
-                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
+                    await reader.NextResultAsync(Stopping).ConfigureAwait(false);
+                    while (await reader.ReadAsync(Stopping).ConfigureAwait(false))
                     {
                         locked.Add(reader.GetFieldValue<byte[]>(0));
                     }
@@ -340,45 +309,7 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
         }
 
         Log.PostgreSqlWriteWaitsForLock(_logger);
-
-        var wait = Task.Run(async () =>
-        {
-            try
-            {
-                await _lockWaitSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
-                try
-                {
-                    if (write.IsAnswered)
-                    {
-                        return;
-                    }
-
-                    var connection = await _dataSource.OpenConnectionAsync(_stopping.Token).ConfigureAwait(false);
-                    await using (connection.ConfigureAwait(false))
-                    {
-                        await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
-                    }
-                }
-                finally
-                {
-                    _lockWaitSlots.Release();
-                }
-            }
-            catch (Exception ex)
-            {
-                write.Fail(_stopping.IsCancellationRequested ? Stopped(ex) : ex);
-            }
-            finally
-            {
-                lock (_lockWaits)
-                {
-                    if (--CollectionsMarshal.GetValueRefOrNullRef(_waitingKeys, write.Key) == 0)
-                    {
-                        _waitingKeys.Remove(write.Key);
-                    }
-                }
-            }
-        });
+        var wait = Task.Run(() => RunWhenUnlockedAsync(write));
         lock (_lockWaits)
         {
             _lockWaits.Add(wait);
@@ -397,6 +328,46 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
+    }
+
+    /// <summary>Runs <paramref name="write"/> on a connection of its own once a lock-wait slot is free (<see cref="WaitForLock"/>).</summary>
+    private async Task RunWhenUnlockedAsync(PostgreSqlWrite write)
+    {
+        try
+        {
+            await _lockWaitSlots.WaitAsync(Stopping).ConfigureAwait(false);
+            try
+            {
+                if (write.IsAnswered)
+                {
+                    return;
+                }
+
+                var connection = await _dataSource.OpenConnectionAsync(Stopping).ConfigureAwait(false);
+                await using (connection.ConfigureAwait(false))
+                {
+                    await ExecuteAsync(connection, [write], lockTimeout: false).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _lockWaitSlots.Release();
+            }
+        }
+        catch (Exception ex)
+        {
+            write.Fail(Stopping.IsCancellationRequested ? Stopped(ex) : ex);
+        }
+        finally
+        {
+            lock (_lockWaits)
+            {
+                if (--CollectionsMarshal.GetValueRefOrNullRef(_waitingKeys, write.Key) == 0)
+                {
+                    _waitingKeys.Remove(write.Key);
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -421,64 +392,12 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
     private async Task ExecuteAsync(NpgsqlConnection connection, List<PostgreSqlWrite> writes, bool lockTimeout = true)
     {
         var (updates, inserts) = Group(writes);
+        HashSet<byte[]>? updated;
         var command = new NpgsqlBatch(connection);
-        HashSet<byte[]>? updated = null;
         await using (command.ConfigureAwait(false))
         {
-            // Statements whose results are skipped, before the writes.
-            var before = 0;
-            if (lockTimeout)
-            {
-                command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
-                before++;
-            }
-
-            if (DistinctKeys(writes) is { Length: > 1 } keys)
-            {
-                command.BatchCommands.Add(Command(_lockKeys, ArrayOf(keys, NpgsqlDbType.Bytea)));
-                before++;
-            }
-
-            if (updates is not null)
-            {
-                command.BatchCommands.Add(UpdateManyCommand(updates));
-            }
-
-            if (inserts is not null)
-            {
-                command.BatchCommands.Add(InsertManyCommand(inserts));
-            }
-
-            foreach (var write in writes)
-            {
-                if (!IsGrouped(write))
-                {
-                    command.BatchCommands.Add(write.Command);
-                }
-            }
-
-            var reader = await command.ExecuteReaderAsync(_stopping.Token).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
-            {
-                for (var i = 0; i < before; i++)
-                {
-                    await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false);
-                }
-
-                if (updates is not null)
-                {
-                    updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
-                    while (await reader.ReadAsync(_stopping.Token).ConfigureAwait(false))
-                    {
-                        updated.Add(reader.GetFieldValue<byte[]>(0));
-                    }
-                }
-
-                while (await reader.NextResultAsync(_stopping.Token).ConfigureAwait(false))
-                {
-                    // The other statements' rows (RETURNING) are not needed: each is answered from its row count.
-                }
-            }
+            var before = AddStatements(command, writes, updates, inserts, lockTimeout);
+            updated = await ReadAsync(command, before, updates).ConfigureAwait(false);
         }
 
         foreach (var write in writes)
@@ -488,265 +407,37 @@ internal sealed class PostgreSqlWriteQueue : IAsyncDisposable
             var rows = updates?.Contains(write) == true ? (updated!.Contains(write.Key) ? 1 : 0)
                 : inserts?.Contains(write) == true ? 1
                 : write.RecordsAffected;
-            await write.CompleteAsync(rows, connection, _stopping.Token).ConfigureAwait(false);
+            await write.CompleteAsync(rows, connection, Stopping).ConfigureAwait(false);
         }
-
-        bool IsGrouped(PostgreSqlWrite write) => updates?.Contains(write) == true || inserts?.Contains(write) == true;
     }
 
-    /// <summary>The keys of <paramref name="writes"/> (in key order), each once.</summary>
-    private static byte[][] DistinctKeys(List<PostgreSqlWrite> writes)
+    /// <summary>Runs <paramref name="command"/>; returns the keys the grouped <paramref name="updates"/> changed (null without them).</summary>
+    private async Task<HashSet<byte[]>?> ReadAsync(NpgsqlBatch command, int before, HashSet<PostgreSqlWrite>? updates)
     {
-        var keys = new List<byte[]>(writes.Count);
-        foreach (var write in writes)
+        HashSet<byte[]>? updated = null;
+        var reader = await command.ExecuteReaderAsync(Stopping).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
         {
-            if (keys.Count == 0 || !SessionKeyComparer.Instance.Equals(keys[^1], write.Key))
+            for (var i = 0; i < before; i++)
             {
-                keys.Add(write.Key);
+                await reader.NextResultAsync(Stopping).ConfigureAwait(false);
+            }
+
+            if (updates is not null)
+            {
+                updated = new HashSet<byte[]>(updates.Count, SessionKeyComparer.Instance);
+                while (await reader.ReadAsync(Stopping).ConfigureAwait(false))
+                {
+                    updated.Add(reader.GetFieldValue<byte[]>(0));
+                }
+            }
+
+            while (await reader.NextResultAsync(Stopping).ConfigureAwait(false))
+            {
+                // The other statements' rows (RETURNING) are not needed: each is answered from its row count.
             }
         }
 
-        return [.. keys];
+        return updated;
     }
-
-    /// <summary>
-    /// The updates, and the inserts, that can run as one statement each: of keys no other write of the batch touches;
-    /// null when fewer than two.
-    /// </summary>
-    private static (HashSet<PostgreSqlWrite>? Updates, HashSet<PostgreSqlWrite>? Inserts) Group(List<PostgreSqlWrite> writes)
-    {
-        if (writes.Count < 2)
-        {
-            return (null, null);
-        }
-
-        HashSet<PostgreSqlWrite>? updates = null;
-        HashSet<PostgreSqlWrite>? inserts = null;
-        for (var i = 0; i < writes.Count; i++)
-        {
-            // The batch is in key order: a key written twice has its writes side by side.
-            var write = writes[i];
-            var alone = (i == 0 || !SessionKeyComparer.Instance.Equals(writes[i - 1].Key, write.Key))
-                && (i == writes.Count - 1 || !SessionKeyComparer.Instance.Equals(writes[i + 1].Key, write.Key));
-            if (!alone)
-            {
-                continue;
-            }
-
-            if (write.Update is not null)
-            {
-                (updates ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
-            }
-            else if (write.Insert is not null)
-            {
-                (inserts ??= new HashSet<PostgreSqlWrite>(ReferenceEqualityComparer.Instance)).Add(write);
-            }
-        }
-
-        return (updates is { Count: >= 2 } ? updates : null, inserts is { Count: >= 2 } ? inserts : null);
-    }
-
-    private NpgsqlBatchCommand UpdateManyCommand(HashSet<PostgreSqlWrite> grouped)
-    {
-        var count = grouped.Count;
-        var ids = new byte[count][];
-        var data = new byte[count][];
-        var expected = new long[count];
-        var expiresAt = new long?[count];
-        var now = new long[count];
-        var idle = new long[count];
-        var absolute = new long[count];
-        var i = 0;
-        foreach (var write in grouped)
-        {
-            var update = write.Update!.Value;
-            ids[i] = write.Key;
-            data[i] = update.Data;
-            expected[i] = update.ExpectedVersion;
-            expiresAt[i] = update.ExpiresAt;
-            now[i] = update.Now;
-            idle[i] = update.IdleSeconds;
-            absolute[i] = update.AbsoluteSeconds;
-            i++;
-        }
-
-        return Command(
-            _updateMany,
-            ArrayOf(ids, NpgsqlDbType.Bytea),
-            ArrayOf(data, NpgsqlDbType.Bytea),
-            ArrayOf(expected, NpgsqlDbType.Bigint),
-            ArrayOf(expiresAt, NpgsqlDbType.Bigint),
-            ArrayOf(now, NpgsqlDbType.Bigint),
-            ArrayOf(idle, NpgsqlDbType.Bigint),
-            ArrayOf(absolute, NpgsqlDbType.Bigint));
-    }
-
-    private NpgsqlBatchCommand InsertManyCommand(HashSet<PostgreSqlWrite> grouped)
-    {
-        var count = grouped.Count;
-        var ids = new byte[count][];
-        var userIds = new string?[count];
-        var data = new byte[count][];
-        var now = new long[count];
-        var ips = new string?[count];
-        var userAgents = new string?[count];
-        var expiresAt = new long[count];
-        var i = 0;
-        foreach (var write in grouped)
-        {
-            var insert = write.Insert!.Value;
-            ids[i] = insert.Session.Key;
-            userIds[i] = insert.Session.UserId;
-            data[i] = insert.Session.Data;
-            now[i] = insert.Now;
-            ips[i] = insert.Session.IpAddress;
-            userAgents[i] = insert.Session.UserAgent;
-            expiresAt[i] = insert.ExpiresAt;
-            i++;
-        }
-
-        return Command(
-            _insertMany,
-            ArrayOf(ids, NpgsqlDbType.Bytea),
-            ArrayOf(userIds, NpgsqlDbType.Text),
-            ArrayOf(data, NpgsqlDbType.Bytea),
-            ArrayOf(now, NpgsqlDbType.Bigint),
-            ArrayOf(ips, NpgsqlDbType.Text),
-            ArrayOf(userAgents, NpgsqlDbType.Text),
-            ArrayOf(expiresAt, NpgsqlDbType.Bigint));
-    }
-}
-
-/// <summary>One write waiting in the <see cref="PostgreSqlWriteQueue"/>: one statement and how its answer is made.</summary>
-internal abstract class PostgreSqlWrite
-{
-    /// <summary>The session key the statement writes (the batch's order).</summary>
-    public abstract byte[] Key { get; }
-
-    /// <summary>The statement, with its parameters; a fresh one for each run (a batch command belongs to one batch).</summary>
-    public abstract NpgsqlBatchCommand Command { get; }
-
-    /// <summary>The update's values when the write is a data update that may run grouped with others; otherwise null.</summary>
-    public abstract GroupedUpdate? Update { get; }
-
-    /// <summary>The new row when the write is a session's creation, which may run grouped with others; otherwise null.</summary>
-    public abstract GroupedInsert? Insert { get; }
-
-    /// <summary>The row count of the last <see cref="Command"/> made, once its batch ran.</summary>
-    public abstract int RecordsAffected { get; }
-
-    /// <summary>The caller has its answer already (cancelled while waiting): the write is not run.</summary>
-    public abstract bool IsAnswered { get; }
-
-    /// <summary>Answers the caller from the statement's row count, after the commit (may run a follow-up query).</summary>
-    public abstract Task CompleteAsync(int rows, NpgsqlConnection connection, CancellationToken cancellationToken);
-
-    /// <summary>Answers the caller with <paramref name="exception"/>.</summary>
-    public abstract void Fail(Exception exception);
-}
-
-/// <summary>A write whose caller waits for a <typeparamref name="T"/>.</summary>
-internal sealed class PostgreSqlWrite<T> : PostgreSqlWrite
-{
-    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Func<NpgsqlBatchCommand> _command;
-    private readonly Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> _answer;
-    private readonly CancellationTokenRegistration _cancellation;
-    private NpgsqlBatchCommand? _current;
-
-    /// <param name="key">The session key written.</param>
-    /// <param name="command">Makes the statement.</param>
-    /// <param name="answer">Makes the caller's answer from the statement's row count (after the commit).</param>
-    /// <param name="cancellationToken">The caller's token: cancelled while waiting, the write is dropped and the caller told so.</param>
-    /// <param name="update">For a data update: its values, so that it may run grouped with the batch's other updates.</param>
-    /// <param name="insert">For a creation: the new row, so that it may run grouped with the batch's other inserts.</param>
-    public PostgreSqlWrite(byte[] key, Func<NpgsqlBatchCommand> command, Func<int, NpgsqlConnection, CancellationToken, ValueTask<T>> answer, CancellationToken cancellationToken, GroupedUpdate? update = null, GroupedInsert? insert = null)
-    {
-        Key = key;
-        Update = update;
-        Insert = insert;
-        _command = command;
-        _answer = answer;
-        if (cancellationToken.CanBeCanceled)
-        {
-            // A cancelled caller stops waiting; its write may still be in a batch that commits (as a write whose answer
-            // was lost on the network would): it is never reported as done when it was not.
-            _cancellation = cancellationToken.Register(static state => ((PostgreSqlWrite<T>)state!).Cancel(), this);
-            CancellationToken = cancellationToken;
-        }
-    }
-
-    public override byte[] Key { get; }
-
-    public override GroupedUpdate? Update { get; }
-
-    public override GroupedInsert? Insert { get; }
-
-    public override int RecordsAffected => _current!.RecordsAffected;
-
-    public Task<T> Task => _completion.Task;
-
-    public override bool IsAnswered => _completion.Task.IsCompleted;
-
-    public override NpgsqlBatchCommand Command => _current = _command();
-
-    private CancellationToken CancellationToken { get; }
-
-    public override async Task CompleteAsync(int rows, NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var result = await _answer(rows, connection, cancellationToken).ConfigureAwait(false);
-            _cancellation.Dispose();
-            _completion.TrySetResult(result);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            Fail(ex);
-        }
-    }
-
-    public override void Fail(Exception exception)
-    {
-        _cancellation.Dispose();
-        _completion.TrySetException(exception);
-    }
-
-    private void Cancel() => _completion.TrySetCanceled(CancellationToken);
-}
-
-/// <summary>
-/// A data update's values (<see cref="SessionSql.Update"/>'s parameters besides the key): one of the arrays of
-/// <see cref="PostgreSqlSessionSql.UpdateMany"/> when grouped, or a statement of its own (<see cref="ToCommand"/>).
-/// </summary>
-internal readonly record struct GroupedUpdate(byte[] Data, long ExpectedVersion, long? ExpiresAt, long Now, long IdleSeconds, long AbsoluteSeconds)
-{
-    /// <summary>The update alone: <paramref name="update"/> (<see cref="SessionSql.Update"/>) for <paramref name="key"/>.</summary>
-    public NpgsqlBatchCommand ToCommand(string update, byte[] key) => Command(
-        update,
-        Bytes("Id", key),
-        Bytes("Data", Data),
-        Int64("ExpectedVersion", ExpectedVersion),
-        Int64("ExpiresAt", ExpiresAt),
-        Int64("Now", Now),
-        Int64("IdleSeconds", IdleSeconds),
-        Int64("AbsoluteSeconds", AbsoluteSeconds));
-}
-
-/// <summary>
-/// A creation's row (<see cref="SessionSql.Insert"/>'s parameters): one of the arrays of
-/// <see cref="PostgreSqlSessionSql.InsertMany"/> when grouped, or a statement of its own (<see cref="ToCommand"/>).
-/// </summary>
-internal readonly record struct GroupedInsert(NewSession Session, long Now, long ExpiresAt)
-{
-    /// <summary>The insert alone: <paramref name="insert"/> (<see cref="SessionSql.Insert"/>).</summary>
-    public NpgsqlBatchCommand ToCommand(string insert) => Command(
-        insert,
-        Bytes("Id", Session.Key),
-        Text("UserId", Session.UserId),
-        Bytes("Data", Session.Data),
-        Int64("Now", Now),
-        Text("Ip", Session.IpAddress),
-        Text("UserAgent", Session.UserAgent),
-        Int64("ExpiresAt", ExpiresAt));
 }

@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Logging;
+using SessionMiddleware.Queues;
 
 namespace SessionMiddleware.Storage.Sqlite;
 
@@ -18,7 +19,7 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// a write is either answered with its result after the commit or with the cancellation and not stored.
 /// </para>
 /// </summary>
-internal sealed class SqliteWriteQueue : IAsyncDisposable
+internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
 {
     // SQLITE_BUSY: the busy handler gave up waiting for another connection's lock.
     private const int SQLiteBusy = 5;
@@ -26,12 +27,10 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// <summary>The most writes in one transaction, so that one commit never holds the lock for long.</summary>
     public const int MaxBatch = 128;
 
-    private readonly Channel<WriteOperation> _channel = Channel.CreateUnbounded<WriteOperation>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly Task _loop;
     private readonly Action<int>? _batchRun;
+    private SqliteConnection? _connection;
 
     /// <summary>Runs on the writer's connection before each group transaction (the checkpointer's hard WAL cap).</summary>
     public Func<SqliteConnection, Task>? BeforeBatch { get; set; }
@@ -40,18 +39,18 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// <param name="logger">Where failed batches are logged.</param>
     /// <param name="batchRun">Told the size of each group transaction run (the write-batch metric).</param>
     public SqliteWriteQueue(Func<CancellationToken, Task<SqliteConnection>> open, ILogger logger, Action<int>? batchRun = null)
+        : base(Channel.CreateUnbounded<SqliteWriteOperation>(new UnboundedChannelOptions { SingleReader = true }), MaxBatch)
     {
         _open = open;
         _batchRun = batchRun;
         _logger = logger;
-        _loop = Task.Run(RunAsync);
+        // Once the wait runs out the writer is cancelled, and DisposeAsync returns at once (the loop ends on its own).
+        CancelTimeout = TimeSpan.Zero;
+        Start();
     }
 
-    /// <summary>How long <see cref="DisposeAsync"/> waits for the writes in progress before it cancels the write loop.</summary>
-    internal TimeSpan DisposeTimeout { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>The write loop (for tests: it ends without an error once the queue is disposed).</summary>
-    internal Task Completion => _loop;
+    /// <summary>How long <see cref="BatchLoop{T}.DisposeAsync"/> waits for the writes in progress before it cancels the write loop.</summary>
+    internal TimeSpan DisposeTimeout { get => DrainTimeout; init => DrainTimeout = value; }
 
     /// <summary>Runs <paramref name="work"/> inside the next group transaction and returns its result once that transaction committed.</summary>
     /// <param name="work">The write: its statements run inside the group transaction.</param>
@@ -65,7 +64,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// </param>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
     {
-        return Enqueue(new WriteOperation<T>(work, singleStatement, cancellationToken));
+        return Enqueue(new SqliteWriteOperation<T>(work, singleStatement, cancellationToken));
     }
 
     /// <summary>
@@ -75,7 +74,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// </summary>
     public Task<T> RunAloneAsync<T>(Func<SqliteConnection, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
-        return Enqueue(new WriteOperation<T>((connection, _, token) => work(connection, token), singleStatement: true, cancellationToken) { Alone = true });
+        return Enqueue(new SqliteWriteOperation<T>((connection, _, token) => work(connection, token), singleStatement: true, cancellationToken) { Alone = true });
     }
 
     /// <summary>
@@ -85,8 +84,8 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// </summary>
     public Task ReleaseConnectionAsync()
     {
-        var operation = new WriteOperation<bool>((_, _, _) => Task.FromResult(true), singleStatement: true, CancellationToken.None) { Alone = true, ReleasesConnection = true };
-        if (!_channel.Writer.TryWrite(operation))
+        var operation = new SqliteWriteOperation<bool>((_, _, _) => Task.FromResult(true), singleStatement: true, CancellationToken.None) { Alone = true, ReleasesConnection = true };
+        if (!TryWrite(operation))
         {
             return Task.CompletedTask;
         }
@@ -94,134 +93,85 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
         return operation.Task;
     }
 
-    private Task<T> Enqueue<T>(WriteOperation<T> operation)
+    private Task<T> Enqueue<T>(SqliteWriteOperation<T> operation)
     {
-        if (!_channel.Writer.TryWrite(operation))
+        if (!TryWrite(operation))
         {
-            throw new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down.");
+            throw ShuttingDown();
         }
 
         operation.AnswerWhenCancelled();
         return operation.Task;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>An operation to run alone ends the batch: it runs after the writes queued before it, before those queued after it.</summary>
+    protected override bool Take(SqliteWriteOperation item, List<SqliteWriteOperation> batch)
     {
-        _channel.Writer.TryComplete();
-        try
-        {
-            await _loop.WaitAsync(DisposeTimeout).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // A write outlasted the wait: the loop still runs and reads the token, so the source is disposed only once it ends.
-            await _stopping.CancelAsync().ConfigureAwait(false);
-            _ = _loop.ContinueWith(static (_, stopping) => ((CancellationTokenSource)stopping!).Dispose(), _stopping, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            return;
-        }
-
-        _stopping.Dispose();
+        batch.Add(item);
+        return !item.Alone;
     }
 
-    private async Task RunAsync()
+    protected override async Task RunBatchAsync(List<SqliteWriteOperation> batch, CancellationToken stopping)
     {
-        SqliteConnection? connection = null;
-        var batch = new List<WriteOperation>(MaxBatch);
+        SqliteWriteOperation? alone = null;
+        if (batch[^1].Alone)
+        {
+            alone = batch[^1];
+            batch.RemoveAt(batch.Count - 1);
+        }
+
         try
         {
-            while (await _channel.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            var connection = _connection ??= await _open(stopping).ConfigureAwait(false);
+            if (batch.Count > 0)
             {
-                batch.Clear();
-                WriteOperation? alone = null;
-                while (batch.Count < MaxBatch && alone is null && _channel.Reader.TryRead(out var operation))
+                _batchRun?.Invoke(batch.Count);
+                if (BeforeBatch is { } beforeBatch)
                 {
-                    if (operation.Abandoned)
-                    {
-                        // Its caller was answered with the cancellation already.
-                        continue;
-                    }
-
-                    if (operation.Alone)
-                    {
-                        // Runs after the writes queued before it, before those queued after it.
-                        alone = operation;
-                    }
-                    else
-                    {
-                        batch.Add(operation);
-                    }
+                    await beforeBatch(connection).ConfigureAwait(false);
                 }
 
-                if (batch.Count == 0 && alone is null)
+                await CommitAsync(connection, batch, _logger, stopping).ConfigureAwait(false);
+            }
+
+            if (alone is not null && alone.TryStart())
+            {
+                await alone.RunAsync(connection, null!).ConfigureAwait(false);
+                if (alone.ReleasesConnection)
                 {
-                    continue;
+                    await CloseConnectionAsync().ConfigureAwait(false);
                 }
 
-                try
-                {
-                    connection ??= await _open(_stopping.Token).ConfigureAwait(false);
-                    if (batch.Count > 0)
-                    {
-                        _batchRun?.Invoke(batch.Count);
-                        if (BeforeBatch is { } beforeBatch)
-                        {
-                            await beforeBatch(connection).ConfigureAwait(false);
-                        }
-
-                        await RunBatchAsync(connection, batch, _logger, _stopping.Token).ConfigureAwait(false);
-                    }
-
-                    if (alone is not null && alone.TryStart())
-                    {
-                        await alone.RunAsync(connection, null!).ConfigureAwait(false);
-                        if (alone.ReleasesConnection)
-                        {
-                            await connection.DisposeAsync().ConfigureAwait(false);
-                            connection = null;
-                        }
-
-                        alone.Finish();
-                        alone = null;
-                    }
-                }
-                catch (Exception ex)
-                {
-                    // BEGIN or COMMIT failed (lock held too long, disk full, …): none of the batch is stored.
-                    Log.WriteBatchFailed(_logger, batch.Count, ex);
-                    foreach (var operation in batch)
-                    {
-                        operation.Finish(ex);
-                    }
-
-                    alone?.Finish(ex);
-
-                    if (connection is not null)
-                    {
-                        await connection.DisposeAsync().ConfigureAwait(false);
-                        connection = null;
-                    }
-                }
+                alone.Finish();
             }
         }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        catch (Exception ex)
         {
-            // Disposed while waiting.
-        }
-        finally
-        {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-            }
-
-            while (_channel.Reader.TryRead(out var left))
-            {
-                left.Finish(new ObjectDisposedException(nameof(SqliteWriteQueue), "The session store is shutting down."));
-            }
+            // BEGIN or COMMIT failed (lock held too long, disk full, …): none of the batch is stored; the loop fails its writes.
+            alone?.Fail(ex);
+            await CloseConnectionAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
-    private static async Task RunBatchAsync(SqliteConnection connection, List<WriteOperation> batch, ILogger logger, CancellationToken stopping)
+    protected override Exception Failed(List<SqliteWriteOperation> batch, Exception exception)
+    {
+        Log.WriteBatchFailed(_logger, batch.Count, exception);
+        return exception;
+    }
+
+    protected override ValueTask EndAsync() => CloseConnectionAsync();
+
+    private async ValueTask CloseConnectionAsync()
+    {
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+        }
+    }
+
+    private static async Task CommitAsync(SqliteConnection connection, List<SqliteWriteOperation> batch, ILogger logger, CancellationToken stopping)
     {
         // Microsoft.Data.Sqlite begins with BEGIN IMMEDIATE: the write lock is taken at once (through the busy handler),
         // never upgraded later from a read lock. Callers that gave up meanwhile were answered; their writes are skipped.
@@ -255,7 +205,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
                         // transaction is, and the others run again without it (rare, so the common case keeps no savepoint).
                         await transaction.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
                         operation.Finish();
-                        await RunBatchAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))], logger, stopping).ConfigureAwait(false);
+                        await CommitAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))], logger, stopping).ConfigureAwait(false);
                         return;
                     }
 
@@ -286,7 +236,7 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
     /// the batch still waits; each caller's own token (<c>IOTimeout</c>) bounds its wait. <see langword="null"/> when every
     /// caller gave up meanwhile.
     /// </summary>
-    private static async Task<SqliteTransaction?> BeginAsync(SqliteConnection connection, List<WriteOperation> batch, ILogger logger, CancellationToken stopping)
+    private static async Task<SqliteTransaction?> BeginAsync(SqliteConnection connection, List<SqliteWriteOperation> batch, ILogger logger, CancellationToken stopping)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -296,112 +246,13 @@ internal sealed class SqliteWriteQueue : IAsyncDisposable
             }
             catch (SqliteException ex) when (ex.SqliteErrorCode == SQLiteBusy && !stopping.IsCancellationRequested)
             {
-                if (batch.TrueForAll(operation => operation.Abandoned))
+                if (batch.TrueForAll(operation => operation.IsAnswered))
                 {
                     return null;
                 }
 
                 Log.WriteLockBusy(logger, batch.Count, attempt);
             }
-        }
-    }
-
-    private abstract class WriteOperation(bool singleStatement, CancellationToken cancellationToken)
-    {
-        private const int Waiting = 0, Started = 1, Cancelled = 2;
-        private int _state;
-
-        public CancellationToken CancellationToken { get; } = cancellationToken;
-
-        /// <summary>The caller was answered with its cancellation before the writer started the write.</summary>
-        public bool Abandoned => Volatile.Read(ref _state) == Cancelled;
-
-        public bool SingleStatement { get; } = singleStatement;
-
-        /// <summary>Runs alone, outside any transaction (<see cref="RunAloneAsync"/>).</summary>
-        public bool Alone { get; init; }
-
-        /// <summary>The writer closes its connection after this (alone) operation (<see cref="ReleaseConnectionAsync"/>).</summary>
-        public bool ReleasesConnection { get; init; }
-
-        public abstract bool Failed { get; }
-
-        /// <summary>
-        /// The writer is about to run the write: false when its caller was answered with the cancellation. True again for
-        /// a write already started (a batch that rolled back runs its other writes again).
-        /// </summary>
-        public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Waiting) != Cancelled;
-
-        /// <summary>Answers the caller when its token is cancelled before the writer started the write.</summary>
-        public void AnswerWhenCancelled()
-        {
-            if (CancellationToken.CanBeCanceled)
-            {
-                Registration = CancellationToken.UnsafeRegister(static state => ((WriteOperation)state!).Cancel(), this);
-            }
-        }
-
-        protected CancellationTokenRegistration Registration { get; private set; }
-
-        private void Cancel()
-        {
-            if (Interlocked.CompareExchange(ref _state, Cancelled, Waiting) == Waiting)
-            {
-                Finish(new OperationCanceledException(CancellationToken));
-            }
-        }
-
-        /// <summary>Runs the work; an exception is kept for <see cref="Finish()"/>, not thrown.</summary>
-        public abstract Task RunAsync(SqliteConnection connection, SqliteTransaction transaction);
-
-        /// <summary>Answers the caller with the work's result or exception (after the commit).</summary>
-        public abstract void Finish();
-
-        /// <summary>Answers the caller with <paramref name="exception"/> (the batch failed).</summary>
-        public abstract void Finish(Exception exception);
-    }
-
-    private sealed class WriteOperation<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
-        : WriteOperation(singleStatement, cancellationToken)
-    {
-        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private T _result = default!;
-        private Exception? _exception;
-
-        public Task<T> Task => _completion.Task;
-
-        public override bool Failed => _exception is not null;
-
-        public override async Task RunAsync(SqliteConnection connection, SqliteTransaction transaction)
-        {
-            _exception = null;
-            try
-            {
-                _result = await work(connection, transaction, CancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                _exception = ex;
-            }
-        }
-
-        public override void Finish()
-        {
-            Registration.Dispose();
-            if (_exception is not null)
-            {
-                _completion.TrySetException(_exception);
-            }
-            else
-            {
-                _completion.TrySetResult(_result);
-            }
-        }
-
-        public override void Finish(Exception exception)
-        {
-            Registration.Dispose();
-            _completion.TrySetException(exception);
         }
     }
 }
