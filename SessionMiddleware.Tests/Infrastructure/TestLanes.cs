@@ -29,9 +29,11 @@ internal sealed class InLaneAttribute(TestLane lane) : Attribute
 
 /// <summary>
 /// <c>[TestFixture]</c> (with the store as the fixture's argument) for a fixture whose one source file is compiled into
-/// more than one lane's project: the fixture is built with the tests of this project's lane only, and a fixture with
-/// none of them here is an empty suite (no test case). A test's lane is its own <see cref="InLaneAttribute"/>, else its
-/// class's, else its store's: PostgreSQL in the PostgreSQL lane, SQLite (or no store) in the in-process lane.
+/// more than one lane's project: the fixture is built with the tests of this project's lane only. A fixture with none
+/// of them here is an empty suite: no test case, and NUnit runs no one-time set-up for it (it is still built, so that
+/// NUnit's default builder does not build the whole class instead). A test's lane is its own
+/// <see cref="InLaneAttribute"/>, else its class's, else its store's: PostgreSQL in the PostgreSQL lane, SQLite (or
+/// no store) in the in-process lane.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
 internal sealed class LaneFixtureAttribute : NUnitAttribute, IFixtureBuilder2
