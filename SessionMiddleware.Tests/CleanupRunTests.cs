@@ -13,9 +13,9 @@ namespace SessionMiddleware.Tests;
 /// PostgreSQL server, with the ends it raises (<see cref="ServerSideSessionEvents.OnEnded"/>). The stores' own behaviour is
 /// in <see cref="StoreSpecificationTests"/>.
 /// </summary>
-[TestFixture(StoreBackend.Sqlite)]
-[TestFixture(StoreBackend.Postgres)]
-[TestFixture(StoreBackend.PostgresPartitioned)]
+[LaneFixture(StoreBackend.Sqlite)]
+[LaneFixture(StoreBackend.Postgres)]
+[LaneFixture(StoreBackend.PostgresPartitioned)]
 public sealed class CleanupRunTests(string kind)
 {
     private StoreBackend _db = null!;

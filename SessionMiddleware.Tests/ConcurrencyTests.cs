@@ -7,8 +7,8 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>Concurrent requests on one session lose nothing: versioned commits re-apply their change set on conflict (over each store).</summary>
-[TestFixture(StoreKind.Sqlite)]
-[TestFixture(StoreKind.PostgreSql)]
+[LaneFixture(StoreKind.Sqlite)]
+[LaneFixture(StoreKind.PostgreSql)]
 public sealed class ConcurrencyTests(StoreKind store) : TempFolderTest
 {
     // Hundreds of commits to one session queue behind each other (one at a time per session in a process); over

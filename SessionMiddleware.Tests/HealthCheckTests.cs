@@ -11,6 +11,7 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary><c>AddHealthChecks().AddServerSideSessionStore()</c>: the store's schema check and the cleaner's last run.</summary>
+[LaneFixture]
 public sealed class HealthCheckTests : TempFolderTest
 {
     private static Task<SessionTestHost> StartAsync(
@@ -141,7 +142,7 @@ public sealed class HealthCheckTests : TempFolderTest
         });
     }
 
-    [Test]
+    [Test, InLane(TestLane.PostgreSql)]
     public async Task PostgreSqlServerStopped_IsUnhealthy_WithTheReason_AndAnswers503()
     {
         await using var postgres = await PostgresServer.StartOwnAsync();

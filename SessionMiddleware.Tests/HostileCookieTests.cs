@@ -13,8 +13,8 @@ namespace SessionMiddleware.Tests;
 /// never adopted (a write under it gets a brand-new ID, compared as IDs: two cookies of one session differ as strings),
 /// and the sessions it was derived from are untouched. Over each store.
 /// </summary>
-[TestFixture(StoreKind.Sqlite)]
-[TestFixture(StoreKind.PostgreSql)]
+[LaneFixture(StoreKind.Sqlite)]
+[LaneFixture(StoreKind.PostgreSql)]
 public sealed class HostileCookieTests(StoreKind store)
 {
     private TempFolder _folder = null!;

@@ -8,8 +8,8 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>ID renewal, abandon, users, device info and absolute timeout, through a real host, over each store.</summary>
-[TestFixture(StoreKind.Sqlite)]
-[TestFixture(StoreKind.PostgreSql)]
+[LaneFixture(StoreKind.Sqlite)]
+[LaneFixture(StoreKind.PostgreSql)]
 public sealed class LifecycleTests(StoreKind store) : TempFolderTest
 {
     private Task<SessionTestHost> StartHostAsync(

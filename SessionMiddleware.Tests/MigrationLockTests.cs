@@ -10,8 +10,8 @@ namespace SessionMiddleware.Tests;
 /// session reads or writes wait (PostgreSQL: SQLite has one writer at a time anyway); a table with something missing
 /// still gets it, on both stores. PostgreSQL also on a table the DBA hash-partitioned.
 /// </summary>
-[TestFixture(StoreBackend.Postgres)]
-[TestFixture(StoreBackend.PostgresPartitioned)]
+[LaneFixture(StoreBackend.Postgres)]
+[LaneFixture(StoreBackend.PostgresPartitioned)]
 public sealed class MigrationLockTests(string kind)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
@@ -84,9 +84,9 @@ public sealed class MigrationLockTests(string kind)
 }
 
 /// <summary>The migration's read-only check lets through only a complete table: whatever is missing is still created.</summary>
-[TestFixture(StoreBackend.Sqlite)]
-[TestFixture(StoreBackend.Postgres)]
-[TestFixture(StoreBackend.PostgresPartitioned)]
+[LaneFixture(StoreBackend.Sqlite)]
+[LaneFixture(StoreBackend.Postgres)]
+[LaneFixture(StoreBackend.PostgresPartitioned)]
 public sealed class MigrationRepairTests(string kind)
 {
     private StoreBackend _db = null!;

@@ -11,6 +11,7 @@ namespace SessionMiddleware.Tests;
 /// Real store faults, not injected ones: a corrupt database file, a lock held past the timeout, a full disk,
 /// a dropped table. Each gets a clear status and log line, and the next request after the fault ends succeeds.
 /// </summary>
+[LaneFixture]
 public sealed class RealFaultTests : TempFolderTest
 {
     [Test]
@@ -281,6 +282,7 @@ public sealed class RealFaultTests : TempFolderTest
 /// (what a server restart or failover looks like to the app). Loads answer 503, and the next request after the
 /// database is back succeeds.
 /// </summary>
+[LaneFixture, InLane(TestLane.PostgreSql)]
 public sealed class PostgreSqlOutageTests : TempFolderTest
 {
     [Test]

@@ -6,8 +6,8 @@ using SessionMiddleware.Tests.Infrastructure;
 namespace SessionMiddleware.Tests;
 
 /// <summary>A revoke takes effect at once, even on a request of that session in flight, over each store.</summary>
-[TestFixture(StoreKind.Sqlite)]
-[TestFixture(StoreKind.PostgreSql)]
+[LaneFixture(StoreKind.Sqlite)]
+[LaneFixture(StoreKind.PostgreSql)]
 public sealed class RevokeInFlightTests(StoreKind store) : TempFolderTest
 {
     // A write or renewal that can no longer be applied answers 500, never a 200 for a dropped write; a read answers 200.

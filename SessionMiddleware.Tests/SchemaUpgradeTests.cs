@@ -18,8 +18,8 @@ namespace SessionMiddleware.Tests;
 /// rolling upgrade, where servers of schema 1 still write to the migrated table with their own statements
 /// (<see cref="Schema1"/>) while upgraded ones read it and clean it.
 /// </summary>
-[TestFixture(StoreBackend.Sqlite)]
-[TestFixture(StoreBackend.Postgres)]
+[LaneFixture(StoreBackend.Sqlite)]
+[LaneFixture(StoreBackend.Postgres)]
 public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 {
     // The fixture's three rows were created and last used at 2026-01-01 12:00 UTC, idle timeout 20 minutes.
@@ -64,7 +64,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         Assert.That(await store.LoadAsync(FixtureKey(1)), Is.Null, "past 12:20 the fixture's rows are expired");
     }
 
-    [Test]
+    [Test, InLane(TestLane.Functional)]
     public async Task Migrate_OfASchema1Table_FromTwoProcessesStartingAtOnce_BothStart_AndEveryRowIsKept()
     {
         var hosts = await Task.WhenAll(

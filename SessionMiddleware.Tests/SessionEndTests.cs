@@ -10,8 +10,8 @@ namespace SessionMiddleware.Tests;
 /// Where a session ends for good, over each store: <see cref="ServerSideSessionOptions.AbsoluteTimeout"/> caps a remembered
 /// sign-in too, and a browser whose session ended is told to drop its cookie.
 /// </summary>
-[TestFixture(StoreKind.Sqlite)]
-[TestFixture(StoreKind.PostgreSql)]
+[LaneFixture(StoreKind.Sqlite)]
+[LaneFixture(StoreKind.PostgreSql)]
 public sealed class SessionEndTests(StoreKind store) : TempFolderTest
 {
     private static FakeTimeProvider Now() => new(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));

@@ -12,8 +12,8 @@ namespace SessionMiddleware.Tests;
 /// A store failure is logged and surfaced as a 5xx, never a silently empty session or a success for a lost write.
 /// Over each store: the faults are injected by a <see cref="FaultyStore"/> around the real one.
 /// </summary>
-[TestFixture(StoreKind.Sqlite)]
-[TestFixture(StoreKind.PostgreSql)]
+[LaneFixture(StoreKind.Sqlite)]
+[LaneFixture(StoreKind.PostgreSql)]
 public sealed class StoreFaultTests(StoreKind store)
 {
     private TempFolder _folder = null!;

@@ -36,11 +36,11 @@ public abstract class StoreSpecificationTests(string kind) : ServerSideSessionSt
 }
 
 /// <summary>The SQLite store (a database file in a per-test temp folder) through the store specification suite.</summary>
-[TestFixture]
+[LaneFixture]
 public sealed class SqliteStoreSpecificationTests() : StoreSpecificationTests(StoreBackend.Sqlite);
 
 /// <summary>The PostgreSQL store (a new database on the shared test cluster) through the store specification suite.</summary>
-[TestFixture]
+[LaneFixture, InLane(TestLane.PostgreSql)]
 public sealed class PostgreSqlStoreSpecificationTests() : StoreSpecificationTests(StoreBackend.Postgres);
 
 /// <summary>
@@ -48,7 +48,7 @@ public sealed class PostgreSqlStoreSpecificationTests() : StoreSpecificationTest
 /// hash-partitioned by <c>id</c> into 8 partitions (<see cref="StoreBackend.PartitionedSessionsTable"/>): the
 /// migration accepts it and every statement runs unchanged on it.
 /// </summary>
-[TestFixture]
+[LaneFixture, InLane(TestLane.PostgreSql)]
 public sealed class PartitionedPostgreSqlStoreSpecificationTests() : StoreSpecificationTests(StoreBackend.PostgresPartitioned)
 {
     // These make a "sessions" table of their own, or check that there is none: with the DBA's table there, they do not apply.

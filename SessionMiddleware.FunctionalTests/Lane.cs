@@ -1,0 +1,13 @@
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// This project is the functional lane: the tests that start processes (the demo, the tool, the test host, a
+/// browser, dotnet build).
+/// Fixtures whose source file other lanes share run here only this lane's tests (<see cref="LaneFixtureAttribute"/>).
+/// </summary>
+internal static class Lane
+{
+    public const TestLane Current = TestLane.Functional;
+}
