@@ -44,7 +44,12 @@ public sealed class RealFaultTests : TempFolderTest
     [Test]
     public async Task ExclusiveLockHeldBeyondTheBusyTimeout_LoadAnswers503_AndRecoversWhenReleased()
     {
-        await using var host = await SessionTestHost.StartAsync(Folder.Path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(300));
+        // The write tries again until its IOTimeout (1 s here rather than the default 10 s, to keep the test short).
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, o =>
+        {
+            o.BusyTimeout = TimeSpan.FromMilliseconds(300);
+            o.IOTimeout = TimeSpan.FromSeconds(1);
+        });
         var browser = host.CreateBrowser();
         await browser.GetTextAsync("/set?key=a&value=1");
 

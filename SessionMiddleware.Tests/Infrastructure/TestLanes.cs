@@ -16,7 +16,7 @@ internal enum TestLane
     /// <summary>SessionMiddleware.PostgreSql.Tests: tests that need a PostgreSQL server.</summary>
     PostgreSql,
 
-    /// <summary>SessionMiddleware.FunctionalTests: tests that start processes (the demo, the tool, the test host, a browser, dotnet build).</summary>
+    /// <summary>SessionMiddleware.FunctionalTests: tests that start processes (the demo, the tool, the test host, a browser, dotnet build), and the load tests.</summary>
     Functional,
 }
 
