@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -26,8 +27,9 @@ internal sealed class SessionCleanupService : BackgroundService
     private readonly CleanupStatus? _status;
     private readonly SessionEvents _events;
 
+    // From the container the store is the instrumented one (InstrumentedSessionStore), which times each call.
     public SessionCleanupService(
-        IServerSideSessionStore store,
+        [FromKeyedServices(InstrumentedSessionStore.ServiceKey)] IServerSideSessionStore store,
         TimeProvider timeProvider,
         IOptions<ServerSideSessionOptions> options,
         ILogger<SessionCleanupService> logger,
@@ -86,7 +88,7 @@ internal sealed class SessionCleanupService : BackgroundService
     /// </summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
-        using var span = SessionTracing.Start("cleanup", _metrics, _store);
+        using var span = SessionTracing.Start("cleanup", _metrics?.DbSystemName ?? SessionStoreDescription.OtherSql);
         var started = Stopwatch.GetTimestamp();
         var total = 0;
         var batches = 0;
@@ -95,7 +97,7 @@ internal sealed class SessionCleanupService : BackgroundService
             SessionLifetime? after = null;
             while (true)
             {
-                var expired = await TimeAsync(() => _store.ListExpiredAsync(after, _options.CleanupBatchSize, cancellationToken)).ConfigureAwait(false);
+                var expired = await _store.ListExpiredAsync(after, _options.CleanupBatchSize, cancellationToken).ConfigureAwait(false);
                 if (expired.Count == 0)
                 {
                     break;
@@ -111,7 +113,7 @@ internal sealed class SessionCleanupService : BackgroundService
                     await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
                 }
 
-                var deleted = await TimeAsync(() => _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken)).ConfigureAwait(false);
+                var deleted = await _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken).ConfigureAwait(false);
                 foreach (var key in deleted)
                 {
                     _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
@@ -165,12 +167,5 @@ internal sealed class SessionCleanupService : BackgroundService
         }
 
         return total;
-    }
-
-    private Task<T> TimeAsync<T>(Func<Task<T>> call)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var task = call();
-        return _metrics is null ? task : _metrics.TimeAsync(_store, "cleanup", started, task);
     }
 }

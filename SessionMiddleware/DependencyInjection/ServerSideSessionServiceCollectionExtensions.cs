@@ -55,6 +55,9 @@ public static class ServerSideSessionServiceCollectionExtensions
         return services.AddServerSideSessionsCore();
     }
 
+    /// <summary>What the default store says it is (see <see cref="SessionStoreDescription"/>).</summary>
+    internal static readonly SessionStoreDescription SqliteStoreDescription = new("sqlite", SessionMiddleware.Storage.SessionTableSchema.Version);
+
     private static ServerSideSessionsBuilder AddServerSideSessionsCore(this IServiceCollection services)
     {
         services.AddOptions<ServerSideSessionOptions>().ValidateOnStart();
@@ -64,6 +67,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.AddMetrics();
         services.TryAddSingleton<SessionMetrics>();
+        services.TryAddSingleton<IWriteBatchObserver>(static sp => sp.GetRequiredService<SessionMetrics>());
         services.TryAddSingleton<SessionEvents>();
         services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
@@ -72,6 +76,10 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<RecentRenewals>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
+        services.TryAddSingleton(SqliteStoreDescription);
+        services.TryAddKeyedSingleton<IServerSideSessionStore>(
+            InstrumentedSessionStore.ServiceKey,
+            static (sp, _) => new InstrumentedSessionStore(sp.GetRequiredService<IServerSideSessionStore>(), sp.GetRequiredService<SessionMetrics>()));
         services.TryAddSingleton<SessionRuntime>();
         services.AddHttpContextAccessor();   // the manager recognises the current request's session (RevokeAllForUserAsync after RegenerateId)
         services.TryAddSingleton<ISessionManager, SessionManager>();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Cookies;
@@ -83,11 +82,10 @@ internal sealed class RequestSession : ISessionOwner
         if (secretId is not null)
         {
             var key = SessionIdProtector.ComputeKey(secretId);
-            var loadSpan = SessionTracing.Start("load", runtime.Metrics, runtime.Store);
             try
             {
                 using var timeout = runtime.StartIOTimeout(context.RequestAborted);
-                stored = await runtime.Metrics.TimeAsync(runtime.Store, "load", Stopwatch.GetTimestamp(), runtime.Store.LoadAsync(key, timeout.Token)).ConfigureAwait(false);
+                stored = await runtime.Store.LoadAsync(key, timeout.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
@@ -96,14 +94,9 @@ internal sealed class RequestSession : ISessionOwner
             }
             catch (Exception ex)
             {
-                SessionTracing.Failed(loadSpan, ex);
                 Log.LoadFailed(runtime.Logger, ex);
                 context.Features.Set(LoadFailure.Instance);
                 return null;
-            }
-            finally
-            {
-                loadSpan?.Dispose();
             }
 
             if (stored is not null && runtime.Expiry.IsPastAbsoluteTimeout(stored.CreatedAt))
@@ -285,7 +278,7 @@ internal sealed class RequestSession : ISessionOwner
 
         if (session.AbandonedKey is { } abandoned)
         {
-            var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(abandoned, token)).ConfigureAwait(false);
+            var deleted = await _runtime.Store.DeleteAsync(abandoned, token).ConfigureAwait(false);
             if (deleted is null && session.AbandonedUserId is { } signedOutUser)
             {
                 deleted = await DeleteRenewedAsync(abandoned, signedOutUser, token).ConfigureAwait(false);
@@ -384,7 +377,7 @@ internal sealed class RequestSession : ISessionOwner
         }
 
         session.EnsureId();
-        var stored = await Metrics.TimeAsync(_runtime.Store, "create", Stopwatch.GetTimestamp(), _runtime.Store.CreateAsync(NewRow(session), cancellationToken)).ConfigureAwait(false);
+        var stored = await _runtime.Store.CreateAsync(NewRow(session), cancellationToken).ConfigureAwait(false);
         Metrics.SessionCreated();
         Metrics.Commit(SessionMetrics.OutcomeCommitted);
         session.MarkCreated(stored);
@@ -424,7 +417,7 @@ internal sealed class RequestSession : ISessionOwner
         {
             if (reload)
             {
-                var newer = await Metrics.TimeAsync(_runtime.Store, "load", Stopwatch.GetTimestamp(), _runtime.Store.LoadAsync(rowKey, cancellationToken)).ConfigureAwait(false);
+                var newer = await _runtime.Store.LoadAsync(rowKey, cancellationToken).ConfigureAwait(false);
                 if (newer is null)
                 {
                     // Gone since this request loaded it (or followed it there): renewed again, or ended.
@@ -440,17 +433,14 @@ internal sealed class RequestSession : ISessionOwner
 
             SessionUpdateResult result;
             byte[]? written = null;
-            using (var renewSpan = renew ? SessionTracing.Start("renew", Metrics, _runtime.Store) : null)
+            if (renew)
             {
-                if (renew)
-                {
-                    result = await Metrics.TimeAsync(_runtime.Store, "renew", Stopwatch.GetTimestamp(), _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken)).ConfigureAwait(false);
-                }
-                else
-                {
-                    written = session.Serialize();
-                    result = await Metrics.TimeAsync(_runtime.Store, "update", Stopwatch.GetTimestamp(), _runtime.Store.UpdateAsync(rowKey, written, session.Version, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
-                }
+                result = await _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                written = session.Serialize();
+                result = await _runtime.Store.UpdateAsync(rowKey, written, session.Version, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
             }
 
             // Only the latest small row is kept, and none after a renewal (the row moved).
@@ -530,7 +520,7 @@ internal sealed class RequestSession : ISessionOwner
         bool found;
         try
         {
-            found = await Metrics.TimeAsync(_runtime.Store, "touch", Stopwatch.GetTimestamp(), _runtime.Store.TouchAsync(session.Key!, ExpiresAt(session), cancellationToken)).ConfigureAwait(false);
+            found = await _runtime.Store.TouchAsync(session.Key!, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -652,7 +642,7 @@ internal sealed class RequestSession : ISessionOwner
             }
 
             key = renewal.NewKey;
-            var deleted = await Metrics.TimeAsync(_runtime.Store, "delete", Stopwatch.GetTimestamp(), _runtime.Store.DeleteAsync(key, cancellationToken)).ConfigureAwait(false);
+            var deleted = await _runtime.Store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
             if (deleted is not null)
             {
                 Log.SignOutFollowedRenewal(Logger, SessionIdProtector.ToPublicId(abandonedKey), SessionIdProtector.ToPublicId(key));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -107,7 +106,7 @@ internal sealed class ServerSideSessionMiddleware
 
     private static async Task CommitAsync(RequestSession request, StoreFailure ifItFails)
     {
-        var span = request.NeedsStore ? SessionTracing.Start("commit", request.Metrics, request.Store) : null;
+        var span = request.NeedsStore ? SessionTracing.Start("commit", request.Metrics.DbSystemName) : null;
         try
         {
             await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Concurrency;
@@ -21,7 +22,7 @@ internal sealed class SessionRuntime
 
     public SessionRuntime(
         IOptions<ServerSideSessionOptions> options,
-        IServerSideSessionStore store,
+        [FromKeyedServices(InstrumentedSessionStore.ServiceKey)] IServerSideSessionStore store,
         SessionCookies cookies,
         CommitLocks commitLocks,
         TimeProvider timeProvider,
@@ -136,6 +137,7 @@ internal sealed class SessionRuntime
 
     public ServerSideSessionOptions Options { get; }
 
+    /// <summary>The store, instrumented: each call the request path makes is timed (<see cref="InstrumentedSessionStore"/>).</summary>
     public IServerSideSessionStore Store { get; }
 
     public SessionCookies Cookies { get; }

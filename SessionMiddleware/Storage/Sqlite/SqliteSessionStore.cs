@@ -43,12 +43,12 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
     // After a checkpoint has let the WAL start over, a WAL file grown larger than this (by a burst) is cut back to it.
     internal const long WalSizeLimitBytes = 64L * 1024 * 1024;
 
-    public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, Diagnostics.SessionMetrics? metrics = null)
-        : this(options, timeProvider, logger, DefaultCheckpointInterval, metrics)
+    public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, IWriteBatchObserver? writeBatches = null)
+        : this(options, timeProvider, logger, DefaultCheckpointInterval, writeBatches)
     {
     }
 
-    internal SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, Diagnostics.SessionMetrics? metrics = null)
+    internal SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, IWriteBatchObserver? writeBatches = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
@@ -65,7 +65,7 @@ internal sealed class SqliteSessionStore : IServerSideSessionStore, IAsyncDispos
         _expiry = new SessionExpiry(o, timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(o.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
-        _writes = new SqliteWriteQueue(OpenAsync, logger, metrics is null ? null : metrics.WriteBatch);
+        _writes = new SqliteWriteQueue(OpenAsync, logger, writeBatches is null ? null : writeBatches.WriteBatch);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
         var dataSource = new SqliteConnectionStringBuilder(_connectionString).DataSource;
         var walPath = string.IsNullOrEmpty(dataSource) || dataSource.StartsWith(':') ? null : Path.GetFullPath(dataSource) + "-wal";
