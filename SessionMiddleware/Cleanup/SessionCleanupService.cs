@@ -40,7 +40,7 @@ internal sealed class SessionCleanupService : BackgroundService
         _metrics = metrics;
         _status = status;
         ArgumentNullException.ThrowIfNull(options);
-        _events = events ?? new SessionEvents(options, timeProvider, NullLogger<SessionEvents>.Instance, metrics);
+        _events = events ?? new SessionEvents(options.Value.Events, options.Value.AbsoluteTimeout, timeProvider, NullLogger<SessionEvents>.Instance, metrics);
         _store = store;
         _timeProvider = timeProvider;
         _options = options.Value;

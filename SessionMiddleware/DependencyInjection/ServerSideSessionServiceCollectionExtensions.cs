@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
 using SessionMiddleware.Cleanup;
@@ -68,7 +69,11 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton<SessionMetrics>();
         services.TryAddSingleton<IWriteBatchObserver>(static sp => sp.GetRequiredService<SessionMetrics>());
-        services.TryAddSingleton<SessionEvents>();
+        services.TryAddSingleton(static sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value;
+            return new SessionEvents(options.Events, options.AbsoluteTimeout, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<SessionEvents>>(), sp.GetRequiredService<SessionMetrics>());
+        });
         services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
