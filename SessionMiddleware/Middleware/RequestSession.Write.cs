@@ -1,0 +1,210 @@
+using SessionMiddleware.Concurrency;
+using SessionMiddleware.Cookies;
+using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Logging;
+using SessionMiddleware.Session;
+
+namespace SessionMiddleware.Middleware;
+
+/// <summary>
+/// The write of a commit: the change set or the renewal, at the version the request loaded, merged onto concurrent
+/// commits and following a concurrent renewal of this process.
+/// </summary>
+internal sealed partial class RequestSession
+{
+    /// <summary>The largest row a commit leaves beside its commit lock for the next commit of the session (see <see cref="WriteAsync"/>).</summary>
+    private const int MaxRememberedRowBytes = 16 * 1024;
+
+    /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
+    /// <returns>The previous public ID when the session was renewed; otherwise <see langword="null"/>.</returns>
+    private async Task<string?> WriteAsync(ServerSideSession session, bool renew, CancellationToken cancellationToken)
+    {
+        var rowKey = renew ? session.RenewFromKey! : session.Key!;
+        if (renew && session.FollowsRenewal)
+        {
+            // The new ID would go to this request, which presented the ID the concurrent renewal retired.
+            throw new InvalidOperationException(
+                $"Session {SessionIdProtector.ToPublicId(rowKey)} was renewed by a concurrent request while this one ran, so this request cannot renew it again; nothing was written.");
+        }
+
+        // Commits of one session in this process take turns, so a commit conflicts at most with other processes
+        // and with the commits that finished since it loaded: one re-read, not a storm of retries.
+        using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
+        var merged = false;
+        if (turn.NewerThan(rowKey, session.Version, session.UserId, session.CreatedAt) is { } committed)
+        {
+            // A commit of this process wrote the session while this request ran: merge onto what it wrote instead of
+            // meeting the conflict and reading the row again. Another process's newer write still conflicts below.
+            session.Rebase(committed);
+            merged = true;
+        }
+
+        return await WriteUnderLockAsync(turn, session, rowKey, renew, merged, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes until the write commits: after a conflict the row is read again and the change set applied onto it; a row
+    /// gone is followed to where a renewal of this process moved it. Runs under the session's commit lock (<paramref name="turn"/>).
+    /// </summary>
+    private async Task<string?> WriteUnderLockAsync(AsyncLock.Releaser turn, ServerSideSession session, byte[] rowKey, bool renew, bool merged, CancellationToken cancellationToken)
+    {
+        var adopted = false;
+        var reload = false;
+        for (var attempt = 1; ; attempt++)
+        {
+            if (reload)
+            {
+                var newer = await _runtime.Store.LoadAsync(rowKey, cancellationToken).ConfigureAwait(false);
+                if (newer is null)
+                {
+                    // Gone since this request loaded it (or followed it there): renewed again, or ended.
+                    adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
+                    rowKey = session.Key!;
+                    renew = false;
+                    continue;
+                }
+
+                session.Rebase(newer);
+                reload = false;
+            }
+
+            var result = await WriteOnceAsync(turn, session, rowKey, renew, cancellationToken).ConfigureAwait(false);
+            switch (result.Status)
+            {
+                case SessionUpdateStatus.Committed:
+                    Metrics.Commit(attempt == 1 && !merged ? SessionMetrics.OutcomeCommitted : SessionMetrics.OutcomeMerged);
+                    return renew ? Renewed(session, rowKey, result.Version) : Written(session, adopted, result.Version);
+
+                case SessionUpdateStatus.NotFound when attempt < SessionRuntime.MaxCommitAttempts:
+                    adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
+                    rowKey = session.Key!;
+                    renew = false;
+                    reload = true;
+                    break;
+
+                case SessionUpdateStatus.Conflict when attempt < SessionRuntime.MaxCommitAttempts:
+                    Log.CommitConflict(Logger, SessionIdProtector.ToPublicId(rowKey), attempt);
+                    reload = true;
+                    break;
+
+                default:
+                    throw new InvalidOperationException(
+                        $"Session {SessionIdProtector.ToPublicId(rowKey)} could not be committed: it was changed by concurrent requests on each of {SessionRuntime.MaxCommitAttempts} attempts.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// One write of the session under <paramref name="rowKey"/> at its version: the renewal to the new key, or the data.
+    /// What it wrote is left beside the commit lock for the next commit of the session.
+    /// </summary>
+    private async Task<SessionUpdateResult> WriteOnceAsync(AsyncLock.Releaser turn, ServerSideSession session, byte[] rowKey, bool renew, CancellationToken cancellationToken)
+    {
+        SessionUpdateResult result;
+        byte[]? written = null;
+        if (renew)
+        {
+            result = await _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            written = session.Serialize();
+            result = await _runtime.Store.UpdateAsync(rowKey, written, session.Version, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
+        }
+
+        // Only the latest small row is kept, and none after a renewal (the row moved).
+        turn.Remember(rowKey, result.Status == SessionUpdateStatus.Committed && written is { Length: <= MaxRememberedRowBytes } ? written : null, result.Version, _runtime.Now());
+        return result;
+    }
+
+    /// <summary>The renewal is stored under the new key: recorded for the requests still on the old one, logged, and the new cookie set.</summary>
+    /// <returns>The previous public ID.</returns>
+    private string Renewed(ServerSideSession session, byte[] oldKey, long version)
+    {
+        _touched = true;
+
+        // Recorded before the commit lock is let go: a request of this session that loaded the old row and finds it
+        // gone looks here under the same lock.
+        _runtime.Renewals.Add(oldKey, session.Key!, session.SecretId!, session.UserId, session.RenewalChangesUser);
+        session.MarkRenewed(version, _runtime.Now());
+        Metrics.SessionRenewed();
+        var previousId = SessionIdProtector.ToPublicId(oldKey);
+        Log.SessionRenewed(Logger, previousId, session.Id);
+        Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
+        return previousId;
+    }
+
+    /// <summary>
+    /// The change set is stored: the cookie is refreshed (set, when this request took a concurrent renewal's ID as its
+    /// own), unless the request follows another's renewal, whose response carries the cookie.
+    /// </summary>
+    private string? Written(ServerSideSession session, bool adopted, long version)
+    {
+        _touched = true;
+        session.MarkCommitted(version, _runtime.Now());
+        if (adopted && !session.FollowsRenewal)
+        {
+            Cookies.Set(Context, session.SecretId!, ExpiresAt(session));
+        }
+        else if (!session.FollowsRenewal)
+        {
+            Cookies.Refresh(Context, session.SecretId, ExpiresAt(session));
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The row this request loaded is gone at its commit: follows the session if this process renewed it meanwhile.
+    /// Returns null when it cannot (no renewal known, or this request renews too and is not a sign-in of the same user),
+    /// otherwise whether this request took the renewal as its own (and so sends its cookie).
+    /// </summary>
+    private bool? FollowRenewal(ServerSideSession session, byte[] rowKey, bool renewing)
+    {
+        if (!_runtime.Renewals.TryGet(rowKey, out var renewal))
+        {
+            return null;
+        }
+
+        if (!renewing)
+        {
+            if (renewal.SignIn)
+            {
+                // Renewed by a sign-in (or a change of user) while this request ran: this request began as someone else,
+                // perhaps an attacker who planted the old ID, so nothing it does reaches the signed-in session.
+                Log.RenewalBySignInNotFollowed(Logger, SessionIdProtector.ToPublicId(rowKey));
+                return null;
+            }
+
+            session.FollowRenewal(renewal.NewKey);
+            Log.RenewalFollowed(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+            return false;
+        }
+
+        // A sign-in racing a sign-in of the same user (a double-submitted form): one session, the first renewal's ID.
+        // Any other renewal here would hand the other request's new ID to a holder of the old one, or renew the browser's
+        // new cookie away: it fails instead.
+        if (!session.FollowsRenewal && session.RenewalSignsIn && string.Equals(session.UserId, renewal.UserId, StringComparison.Ordinal))
+        {
+            session.AdoptRenewal(renewal.NewKey, renewal.NewSecretId);
+            Log.RenewalAdopted(Logger, SessionIdProtector.ToPublicId(rowKey), session.Id);
+            return true;
+        }
+
+        return null;
+    }
+
+    /// <summary>A write found its row gone and no renewal to follow: nothing is written, and the client is told (never a success for a dropped write).</summary>
+    private InvalidOperationException Gone(ServerSideSession session, byte[] rowKey)
+    {
+        Log.SessionGoneAtCommit(Logger, SessionIdProtector.ToPublicId(rowKey));
+        session.MarkGone();
+        return GoneException(rowKey);
+    }
+
+    // No cookie expiry: the browser may hold a newer cookie from a concurrent request (a renewal on another server);
+    // only an explicit Abandon or sign-out expires it.
+    private static InvalidOperationException GoneException(byte[] rowKey) => new(
+        $"Session {SessionIdProtector.ToPublicId(rowKey)} was removed while this request ran (revoked, abandoned, expired, renewed " +
+        "on another server, or renewed by a sign-in, which requests begun before it never write into): this request's changes were not written.");
+}
