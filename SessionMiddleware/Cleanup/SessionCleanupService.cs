@@ -103,28 +103,7 @@ internal sealed class SessionCleanupService : BackgroundService
                     break;
                 }
 
-                // The ends are raised before the delete: a process that dies in between raises them again next run
-                // (at least once), never loses one.
-                var reasons = new Dictionary<string, string>(expired.Count, StringComparer.Ordinal);
-                foreach (var row in expired)
-                {
-                    var reason = _events.TimeoutReason(row);
-                    reasons[Convert.ToHexString(row.Key)] = reason;
-                    await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
-                }
-
-                var deleted = await _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken).ConfigureAwait(false);
-                foreach (var key in deleted)
-                {
-                    _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
-                }
-
-                if (deleted.Count < expired.Count)
-                {
-                    Log.CleanupBatchPartlyDeleted(_logger, expired.Count, deleted.Count);
-                }
-
-                total += deleted.Count;
+                total += await EndAndDeleteAsync(expired, cancellationToken).ConfigureAwait(false);
                 batches++;
                 if (expired.Count < _options.CleanupBatchSize)
                 {
@@ -134,24 +113,7 @@ internal sealed class SessionCleanupService : BackgroundService
                 after = expired[^1];
             }
 
-            _status?.RunEnded(total, null);
-            span?.SetTag(SessionTracing.RowsDeletedTag, total);
-            _metrics?.CleanupRun(total, started, null);
-            if (_metrics is { StoredGaugeEnabled: true })
-            {
-                // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
-                _metrics.StoredCounted(await _store.CountAsync(SessionFilter.All, cancellationToken).ConfigureAwait(false));
-            }
-
-            var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            if (total == 0)
-            {
-                Log.CleanupFoundNothing(_logger, elapsedMs);
-            }
-            else
-            {
-                Log.CleanupCompleted(_logger, total, batches, elapsedMs);
-            }
+            await RunSucceededAsync(total, batches, started, span, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -167,5 +129,58 @@ internal sealed class SessionCleanupService : BackgroundService
         }
 
         return total;
+    }
+
+    /// <summary>
+    /// One batch: raises each expired session's end, then deletes those still expired and counts them by reason;
+    /// returns how many were deleted.
+    /// </summary>
+    private async Task<int> EndAndDeleteAsync(IReadOnlyList<SessionLifetime> expired, CancellationToken cancellationToken)
+    {
+        // The ends are raised before the delete: a process that dies in between raises them again next run
+        // (at least once), never loses one.
+        var reasons = new Dictionary<string, string>(expired.Count, StringComparer.Ordinal);
+        foreach (var row in expired)
+        {
+            var reason = _events.TimeoutReason(row);
+            reasons[Convert.ToHexString(row.Key)] = reason;
+            await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
+        }
+
+        var deleted = await _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken).ConfigureAwait(false);
+        foreach (var key in deleted)
+        {
+            _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
+        }
+
+        if (deleted.Count < expired.Count)
+        {
+            Log.CleanupBatchPartlyDeleted(_logger, expired.Count, deleted.Count);
+        }
+
+        return deleted.Count;
+    }
+
+    /// <summary>Records a run that completed: its status, span, metrics (and the stored count, when read) and log.</summary>
+    private async Task RunSucceededAsync(int total, int batches, long started, Activity? span, CancellationToken cancellationToken)
+    {
+        _status?.RunEnded(total, null);
+        span?.SetTag(SessionTracing.RowsDeletedTag, total);
+        _metrics?.CleanupRun(total, started, null);
+        if (_metrics is { StoredGaugeEnabled: true })
+        {
+            // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
+            _metrics.StoredCounted(await _store.CountAsync(SessionFilter.All, cancellationToken).ConfigureAwait(false));
+        }
+
+        var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (total == 0)
+        {
+            Log.CleanupFoundNothing(_logger, elapsedMs);
+        }
+        else
+        {
+            Log.CleanupCompleted(_logger, total, batches, elapsedMs);
+        }
     }
 }
