@@ -85,6 +85,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddKeyedSingleton<IServerSideSessionStore>(
             InstrumentedSessionStore.ServiceKey,
             static (sp, _) => new InstrumentedSessionStore(sp.GetRequiredService<IServerSideSessionStore>(), sp.GetRequiredService<SessionMetrics>()));
+        services.TryAddSingleton<NewSessionGate>();
         services.TryAddSingleton<SessionRuntime>();
         services.AddHttpContextAccessor();   // the manager recognises the current request's session (RevokeAllForUserAsync after RegenerateId)
         services.TryAddSingleton<ISessionManager, SessionManager>();

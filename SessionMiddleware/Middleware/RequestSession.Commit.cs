@@ -168,7 +168,7 @@ internal sealed partial class RequestSession
             return;
         }
 
-        if (LimitsCreation && !_runtime.MayCreateSession(Context, out var retryAfter))
+        if (LimitsCreation && !_runtime.NewSessions.MayCreate(Context, out var retryAfter))
         {
             // NewSessionLimit: nothing is stored, and the middleware answers 429.
             _creationRefusedFor = retryAfter;

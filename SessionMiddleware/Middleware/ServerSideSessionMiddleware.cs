@@ -51,19 +51,7 @@ internal sealed class ServerSideSessionMiddleware
         }
 
         request.EnterPipeline();
-
-        // A request without a live session may create one, which NewSessionLimit may refuse: its body waits for that.
-        var limited = request.Session.IsNew && _runtime.LimitsNewSessionsOf(context);
-        NewSessionResponseBody? body = null;
-        if (limited && context.Features.Get<IHttpResponseBodyFeature>() is { } serverBody)
-        {
-            var response = context.Response;
-            body = new NewSessionResponseBody(serverBody, () => response.HasStarted);
-            context.Features.Set<IHttpResponseBodyFeature>(body);
-        }
-
-        request.LimitsCreation = limited;
-        request.ResponseBody = body;
+        var body = GuardNewSessionBody(request, context);
         context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
         context.Response.OnStarting(OnStartingAsync, request);
         try
@@ -91,6 +79,26 @@ internal sealed class ServerSideSessionMiddleware
 
         var when = context.Response.HasStarted ? StoreFailure.CommitAfterResponseStarted : StoreFailure.CommitAfterApp;
         await CommitAsync(request, when).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A request without a live session may create one, which NewSessionLimit may refuse: when the limit applies to its
+    /// client, the response body waits for the commit's decision (<see cref="NewSessionResponseBody"/>).
+    /// </summary>
+    private NewSessionResponseBody? GuardNewSessionBody(RequestSession request, HttpContext context)
+    {
+        var limited = request.Session.IsNew && _runtime.NewSessions.Applies(context);
+        NewSessionResponseBody? body = null;
+        if (limited && context.Features.Get<IHttpResponseBodyFeature>() is { } serverBody)
+        {
+            var response = context.Response;
+            body = new NewSessionResponseBody(serverBody, () => response.HasStarted);
+            context.Features.Set<IHttpResponseBodyFeature>(body);
+        }
+
+        request.LimitsCreation = limited;
+        request.ResponseBody = body;
+        return body;
     }
 
     /// <summary>
