@@ -14,34 +14,32 @@ internal sealed partial class RequestSession
     /// other. Returns null when the client went away or the load failed (logged; the middleware answers 503, and a
     /// failure is not retried within the request).
     /// </summary>
-    public static async Task<RequestSession?> LoadAsync(SessionRuntime runtime, HttpContext context, bool early)
+    public static Task<RequestSession?> LoadAsync(SessionRuntime runtime, HttpContext context, bool early)
     {
         // The middleware takes over a session the ticket store loaded early; a pipeline run again (an exception handler's
         // re-execution) loads the session again, as a new request would.
         if (Of(context) is { } loaded && (early || loaded.CurrentPhase == Phase.LoadedEarly))
         {
-            return loaded;
+            return Task.FromResult<RequestSession?>(loaded);
         }
 
         if (context.Features.Get<LoadFailure>() is not null)
         {
-            return null;
+            return NotLoaded;
         }
 
         // No valid cookie: a new empty session, and no database call at all.
         var secretId = ReadCookie(runtime, context);
-        StoredSession? stored = null;
-        if (secretId is not null)
-        {
-            var (loadedRow, row) = await LoadRowAsync(runtime, context, SessionIdProtector.ComputeKey(secretId)).ConfigureAwait(false);
-            if (!loadedRow)
-            {
-                return null;
-            }
+        return secretId is null
+            ? Task.FromResult<RequestSession?>(Attach(runtime, context, secretId: null, stored: null, early))
+            : LoadRowAsync(runtime, context, secretId, early);
+    }
 
-            stored = row;
-        }
+    private static readonly Task<RequestSession?> NotLoaded = Task.FromResult<RequestSession?>(null);
 
+    /// <summary>Keeps the request's session on the request, for the middleware or the ticket store that comes after.</summary>
+    private static RequestSession Attach(SessionRuntime runtime, HttpContext context, byte[]? secretId, StoredSession? stored, bool early)
+    {
         var request = new RequestSession(runtime, context, secretId, stored);
         context.Features.Set(request);
         if (early)
@@ -77,11 +75,13 @@ internal sealed partial class RequestSession
     }
 
     /// <summary>
-    /// The live row under <paramref name="key"/> (null when there is none: missing, expired, past AbsoluteTimeout); not
-    /// loaded when the client went away or the store failed (logged, and remembered on the request).
+    /// Loads the live row of the cookie's session (none when it is missing, expired or past AbsoluteTimeout: a new empty
+    /// session) and keeps the session on the request; null when the client went away or the store failed (logged, and
+    /// remembered on the request).
     /// </summary>
-    private static async Task<(bool Loaded, StoredSession? Row)> LoadRowAsync(SessionRuntime runtime, HttpContext context, byte[] key)
+    private static async Task<RequestSession?> LoadRowAsync(SessionRuntime runtime, HttpContext context, byte[] secretId, bool early)
     {
+        var key = SessionIdProtector.ComputeKey(secretId);
         StoredSession? stored;
         try
         {
@@ -91,13 +91,13 @@ internal sealed partial class RequestSession
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client went away; there is nobody to answer.
-            return (false, null);
+            return null;
         }
         catch (Exception ex)
         {
             Log.LoadFailed(runtime.Logger, ex);
             context.Features.Set(LoadFailure.Instance);
-            return (false, null);
+            return null;
         }
 
         if (stored is not null && runtime.Expiry.IsPastAbsoluteTimeout(stored.CreatedAt))
@@ -114,7 +114,7 @@ internal sealed partial class RequestSession
             runtime.Metrics.CookieRejected(SessionMetrics.RejectedUnknownSession);
         }
 
-        return (true, stored);
+        return Attach(runtime, context, secretId, stored, early);
     }
 
     /// <summary>Marks a request whose session could not be loaded, so that it is loaded (and logged) once.</summary>

@@ -19,35 +19,12 @@ internal sealed partial class RequestSession
     /// <returns>The previous public ID when the session was renewed; otherwise <see langword="null"/>.</returns>
     private async Task<string?> WriteAsync(ServerSideSession session, bool renew, CancellationToken cancellationToken)
     {
-        var rowKey = renew ? session.RenewFromKey! : session.Key!;
-        if (renew && session.FollowsRenewal)
-        {
-            // The new ID would go to this request, which presented the ID the concurrent renewal retired.
-            throw new InvalidOperationException(
-                $"Session {SessionIdProtector.ToPublicId(rowKey)} was renewed by a concurrent request while this one ran, so this request cannot renew it again; nothing was written.");
-        }
+        var rowKey = RowToWrite(session, renew);
 
         // Commits of one session in this process take turns, so a commit conflicts at most with other processes
         // and with the commits that finished since it loaded: one re-read, not a storm of retries.
         using var turn = await _runtime.CommitLocks.EnterAsync(rowKey, cancellationToken).ConfigureAwait(false);
-        var merged = false;
-        if (turn.NewerThan(rowKey, session.Version, session.UserId, session.CreatedAt) is { } committed)
-        {
-            // A commit of this process wrote the session while this request ran: merge onto what it wrote instead of
-            // meeting the conflict and reading the row again. Another process's newer write still conflicts below.
-            session.Rebase(committed);
-            merged = true;
-        }
-
-        return await WriteUnderLockAsync(turn, session, rowKey, renew, merged, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Writes until the write commits: after a conflict the row is read again and the change set applied onto it; a row
-    /// gone is followed to where a renewal of this process moved it. Runs under the session's commit lock (<paramref name="turn"/>).
-    /// </summary>
-    private async Task<string?> WriteUnderLockAsync(AsyncLock.Releaser turn, ServerSideSession session, byte[] rowKey, bool renew, bool merged, CancellationToken cancellationToken)
-    {
+        var merged = MergeCommitOfThisProcess(turn, session, rowKey);
         var adopted = false;
         var reload = false;
         for (var attempt = 1; ; attempt++)
@@ -57,9 +34,7 @@ internal sealed partial class RequestSession
                 var newer = await _runtime.Store.LoadAsync(rowKey, cancellationToken).ConfigureAwait(false);
                 if (newer is null)
                 {
-                    // Gone since this request loaded it (or followed it there): renewed again, or ended.
-                    adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
-                    rowKey = session.Key!;
+                    rowKey = FollowGoneRow(session, rowKey, renew, ref adopted);
                     renew = false;
                     continue;
                 }
@@ -68,7 +43,10 @@ internal sealed partial class RequestSession
                 reload = false;
             }
 
-            var result = await WriteOnceAsync(turn, session, rowKey, renew, cancellationToken).ConfigureAwait(false);
+            var result = await StartWrite(session, rowKey, renew, out var written, cancellationToken).ConfigureAwait(false);
+
+            // Only the latest small row is kept, and none after a renewal (the row moved).
+            turn.Remember(rowKey, result.Status == SessionUpdateStatus.Committed && written is { Length: <= MaxRememberedRowBytes } ? written : null, result.Version, _runtime.Now());
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:
@@ -76,8 +54,7 @@ internal sealed partial class RequestSession
                     return renew ? Renewed(session, rowKey, result.Version) : Written(session, adopted, result.Version);
 
                 case SessionUpdateStatus.NotFound when attempt < SessionRuntime.MaxCommitAttempts:
-                    adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
-                    rowKey = session.Key!;
+                    rowKey = FollowGoneRow(session, rowKey, renew, ref adopted);
                     renew = false;
                     reload = true;
                     break;
@@ -94,27 +71,59 @@ internal sealed partial class RequestSession
         }
     }
 
-    /// <summary>
-    /// One write of the session under <paramref name="rowKey"/> at its version: the renewal to the new key, or the data.
-    /// What it wrote is left beside the commit lock for the next commit of the session.
-    /// </summary>
-    private async Task<SessionUpdateResult> WriteOnceAsync(AsyncLock.Releaser turn, ServerSideSession session, byte[] rowKey, bool renew, CancellationToken cancellationToken)
+    /// <summary>The key of the row to write: the old one when renewing (a renewal of a session this request follows is refused).</summary>
+    private static byte[] RowToWrite(ServerSideSession session, bool renew)
     {
-        SessionUpdateResult result;
-        byte[]? written = null;
-        if (renew)
+        var rowKey = renew ? session.RenewFromKey! : session.Key!;
+        if (renew && session.FollowsRenewal)
         {
-            result = await _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            written = session.Serialize();
-            result = await _runtime.Store.UpdateAsync(rowKey, written, session.Version, ExpiresAt(session), cancellationToken).ConfigureAwait(false);
+            // The new ID would go to this request, which presented the ID the concurrent renewal retired.
+            throw new InvalidOperationException(
+                $"Session {SessionIdProtector.ToPublicId(rowKey)} was renewed by a concurrent request while this one ran, so this request cannot renew it again; nothing was written.");
         }
 
-        // Only the latest small row is kept, and none after a renewal (the row moved).
-        turn.Remember(rowKey, result.Status == SessionUpdateStatus.Committed && written is { Length: <= MaxRememberedRowBytes } ? written : null, result.Version, _runtime.Now());
-        return result;
+        return rowKey;
+    }
+
+    /// <summary>
+    /// When a commit of this process wrote the session while this request ran, merges onto what it wrote instead of
+    /// meeting the conflict and reading the row again (another process's newer write still conflicts); returns whether it did.
+    /// </summary>
+    private static bool MergeCommitOfThisProcess(AsyncLock.Releaser turn, ServerSideSession session, byte[] rowKey)
+    {
+        if (turn.NewerThan(rowKey, session.Version, session.UserId, session.CreatedAt) is not { } committed)
+        {
+            return false;
+        }
+
+        session.Rebase(committed);
+        return true;
+    }
+
+    /// <summary>
+    /// The row is gone since this request loaded it (or followed it there): renewed again, and followed to its new key
+    /// (returned; <paramref name="adopted"/> when this request took the renewal as its own), or ended, and thrown.
+    /// </summary>
+    private byte[] FollowGoneRow(ServerSideSession session, byte[] rowKey, bool renew, ref bool adopted)
+    {
+        adopted |= FollowRenewal(session, rowKey, renew) ?? throw Gone(session, rowKey);
+        return session.Key!;
+    }
+
+    /// <summary>
+    /// Starts one write of the session under <paramref name="rowKey"/> at its version: the renewal to the new key, or the
+    /// data (<paramref name="written"/>, which the commit lock keeps for the next commit of the session).
+    /// </summary>
+    private Task<SessionUpdateResult> StartWrite(ServerSideSession session, byte[] rowKey, bool renew, out byte[]? written, CancellationToken cancellationToken)
+    {
+        if (renew)
+        {
+            written = null;
+            return _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken);
+        }
+
+        written = session.Serialize();
+        return _runtime.Store.UpdateAsync(rowKey, written, session.Version, ExpiresAt(session), cancellationToken);
     }
 
     /// <summary>The renewal is stored under the new key: recorded for the requests still on the old one, logged, and the new cookie set.</summary>
