@@ -18,9 +18,6 @@ internal sealed class InstrumentedSessionStore(IServerSideSessionStore inner, Se
     /// <summary>The service key of the instrumented store.</summary>
     public const string ServiceKey = "SessionMiddleware.Instrumented";
 
-    /// <summary>The store this one times.</summary>
-    public IServerSideSessionStore Inner => inner;
-
     /// <inheritdoc/>
     public Task MigrateAsync(CancellationToken cancellationToken = default) => inner.MigrateAsync(cancellationToken);
 
