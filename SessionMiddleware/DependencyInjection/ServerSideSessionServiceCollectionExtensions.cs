@@ -57,7 +57,7 @@ public static class ServerSideSessionServiceCollectionExtensions
     }
 
     /// <summary>What the default store says it is (see <see cref="SessionStoreDescription"/>).</summary>
-    internal static readonly SessionStoreDescription SqliteStoreDescription = new("sqlite", SessionMiddleware.Storage.SessionTableSchema.Version);
+    private static readonly SessionStoreDescription SqliteStoreDescription = new("sqlite", SessionMiddleware.Storage.SessionTableSchema.Version);
 
     private static ServerSideSessionsBuilder AddServerSideSessionsCore(this IServiceCollection services)
     {
