@@ -68,15 +68,17 @@ public static class ServerSideSessionPostgreSqlExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, PostgreSqlConnectionStringValidator>());
         services.RemoveAll<PostgreSqlSessionDataSource>();
         services.AddSingleton(dataSource);
-        return builder.UseStore(static sp =>
-        {
-            var dataSource = sp.GetRequiredService<PostgreSqlSessionDataSource>();
-            return new PostgreSqlSessionStore(
-                dataSource.DataSource,
-                sp.GetRequiredService<IOptions<ServerSideSessionOptions>>(),
-                sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<PostgreSqlSessionStore>>(),
-                dataSource.WriterDataSource);
-        });
+        return builder.UseStore(CreateStore, "postgresql", SessionMiddleware.Storage.SessionTableSchema.Version);
+    }
+
+    private static PostgreSqlSessionStore CreateStore(IServiceProvider sp)
+    {
+        var dataSource = sp.GetRequiredService<PostgreSqlSessionDataSource>();
+        return new PostgreSqlSessionStore(
+            dataSource.DataSource,
+            sp.GetRequiredService<IOptions<ServerSideSessionOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<PostgreSqlSessionStore>>(),
+            dataSource.WriterDataSource);
     }
 }

@@ -35,7 +35,7 @@ public sealed class CleanupRunTests(string kind)
 
     private SessionCleanupService Cleaner(FaultyStore store, ServerSideSessionOptions options, FakeLogger<SessionCleanupService> logger, FakeLogger<SessionEvents>? eventsLogger = null) =>
         new(store, _time, Options.Create(options), logger,
-            events: new SessionEvents(Options.Create(options), _time, eventsLogger ?? new FakeLogger<SessionEvents>()));
+            events: new SessionEvents(options.Events, options.AbsoluteTimeout, _time, eventsLogger ?? new FakeLogger<SessionEvents>()));
 
     [Test]
     public async Task CleanerRun_DeletesExactlyTheExpiredRows_InBatches_AndLogsTheCount()

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using SessionMiddleware.Cleanup;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Storage;
 using SessionMiddleware.Storage.Sqlite;
 using SessionMiddleware.Tests.Infrastructure;

@@ -531,7 +531,7 @@ public sealed class NewSessionLimitTests : TempFolderTest
     public async Task FullTable_StillLimits_ANewSlash64_AfterA47FilledIt()
     {
         await using var host = await SessionTestHost.StartAsync(Folder.Path, beforeSessions: SimulateClients);
-        var limiter = host.Services.GetRequiredService<SessionRuntime>().NewSessions!;
+        var limiter = host.Services.GetRequiredService<NewSessionGate>().Limiter!;
         Assert.That(limiter.MaxClients, Is.EqualTo(NewSessionLimiter.DefaultMaxClients));
 
         // 100,000 /64s of 2001:db8::/47, each with one new session: the table is full.

@@ -206,7 +206,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         };
         return new SessionCleanupService(
             _db.CreateStore(time, o => o.IdleTimeout = options.IdleTimeout), time, Options.Create(options), NullLogger<SessionCleanupService>.Instance,
-            events: new SessionEvents(Options.Create(options), time, NullLogger<SessionEvents>.Instance));
+            events: new SessionEvents(options.Events, options.AbsoluteTimeout, time, NullLogger<SessionEvents>.Instance));
     }
 
     /// <summary>

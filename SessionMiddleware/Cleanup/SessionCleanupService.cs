@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -26,8 +27,9 @@ internal sealed class SessionCleanupService : BackgroundService
     private readonly CleanupStatus? _status;
     private readonly SessionEvents _events;
 
+    // From the container the store is the instrumented one (InstrumentedSessionStore), which times each call.
     public SessionCleanupService(
-        IServerSideSessionStore store,
+        [FromKeyedServices(InstrumentedSessionStore.ServiceKey)] IServerSideSessionStore store,
         TimeProvider timeProvider,
         IOptions<ServerSideSessionOptions> options,
         ILogger<SessionCleanupService> logger,
@@ -38,7 +40,7 @@ internal sealed class SessionCleanupService : BackgroundService
         _metrics = metrics;
         _status = status;
         ArgumentNullException.ThrowIfNull(options);
-        _events = events ?? new SessionEvents(options, timeProvider, NullLogger<SessionEvents>.Instance, metrics);
+        _events = events ?? new SessionEvents(options.Value.Events, options.Value.AbsoluteTimeout, timeProvider, NullLogger<SessionEvents>.Instance, metrics);
         _store = store;
         _timeProvider = timeProvider;
         _options = options.Value;
@@ -86,7 +88,7 @@ internal sealed class SessionCleanupService : BackgroundService
     /// </summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
-        using var span = SessionTracing.Start("cleanup", _metrics, _store);
+        using var span = SessionTracing.Start("cleanup", _metrics?.DbSystemName ?? SessionStoreDescription.OtherSql);
         var started = Stopwatch.GetTimestamp();
         var total = 0;
         var batches = 0;
@@ -95,34 +97,13 @@ internal sealed class SessionCleanupService : BackgroundService
             SessionLifetime? after = null;
             while (true)
             {
-                var expired = await TimeAsync(() => _store.ListExpiredAsync(after, _options.CleanupBatchSize, cancellationToken)).ConfigureAwait(false);
+                var expired = await _store.ListExpiredAsync(after, _options.CleanupBatchSize, cancellationToken).ConfigureAwait(false);
                 if (expired.Count == 0)
                 {
                     break;
                 }
 
-                // The ends are raised before the delete: a process that dies in between raises them again next run
-                // (at least once), never loses one.
-                var reasons = new Dictionary<string, string>(expired.Count, StringComparer.Ordinal);
-                foreach (var row in expired)
-                {
-                    var reason = _events.TimeoutReason(row);
-                    reasons[Convert.ToHexString(row.Key)] = reason;
-                    await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
-                }
-
-                var deleted = await TimeAsync(() => _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken)).ConfigureAwait(false);
-                foreach (var key in deleted)
-                {
-                    _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
-                }
-
-                if (deleted.Count < expired.Count)
-                {
-                    Log.CleanupBatchPartlyDeleted(_logger, expired.Count, deleted.Count);
-                }
-
-                total += deleted.Count;
+                total += await EndAndDeleteAsync(expired, cancellationToken).ConfigureAwait(false);
                 batches++;
                 if (expired.Count < _options.CleanupBatchSize)
                 {
@@ -132,24 +113,7 @@ internal sealed class SessionCleanupService : BackgroundService
                 after = expired[^1];
             }
 
-            _status?.RunEnded(total, null);
-            span?.SetTag(SessionTracing.RowsDeletedTag, total);
-            _metrics?.CleanupRun(total, started, null);
-            if (_metrics is { StoredGaugeEnabled: true })
-            {
-                // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
-                _metrics.StoredCounted(await _store.CountAsync(SessionFilter.All, cancellationToken).ConfigureAwait(false));
-            }
-
-            var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            if (total == 0)
-            {
-                Log.CleanupFoundNothing(_logger, elapsedMs);
-            }
-            else
-            {
-                Log.CleanupCompleted(_logger, total, batches, elapsedMs);
-            }
+            await RunSucceededAsync(total, batches, started, span, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -167,10 +131,56 @@ internal sealed class SessionCleanupService : BackgroundService
         return total;
     }
 
-    private Task<T> TimeAsync<T>(Func<Task<T>> call)
+    /// <summary>
+    /// One batch: raises each expired session's end, then deletes those still expired and counts them by reason;
+    /// returns how many were deleted.
+    /// </summary>
+    private async Task<int> EndAndDeleteAsync(IReadOnlyList<SessionLifetime> expired, CancellationToken cancellationToken)
     {
-        var started = Stopwatch.GetTimestamp();
-        var task = call();
-        return _metrics is null ? task : _metrics.TimeAsync(_store, "cleanup", started, task);
+        // The ends are raised before the delete: a process that dies in between raises them again next run
+        // (at least once), never loses one.
+        var reasons = new Dictionary<string, string>(expired.Count, StringComparer.Ordinal);
+        foreach (var row in expired)
+        {
+            var reason = _events.TimeoutReason(row);
+            reasons[Convert.ToHexString(row.Key)] = reason;
+            await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
+        }
+
+        var deleted = await _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken).ConfigureAwait(false);
+        foreach (var key in deleted)
+        {
+            _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
+        }
+
+        if (deleted.Count < expired.Count)
+        {
+            Log.CleanupBatchPartlyDeleted(_logger, expired.Count, deleted.Count);
+        }
+
+        return deleted.Count;
+    }
+
+    /// <summary>Records a run that completed: its status, span, metrics (and the stored count, when read) and log.</summary>
+    private async Task RunSucceededAsync(int total, int batches, long started, Activity? span, CancellationToken cancellationToken)
+    {
+        _status?.RunEnded(total, null);
+        span?.SetTag(SessionTracing.RowsDeletedTag, total);
+        _metrics?.CleanupRun(total, started, null);
+        if (_metrics is { StoredGaugeEnabled: true })
+        {
+            // One count per run, and only while someone reads the gauge: a scrape never reaches the database.
+            _metrics.StoredCounted(await _store.CountAsync(SessionFilter.All, cancellationToken).ConfigureAwait(false));
+        }
+
+        var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (total == 0)
+        {
+            Log.CleanupFoundNothing(_logger, elapsedMs);
+        }
+        else
+        {
+            Log.CleanupCompleted(_logger, total, batches, elapsedMs);
+        }
     }
 }

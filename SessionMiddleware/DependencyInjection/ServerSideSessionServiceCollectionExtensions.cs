@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
 using SessionMiddleware.Cleanup;
@@ -55,6 +56,9 @@ public static class ServerSideSessionServiceCollectionExtensions
         return services.AddServerSideSessionsCore();
     }
 
+    /// <summary>What the default store says it is (see <see cref="SessionStoreDescription"/>).</summary>
+    private static readonly SessionStoreDescription SqliteStoreDescription = new("sqlite", SessionMiddleware.Storage.SessionTableSchema.Version);
+
     private static ServerSideSessionsBuilder AddServerSideSessionsCore(this IServiceCollection services)
     {
         services.AddOptions<ServerSideSessionOptions>().ValidateOnStart();
@@ -64,7 +68,12 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.AddLogging();
         services.AddMetrics();
         services.TryAddSingleton<SessionMetrics>();
-        services.TryAddSingleton<SessionEvents>();
+        services.TryAddSingleton<IWriteBatchObserver>(static sp => sp.GetRequiredService<SessionMetrics>());
+        services.TryAddSingleton(static sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value;
+            return new SessionEvents(options.Events, options.AbsoluteTimeout, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<SessionEvents>>(), sp.GetRequiredService<SessionMetrics>());
+        });
         services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
@@ -72,6 +81,11 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<RecentRenewals>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
+        services.TryAddSingleton(SqliteStoreDescription);
+        services.TryAddKeyedSingleton<IServerSideSessionStore>(
+            InstrumentedSessionStore.ServiceKey,
+            static (sp, _) => new InstrumentedSessionStore(sp.GetRequiredService<IServerSideSessionStore>(), sp.GetRequiredService<SessionMetrics>()));
+        services.TryAddSingleton<NewSessionGate>();
         services.TryAddSingleton<SessionRuntime>();
         services.AddHttpContextAccessor();   // the manager recognises the current request's session (RevokeAllForUserAsync after RegenerateId)
         services.TryAddSingleton<ISessionManager, SessionManager>();

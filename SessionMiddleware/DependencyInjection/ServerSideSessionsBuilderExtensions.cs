@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -20,7 +21,7 @@ public static class ServerSideSessionsBuilderExtensions
         where TStore : class, IServerSideSessionStore
     {
         ArgumentNullException.ThrowIfNull(builder);
-        return builder.ReplaceStore(ServiceDescriptor.Singleton<IServerSideSessionStore, TStore>());
+        return builder.ReplaceStore(ServiceDescriptor.Singleton<IServerSideSessionStore, TStore>(), SessionStoreDescription.Unknown);
     }
 
     /// <summary>
@@ -34,10 +35,28 @@ public static class ServerSideSessionsBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(factory);
-        return builder.ReplaceStore(ServiceDescriptor.Singleton(factory));
+        return builder.ReplaceStore(ServiceDescriptor.Singleton(factory), SessionStoreDescription.Unknown);
     }
 
-    private static IServerSideSessionsBuilder ReplaceStore(this IServerSideSessionsBuilder builder, ServiceDescriptor store)
+    /// <summary>
+    /// Stores the sessions in the store <paramref name="factory"/> makes (once, as a singleton) instead of the SQLite
+    /// default, and says which database it is: <paramref name="dbSystemName"/> tags the store's metrics and spans and
+    /// names it in the health check (a store registered without one is <c>other_sql</c>).
+    /// </summary>
+    /// <param name="builder">The builder <c>AddServerSideSessions(...)</c> returned.</param>
+    /// <param name="factory">Makes the store from the app's services.</param>
+    /// <param name="dbSystemName">OpenTelemetry's <c>db.system.name</c> of the database, for example <c>postgresql</c> or <c>mysql</c>.</param>
+    /// <param name="schemaVersion">The version of the table schema the store's <c>CheckSchemaAsync</c> checks, shown by the health check; <see langword="null"/> (the default) for none.</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static IServerSideSessionsBuilder UseStore(this IServerSideSessionsBuilder builder, Func<IServiceProvider, IServerSideSessionStore> factory, string dbSystemName, int? schemaVersion = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        ArgumentException.ThrowIfNullOrWhiteSpace(dbSystemName);
+        return builder.ReplaceStore(ServiceDescriptor.Singleton(factory), new SessionStoreDescription(dbSystemName, schemaVersion));
+    }
+
+    private static IServerSideSessionsBuilder ReplaceStore(this IServerSideSessionsBuilder builder, ServiceDescriptor store, SessionStoreDescription description)
     {
         var services = builder.Services;
 
@@ -52,6 +71,7 @@ public static class ServerSideSessionsBuilderExtensions
         }
 
         services.Replace(store);
+        services.Replace(ServiceDescriptor.Singleton(description));
         return builder;
     }
 }

@@ -8,14 +8,8 @@ namespace SessionMiddleware.Diagnostics;
 /// Every instrument of the <see cref="ServerSideSessionDiagnostics.MeterName"/> meter, and the calls that record them
 /// from the request path, the cleaner and the stores. Tags carry kinds and outcomes only, never an ID or an address.
 /// </summary>
-internal sealed class SessionMetrics
+internal sealed class SessionMetrics : IWriteBatchObserver
 {
-    // The reasons of sessions.ended are the public SessionEndReason strings that OnEnded gets.
-    public const string ReasonAbandoned = SessionEndReason.Abandoned;
-    public const string ReasonSignedOut = SessionEndReason.SignedOut;
-    public const string ReasonRevoked = SessionEndReason.Revoked;
-    public const string ReasonIdleTimeout = SessionEndReason.IdleTimeout;
-    public const string ReasonAbsoluteTimeout = SessionEndReason.AbsoluteTimeout;
     public const string RejectedUnprotectFailed = "unprotect_failed";
     public const string RejectedMalformed = "malformed";
     public const string RejectedUnknownSession = "unknown_session";
@@ -36,13 +30,10 @@ internal sealed class SessionMetrics
     private readonly ObservableGauge<long> _stored;
     private long _storedCount = -1;
 
-    // One store per application: its db.system.name is worked out once.
-    private Type? _storeType;
-    private string _dbSystem = "other_sql";
-
-    public SessionMetrics(IMeterFactory meterFactory)
+    public SessionMetrics(IMeterFactory meterFactory, SessionStoreDescription? store = null)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
+        DbSystemName = (store ?? SessionStoreDescription.Unknown).DbSystemName;
         var meter = meterFactory.Create(ServerSideSessionDiagnostics.MeterName);
         _created = meter.CreateCounter<long>(ServerSideSessionDiagnostics.SessionsCreated, "{session}", "Sessions stored for the first time.");
         _ended = meter.CreateCounter<long>(ServerSideSessionDiagnostics.SessionsEnded, "{session}", "Sessions ended, by reason.");
@@ -130,31 +121,14 @@ internal sealed class SessionMetrics
         }
     }
 
-    /// <summary>
-    /// Awaits a store call started at <paramref name="startedTimestamp"/> (<see cref="Stopwatch.GetTimestamp"/>, taken
-    /// before the call) and records its duration.
-    /// </summary>
-    public Task<T> TimeAsync<T>(IServerSideSessionStore store, string operation, long startedTimestamp, Task<T> call) =>
-        _storeDuration.Enabled ? TimeCoreAsync(store, operation, startedTimestamp, call) : call;
+    /// <summary>OpenTelemetry's <c>db.system.name</c> of the registered store, as its registration says.</summary>
+    public string DbSystemName { get; }
 
-    // Without a listener the call is returned as is: no extra state machine on the request path.
-    private async Task<T> TimeCoreAsync<T>(IServerSideSessionStore store, string operation, long startedTimestamp, Task<T> call)
-    {
-        try
-        {
-            var result = await call.ConfigureAwait(false);
-            RecordStore(store, operation, startedTimestamp, null);
-            return result;
-        }
-        catch (Exception ex)
-        {
-            RecordStore(store, operation, startedTimestamp, ex);
-            throw;
-        }
-    }
+    /// <summary>Whether anyone listens to the store-call durations, so that a call is timed only then.</summary>
+    public bool StoreTimingEnabled => _storeDuration.Enabled;
 
     /// <summary>Records a store call's duration (<paramref name="error"/> when it failed).</summary>
-    public void RecordStore(IServerSideSessionStore store, string operation, long startedTimestamp, Exception? error)
+    public void RecordStore(string operation, long startedTimestamp, Exception? error)
     {
         if (!_storeDuration.Enabled)
         {
@@ -163,7 +137,7 @@ internal sealed class SessionMetrics
 
         var tags = new TagList
         {
-            { "db.system.name", DbSystem(store) },
+            { "db.system.name", DbSystemName },
             { "db.operation.name", operation },
         };
         if (error is not null)
@@ -174,22 +148,7 @@ internal sealed class SessionMetrics
         _storeDuration.Record(Stopwatch.GetElapsedTime(startedTimestamp).TotalSeconds, tags);
     }
 
-    /// <summary>OpenTelemetry's <c>db.system.name</c> for a store: by its type, <c>other_sql</c> for a store this library does not know.</summary>
-    internal string DbSystem(IServerSideSessionStore store)
-    {
-        var type = store.GetType();
-        if (!ReferenceEquals(type, Volatile.Read(ref _storeType)))
-        {
-            _dbSystem = store is SqliteSessionStore ? "sqlite"
-                : type.FullName == "SessionMiddleware.PostgreSql.PostgreSqlSessionStore" ? "postgresql"
-                : "other_sql";
-            Volatile.Write(ref _storeType, type);
-        }
-
-        return _dbSystem;
-    }
-
-    private static string ErrorType(Exception error) =>
+    internal static string ErrorType(Exception error) =>
         error is OperationCanceledException ? "timeout" : error.GetType().FullName ?? error.GetType().Name;
 
     private IEnumerable<Measurement<long>> ObserveStored()

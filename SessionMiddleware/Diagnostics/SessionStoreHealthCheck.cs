@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using SessionMiddleware.Cleanup;
-using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Diagnostics;
 
@@ -12,7 +10,7 @@ namespace SessionMiddleware.Diagnostics;
 internal sealed class SessionStoreHealthCheck(
     IServerSideSessionStore store,
     CleanupStatus cleanup,
-    SessionMetrics metrics,
+    SessionStoreDescription description,
     IOptions<ServerSideSessionOptions> options,
     TimeProvider timeProvider) : IHealthCheck
 {
@@ -22,11 +20,10 @@ internal sealed class SessionStoreHealthCheck(
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var kind = metrics.DbSystem(store);
         var last = cleanup.Last;
         var data = new Dictionary<string, object>
         {
-            ["store"] = kind,
+            ["store"] = description.DbSystemName,
             ["rows_deleted"] = last.RowsDeleted,
         };
         if (last.At is { } at)
@@ -47,9 +44,9 @@ internal sealed class SessionStoreHealthCheck(
             return new HealthCheckResult(context.Registration.FailureStatus, $"The session store cannot be used: {ex.Message}", ex, data);
         }
 
-        if (kind != "other_sql")
+        if (description.SchemaVersion is { } version)
         {
-            data["schema_version"] = SessionTableSchema.Version;
+            data["schema_version"] = version;
         }
 
         if (!last.Succeeded)

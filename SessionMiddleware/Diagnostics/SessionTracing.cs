@@ -16,7 +16,7 @@ internal static class SessionTracing
     private static readonly ActivitySource Source = new(ServerSideSessionDiagnostics.ActivitySourceName);
 
     /// <summary>Starts the span of <paramref name="operation"/>, or returns null when nobody listens.</summary>
-    public static Activity? Start(string operation, SessionMetrics? metrics, IServerSideSessionStore store)
+    public static Activity? Start(string operation, string dbSystemName)
     {
         if (!Source.HasListeners())
         {
@@ -24,15 +24,18 @@ internal static class SessionTracing
         }
 
         var activity = Source.StartActivity("SessionMiddleware." + operation, ActivityKind.Internal);
-        activity?.SetTag("db.system.name", metrics?.DbSystem(store) ?? "other_sql");
+        activity?.SetTag("db.system.name", dbSystemName);
         activity?.SetTag("db.operation.name", operation);
         return activity;
     }
 
+    /// <summary>Whether <paramref name="activity"/> is a span of this library's source.</summary>
+    public static bool IsOurs(Activity? activity) => activity is not null && ReferenceEquals(activity.Source, Source);
+
     /// <summary>Records the commit's outcome on the current commit span, if any.</summary>
     public static void CommitOutcome(string outcome)
     {
-        if (Activity.Current is { } current && ReferenceEquals(current.Source, Source))
+        if (Activity.Current is { } current && IsOurs(current))
         {
             current.SetTag(OutcomeTag, outcome);
         }
@@ -46,7 +49,7 @@ internal static class SessionTracing
             return;
         }
 
-        var type = error is OperationCanceledException ? "timeout" : error.GetType().FullName ?? error.GetType().Name;
+        var type = SessionMetrics.ErrorType(error);
         activity.SetTag("error.type", type);
         if (outcome is not null)
         {

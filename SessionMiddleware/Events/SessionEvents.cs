@@ -1,35 +1,34 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
-using SessionMiddleware.Cookies;
-using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Ids;
+using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
-using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Events;
 
 /// <summary>
-/// Raises <see cref="ServerSideSessionOptions.Events"/> and counts ended sessions: the one place where a session's end is
+/// Raises the app's <see cref="ServerSideSessionEvents"/> and counts ended sessions: the one place where a session's end is
 /// classified (a row found expired ended by its timeout, whatever deleted it) and where a handler's exception stops.
 /// </summary>
 internal sealed class SessionEvents
 {
     private readonly ServerSideSessionEvents _events;
     private readonly TimeProvider _timeProvider;
-    private readonly SessionExpiry _expiry;
     private readonly long _absoluteSeconds;
     private readonly ILogger<SessionEvents> _logger;
     private readonly SessionMetrics? _metrics;
 
-    public SessionEvents(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SessionEvents> logger, SessionMetrics? metrics = null)
+    /// <param name="events">The app's handlers (<c>ServerSideSessionOptions.Events</c>).</param>
+    /// <param name="absoluteTimeout"><c>ServerSideSessionOptions.AbsoluteTimeout</c>, which tells an absolute timeout from an idle one.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="logger">Logs a handler's exception.</param>
+    /// <param name="metrics">Counts ended sessions.</param>
+    public SessionEvents(ServerSideSessionEvents events, TimeSpan? absoluteTimeout, TimeProvider timeProvider, ILogger<SessionEvents> logger, SessionMetrics? metrics = null)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        var o = options.Value;
-        _events = o.Events;
+        ArgumentNullException.ThrowIfNull(events);
+        _events = events;
         _timeProvider = timeProvider;
-        _expiry = new SessionExpiry(o.IdleTimeout, o.AbsoluteTimeout, timeProvider);
-        _absoluteSeconds = o.AbsoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : -1;
+        _absoluteSeconds = absoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : -1;
         _logger = logger;
         _metrics = metrics;
     }
@@ -48,7 +47,7 @@ internal sealed class SessionEvents
     /// delete (it ended then; the delete only found it first).
     /// </summary>
     public string ReasonFor(SessionLifetime row, string reason) =>
-        row.ExpiresAt.ToUnixTimeSeconds() < _expiry.UnixNow() ? TimeoutReason(row) : reason;
+        row.ExpiresAt.ToUnixTimeSeconds() < _timeProvider.GetUtcNow().ToUnixTimeSeconds() ? TimeoutReason(row) : reason;
 
     public Task CreatedAsync(string sessionId, string? userId, HttpContext? httpContext, CancellationToken cancellationToken) =>
         InvokeAsync(

@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
-using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Logging;
 
@@ -52,19 +50,7 @@ internal sealed class ServerSideSessionMiddleware
         }
 
         request.EnterPipeline();
-
-        // A request without a live session may create one, which NewSessionLimit may refuse: its body waits for that.
-        var limited = request.Session.IsNew && _runtime.LimitsNewSessionsOf(context);
-        NewSessionResponseBody? body = null;
-        if (limited && context.Features.Get<IHttpResponseBodyFeature>() is { } serverBody)
-        {
-            var response = context.Response;
-            body = new NewSessionResponseBody(serverBody, () => response.HasStarted);
-            context.Features.Set<IHttpResponseBodyFeature>(body);
-        }
-
-        request.LimitsCreation = limited;
-        request.ResponseBody = body;
+        var body = GuardNewSessionBody(request, context);
         context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
         context.Response.OnStarting(OnStartingAsync, request);
         try
@@ -95,6 +81,26 @@ internal sealed class ServerSideSessionMiddleware
     }
 
     /// <summary>
+    /// A request without a live session may create one, which NewSessionLimit may refuse: when the limit applies to its
+    /// client, the response body waits for the commit's decision (<see cref="NewSessionResponseBody"/>).
+    /// </summary>
+    private NewSessionResponseBody? GuardNewSessionBody(RequestSession request, HttpContext context)
+    {
+        var limited = request.Session.IsNew && _runtime.NewSessions.Applies(context);
+        NewSessionResponseBody? body = null;
+        if (limited && context.Features.Get<IHttpResponseBodyFeature>() is { } serverBody)
+        {
+            var response = context.Response;
+            body = new NewSessionResponseBody(serverBody, () => response.HasStarted);
+            context.Features.Set<IHttpResponseBodyFeature>(body);
+        }
+
+        request.LimitsCreation = limited;
+        request.ResponseBody = body;
+        return body;
+    }
+
+    /// <summary>
     /// A change the ticket store made when no commit of this middleware follows: a sliding renewal as a bodiless response
     /// starts after the pipeline returned, or a sign-in the authentication middleware answered before this one ran.
     /// Committed now, and a failure answered as a commit at this point would be.
@@ -107,7 +113,7 @@ internal sealed class ServerSideSessionMiddleware
 
     private static async Task CommitAsync(RequestSession request, StoreFailure ifItFails)
     {
-        var span = request.NeedsStore ? SessionTracing.Start("commit", request.Metrics, request.Store) : null;
+        var span = request.NeedsStore ? SessionTracing.Start("commit", request.Metrics.DbSystemName) : null;
         try
         {
             await request.CommitAsync(CancellationToken.None).ConfigureAwait(false);

@@ -1,11 +1,10 @@
-using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Events;
-using SessionMiddleware.Logging;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
@@ -21,14 +20,15 @@ internal sealed class SessionRuntime
 
     public SessionRuntime(
         IOptions<ServerSideSessionOptions> options,
-        IServerSideSessionStore store,
+        [FromKeyedServices(InstrumentedSessionStore.ServiceKey)] IServerSideSessionStore store,
         SessionCookies cookies,
         CommitLocks commitLocks,
         TimeProvider timeProvider,
         ILogger<ServerSideSessionMiddleware> logger,
         SessionMetrics metrics,
         SessionEvents events,
-        RecentRenewals renewals)
+        RecentRenewals renewals,
+        NewSessionGate newSessions)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Value;
@@ -42,83 +42,14 @@ internal sealed class SessionRuntime
         Events = events;
         Renewals = renewals;
         KeyRingRejections = new KeyRingRejectionWarning(timeProvider);
-        NewSessions = Options.NewSessionLimit > 0 ? new NewSessionLimiter(Options.NewSessionLimit, Options.NewSessionLimitWindow, timeProvider) : null;
+        NewSessions = newSessions;
     }
 
     /// <summary>The rate-limited warning about cookies from another key ring.</summary>
     public KeyRingRejectionWarning KeyRingRejections { get; }
 
-    /// <summary><see cref="ServerSideSessionOptions.NewSessionLimit"/>; <see langword="null"/> when it is off.</summary>
-    public NewSessionLimiter? NewSessions { get; }
-
-    /// <summary>
-    /// Whether the request's client may create a new session now (<see cref="ServerSideSessionOptions.NewSessionLimit"/>);
-    /// a refusal is logged and counted, with the time until the client's window ends.
-    /// </summary>
-    public bool MayCreateSession(HttpContext context, out TimeSpan retryAfter)
-    {
-        retryAfter = TimeSpan.Zero;
-        if (NewSessions is null)
-        {
-            return true;
-        }
-
-        switch (NewSessions.TryAcquire(context, out retryAfter))
-        {
-            case NewSessionLimiter.Decision.Allowed:
-                return true;
-
-            case NewSessionLimiter.Decision.AllowedTableFull:
-                Log.NewSessionLimitTableFull(Logger, NewSessions.MaxClients);
-                return true;
-
-            case NewSessionLimiter.Decision.FirstRefusal:
-                Log.NewSessionLimitReached(Logger, NewSessionLimiter.ClientName(context.Connection.RemoteIpAddress), Options.NewSessionLimit, Options.NewSessionLimitWindow, retryAfter);
-                break;
-
-            default:
-                if (Logger.IsEnabled(LogLevel.Debug))
-                {
-                    Log.NewSessionRefused(Logger, NewSessionLimiter.ClientName(context.Connection.RemoteIpAddress));
-                }
-
-                break;
-        }
-
-        Metrics.SessionRateLimited();
-        return false;
-    }
-
-    /// <summary>
-    /// Whether a new session of the request's client counts against <see cref="ServerSideSessionOptions.NewSessionLimit"/>:
-    /// not when the limit is off, nor (unless <see cref="ServerSideSessionOptions.NewSessionLimitIncludesPrivateAddresses"/>)
-    /// from a loopback or private address, where a proxy whose forwarded headers are not applied would make every client
-    /// one. The first such request that carries X-Forwarded-For is worth one warning.
-    /// </summary>
-    public bool LimitsNewSessionsOf(HttpContext context)
-    {
-        if (NewSessions is null)
-        {
-            return false;
-        }
-
-        var address = context.Connection.RemoteIpAddress;
-        if (Options.NewSessionLimitIncludesPrivateAddresses || !NewSessionLimiter.IsLoopbackOrPrivate(address))
-        {
-            return true;
-        }
-
-        if (Volatile.Read(ref _forwardedHeadersWarned) == 0 &&
-            context.Request.Headers.ContainsKey("X-Forwarded-For") &&
-            Interlocked.Exchange(ref _forwardedHeadersWarned, 1) == 0)
-        {
-            Log.ForwardedHeadersNotApplied(Logger, address?.ToString() ?? "(no address)");
-        }
-
-        return false;
-    }
-
-    private int _forwardedHeadersWarned;
+    /// <summary>The rules of <see cref="ServerSideSessionOptions.NewSessionLimit"/>: whom it applies to, and whether a client may create a session now.</summary>
+    public NewSessionGate NewSessions { get; }
 
     /// <summary>The ID renewals this process committed lately, for the requests that loaded a session before its renewal.</summary>
     public RecentRenewals Renewals { get; }
@@ -136,6 +67,7 @@ internal sealed class SessionRuntime
 
     public ServerSideSessionOptions Options { get; }
 
+    /// <summary>The store, instrumented: each call the request path makes is timed (<see cref="InstrumentedSessionStore"/>).</summary>
     public IServerSideSessionStore Store { get; }
 
     public SessionCookies Cookies { get; }

@@ -43,18 +43,18 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
     // After a checkpoint has let the WAL start over, a WAL file grown larger than this (by a burst) is cut back to it.
     internal const long WalSizeLimitBytes = 64L * 1024 * 1024;
 
-    public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, Diagnostics.SessionMetrics? metrics = null)
-        : this(options, timeProvider, logger, DefaultCheckpointInterval, metrics)
+    public SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, IWriteBatchObserver? writeBatches = null)
+        : this(options, timeProvider, logger, DefaultCheckpointInterval, writeBatches)
     {
     }
 
-    internal SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, Diagnostics.SessionMetrics? metrics = null)
-        : this(SqliteStoreSettings.From((options ?? throw new ArgumentNullException(nameof(options))).Value), timeProvider, logger, checkpointInterval, metrics)
+    internal SqliteSessionStore(IOptions<ServerSideSessionOptions> options, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, IWriteBatchObserver? writeBatches = null)
+        : this(SqliteStoreSettings.From((options ?? throw new ArgumentNullException(nameof(options))).Value), timeProvider, logger, checkpointInterval, writeBatches)
     {
     }
 
     /// <summary>The store over <paramref name="settings"/>, what it uses of the options.</summary>
-    internal SqliteSessionStore(SqliteStoreSettings settings, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, Diagnostics.SessionMetrics? metrics = null)
+    internal SqliteSessionStore(SqliteStoreSettings settings, TimeProvider timeProvider, ILogger<SqliteSessionStore> logger, TimeSpan checkpointInterval, IWriteBatchObserver? writeBatches = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         // Locks are waited for by SQLite's busy handler (busy_timeout below); the provider's own retry loop is
@@ -70,7 +70,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         _expiry = settings.Table.Expiry(timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(settings.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
-        _writes = new SqliteWriteQueue(OpenAsync, logger, metrics is null ? null : metrics.WriteBatch);
+        _writes = new SqliteWriteQueue(OpenAsync, logger, writeBatches is null ? null : writeBatches.WriteBatch);
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
         var dataSource = new SqliteConnectionStringBuilder(_connectionString).DataSource;
         var walPath = string.IsNullOrEmpty(dataSource) || dataSource.StartsWith(':') ? null : Path.GetFullPath(dataSource) + "-wal";

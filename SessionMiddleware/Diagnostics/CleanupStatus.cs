@@ -1,4 +1,4 @@
-namespace SessionMiddleware.Cleanup;
+namespace SessionMiddleware.Diagnostics;
 
 /// <summary>
 /// What the cleaner last did, for the health check: when its last run ended, whether it succeeded and how many rows it
