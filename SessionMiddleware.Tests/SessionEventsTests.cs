@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -113,6 +115,25 @@ public sealed class SessionEventsTests : TempFolderTest
         {
             Assert.That((revoked, again), Is.EqualTo((true, false)));
             Assert.That(Of("ended"), Is.EqualTo(new[] { new Raised("ended", id, "carol", SessionEndReason.Revoked, null, host.Time.GetUtcNow(), false) }));
+        });
+    }
+
+    [Test]
+    public async Task Revoke_FromARequest_RaisesEndedWithThatRequest_WithoutAnHttpContextAccessor()
+    {
+        // AddServerSideSessions registers no IHttpContextAccessor; the manager still knows the request it is called from.
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, Record, endpoints: app =>
+            app.MapGet("/revoke", async (string id, ISessionManager manager) => (await manager.RevokeAsync(id)).ToString()));
+        var victim = host.CreateBrowser();
+        var id = await victim.GetTextAsync("/bind?user=carol");
+
+        var answer = await host.CreateBrowser().GetTextAsync($"/revoke?id={id}");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(host.Services.GetService<Microsoft.AspNetCore.Http.IHttpContextAccessor>(), Is.Null);
+            Assert.That(answer, Is.EqualTo("True"));
+            Assert.That(Of("ended"), Is.EqualTo(new[] { new Raised("ended", id, "carol", SessionEndReason.Revoked, null, host.Time.GetUtcNow(), true) }));
         });
     }
 

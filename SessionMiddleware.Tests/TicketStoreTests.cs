@@ -18,6 +18,23 @@ public sealed class TicketStoreTests : TempFolderTest
     private static FakeTimeProvider Now() => new(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
 
     [Test]
+    public void HttpContextAccessor_IsRegisteredByAddTicketStore_NotByAddServerSideSessions()
+    {
+        // The accessor costs every request of the app; only the ticket store (called by cookie authentication without the
+        // request) needs it.
+        var sessionsOnly = new ServiceCollection();
+        sessionsOnly.AddServerSideSessions();
+        var withTickets = new ServiceCollection();
+        withTickets.AddServerSideSessions().AddTicketStore();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(sessionsOnly.Any(d => d.ServiceType == typeof(Microsoft.AspNetCore.Http.IHttpContextAccessor)), Is.False);
+            Assert.That(withTickets.Any(d => d.ServiceType == typeof(Microsoft.AspNetCore.Http.IHttpContextAccessor)), Is.True);
+        });
+    }
+
+    [Test]
     public async Task SignIn_ThenRevokeFromAnotherClient_TheNextRequestIsAnonymousAnd401()
     {
         await using var host = await AuthTestApp.StartAsync(Folder.Path);

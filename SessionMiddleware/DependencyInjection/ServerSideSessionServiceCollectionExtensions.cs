@@ -87,7 +87,6 @@ public static class ServerSideSessionServiceCollectionExtensions
             static (sp, _) => new InstrumentedSessionStore(sp.GetRequiredService<IServerSideSessionStore>(), sp.GetRequiredService<SessionMetrics>()));
         services.TryAddSingleton<NewSessionGate>();
         services.TryAddSingleton<SessionRuntime>();
-        services.AddHttpContextAccessor();   // the manager recognises the current request's session (RevokeAllForUserAsync after RegenerateId)
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<ServerSideSessionMarkerService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ServerSideSessionStartupCheck>());

@@ -33,7 +33,12 @@ public abstract class SessionEventContext
     /// <summary>When the event happened, from the app's <see cref="TimeProvider"/>.</summary>
     public DateTimeOffset Time { get; }
 
-    /// <summary>The request that caused the event, or <see langword="null"/> outside a request (the cleaner, a background job's revoke).</summary>
+    /// <summary>
+    /// The request that caused the event, or <see langword="null"/> outside a request (the cleaner, a background job's
+    /// revoke). A revoke through <see cref="ISessionManager"/> sees the request from the app's code behind
+    /// <c>UseServerSideSessions()</c>; from a middleware before it, only when the app registers an <c>IHttpContextAccessor</c>
+    /// (<c>AddTicketStore()</c> does).
+    /// </summary>
     public HttpContext? HttpContext { get; }
 
     /// <summary>Cancelled when the request is aborted or the host stops.</summary>

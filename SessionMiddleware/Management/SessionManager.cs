@@ -8,6 +8,7 @@ using SessionMiddleware.Cookies;
 using SessionMiddleware.Events;
 using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
+using SessionMiddleware.Middleware;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Management;
@@ -24,6 +25,10 @@ internal sealed class SessionManager(
 {
     /// <summary>The most sessions <see cref="ListForUserAsync"/> returns (the most recently used).</summary>
     internal const int MaxListedSessions = 1000;
+
+    // The request the app calls from: the one the middleware is running, or (outside it) the accessor's, when the app
+    // registered one (AddTicketStore does); null in a background job.
+    private HttpContext? CurrentHttpContext => CurrentRequest.Context ?? httpContextAccessor?.HttpContext;
 
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionInfo>> ListForUserAsync(string userId, CancellationToken cancellationToken = default)
@@ -74,7 +79,7 @@ internal sealed class SessionManager(
             Log.SessionRevoked(logger, sessionId);
         }
 
-        await events.EndedAsync(row, reason, httpContextAccessor?.HttpContext, cancellationToken).ConfigureAwait(false);
+        await events.EndedAsync(row, reason, CurrentHttpContext, cancellationToken).ConfigureAwait(false);
         return reason == SessionEndReason.Revoked;
     }
 
@@ -90,7 +95,7 @@ internal sealed class SessionManager(
 
         // After RegenerateId in this request, Id is the new key, not yet stored: spare the row under the key it has now (the commit renews it).
         if (exceptKey is not null &&
-            httpContextAccessor?.HttpContext?.Features.Get<ISessionFeature>()?.Session is ServerSideSession { RenewFromKey: { } storedKey, Key: { } pendingKey } &&
+            CurrentHttpContext?.Features.Get<ISessionFeature>()?.Session is ServerSideSession { RenewFromKey: { } storedKey, Key: { } pendingKey } &&
             exceptKey.AsSpan().SequenceEqual(pendingKey))
         {
             exceptKey = storedKey;
@@ -100,7 +105,7 @@ internal sealed class SessionManager(
         // batch's ends raised before the next one; until a batch finds nothing (rows a concurrent delete took can make
         // a batch short while others are left).
         var batchSize = options.Value.CleanupBatchSize;
-        var httpContext = httpContextAccessor?.HttpContext;
+        var httpContext = CurrentHttpContext;
         var count = 0;
         while (true)
         {

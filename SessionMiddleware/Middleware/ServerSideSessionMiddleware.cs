@@ -53,6 +53,7 @@ internal sealed class ServerSideSessionMiddleware
         var body = GuardNewSessionBody(request, context);
         context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
         context.Response.OnStarting(OnStartingAsync, request);
+        using var current = CurrentRequest.Enter(context);
         try
         {
             await _next(context).ConfigureAwait(false);
