@@ -312,4 +312,24 @@ public sealed class MetricsTests : TempFolderTest
             Assert.That(failures.Select(m => m.Tags["db.system.name"]), Has.All.EqualTo("other_sql"), "a store this library does not know");
         });
     }
+
+    [Test]
+    public async Task AStoreRegisteredInTheContainerDirectly_IsTimedAsAStoreThisLibraryDoesNotKnow()
+    {
+        // Not through UseStore: the store says nothing about itself, and it is not the SQLite default.
+        await using var host = await SessionTestHost.StartAsync(Folder.Path, services: s => s.Services.AddSingleton<IServerSideSessionStore>(sp =>
+            new FaultyStore(ActivatorUtilities.CreateInstance<SqliteSessionStore>(sp))));
+        using var durations = Collect<double>(host, ServerSideSessionDiagnostics.StoreOperationDuration);
+        var browser = host.CreateBrowser();
+        await browser.GetTextAsync("/set?key=a&value=1");
+        await browser.GetTextAsync("/get?key=a");
+
+        var systems = durations.GetMeasurementSnapshot().Select(m => m.Tags["db.system.name"]).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(host.Services.GetRequiredService<IServerSideSessionStore>(), Is.InstanceOf<FaultyStore>());
+            Assert.That(systems, Is.Not.Empty);
+            Assert.That(systems, Has.All.EqualTo("other_sql"));
+        });
+    }
 }

@@ -59,6 +59,11 @@ public static class ServerSideSessionServiceCollectionExtensions
     /// <summary>What the default store says it is (see <see cref="SessionStoreDescription"/>).</summary>
     private static readonly SessionStoreDescription SqliteStoreDescription = new("sqlite", SessionMiddleware.Storage.SessionTableSchema.Version);
 
+    private static SessionStoreDescription DescribeRegisteredStore(IServiceCollection services) =>
+        services.LastOrDefault(static d => d.ServiceType == typeof(IServerSideSessionStore) && !d.IsKeyedService)?.ImplementationType == typeof(SqliteSessionStore)
+            ? SqliteStoreDescription
+            : SessionStoreDescription.Unknown;
+
     private static ServerSideSessionsBuilder AddServerSideSessionsCore(this IServiceCollection services)
     {
         services.AddOptions<ServerSideSessionOptions>().ValidateOnStart();
@@ -81,7 +86,9 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<RecentRenewals>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();
-        services.TryAddSingleton(SqliteStoreDescription);
+        // The SQLite store's description, unless the app registered a store of its own in the container directly (UseStore
+        // registers its store's description in place of this one).
+        services.TryAddSingleton(_ => DescribeRegisteredStore(services));
         services.TryAddKeyedSingleton<IServerSideSessionStore>(
             InstrumentedSessionStore.ServiceKey,
             static (sp, _) => new InstrumentedSessionStore(sp.GetRequiredService<IServerSideSessionStore>(), sp.GetRequiredService<SessionMetrics>()));
