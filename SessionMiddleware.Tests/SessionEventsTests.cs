@@ -118,12 +118,21 @@ public sealed class SessionEventsTests : TempFolderTest
         });
     }
 
-    [Test]
-    public async Task Revoke_FromARequest_RaisesEndedWithThatRequest_WithoutAnHttpContextAccessor()
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Revoke_FromARequest_RaisesEndedWithThatRequest_WithOrWithoutAnHttpContextAccessor(bool accessor)
     {
-        // AddServerSideSessions registers no IHttpContextAccessor; the manager still knows the request it is called from.
+        // AddServerSideSessions registers no IHttpContextAccessor; the manager knows the request it is called from
+        // either way (through the middleware without one, through the accessor with one).
         await using var host = await SessionTestHost.StartAsync(Folder.Path, Record, endpoints: app =>
-            app.MapGet("/revoke", async (string id, ISessionManager manager) => (await manager.RevokeAsync(id)).ToString()));
+            app.MapGet("/revoke", async (string id, ISessionManager manager) => (await manager.RevokeAsync(id)).ToString()),
+            services: s =>
+            {
+                if (accessor)
+                {
+                    s.Services.AddHttpContextAccessor();
+                }
+            });
         var victim = host.CreateBrowser();
         var id = await victim.GetTextAsync("/bind?user=carol");
 
@@ -131,7 +140,7 @@ public sealed class SessionEventsTests : TempFolderTest
 
         Assert.Multiple(() =>
         {
-            Assert.That(host.Services.GetService<Microsoft.AspNetCore.Http.IHttpContextAccessor>(), Is.Null);
+            Assert.That(host.Services.GetService<Microsoft.AspNetCore.Http.IHttpContextAccessor>(), accessor ? Is.Not.Null : Is.Null);
             Assert.That(answer, Is.EqualTo("True"));
             Assert.That(Of("ended"), Is.EqualTo(new[] { new Raised("ended", id, "carol", SessionEndReason.Revoked, null, host.Time.GetUtcNow(), true) }));
         });

@@ -7,6 +7,8 @@ namespace SessionMiddleware.Middleware;
 /// revoke's <c>OnEnded</c> its <see cref="HttpContext"/> and recognises the caller's renewed session. The mechanism of
 /// <see cref="IHttpContextAccessor"/>, set only around the app's part of a request that goes through this middleware, so
 /// that <c>AddServerSideSessions</c> does not register the accessor, which every request of the app would then pay for.
+/// An app that has the accessor (<c>AddTicketStore</c> registers it) does not pay for both: the middleware then sets
+/// nothing here and the manager reads the accessor.
 /// </summary>
 internal static class CurrentRequest
 {
@@ -24,9 +26,15 @@ internal static class CurrentRequest
     }
 
     /// <summary>Ends the request for work that outlives it (a task it started still sees the holder, now empty).</summary>
-    internal readonly struct Scope(Holder holder) : IDisposable
+    internal readonly struct Scope(Holder? holder) : IDisposable
     {
-        public void Dispose() => holder.Context = null;
+        public void Dispose()
+        {
+            if (holder is not null)
+            {
+                holder.Context = null;
+            }
+        }
     }
 
     internal sealed class Holder

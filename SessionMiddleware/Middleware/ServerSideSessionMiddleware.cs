@@ -16,10 +16,15 @@ internal sealed class ServerSideSessionMiddleware
     private readonly RequestDelegate _next;
     private readonly SessionRuntime _runtime;
 
-    public ServerSideSessionMiddleware(RequestDelegate next, SessionRuntime runtime)
+    // With an IHttpContextAccessor registered (AddTicketStore registers one) every request sets it already, and the
+    // manager reads it: the middleware then sets no CurrentRequest of its own.
+    private readonly bool _setsCurrentRequest;
+
+    public ServerSideSessionMiddleware(RequestDelegate next, SessionRuntime runtime, IHttpContextAccessor? httpContextAccessor = null)
     {
         _next = next;
         _runtime = runtime;
+        _setsCurrentRequest = httpContextAccessor is null;
 
         // Built with the pipeline, before the first request: the ticket store can tell an app without the middleware
         // from one whose authentication runs before it.
@@ -53,7 +58,7 @@ internal sealed class ServerSideSessionMiddleware
         var body = GuardNewSessionBody(request, context);
         context.Features.Set<ISessionFeature>(new ServerSideSessionFeature(request.Session));
         context.Response.OnStarting(OnStartingAsync, request);
-        using var current = CurrentRequest.Enter(context);
+        using var current = _setsCurrentRequest ? CurrentRequest.Enter(context) : default;
         try
         {
             await _next(context).ConfigureAwait(false);
