@@ -12,6 +12,7 @@ using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.DependencyInjection;
 using SessionMiddleware.Events;
+using SessionMiddleware.Live;
 using SessionMiddleware.Management;
 using SessionMiddleware.Middleware;
 using SessionMiddleware.Storage.Sqlite;
@@ -77,7 +78,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton(static sp =>
         {
             var options = sp.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value;
-            return new SessionEvents(options.Events, options.AbsoluteTimeout, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<SessionEvents>>(), sp.GetRequiredService<SessionMetrics>());
+            return new SessionEvents(options.Events, options.AbsoluteTimeout, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<SessionEvents>>(), sp.GetRequiredService<SessionMetrics>(), sp.GetRequiredService<LiveSessionRegistry>());
         });
         services.TryAddSingleton<CleanupStatus>();
         services.TryAddSingleton(TimeProvider.System);
@@ -93,11 +94,14 @@ public static class ServerSideSessionServiceCollectionExtensions
             InstrumentedSessionStore.ServiceKey,
             static (sp, _) => new InstrumentedSessionStore(sp.GetRequiredService<IServerSideSessionStore>(), sp.GetRequiredService<SessionMetrics>()));
         services.TryAddSingleton<NewSessionGate>();
+        services.TryAddSingleton<LiveSessionRegistry>();
+        services.TryAddSingleton<LiveSessionConnections>();
         services.TryAddSingleton<SessionRuntime>();
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<ServerSideSessionMarkerService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ServerSideSessionStartupCheck>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionCleanupService>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LiveSessionMonitor>());
         return new ServerSideSessionsBuilder(services);
     }
 }

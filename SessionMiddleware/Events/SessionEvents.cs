@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Ids;
 using SessionMiddleware.Diagnostics;
+using SessionMiddleware.Live;
 using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Events;
@@ -17,13 +18,15 @@ internal sealed class SessionEvents
     private readonly long _absoluteSeconds;
     private readonly ILogger<SessionEvents> _logger;
     private readonly SessionMetrics? _metrics;
+    private readonly LiveSessionRegistry? _live;
 
     /// <param name="events">The app's handlers (<c>ServerSideSessionOptions.Events</c>).</param>
     /// <param name="absoluteTimeout"><c>ServerSideSessionOptions.AbsoluteTimeout</c>, which tells an absolute timeout from an idle one.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="logger">Logs a handler's exception.</param>
     /// <param name="metrics">Counts ended sessions.</param>
-    public SessionEvents(ServerSideSessionEvents events, TimeSpan? absoluteTimeout, TimeProvider timeProvider, ILogger<SessionEvents> logger, SessionMetrics? metrics = null)
+    /// <param name="live">The sessions held open by connections in this process, ended with their rows.</param>
+    public SessionEvents(ServerSideSessionEvents events, TimeSpan? absoluteTimeout, TimeProvider timeProvider, ILogger<SessionEvents> logger, SessionMetrics? metrics = null, LiveSessionRegistry? live = null)
     {
         ArgumentNullException.ThrowIfNull(events);
         _events = events;
@@ -31,6 +34,7 @@ internal sealed class SessionEvents
         _absoluteSeconds = absoluteTimeout is { } a ? (long)Math.Ceiling(a.TotalSeconds) : -1;
         _logger = logger;
         _metrics = metrics;
+        _live = live;
     }
 
     /// <summary>
@@ -62,11 +66,15 @@ internal sealed class SessionEvents
             new SessionRenewedContext(sessionId, previousSessionId, userId, _timeProvider.GetUtcNow(), httpContext, cancellationToken));
 
     /// <summary>
-    /// Raises <see cref="ServerSideSessionEvents.OnEnded"/> for one session, and counts it unless <paramref name="count"/>
+    /// Ends what this process holds open for one session (its connections, circuits, <see cref="IServerSideSession.Ended"/>),
+    /// raises <see cref="ServerSideSessionEvents.OnEnded"/> for it, and counts it unless <paramref name="count"/>
     /// is false (the cleaner counts what it deleted, after the delete).
     /// </summary>
     public Task EndedAsync(SessionLifetime row, string reason, HttpContext? httpContext, CancellationToken cancellationToken, bool count = true)
     {
+        // First: the connections this session holds open close before the app's handler runs.
+        _live?.SessionEnded(row.Key);
+
         if (count)
         {
             _metrics?.SessionsEnded(reason);

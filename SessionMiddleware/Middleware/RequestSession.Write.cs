@@ -136,6 +136,7 @@ internal sealed partial class RequestSession
         // Recorded before the commit lock is let go: a request of this session that loaded the old row and finds it
         // gone looks here under the same lock.
         _runtime.Renewals.Add(oldKey, session.Key!, session.SecretId!, session.UserId, session.RenewalChangesUser);
+        _runtime.Live.SessionRenewed(oldKey, session.Key!, session.UserId);
         session.MarkRenewed(version, _runtime.Now());
         Metrics.SessionRenewed();
         var previousId = SessionIds.ToPublicId(oldKey);

@@ -70,6 +70,7 @@ internal sealed class ServerSideSessionMiddleware
         catch
         {
             request.Discard();
+            request.SettleLiveSession(final: true);
             throw;
         }
         finally
@@ -83,7 +84,14 @@ internal sealed class ServerSideSessionMiddleware
         }
 
         var when = context.Response.HasStarted ? StoreFailure.CommitAfterResponseStarted : StoreFailure.CommitAfterApp;
-        await CommitAsync(request, when).ConfigureAwait(false);
+        try
+        {
+            await CommitAsync(request, when).ConfigureAwait(false);
+        }
+        finally
+        {
+            request.SettleLiveSession(final: true);
+        }
     }
 
     /// <summary>
@@ -139,6 +147,7 @@ internal sealed class ServerSideSessionMiddleware
         finally
         {
             span?.Dispose();
+            request.SettleLiveSession(final: false);
         }
     }
 

@@ -5,6 +5,7 @@ using SessionMiddleware.Concurrency;
 using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Events;
+using SessionMiddleware.Live;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
@@ -28,7 +29,8 @@ internal sealed class SessionRuntime
         SessionMetrics metrics,
         SessionEvents events,
         RecentRenewals renewals,
-        NewSessionGate newSessions)
+        NewSessionGate newSessions,
+        LiveSessionRegistry live)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Value;
@@ -43,7 +45,11 @@ internal sealed class SessionRuntime
         Renewals = renewals;
         KeyRingRejections = new KeyRingRejectionWarning(timeProvider);
         NewSessions = newSessions;
+        Live = live;
     }
+
+    /// <summary>The sessions held open in this process (connections, circuits, <see cref="IServerSideSession.Ended"/>): told of renewals.</summary>
+    public LiveSessionRegistry Live { get; }
 
     /// <summary>The rate-limited warning about cookies from another key ring.</summary>
     public KeyRingRejectionWarning KeyRingRejections { get; }

@@ -43,4 +43,17 @@ public interface IServerSideSession : ISession
     /// afterwards; anything written to it later in the same request starts a new session with a new ID.
     /// </summary>
     void Abandon();
+
+    /// <summary>
+    /// Cancelled when the session ends, for whatever reason and wherever it is ended: revoked through
+    /// <see cref="ISessionManager"/> (on this server or another), abandoned, signed out, bound to another user, expired.
+    /// For work that outlives a request or streams for long on behalf of the session (server-sent events, a streaming
+    /// response, background work): pass it on, or link it with <c>HttpContext.RequestAborted</c>.
+    /// </summary>
+    /// <remarks>
+    /// The first read tracks the session in this process until it ends (a few hundred bytes per session). A new session
+    /// is tracked once this request stores it; when the request stores nothing, the token is cancelled at its end. A new
+    /// ID for the same user (<see cref="RegenerateId"/>, a sign-in again) does not end the session; a change of user does.
+    /// </remarks>
+    CancellationToken Ended { get; }
 }

@@ -11,4 +11,7 @@ internal interface ISessionOwner
 
     /// <summary>Whether the response has started.</summary>
     bool ResponseHasStarted { get; }
+
+    /// <summary>The token <see cref="IServerSideSession.Ended"/> returns: the session is held until it ends.</summary>
+    CancellationToken HoldUntilEnded();
 }

@@ -170,6 +170,9 @@ internal sealed class ServerSideSession : IServerSideSession
     public Task CommitAsync(CancellationToken cancellationToken = default) => _owner?.CommitAsync(cancellationToken) ?? Task.CompletedTask;
 
     /// <inheritdoc/>
+    public CancellationToken Ended => _owner?.HoldUntilEnded() ?? CancellationToken.None;
+
+    /// <inheritdoc/>
     public bool TryGetValue(string key, [NotNullWhen(true)] out byte[]? value)
     {
         ArgumentNullException.ThrowIfNull(key);
