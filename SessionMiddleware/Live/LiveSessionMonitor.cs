@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using SessionMiddleware.Storage.Sqlite;
 
 namespace SessionMiddleware.Live;
 
@@ -13,8 +14,12 @@ internal sealed class LiveSessionMonitor(
     LiveSessionRegistry registry,
     TimeProvider timeProvider,
     ILogger<LiveSessionMonitor> logger,
+    IServerSideSessionStore store,
     ISessionChangeFeed? feed = null) : BackgroundService
 {
+    // The store's own feed when it registered one (PostgreSQL: NOTIFY); the SQLite store's table otherwise.
+    private readonly ISessionChangeFeed? _feed = feed ?? (store is SqliteSessionStore sqlite ? new SqliteChangeFeed(sqlite) : null);
+
     /// <summary>How often expiry is checked (on the injected clock).</summary>
     public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(1);
 
@@ -32,7 +37,7 @@ internal sealed class LiveSessionMonitor(
             return;
         }
 
-        var listening = feed is null ? Task.CompletedTask : ListenAsync(feed, stoppingToken);
+        var listening = _feed is null ? Task.CompletedTask : ListenAsync(_feed, stoppingToken);
         await CheckExpiryAsync(stoppingToken).ConfigureAwait(false);
         await listening.ConfigureAwait(false);
     }

@@ -78,8 +78,16 @@ internal sealed partial class SessionSql
             "ORDER BY expires_at, id LIMIT @Limit;";
         DeleteBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} LIMIT @Limit);";
+        ChangesTableName = dialect.ChangesTableName(tableName);
+        var c = ChangesTableName is { } changes ? dialect.Quote(changes) : null;
+
+        // Schema 3: the recent ends and renewals, in commit order (AUTOINCREMENT: a sequence number is never used twice,
+        // even after the newest rows are pruned).
+        CreateChangesTable = c is null ? null :
+            $"CREATE TABLE IF NOT EXISTS {c} (seq INTEGER PRIMARY KEY AUTOINCREMENT, at {dialect.Int64Type} NOT NULL, " +
+            $"id {dialect.BinaryType} NOT NULL, new_id {dialect.BinaryType} NULL, user_id {dialect.TextType} NULL);";
         DropTable =
-            $"DROP TABLE {t};\nDELETE FROM {v} WHERE table_name = @TableName;";
+            $"DROP TABLE {t};\n" + (c is null ? "" : $"DROP TABLE IF EXISTS {c};\n") + $"DELETE FROM {v} WHERE table_name = @TableName;";
         _statistics =
             $"SELECT count(*) AS Total, coalesce(sum(CASE WHEN {LiveCondition} THEN 1 ELSE 0 END), 0) AS Live, " +
             $"coalesce(sum(CASE WHEN {LiveCondition} AND user_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS LiveBound, " +
@@ -181,8 +189,14 @@ internal sealed partial class SessionSql
     /// <summary>Deletes at most <c>@Limit</c> rows, live or not (clearing the table in short batches).</summary>
     public string DeleteBatch { get; }
 
-    /// <summary>Drops the session table (and its indexes) and deletes its record in <see cref="SessionTableSchema.VersionTable"/> (<c>@TableName</c>); run both in one transaction.</summary>
+    /// <summary>Drops the session table (and its indexes, and its changes table) and deletes its record in <see cref="SessionTableSchema.VersionTable"/> (<c>@TableName</c>); run both in one transaction.</summary>
     public string DropTable { get; }
+
+    /// <summary>The name of the dialect's table of recent ends and renewals (<see cref="SessionSqlDialect.ChangesTableName"/>), or <see langword="null"/>.</summary>
+    public string? ChangesTableName { get; }
+
+    /// <summary>Creates the table of recent ends and renewals when the dialect has one and it is missing; otherwise <see langword="null"/>.</summary>
+    public string? CreateChangesTable { get; }
 
     /// <summary>
     /// The parameters of the statements that write a row: <c>@Now</c>, <c>@IdleSeconds</c>, <c>@AbsoluteSeconds</c>,

@@ -73,6 +73,15 @@ internal abstract class SessionSqlDialect
     /// <summary>Written after the session table's closing parenthesis (for example <c> WITHOUT ROWID</c>); empty by default.</summary>
     public virtual string TableOptions => "";
 
+    /// <summary>
+    /// The name of the table of recent ends and renewals that the dialect's store writes beside the session table, for
+    /// other processes on the same database to read (<see cref="ISessionChangeFeed"/>), or <see langword="null"/> when
+    /// the database tells them otherwise (PostgreSQL: <c>NOTIFY</c>).
+    /// </summary>
+    /// <param name="tableName">The session table's name.</param>
+    /// <returns>The changes table's name, or <see langword="null"/>.</returns>
+    public virtual string? ChangesTableName(string tableName) => null;
+
     /// <summary>Quotes an identifier that has already passed <see cref="SessionTableSchema.IsValidTableName"/>.</summary>
     /// <param name="identifier">The identifier.</param>
     /// <returns>The identifier in double quotes.</returns>

@@ -66,6 +66,11 @@ internal static class SessionTableMigrator
         // Builds the expires_at index over every row of an upgraded table: no timeout either.
         await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
 
+        if (sql.CreateChangesTable is { } createChanges)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(createChanges, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+
         // In the same transaction as AddExpiresAt: no schema-1 write lands between the column and its triggers.
         if (sql.Dialect.CreateExpiryTriggers(sql.TableName, expiry.IdleSeconds, expiry.AbsoluteSeconds) is { } createTriggers)
         {
@@ -166,6 +171,12 @@ internal static class SessionTableMigrator
         var indexes = (await connection.QueryAsync<string>(new CommandDefinition(
             selectIndexNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
         if (!SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column))))
+        {
+            return false;
+        }
+
+        if (sql.ChangesTableName is { } changes &&
+            (await ColumnsAsync(connection, changes, sql, transaction: null, cancellationToken).ConfigureAwait(false)).Count == 0)
         {
             return false;
         }

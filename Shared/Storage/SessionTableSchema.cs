@@ -34,8 +34,11 @@ internal sealed class CatalogColumn
 /// </summary>
 internal static partial class SessionTableSchema
 {
-    /// <summary>The schema version this library writes and expects (2: every row has its own <c>expires_at</c>).</summary>
-    public const int Version = 2;
+    /// <summary>
+    /// The schema version this library writes and expects (2: every row has its own <c>expires_at</c>; 3: SQLite keeps
+    /// a table of recent ends and renewals beside the session table, for the other processes on the file).
+    /// </summary>
+    public const int Version = 3;
 
     /// <summary>The table where the schema version of each session table is recorded.</summary>
     public const string VersionTable = "__session_middleware_schema";

@@ -21,7 +21,30 @@ internal sealed class SqliteSessionSql
         DeleteByUserBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId) LIMIT @Limit) " +
             $"RETURNING {SessionSql.LifetimeColumns};";
+
+        // The changes table (schema 3): other processes on the file read it to end or move what they hold open.
+        var c = SqliteDialect.Instance.Quote(common.ChangesTableName!);
+        RecordEnd = $"INSERT INTO {c} (at, id) VALUES (@At, @Id);";
+        RecordRenewal = $"INSERT INTO {c} (at, id, new_id, user_id) VALUES (@At, @Id, @NewId, @UserId);";
+        SelectChanges = $"SELECT seq AS Seq, id AS Id, new_id AS NewId, user_id AS UserId FROM {c} WHERE seq > @After ORDER BY seq LIMIT @Limit;";
+        SelectLastChange = $"SELECT coalesce(max(seq), 0) FROM {c};";
+        PruneChanges = $"DELETE FROM {c} WHERE at < @Before;";
     }
+
+    /// <summary>Records that the session under <c>@Id</c> ended, at <c>@At</c>.</summary>
+    public string RecordEnd { get; }
+
+    /// <summary>Records that the session under <c>@Id</c> moved to <c>@NewId</c>, bound to <c>@UserId</c>, at <c>@At</c>.</summary>
+    public string RecordRenewal { get; }
+
+    /// <summary>The changes after sequence number <c>@After</c>, oldest first, at most <c>@Limit</c>.</summary>
+    public string SelectChanges { get; }
+
+    /// <summary>The newest change's sequence number, or 0.</summary>
+    public string SelectLastChange { get; }
+
+    /// <summary>Deletes the changes recorded before <c>@Before</c>.</summary>
+    public string PruneChanges { get; }
 
     public string RenewInsert { get; }
 

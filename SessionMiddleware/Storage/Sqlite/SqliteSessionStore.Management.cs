@@ -57,9 +57,11 @@ internal sealed partial class SqliteSessionStore
             {
                 var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
                     _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
+                IReadOnlyList<SessionLifetime> deleted = [.. rows.Select(r => r.ToSessionLifetime())];
+                await RecordEndsAsync(connection, transaction, deleted, token).ConfigureAwait(false);
+                return deleted;
             },
-            singleStatement: true,
+            singleStatement: false,
             cancellationToken);
     }
 
@@ -69,9 +71,17 @@ internal sealed partial class SqliteSessionStore
         ArgumentNullException.ThrowIfNull(key);
         return WriteAsync(
             async (connection, transaction, token) =>
-                (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
-                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
-            singleStatement: true,
+            {
+                var deleted = (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime();
+                if (deleted is not null)
+                {
+                    await RecordEndsAsync(connection, transaction, [deleted], token).ConfigureAwait(false);
+                }
+
+                return deleted;
+            },
+            singleStatement: false,
             cancellationToken);
     }
 

@@ -24,6 +24,9 @@ internal sealed class SqliteDialect : SessionSqlDialect
     // Rows live in the b-tree of their id, which every load, update and the cleaner's deletes use.
     public override string TableOptions => " WITHOUT ROWID";
 
+    // Several processes on one file learn of each other's ends and renewals from this table (schema 3).
+    public override string ChangesTableName(string tableName) => tableName + "_changes";
+
     public override string SelectTriggerNames =>
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = @TableName;";
 
