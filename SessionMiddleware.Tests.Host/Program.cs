@@ -2,7 +2,9 @@
 // (with --postgres, the sessions are in PostgreSQL and --db is not used).
 // Prints "Listening on <url>" once it serves. Endpoints: /set?key=&value=, /get?key=, /keys, /id, and
 // /load?seconds=&size=&writers= (creates sessions of `size` bytes straight through the store for that long, with that many
-// writers at once; answers "<created> <failed> <first error>").
+// writers at once; answers "<created> <failed> <first error>"), /bind?user= (answers the ID), /revoke?id= (ISessionManager),
+// and /wait-ended?seconds= (a long request: answers "ended" as soon as the session's IServerSideSession.Ended is
+// cancelled, or "timeout").
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -40,6 +42,32 @@ app.MapGet("/set", (HttpContext c, string key, string value) =>
 app.MapGet("/get", (HttpContext c, string key) => c.Session.GetString(key) ?? "(none)");
 app.MapGet("/keys", (HttpContext c) => string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal)));
 app.MapGet("/id", (HttpContext c) => c.Session.Id);
+app.MapGet("/bind", (HttpContext c, string user) =>
+{
+    c.GetServerSideSession().BindToUser(user);
+    return c.Session.Id;
+});
+app.MapGet("/revoke", async (ISessionManager manager, string id) => await manager.RevokeAsync(id) ? "revoked" : "none");
+app.MapGet("/wait-ended", async (HttpContext c, double seconds) =>
+{
+    var ended = c.GetServerSideSession().Ended;
+
+    // The headers tell the client that the session is held from here on.
+    c.Response.ContentType = "text/plain";
+    await c.Response.StartAsync();
+    await c.Response.Body.FlushAsync();
+    var answer = "ended";
+    try
+    {
+        await Task.Delay(TimeSpan.FromSeconds(seconds), ended);
+        answer = "timeout";
+    }
+    catch (OperationCanceledException)
+    {
+    }
+
+    await c.Response.WriteAsync(answer);
+});
 app.MapGet("/load", async (IServerSideSessionStore store, double seconds, int size, int writers) =>
 {
     var data = new byte[size];
