@@ -50,9 +50,32 @@ internal static class SignalRTestApp
                     return "signed out";
                 });
                 app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
+                app.Use(RevokeFirstAsync);
                 app.MapHub<SessionTestHub>("/hub");
             },
             time: time ?? new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())));
+
+    /// <summary>
+    /// A hub connect request with <c>revokeFirst</c> in its query has its session revoked (from outside the request) after
+    /// the request loaded it and before the hub sees the connection: a session that ends as a connection is being made.
+    /// </summary>
+    private static async Task RevokeFirstAsync(HttpContext context, RequestDelegate next)
+    {
+        if (context.Request.Path == "/hub" && context.Request.Query.ContainsKey("id") && context.Request.Query.ContainsKey("revokeFirst"))
+        {
+            var sessionId = context.Session.Id;
+            var manager = context.RequestServices.GetRequiredService<ISessionManager>();
+            Task<bool> revoke;
+            using (ExecutionContext.SuppressFlow())
+            {
+                revoke = Task.Run(() => manager.RevokeAsync(sessionId));
+            }
+
+            Assert.That(await revoke, Is.True);
+        }
+
+        await next(context);
+    }
 
     /// <summary>Signs a new browser in as <paramref name="user"/>: its cookies and its session ID.</summary>
     public static async Task<(CookieContainer Cookies, string SessionId)> SignInAsync(SessionTestHost host, string user)
@@ -70,11 +93,17 @@ internal sealed class HubRecorder
     private long _sequence;
     private long _lastTickStart;
     private int _ticks;
+    private int _connects;
 
     /// <summary>Takes the next number: a hub method body as it starts, or the test at a moment it marks.</summary>
     public long Next() => Interlocked.Increment(ref _sequence);
 
     public int Ticks => Volatile.Read(ref _ticks);
+
+    /// <summary>How many times the hub's <c>OnConnectedAsync</c> ran.</summary>
+    public int Connects => Volatile.Read(ref _connects);
+
+    public void Connected() => Interlocked.Increment(ref _connects);
 
     /// <summary>The number the last <see cref="SessionTestHub.Tick"/> body to start took.</summary>
     public long LastTickStart => Interlocked.Read(ref _lastTickStart);
@@ -95,6 +124,12 @@ internal sealed class HubRecorder
 /// <summary>The hub of <see cref="SignalRTestApp"/>.</summary>
 internal sealed class SessionTestHub(HubRecorder recorder) : Hub
 {
+    public override Task OnConnectedAsync()
+    {
+        recorder.Connected();
+        return Task.CompletedTask;
+    }
+
     public string Whoami() => Context.User?.Identity?.IsAuthenticated == true ? Context.User.Identity.Name! : "anonymous";
 
     public void Tick() => recorder.TickStarted();
@@ -120,10 +155,10 @@ internal sealed class HubClient : IAsyncDisposable
     /// <summary>Completes when the connection has closed (with the error it closed with, if any).</summary>
     public Task<Exception?> Closed => _closed.Task;
 
-    public static async Task<HubClient> ConnectAsync(SessionTestHost host, CookieContainer? cookies, HttpTransportType transport = HttpTransportType.WebSockets)
+    public static async Task<HubClient> ConnectAsync(SessionTestHost host, CookieContainer? cookies, HttpTransportType transport = HttpTransportType.WebSockets, string path = "/hub")
     {
         var connection = new HubConnectionBuilder()
-            .WithUrl(new Uri(host.BaseAddress, "/hub"), transport, o =>
+            .WithUrl(new Uri(host.BaseAddress, path), transport, o =>
             {
                 if (cookies is not null)
                 {

@@ -177,6 +177,23 @@ public sealed class SignalRTests : TempFolderTest
     }
 
     [Test]
+    public async Task ASessionThatEndsAsTheConnectionIsMade_IsClosedAtOnce_BeforeTheHubSeesIt()
+    {
+        await using var host = await SignalRTestApp.StartAsync(Folder.Path);
+        var recorder = host.Services.GetRequiredService<HubRecorder>();
+        var (cookies, _) = await SignalRTestApp.SignInAsync(host, "erin");
+
+        await using var client = await HubClient.ConnectAsync(host, cookies, path: "/hub?revokeFirst=1");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await client.ClosesWithinAsync(Prompt), Is.True);
+            Assert.That(recorder.Connects, Is.Zero, "the hub's OnConnectedAsync did not run");
+            Assert.That(host.Logs.GetSnapshot().Count(r => r.Id.Id == 2421), Is.EqualTo(1));
+        });
+    }
+
+    [Test]
     public async Task ByDefault_AConnectionWithoutASessionIsAllowed()
     {
         await using var host = await SignalRTestApp.StartAsync(Folder.Path);
