@@ -24,7 +24,8 @@ internal static class SignalRTestApp
         string folder,
         FakeTimeProvider? time = null,
         Action<ServerSideSessionOptions>? configure = null,
-        Action<ServerSideSessionHubOptions>? hub = null) =>
+        Action<ServerSideSessionHubOptions>? hub = null,
+        bool slowStart = false) =>
         SessionTestHost.StartAsync(
             folder,
             configure,
@@ -34,6 +35,12 @@ internal static class SignalRTestApp
                 s.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie();
                 s.Services.AddSingleton<HubRecorder>();
                 s.Services.AddSignalR().AddServerSideSessions(hub ?? (static _ => { }));
+                if (slowStart)
+                {
+                    // An app filter after the session's that works a moment before the method body starts (as a hub
+                    // constructor or a filter doing synchronous work would).
+                    s.Services.Configure<HubOptions>(o => o.AddFilter(new SlowStartFilter()));
+                }
             },
             endpoints: app =>
             {
@@ -118,6 +125,20 @@ internal sealed class HubRecorder
             last = Interlocked.Read(ref _lastTickStart);
         }
         while (n > last && Interlocked.CompareExchange(ref _lastTickStart, n, last) != last);
+    }
+}
+
+/// <summary>Takes a millisecond, synchronously, before each <c>Tick</c> body starts.</summary>
+internal sealed class SlowStartFilter : IHubFilter
+{
+    public ValueTask<object?> InvokeMethodAsync(HubInvocationContext invocationContext, Func<HubInvocationContext, ValueTask<object?>> next)
+    {
+        if (invocationContext.HubMethodName == nameof(SessionTestHub.Tick))
+        {
+            Thread.Sleep(1);
+        }
+
+        return next(invocationContext);
     }
 }
 
