@@ -148,7 +148,9 @@ internal sealed class SessionTestHub(HubRecorder recorder) : Hub
     public override Task OnConnectedAsync()
     {
         recorder.Connected();
-        return Task.CompletedTask;
+        return Context.GetHttpContext()?.Request.Query.ContainsKey("failConnect") == true
+            ? throw new InvalidOperationException("The hub's OnConnectedAsync failed (failConnect).")
+            : Task.CompletedTask;
     }
 
     public string Whoami() => Context.User?.Identity?.IsAuthenticated == true ? Context.User.Identity.Name! : "anonymous";
