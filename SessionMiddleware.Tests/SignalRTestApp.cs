@@ -25,13 +25,15 @@ internal static class SignalRTestApp
         FakeTimeProvider? time = null,
         Action<ServerSideSessionOptions>? configure = null,
         Action<ServerSideSessionHubOptions>? hub = null,
-        bool slowStart = false) =>
+        bool slowStart = false,
+        Action<IServerSideSessionsBuilder>? sessions = null) =>
         SessionTestHost.StartAsync(
             folder,
             configure,
             services: s =>
             {
                 s.AddTicketStore();
+                sessions?.Invoke(s);
                 s.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie();
                 s.Services.AddSingleton<HubRecorder>();
                 s.Services.AddSignalR().AddServerSideSessions(hub ?? (static _ => { }));
@@ -197,6 +199,26 @@ internal sealed class HubClient : IAsyncDisposable
     /// <summary>Whether <see cref="Closed"/> completes within <paramref name="bound"/> (real time).</summary>
     public async Task<bool> ClosesWithinAsync(TimeSpan bound) =>
         await Task.WhenAny(Closed, Task.Delay(bound)) == Closed;
+
+    /// <summary>
+    /// Advances the fake clock a second at a time (the live-session monitor's tick) until the connection closes or
+    /// <paramref name="bound"/> (real time) passes.
+    /// </summary>
+    public async Task<bool> ClosesWhileTheClockTicksAsync(FakeTimeProvider time, TimeSpan bound)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (waited.Elapsed < bound)
+        {
+            if (await ClosesWithinAsync(TimeSpan.FromMilliseconds(50)))
+            {
+                return true;
+            }
+
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        return false;
+    }
 
     public ValueTask DisposeAsync() => Connection.DisposeAsync();
 }

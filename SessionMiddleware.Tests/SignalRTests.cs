@@ -104,7 +104,7 @@ public sealed class SignalRTests : TempFolderTest
         await using var client = await HubClient.ConnectAsync(host, cookies);
 
         time.Advance(TimeSpan.FromMinutes(20) + TimeSpan.FromSeconds(1));
-        var closed = await ClosesWhileTheClockTicksAsync(client, time);
+        var closed = await client.ClosesWhileTheClockTicksAsync(time, Prompt);
 
         Assert.Multiple(() =>
         {
@@ -131,7 +131,7 @@ public sealed class SignalRTests : TempFolderTest
         }
 
         // A few more ticks of the expiry check: none closes the connection.
-        var closed = await client.ClosesWithinAsync(TimeSpan.Zero) || await ClosesWhileTheClockTicksAsync(client, time, TimeSpan.FromMilliseconds(500));
+        var closed = await client.ClosesWithinAsync(TimeSpan.Zero) || await client.ClosesWhileTheClockTicksAsync(time, TimeSpan.FromMilliseconds(500));
         var browser = host.CreateBrowser(cookies);
         Assert.Multiple(async () =>
         {
@@ -266,22 +266,5 @@ public sealed class SignalRTests : TempFolderTest
         var error = Assert.ThrowsAsync<InvalidOperationException>(() => app.StartAsync());
 
         Assert.That(error!.Message, Does.Contain("AddServerSideSessions("));
-    }
-
-    /// <summary>Advances the fake clock a second at a time (the monitor's tick) until the connection closes or the bound passes.</summary>
-    private static async Task<bool> ClosesWhileTheClockTicksAsync(HubClient client, FakeTimeProvider time, TimeSpan? bound = null)
-    {
-        var waited = Stopwatch.StartNew();
-        while (waited.Elapsed < (bound ?? Prompt))
-        {
-            if (await client.ClosesWithinAsync(TimeSpan.FromMilliseconds(50)))
-            {
-                return true;
-            }
-
-            time.Advance(TimeSpan.FromSeconds(1));
-        }
-
-        return false;
     }
 }
