@@ -17,7 +17,7 @@ internal sealed class SessionHubFilter(
     ILogger<SessionHubFilter> logger) : IHubFilter
 {
     /// <summary>The key of the connection's <see cref="HubSessionLink"/> in <see cref="HubCallerContext.Items"/>.</summary>
-    internal static readonly object LinkKey = new();
+    private static readonly object LinkKey = new();
 
     /// <summary>The key that marks a refused connection in <see cref="HubCallerContext.Items"/>.</summary>
     private static readonly object RefusedKey = new();
