@@ -158,6 +158,9 @@ internal sealed class SessionTestHub(HubRecorder recorder) : Hub
     public string Whoami() => Context.User?.Identity?.IsAuthenticated == true ? Context.User.Identity.Name! : "anonymous";
 
     public void Tick() => recorder.TickStarted();
+
+    /// <summary>"Sign out here" from the hub: revokes the connection's own session (read from the request that opened it).</summary>
+    public Task<bool> RevokeMine(ISessionManager sessions) => sessions.RevokeAsync(Context.GetHttpContext()!.Session.Id);
 }
 
 /// <summary>A real SignalR client connection to <c>/hub</c> with a browser's cookies, and its <c>Closed</c> event as a task.</summary>

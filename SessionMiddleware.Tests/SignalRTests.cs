@@ -143,6 +143,40 @@ public sealed class SignalRTests : TempFolderTest
         });
     }
 
+    [Test]
+    public async Task AbsoluteTimeout_ClosesTheConnectionOfAUserActiveOverTheHub()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+        await using var host = await SignalRTestApp.StartAsync(Folder.Path, time, o => o.AbsoluteTimeout = TimeSpan.FromHours(1));
+        var (cookies, _) = await SignalRTestApp.SignInAsync(host, "erin");
+        await using var client = await HubClient.ConnectAsync(host, cookies);
+        for (var step = 0; step < 7; step++)
+        {
+            time.Advance(TimeSpan.FromMinutes(8));
+            Assert.That(await client.Connection.InvokeAsync<string>("Whoami"), Is.EqualTo("erin"), $"at {(step + 1) * 8} minutes");
+        }
+
+        time.Advance(TimeSpan.FromMinutes(5));
+
+        Assert.That(await client.ClosesWhileTheClockTicksAsync(time, Prompt), Is.True, "closed past the absolute limit, active or not");
+    }
+
+    [Test]
+    public async Task AHubMethodThatRevokesItsOwnSession_ClosesItsConnection()
+    {
+        await using var host = await SignalRTestApp.StartAsync(Folder.Path);
+        var (cookies, sessionId) = await SignalRTestApp.SignInAsync(host, "erin");
+        await using var client = await HubClient.ConnectAsync(host, cookies);
+
+        _ = client.Connection.InvokeAsync<bool>("RevokeMine");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await client.ClosesWithinAsync(Prompt), Is.True);
+            Assert.That(await host.Services.GetRequiredService<ISessionManager>().RevokeAsync(sessionId), Is.False, "revoked");
+        });
+    }
+
     [TestCase("/signout")]
     [TestCase("/abandon")]
     [TestCase("/signin?user=mallory")]
