@@ -4,6 +4,7 @@ using System.Security.Claims;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Components.Authorization;
+using Microsoft.AspNetCore.Components.Server;
 using Microsoft.AspNetCore.Components.Server.Circuits;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -75,6 +76,23 @@ public sealed class BlazorCircuitTests : TempFolderTest
             Assert.That(circuit.Dispatcher.SignedOutBeforeClose, Is.True, "the signed-out render is queued before the close");
             Assert.That(host.Logs.GetSnapshot().Any(r => r.Id.Id == 2442), Is.True, "logged as CircuitSessionEnded");
         });
+    }
+
+    [Test]
+    public async Task TheAppsOwnRevalidatingProvider_IsToldAtOnce_NotAtItsNextRevalidation()
+    {
+        // As Identity's template registers its provider: a RevalidatingServerAuthenticationStateProvider that would notice
+        // the end only at its next check (30 minutes here, and this one never does). The circuit keeps the app's provider.
+        await using var host = await StartAsync(s => s.Services.AddScoped<AuthenticationStateProvider, NeverRevalidatingProvider>());
+        await using var circuit = await OpenCircuitAsync(host, "erin");
+        Assert.That(circuit.Provider, Is.InstanceOf<NeverRevalidatingProvider>());
+        var changed = new TaskCompletionSource<AuthenticationState>(TaskCreationOptions.RunContinuationsAsynchronously);
+        circuit.Provider.AuthenticationStateChanged += async task => changed.TrySetResult(await task);
+
+        await host.Services.GetRequiredService<ISessionManager>().RevokeAllForUserAsync("erin");
+
+        Assert.That((await changed.Task.WaitAsync(PushBound)).User.Identity?.IsAuthenticated, Is.False);
+        Assert.That(await circuit.Dispatcher.Closed.WaitAsync(PushBound), Is.InstanceOf<CircuitSessionEndedException>());
     }
 
     [Test]
@@ -168,8 +186,12 @@ public sealed class BlazorCircuitTests : TempFolderTest
         });
     }
 
-    private Task<SessionTestHost> StartAsync() =>
-        AuthTestApp.StartAsync(Folder.Path, services: s => s.Services.AddRazorComponents().AddInteractiveServerComponents().AddServerSideSessions());
+    private Task<SessionTestHost> StartAsync(Action<IServerSideSessionsBuilder>? services = null) =>
+        AuthTestApp.StartAsync(Folder.Path, services: s =>
+        {
+            s.Services.AddRazorComponents().AddInteractiveServerComponents().AddServerSideSessions();
+            services?.Invoke(s);
+        });
 
     private static async Task<CookieContainer> SignInAsync(SessionTestHost host, string user)
     {
@@ -212,6 +234,14 @@ public sealed class BlazorCircuitTests : TempFolderTest
         var dispatcher = new TestDispatcher(provider);
         scope.ServiceProvider.GetRequiredService<CircuitSession>().Open("test-circuit", dispatcher);
         return new TestCircuit(scope, handler, provider, dispatcher);
+    }
+
+    private sealed class NeverRevalidatingProvider(ILoggerFactory loggerFactory) : RevalidatingServerAuthenticationStateProvider(loggerFactory)
+    {
+        protected override TimeSpan RevalidationInterval => TimeSpan.FromMinutes(30);
+
+        protected override Task<bool> ValidateAuthenticationStateAsync(AuthenticationState authenticationState, CancellationToken cancellationToken) =>
+            Task.FromResult(true);
     }
 
     private sealed record TestCircuit(AsyncServiceScope Scope, SessionCircuitHandler Handler, AuthenticationStateProvider Provider, TestDispatcher Dispatcher) : IAsyncDisposable
