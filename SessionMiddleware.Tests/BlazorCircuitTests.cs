@@ -96,6 +96,19 @@ public sealed class BlazorCircuitTests : TempFolderTest
     }
 
     [Test]
+    public async Task AProviderThatCannotBeToldTheUserChanged_IsNotReplaced_TheCircuitIsClosedAllTheSame()
+    {
+        await using var host = await StartAsync(s => s.Services.AddScoped<AuthenticationStateProvider, FixedUserProvider>());
+        await using var circuit = await OpenCircuitAsync(host, "erin");
+
+        await host.Services.GetRequiredService<ISessionManager>().RevokeAllForUserAsync("erin");
+
+        Assert.That(await circuit.Dispatcher.Closed.WaitAsync(PushBound), Is.InstanceOf<CircuitSessionEndedException>());
+        Assert.That(host.Logs.GetSnapshot().Any(r => r.Id.Id == 2443 && r.Message.Contains(nameof(FixedUserProvider), StringComparison.Ordinal)), Is.True,
+            "the app is told its provider could not be signed out");
+    }
+
+    [Test]
     public async Task ASessionThatEndedBeforeItsCircuitOpened_SignsTheCircuitOutAndClosesItAsItOpens()
     {
         await using var host = await StartAsync();
@@ -230,7 +243,7 @@ public sealed class BlazorCircuitTests : TempFolderTest
 
         var provider = scope.ServiceProvider.GetRequiredService<AuthenticationStateProvider>();
         var principal = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, user)], "Cookies"));
-        ((IHostEnvironmentAuthenticationStateProvider)provider).SetAuthenticationState(Task.FromResult(new AuthenticationState(principal)));
+        (provider as IHostEnvironmentAuthenticationStateProvider)?.SetAuthenticationState(Task.FromResult(new AuthenticationState(principal)));
         var dispatcher = new TestDispatcher(provider);
         scope.ServiceProvider.GetRequiredService<CircuitSession>().Open("test-circuit", dispatcher);
         return new TestCircuit(scope, handler, provider, dispatcher);
@@ -242,6 +255,12 @@ public sealed class BlazorCircuitTests : TempFolderTest
 
         protected override Task<bool> ValidateAuthenticationStateAsync(AuthenticationState authenticationState, CancellationToken cancellationToken) =>
             Task.FromResult(true);
+    }
+
+    private sealed class FixedUserProvider : AuthenticationStateProvider
+    {
+        public override Task<AuthenticationState> GetAuthenticationStateAsync() =>
+            Task.FromResult(new AuthenticationState(new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, "erin")], "Custom"))));
     }
 
     private sealed record TestCircuit(AsyncServiceScope Scope, SessionCircuitHandler Handler, AuthenticationStateProvider Provider, TestDispatcher Dispatcher) : IAsyncDisposable
