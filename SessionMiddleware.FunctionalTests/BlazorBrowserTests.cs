@@ -62,11 +62,21 @@ public sealed class BlazorBrowserTests
         }
     }
 
-    [Test]
-    public async Task LiveElement_SignOutEverywhereElse_FlipsTheOtherBrowsersOpenPageToSignedOut_WithoutAReload()
+    /// <param name="longPolling">
+    /// B's browser without WebSocket and EventSource, so its circuit runs over SignalR's long polling: each poll is a
+    /// request of its own, and the circuit's session is found from the cookies of the request that opened the connection.
+    /// </param>
+    [TestCase(false, TestName = "LiveElement_SignOutEverywhereElse_FlipsTheOtherBrowsersOpenPageToSignedOut_WithoutAReload")]
+    [TestCase(true, TestName = "LiveElement_OverLongPolling_SignOutEverywhereElse_FlipsTheOtherBrowsersOpenPageToSignedOut")]
+    public async Task LiveElement_SignOutEverywhereElse(bool longPolling)
     {
         await using var deviceA = await NewDeviceAsync();
         await using var deviceB = await NewDeviceAsync();
+        if (longPolling)
+        {
+            await deviceB.AddInitScriptAsync("delete window.WebSocket; delete window.EventSource;");
+        }
+
         var pageA = await deviceA.NewPageAsync();
         var pageB = await deviceB.NewPageAsync();
         var consoleB = new List<string>();
@@ -87,6 +97,12 @@ public sealed class BlazorBrowserTests
             {
                 await SignInAsync(pageB, user);
                 await OpenLiveAsync(pageB, user);
+                if (longPolling)
+                {
+                    Assert.That(await pageB.EvaluateAsync<bool>("() => performance.getEntriesByType('resource').some(e => e.name.includes('/_blazor?id='))"), Is.True,
+                        "B's circuit polls");
+                }
+
                 await OpenLiveAsync(pageA, user);
                 await Expect(pageA.Locator("#sessions .session")).ToHaveCountAsync(2);
 
@@ -128,11 +144,11 @@ public sealed class BlazorBrowserTests
         }
         finally
         {
-            Report(latencies);
+            Report(longPolling ? "long polling" : "WebSockets", latencies);
         }
     }
 
-    private static void Report(List<double> latencies)
+    private static void Report(string transport, List<double> latencies)
     {
         if (latencies.Count == 0)
         {
@@ -142,7 +158,7 @@ public sealed class BlazorBrowserTests
         var sorted = latencies.Order().ToArray();
         double Percentile(double p) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
         TestContext.Progress.WriteLine(
-            $"Blazor live element, click on \"Sign out everywhere else\" in A -> B's open page shows signed out ({sorted.Length} rounds, real Chromium, " +
+            $"Blazor live element, click on \"Sign out everywhere else\" in A -> B's open page shows signed out ({transport}, {sorted.Length} rounds, real Chromium, " +
             $"the demo as a process): p50 {Percentile(0.50):0} ms, p99 {Percentile(0.99):0} ms, max {sorted[^1]:0} ms; all: {string.Join(", ", latencies.Select(l => l.ToString("0", System.Globalization.CultureInfo.InvariantCulture)))} ms");
     }
 
