@@ -109,6 +109,31 @@ public sealed class BlazorCircuitTests : TempFolderTest
     }
 
     [Test]
+    public async Task TheSessionIdIsRenewedForTheSameUser_TheCircuitFollows_ASignInAsAnotherUserEndsIt()
+    {
+        await using var host = await StartAsync();
+        var cookies = await SignInAsync(host, "erin");
+        await using var circuit = OpenCircuit(host, await HoldAsync(host, cookies), "erin");
+        var browser = host.CreateBrowser(cookies);
+        var firstId = await browser.GetTextAsync("/id");
+
+        await browser.GetTextAsync("/regenerate");
+        var renewedId = await browser.GetTextAsync("/id");
+        var afterRenewal = circuit.Dispatcher.Closed.IsCompleted;
+        var followed = circuit.Scope.ServiceProvider.GetRequiredService<CircuitSession>().SessionId;
+        await browser.GetTextAsync("/signin?user=frank");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(afterRenewal, Is.False, "a new session ID for the same user keeps the circuit");
+            Assert.That(renewedId, Is.Not.EqualTo(firstId), "RegenerateId renewed the session ID");
+            Assert.That(followed, Is.EqualTo(renewedId), "the circuit follows the renewed session");
+            Assert.That(await circuit.Dispatcher.Closed.WaitAsync(PushBound), Is.InstanceOf<CircuitSessionEndedException>(), "another user's sign-in ends erin's circuit");
+            Assert.That((await circuit.Provider.GetAuthenticationStateAsync()).User.Identity?.IsAuthenticated, Is.False);
+        });
+    }
+
+    [Test]
     public async Task ASessionThatEndedBeforeItsCircuitOpened_SignsTheCircuitOutAndClosesItAsItOpens()
     {
         await using var host = await StartAsync();
