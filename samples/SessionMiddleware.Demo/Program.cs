@@ -1,7 +1,8 @@
 // A small page app on server-side sessions: a visit counter, a note kept in the session, a "forget me" button,
 // signing in with ASP.NET Core cookie authentication whose sign-ins live in the session row (AddTicketStore), a
-// "your sessions" page that lists and revokes the user's other sessions, and signing out, over the embedded SQLite
-// default. Run it from the repository root with
+// "your sessions" page that lists and revokes the user's other sessions (with a live element, a Blazor Server component
+// that shows the signed-out state the moment this browser's session ends anywhere), and signing out, over the embedded
+// SQLite default. Run it from the repository root with
 //   dotnet run --project samples/SessionMiddleware.Demo
 // and open http://127.0.0.1:5080 (the health check: /healthz). Pass --urls to listen elsewhere (e.g. --urls
 // http://127.0.0.1:0 for any free port).
@@ -44,6 +45,10 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) &&
     builder.WebHost.UseUrls(DefaultUrl);
 }
 
+// The framework's Blazor script (_framework/blazor.web.js) is a static web asset of the SDK: served from where the build
+// put it when the demo runs from its build output in any environment (a published demo carries it in wwwroot).
+builder.WebHost.UseStaticWebAssets();
+
 // Options from the "ServerSideSessions" section of appsettings.json (or the command line, e.g.
 // --ServerSideSessions:ConnectionString="Data Source=/tmp/demo.db"). AddTicketStore() keeps cookie authentication's
 // sign-ins in the browser's session row: revoking the session, its expiry or signing out signs the browser out.
@@ -61,6 +66,14 @@ builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationSc
 builder.Services.AddAuthorization();
 builder.Services.AddAntiforgery();
 
+// The live element on the sessions page: a Blazor Server component. AddServerSideSessions() ties each circuit to the
+// browser's session: when the session ends (signed out, revoked from another device, expired), the circuit's user becomes
+// anonymous at once, so AuthorizeView shows the signed-out state without a reload, and the circuit is closed.
+builder.Services.AddRazorComponents()
+    .AddInteractiveServerComponents()
+    .AddServerSideSessions();
+builder.Services.AddCascadingAuthenticationState();
+
 // /healthz: Healthy when the session store answers and its table has the expected shape, Degraded when the cleaner
 // keeps failing, Unhealthy when the database cannot be reached.
 builder.Services.AddHealthChecks().AddServerSideSessionStore();
@@ -75,7 +88,13 @@ app.UseServerSideSessions();
 app.UseAuthentication();
 app.UseAuthorization();
 
+app.UseAntiforgery();
+
 app.MapHealthChecks("/healthz");
+// The Blazor Server endpoints the live element connects to: the framework's script and the circuits' hub.
+app.MapStaticAssets();
+app.MapRazorComponents<SessionMiddleware.Demo.Components.LiveStatus>()
+    .AddInteractiveServerRenderMode();
 
 var idleTimeout = app.Services.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.IdleTimeout;
 
@@ -195,7 +214,7 @@ app.MapGet(SessionsPath, async (HttpContext context, IAntiforgery antiforgery, I
     }
 
     var tokens = antiforgery.GetAndStoreTokens(context);
-    return Html(RenderSessions(context.User.Identity?.Name ?? userId, session.Id, sessions, flash, tokens));
+    return LiveElement.Page(RenderSessions(context.User.Identity?.Name ?? userId, session.Id, sessions, flash, tokens));
 })
 // Anonymous visitors (never signed in, signed out, or revoked from another device) are sent to the sign-in page.
 .RequireAuthorization();
@@ -343,6 +362,10 @@ static string Layout(string title, string body) => $$"""
     .session form { margin: .4rem 0 0; }
     .badge { background: #2a7a2a; color: #fff; border-radius: .3rem; padding: 0 .4rem; font-size: .85em; font-weight: normal; white-space: nowrap; }
     .user-agent { display: block; color: #555; font-size: .8em; }
+    .live { border: 1px solid #ccc; border-radius: .5rem; padding: 0 .8rem; margin: .6rem 0; }
+    .dot { display: inline-block; width: .6em; height: .6em; border-radius: 50%; margin-right: .2em; }
+    .dot.on { background: #2a7a2a; }
+    .dot.off { background: #a33; }
     </style>
     </head>
     <body>
@@ -474,6 +497,7 @@ static string RenderSessions(string displayName, string currentId, IReadOnlyList
     page.Append(CultureInfo.InvariantCulture, $"""
         <h1>Your sessions</h1>
         <p id="signed-in-as">Signed in as <strong>{html.Encode(displayName)}</strong>. <a href="/">Home</a></p>
+        {SessionMiddleware.Demo.Components.LivePage.Placeholder}
         {(flash is null ? "" : $"""<p class="notice" id="flash">{html.Encode(flash)}</p>""")}
         <p>Every browser signed in as you, most recently used first. Revoking one ends it on the server at once:
         its next request is anonymous, even with the cookies it still holds.</p>
