@@ -29,6 +29,14 @@ internal sealed class SessionHubFilter(
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
+        if (Blazor.CircuitSessionHubFilter.IsComponentHub(context.Hub))
+        {
+            // Blazor's hub: its circuits are tied to the session by AddServerSideSessions() on the Blazor builder, which
+            // shows the signed-out state before it closes the circuit, and lets anonymous circuits in.
+            await next(context).ConfigureAwait(false);
+            return;
+        }
+
         var caller = context.Context;
         var lease = caller.GetHttpContext() is { } request
             ? await connections.HoldAsync(request, caller.ConnectionAborted).ConfigureAwait(false)

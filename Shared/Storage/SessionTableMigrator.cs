@@ -63,6 +63,19 @@ internal static class SessionTableMigrator
             }
         }
 
+        await CreateMissingAsync(connection, transaction, sql, expiry, cancellationToken).ConfigureAwait(false);
+        await connection.ExecuteAsync(new CommandDefinition(
+            sql.UpsertSchemaVersion,
+            new { sql.TableName, Version = SessionTableSchema.Version, expiry.Now },
+            transaction,
+            cancellationToken: cancellationToken)).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>Creates what is missing of the table, its indexes, the dialect's changes table and expiry triggers, in the migration's transaction.</summary>
+    private static async Task CreateMissingAsync(DbConnection connection, DbTransaction transaction, SessionSql sql, ExpiryParameters expiry, CancellationToken cancellationToken)
+    {
         // Builds the expires_at index over every row of an upgraded table: no timeout either.
         await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
 
@@ -76,14 +89,6 @@ internal static class SessionTableMigrator
         {
             await connection.ExecuteAsync(new CommandDefinition(createTriggers, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
-
-        await connection.ExecuteAsync(new CommandDefinition(
-            sql.UpsertSchemaVersion,
-            new { sql.TableName, Version = SessionTableSchema.Version, expiry.Now },
-            transaction,
-            cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return result;
     }
 
     /// <summary>
