@@ -49,7 +49,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "2" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "3" }));
             Assert.That(await _db.DumpSchemaAsync(), Is.EqualTo(schemaAfterFirst), "the second migration changes nothing");
             Assert.That(await _db.ListObjectsAsync(), Does.Contain("index:ix_sessions_expires_at"));
             Assert.That(
@@ -62,6 +62,34 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         // Upgraded rows expire by their new column like any other.
         time.Advance(TimeSpan.FromMinutes(16));
         Assert.That(await store.LoadAsync(FixtureKey(1)), Is.Null, "past 12:20 the fixture's rows are expired");
+    }
+
+    [Test]
+    public async Task Migrate_OfASchema2Table_RecordsSchema3_KeepsEveryRow_AndOnSqliteAddsTheChangesTable()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(FixtureTime.AddMinutes(5));
+        await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).MigrateAsync();
+
+        // The table as schema 2 left it: no changes table, version 2 recorded.
+        if (kind == StoreBackend.Sqlite)
+        {
+            await _db.ExecuteAsync("DROP TABLE sessions_changes;");
+        }
+
+        await _db.ExecuteAsync("UPDATE __session_middleware_schema SET version = 2 WHERE table_name = 'sessions';");
+        var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
+        Assert.That(async () => await store.CheckSchemaAsync(), Throws.InstanceOf<SessionStoreSchemaException>(), "schema 2 is not this version's: migrate first");
+
+        await store.MigrateAsync();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "3" }));
+            Assert.That(await _db.ListObjectsAsync(), kind == StoreBackend.Sqlite ? Does.Contain("table:sessions_changes") : Does.Not.Contain("table:sessions_changes"));
+            Assert.That(await _db.CountRowsAsync(), Is.EqualTo(3), "every row kept");
+            await AssertFixtureRowsReadableAsync(store);
+            Assert.That(async () => await store.CheckSchemaAsync(), Throws.Nothing);
+        });
     }
 
     [Test, InLane(TestLane.Functional)]
@@ -79,7 +107,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "2" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "3" }));
             Assert.That(await _db.CountRowsAsync(), Is.EqualTo(3));
             await AssertFixtureRowsReadableAsync(store);
         });
