@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using SessionMiddleware;
 using SessionMiddleware.PostgreSql;
+using SessionMiddleware.PostgreSql.ChangeFeed;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -68,8 +69,17 @@ public static class ServerSideSessionPostgreSqlExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, PostgreSqlConnectionStringValidator>());
         services.RemoveAll<PostgreSqlSessionDataSource>();
         services.AddSingleton(dataSource);
+
+        // Ends and renewals committed by other servers reach the connections this one holds (LISTEN/NOTIFY).
+        services.RemoveAll<ISessionChangeFeed>();
+        services.AddSingleton<ISessionChangeFeed>(CreateChangeFeed);
         return builder.UseStore(CreateStore, "postgresql", SessionMiddleware.Storage.SessionTableSchema.Version);
     }
+
+    private static PostgreSqlChangeFeed CreateChangeFeed(IServiceProvider sp) => new(
+        sp.GetRequiredService<PostgreSqlSessionDataSource>().DataSource,
+        sp.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.TableName,
+        sp.GetRequiredService<ILogger<PostgreSqlChangeFeed>>());
 
     private static PostgreSqlSessionStore CreateStore(IServiceProvider sp)
     {
