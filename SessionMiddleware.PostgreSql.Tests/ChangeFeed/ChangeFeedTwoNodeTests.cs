@@ -166,6 +166,22 @@ public sealed class ChangeFeedTwoNodeTests : TempFolderTest
     }
 
     [Test]
+    public async Task AnUnreadableNotification_MakesACheckWhatItHolds()
+    {
+        var (cookie, held) = await HoldOnAAsync();
+        using var _ = held;
+        // Deleted without a notification (as by hand): nothing tells A, until a notification it cannot read.
+        await PostgresServer.ScalarAsync<int>(_connectionString, $"WITH d AS (DELETE FROM sessions WHERE id = decode('{_a.SessionIdOf(cookie)}', 'hex') RETURNING 1) SELECT count(*)::int FROM d");
+        var endedBefore = held.Rest.IsCompleted;
+
+        await PostgresServer.ScalarAsync<int>(_connectionString, "SELECT 1 FROM pg_notify('sessions_changes', 'z,from a newer version')");
+
+        Assert.That(endedBefore, Is.False);
+        Assert.That(await held.EndsWithinAsync(Promptly), Is.True, "A checked the sessions it holds and found this one gone");
+        Assert.That(_a.Logs.GetSnapshot().Any(r => r.Id.Name == "PostgreSqlChangeFeedUnreadable"), Is.True);
+    }
+
+    [Test]
     public async Task HundredRevokesOnB_OfSessionsHeldOnA_LatencyMeasured()
     {
         const int revokes = 100;
