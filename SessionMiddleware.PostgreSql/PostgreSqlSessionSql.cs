@@ -75,6 +75,9 @@ internal sealed class PostgreSqlSessionSql
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING id;";
     }
 
+    /// <summary>The statements for the table <paramref name="tableName"/>.</summary>
+    internal static PostgreSqlSessionSql For(string tableName) => new(new SessionSql(PostgreSqlDialect.Instance, tableName));
+
     /// <summary>The channel of the table's notifications (<see cref="PostgreSqlChangeNotice.Channel"/>).</summary>
     public string Channel { get; }
 
