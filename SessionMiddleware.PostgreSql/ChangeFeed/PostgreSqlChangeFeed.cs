@@ -84,8 +84,9 @@ internal sealed class PostgreSqlChangeFeed : ISessionChangeFeed
                 delay = delay * 2 < MaxRetryDelay ? delay * 2 : MaxRetryDelay;
             }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
+            // Stopping: a wait cancelled, or the connection broken by the cancellation.
             ChangeFeedLog.Stopped(_logger, Channel);
         }
     }
