@@ -182,6 +182,22 @@ public sealed class ChangeFeedTwoNodeTests : TempFolderTest
     }
 
     [Test]
+    public async Task AnIdleFeed_SendsNoQuery()
+    {
+        var (_, held) = await HoldOnAAsync();
+        using var _ = held;
+        var activity = $"SELECT state || ' ' || query || ' ' || state_change FROM pg_stat_activity WHERE pid = {FeedOfA.ProcessId}";
+        var before = await PostgresServer.ScalarAsync<string>(_connectionString, activity);
+
+        await Task.Delay(TimeSpan.FromSeconds(3));   // real time: nothing should happen on the feed's connection
+        var after = await PostgresServer.ScalarAsync<string>(_connectionString, activity);
+
+        TestContext.Progress.WriteLine($"the feed's backend while idle: {after}");
+        Assert.That(before, Does.StartWith("idle LISTEN"));
+        Assert.That(after, Is.EqualTo(before), "no statement ran on the feed's connection while idle");
+    }
+
+    [Test]
     public async Task HundredRevokesOnB_OfSessionsHeldOnA_LatencyMeasured()
     {
         const int revokes = 100;
