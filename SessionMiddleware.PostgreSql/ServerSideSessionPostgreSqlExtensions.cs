@@ -8,7 +8,11 @@ using SessionMiddleware.PostgreSql.ChangeFeed;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Stores server-side sessions in PostgreSQL, so that several app servers share them.</summary>
+/// <summary>
+/// Stores server-side sessions in PostgreSQL, so that several app servers share them. A session ended or renewed on one
+/// server also ends (or follows to its new ID) what other servers hold open for it: hub connections, circuits,
+/// <see cref="IServerSideSession.Ended"/> (PostgreSQL's <c>LISTEN/NOTIFY</c>, on one connection of each server's own).
+/// </summary>
 public static class ServerSideSessionPostgreSqlExtensions
 {
     /// <summary>
