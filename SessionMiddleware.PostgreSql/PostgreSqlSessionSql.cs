@@ -1,10 +1,14 @@
+using SessionMiddleware.PostgreSql.ChangeFeed;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.PostgreSql;
 
 /// <summary>
 /// The PostgreSQL store's statements beyond the shared <see cref="SessionSql"/>: what PostgreSQL does differently
-/// (one-statement renewal, batched deletes of a user's rows, cleanup deletes that skip rows other nodes hold).
+/// (one-statement renewal, batched deletes of a user's rows, cleanup deletes that skip rows other nodes hold), and the
+/// notifications of ends and renewals (<see cref="PostgreSqlChangeNotice"/>): sent in the statement's own transaction
+/// for the rows it changed, so delivered on commit and never for a change rolled back. The cleaner's deletes notify
+/// nothing: every server checks the expiry of the sessions it holds itself.
 /// </summary>
 internal sealed class PostgreSqlSessionSql
 {
@@ -12,13 +16,23 @@ internal sealed class PostgreSqlSessionSql
     {
         var t = common.Table;
         const string live = SessionSql.LiveCondition;
+        Channel = PostgreSqlChangeNotice.Channel(common.TableName);
+        var notify = $"pg_notify('{Channel}', @Notice)";
 
         // One statement, so one transaction: the DELETE locks the old row (a concurrent update or renewal of it waits,
         // then finds it gone or changed) and the INSERT takes its creation time and next version.
+        // The notification (@Notice, PostgreSqlChangeNotice.Renewed) goes once per old row: none when nothing was renewed.
         Renew =
-            $"WITH old AS (DELETE FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING created_at, version) " +
+            $"WITH old AS (DELETE FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING created_at, version), " +
+            $"notified AS (SELECT {notify} FROM old) " +
             $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
-            $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")} FROM old RETURNING version;";
+            $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")} FROM old, notified RETURNING version;";
+
+        // SessionSql.DeleteReturning, notifying the end (@Notice, PostgreSqlChangeNotice.Ended) when a row was deleted.
+        DeleteReturning =
+            $"WITH d AS (DELETE FROM {t} WHERE id = @Id RETURNING {SessionSql.LifetimeColumns}), " +
+            $"notified AS (SELECT {notify} FROM d) " +
+            "SELECT d.* FROM d, notified;";
 
         UpdateMany =
             $"UPDATE {t} AS s SET data = u.data, version = s.version + 1, last_access = u.now, " +
@@ -44,9 +58,14 @@ internal sealed class PostgreSqlSessionSql
 
         // A batch of a user's rows, live or expired; the caller repeats it until none is left. The CTE is evaluated once,
         // so a batch never deletes more than @Limit rows; it locks them in key order, as the writer's batches do.
+        // The ends are notified in chunks of PostgreSqlChangeNotice.KeysPerNotice keys, each payload under PostgreSQL's limit;
+        // counting the notifications makes them run (a CTE no one reads is not run).
         DeleteByUserBatch =
-            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) ORDER BY id LIMIT @Limit FOR UPDATE) " +
-            $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING {SessionSql.LifetimeColumns};";
+            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) ORDER BY id LIMIT @Limit FOR UPDATE), " +
+            $"d AS (DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING {SessionSql.LifetimeColumns}), " +
+            $"notified AS (SELECT pg_notify('{Channel}', 'e,' || string_agg(encode(k.key, 'hex'), ',')) FROM " +
+            $"(SELECT d.key, (row_number() OVER () - 1) / {PostgreSqlChangeNotice.KeysPerNotice} AS chunk FROM d) AS k GROUP BY k.chunk) " +
+            "SELECT d.* FROM d WHERE (SELECT count(*) FROM notified) >= 0;";
 
         // The cleaner's delete of the rows whose ends it has raised. Several nodes clean at once without waiting on each
         // other: the batch locks the rows it deletes, skipping rows another node (or a request) holds; a row used again
@@ -56,7 +75,17 @@ internal sealed class PostgreSqlSessionSql
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING id;";
     }
 
+    /// <summary>The statements for the table <paramref name="tableName"/>.</summary>
+    internal static PostgreSqlSessionSql For(string tableName) => new(new SessionSql(PostgreSqlDialect.Instance, tableName));
+
+    /// <summary>The channel of the table's notifications (<see cref="PostgreSqlChangeNotice.Channel"/>).</summary>
+    public string Channel { get; }
+
+    /// <summary>The renewal; <c>@Notice</c> is its notification.</summary>
     public string Renew { get; }
+
+    /// <summary>Deletes the row <c>@Id</c>, returning its lifetime; <c>@Notice</c> is the notification of its end.</summary>
+    public string DeleteReturning { get; }
 
     /// <summary>
     /// <see cref="SessionSql.Update"/> for several rows at once, its parameters as arrays ($1 keys, $2 data, $3 expected

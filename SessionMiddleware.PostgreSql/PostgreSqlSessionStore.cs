@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using SessionMiddleware.PostgreSql.ChangeFeed;
 using SessionMiddleware.Storage;
 using static SessionMiddleware.PostgreSql.PostgreSqlParameters;
 
@@ -10,7 +11,8 @@ namespace SessionMiddleware.PostgreSql;
 /// <summary>
 /// The store for several app servers: one PostgreSQL table, accessed through Dapper over the pooled connections
 /// of one <see cref="NpgsqlDataSource"/>. Behaves as the SQLite store does; what differs is how concurrency is
-/// handled: row locks instead of one writer, an advisory lock for the migration, <c>SKIP LOCKED</c> for cleanup.
+/// handled: row locks instead of one writer, an advisory lock for the migration, <c>SKIP LOCKED</c> for cleanup. Its
+/// deletes and renewals notify other servers in their own transaction (<see cref="PostgreSqlChangeFeed"/>).
 /// Written against the core library's public API only.
 /// </summary>
 internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDisposable, IDisposable
@@ -158,7 +160,8 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
                 Int64("ExpiresAt", renewed.ExpiresAt?.ToUnixTimeSeconds()),
                 Int64("Now", expiry.Now),
                 Int64("IdleSeconds", expiry.IdleSeconds),
-                Int64("AbsoluteSeconds", expiry.AbsoluteSeconds)),
+                Int64("AbsoluteSeconds", expiry.AbsoluteSeconds),
+                Text("Notice", PostgreSqlChangeNotice.Renewed(oldKey, renewed.Key, renewed.UserId))),
             (rows, connection, token) => ResultAsync(connection, oldKey, rows, expectedVersion, expiry.Now, token),
             cancellationToken));
     }
@@ -214,7 +217,7 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         ArgumentNullException.ThrowIfNull(key);
         return RunAsync(
             async (connection, token) => (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
-                _sql.DeleteReturning, new { Id = key }, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
+                _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
             cancellationToken);
     }
 

@@ -4,10 +4,15 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using SessionMiddleware;
 using SessionMiddleware.PostgreSql;
+using SessionMiddleware.PostgreSql.ChangeFeed;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Stores server-side sessions in PostgreSQL, so that several app servers share them.</summary>
+/// <summary>
+/// Stores server-side sessions in PostgreSQL, so that several app servers share them. A session ended or renewed on one
+/// server also ends (or follows to its new ID) what other servers hold open for it: hub connections, circuits,
+/// <see cref="IServerSideSession.Ended"/> (PostgreSQL's <c>LISTEN/NOTIFY</c>, on one connection of each server's own).
+/// </summary>
 public static class ServerSideSessionPostgreSqlExtensions
 {
     /// <summary>
@@ -68,8 +73,17 @@ public static class ServerSideSessionPostgreSqlExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerSideSessionOptions>, PostgreSqlConnectionStringValidator>());
         services.RemoveAll<PostgreSqlSessionDataSource>();
         services.AddSingleton(dataSource);
+
+        // Ends and renewals committed by other servers reach the connections this one holds (LISTEN/NOTIFY).
+        services.RemoveAll<ISessionChangeFeed>();
+        services.AddSingleton<ISessionChangeFeed>(CreateChangeFeed);
         return builder.UseStore(CreateStore, "postgresql", SessionMiddleware.Storage.SessionTableSchema.Version);
     }
+
+    private static PostgreSqlChangeFeed CreateChangeFeed(IServiceProvider sp) => new(
+        sp.GetRequiredService<PostgreSqlSessionDataSource>().DataSource,
+        sp.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.TableName,
+        sp.GetRequiredService<ILogger<PostgreSqlChangeFeed>>());
 
     private static PostgreSqlSessionStore CreateStore(IServiceProvider sp)
     {
