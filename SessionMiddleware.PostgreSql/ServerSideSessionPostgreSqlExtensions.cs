@@ -74,10 +74,13 @@ public static class ServerSideSessionPostgreSqlExtensions
         services.RemoveAll<PostgreSqlSessionDataSource>();
         services.AddSingleton(dataSource);
 
-        // Ends and renewals committed by other servers reach the connections this one holds (LISTEN/NOTIFY).
+        builder.UseStore(CreateStore, "postgresql", SessionMiddleware.Storage.SessionTableSchema.Version);
+
+        // Ends and renewals committed by other servers reach the connections this one holds (LISTEN/NOTIFY). After
+        // UseStore, which drops the feed of the store it replaces.
         services.RemoveAll<ISessionChangeFeed>();
         services.AddSingleton<ISessionChangeFeed>(CreateChangeFeed);
-        return builder.UseStore(CreateStore, "postgresql", SessionMiddleware.Storage.SessionTableSchema.Version);
+        return builder;
     }
 
     private static PostgreSqlChangeFeed CreateChangeFeed(IServiceProvider sp) => new(

@@ -39,6 +39,18 @@ public sealed class ChangeFeedRegistrationTests : TempFolderTest
     }
 
     [Test]
+    public void AnotherStoreAfterPostgreSql_DropsPostgreSqlsFeed()
+    {
+        // A feed reports its own database's ends: a store that replaces PostgreSQL (without a feed) must not keep them.
+        var services = new ServiceCollection().AddLogging();
+        services.AddServerSideSessions(o => o.ConnectionString = "Host=127.0.0.1;Database=app")
+            .UsePostgreSql()
+            .UseStore(_ => new SessionMiddleware.Tests.Infrastructure.FaultyStore(null!), "other_sql", 3);
+
+        Assert.That(services.Any(d => d.ServiceType == typeof(ISessionChangeFeed)), Is.False);
+    }
+
+    [Test]
     public void ListenerConnectionString_IsUnpooledAndNotMultiplexed_WithTcpKeepalive_UnlessTheAppSetsAKeepalive()
     {
         var ours = new NpgsqlConnectionStringBuilder(PostgreSqlChangeFeed.ListenerConnectionString("Host=db;Multiplexing=true;Maximum Pool Size=5"));

@@ -70,6 +70,8 @@ public static class ServerSideSessionsBuilderExtensions
             }
         }
 
+        // Another store's change feed would report another database's ends; a store with a feed of its own registers it after this.
+        services.RemoveAll<ISessionChangeFeed>();
         services.Replace(store);
         services.Replace(ServiceDescriptor.Singleton(description));
         return builder;

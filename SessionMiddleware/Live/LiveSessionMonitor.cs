@@ -23,6 +23,9 @@ internal sealed class LiveSessionMonitor(
     /// <summary>How often expiry is checked (on the injected clock).</summary>
     public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>How many times the SQLite feed read its table (0 with another feed): what a measurement counts while idle.</summary>
+    internal long FeedReads => _feed is SqliteChangeFeed sqlite ? sqlite.Reads : 0;
+
     /// <summary>How long a failed feed or check waits before it runs again.</summary>
     public static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
 

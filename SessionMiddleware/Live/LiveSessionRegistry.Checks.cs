@@ -5,6 +5,11 @@ namespace SessionMiddleware.Live;
 /// <summary>The registry's checks against the store: expiry, after a gap in the feed, and activity over a connection.</summary>
 internal sealed partial class LiveSessionRegistry
 {
+    private long _storeChecks;
+
+    /// <summary>How many rows the registry loaded to check a held session (expiry, a feed's gap, activity).</summary>
+    internal long StoreChecks => Interlocked.Read(ref _storeChecks);
+
     /// <summary>
     /// Checks the sessions whose known expiry has passed: each one's row is loaded; one found gone or expired ends, one
     /// used meanwhile (here or on another server) gets its new expiry. One load per session at its expiry, none before.
@@ -39,6 +44,7 @@ internal sealed partial class LiveSessionRegistry
                 continue;
             }
 
+            Interlocked.Increment(ref _storeChecks);
             var row = await _store.LoadAsync(key, cancellationToken).ConfigureAwait(false);
             if (row is null || IsExpired(row))
             {
@@ -69,6 +75,7 @@ internal sealed partial class LiveSessionRegistry
 
         try
         {
+            Interlocked.Increment(ref _storeChecks);
             var row = await _store.LoadAsync(key, cancellationToken).ConfigureAwait(false);
             if (row is null || IsExpired(row))
             {

@@ -18,6 +18,11 @@ internal sealed class SqliteChangeFeed(SqliteSessionStore store) : ISessionChang
     /// <summary>The most changes read at once.</summary>
     public const int BatchSize = 1000;
 
+    private long _reads;
+
+    /// <summary>How many times the changes table was read (the feed's whole cost while idle).</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+
     /// <inheritdoc/>
     public async Task ListenAsync(ISessionChangeListener listener, CancellationToken cancellationToken)
     {
@@ -42,6 +47,7 @@ internal sealed class SqliteChangeFeed(SqliteSessionStore store) : ISessionChang
     {
         while (true)
         {
+            Interlocked.Increment(ref _reads);
             var changes = await store.ReadChangesAsync(last, BatchSize, cancellationToken).ConfigureAwait(false);
             if (changes.Count == 0)
             {
