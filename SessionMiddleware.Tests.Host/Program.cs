@@ -4,7 +4,7 @@
 // /load?seconds=&size=&writers= (creates sessions of `size` bytes straight through the store for that long, with that many
 // writers at once; answers "<created> <failed> <first error>"), /bind?user= (answers the ID), /revoke?id= (ISessionManager),
 // and /wait-ended?seconds= (a long request: answers "ended" as soon as the session's IServerSideSession.Ended is
-// cancelled, or "timeout").
+// cancelled, or "timeout"). `--live on|off`: a SignalR hub with cookie sign-in (LiveMode.cs).
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -26,6 +26,11 @@ if (builder.Configuration["postgres"] is { } postgres)
 {
     sessions.UsePostgreSql(postgres);
 }
+var live = builder.Configuration["live"];
+if (live is not null)
+{
+    LiveMode.AddServices(builder, sessions, live);
+}
 if (builder.Configuration["urls"] is null)
 {
     builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -34,6 +39,10 @@ if (builder.Configuration["urls"] is null)
 var app = builder.Build();
 await app.MigrateServerSideSessionsAsync();
 app.UseServerSideSessions();
+if (live is not null)
+{
+    LiveMode.Map(app);
+}
 app.MapGet("/set", (HttpContext c, string key, string value) =>
 {
     c.Session.SetString(key, value);

@@ -183,10 +183,13 @@ internal sealed class HubClient : IAsyncDisposable
     /// <summary>Completes when the connection has closed (with the error it closed with, if any).</summary>
     public Task<Exception?> Closed => _closed.Task;
 
-    public static async Task<HubClient> ConnectAsync(SessionTestHost host, CookieContainer? cookies, HttpTransportType transport = HttpTransportType.WebSockets, string path = "/hub")
+    public static Task<HubClient> ConnectAsync(SessionTestHost host, CookieContainer? cookies, HttpTransportType transport = HttpTransportType.WebSockets, string path = "/hub") =>
+        ConnectAsync(new Uri(host.BaseAddress, path), cookies, transport);
+
+    public static async Task<HubClient> ConnectAsync(Uri hub, CookieContainer? cookies, HttpTransportType transport = HttpTransportType.WebSockets)
     {
         var connection = new HubConnectionBuilder()
-            .WithUrl(new Uri(host.BaseAddress, path), transport, o =>
+            .WithUrl(hub, transport, o =>
             {
                 if (cookies is not null)
                 {

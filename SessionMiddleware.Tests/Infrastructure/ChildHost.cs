@@ -27,7 +27,7 @@ internal sealed class ChildHost : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
-    public static async Task<ChildHost> StartAsync(string databasePath, string keysFolder, string? postgres = null)
+    public static async Task<ChildHost> StartAsync(string databasePath, string keysFolder, string? postgres = null, params string[] extraArguments)
     {
         var dll = LocateHostDll();
         var start = new ProcessStartInfo("dotnet")
@@ -46,6 +46,11 @@ internal sealed class ChildHost : IAsyncDisposable
         {
             start.ArgumentList.Add("--postgres");
             start.ArgumentList.Add(postgres);
+        }
+
+        foreach (var arg in extraArguments)
+        {
+            start.ArgumentList.Add(arg);
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the test host.");
