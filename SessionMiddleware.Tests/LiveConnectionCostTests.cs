@@ -112,7 +112,15 @@ public sealed class LiveConnectionCostTests : TempFolderTest
         await using var host = await SessionTestHost.StartAsync(Folder.Path);
         var registry = host.Services.GetRequiredService<LiveSessionRegistry>();
         var keys = Enumerable.Range(0, Count).Select(_ => System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).ToArray();
-        var expires = DateTimeOffset.UtcNow.AddHours(1);
+        var expires = host.Time.GetUtcNow().AddHours(1);
+
+        // Stored sessions: the registry checks what it holds against the store once its feed starts.
+        var store = host.Services.GetRequiredService<IServerSideSessionStore>();
+        foreach (var chunk in keys.Chunk(100))
+        {
+            await Task.WhenAll(chunk.Select(key => store.CreateAsync(new NewSession(key, [1], "user", null, null))));
+        }
+
         var before = GC.GetTotalMemory(forceFullCollection: true);
         var held = new List<(LiveSessionLease Lease, CancellationTokenRegistration Close)>(Count);
         foreach (var key in keys)
