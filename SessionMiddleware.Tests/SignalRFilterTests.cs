@@ -15,6 +15,28 @@ namespace SessionMiddleware.Tests;
 public sealed class SignalRFilterTests : TempFolderTest
 {
     [Test]
+    public async Task BlazorsHub_IsLeftToTheCircuitBinding_EvenWithRequireSession()
+    {
+        // Anonymous circuits are let in, and a circuit's end is the circuit binding's to show before it closes.
+        await using var host = await SignalRTestApp.StartAsync(Folder.Path, hub: o => o.RequireSession = true);
+        var filter = host.Services.GetRequiredService<SessionHubFilter>();
+        var caller = new TestCallerContext();
+        var connected = false;
+
+        await filter.OnConnectedAsync(new HubLifetimeContext(caller, host.Services, new Microsoft.AspNetCore.Components.Server.ComponentHub()), _ =>
+        {
+            connected = true;
+            return Task.CompletedTask;
+        });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(connected, Is.True, "the hub's OnConnectedAsync ran");
+            Assert.That(caller.Aborted, Is.False, "not refused for lack of a session");
+        });
+    }
+
+    [Test]
     public async Task ARefusedConnection_RunsNoHubMethod_NorTheHubsOnDisconnected()
     {
         await using var host = await SignalRTestApp.StartAsync(Folder.Path, hub: o => o.RequireSession = true);
