@@ -185,6 +185,30 @@ public sealed class LiveSessionTests : TempFolderTest
         Assert.That(await EndsAsync(Prompt, _held["renewed"]), Is.True, "the session held here followed its new ID");
     }
 
+    [Test]
+    public async Task TheChangesTable_StaysBounded_WhereNoProcessHoldsAConnection()
+    {
+        // No connection held here: no feed runs, and the writer prunes the recorded ends itself.
+        var time = Now();
+        await using var host = await StartAsync(time);
+        var manager = host.Services.GetRequiredService<ISessionManager>();
+        async Task RevokeNewSessionsAsync(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var browser = host.CreateBrowser();
+                await browser.GetTextAsync("/set?key=a&value=1");
+                await manager.RevokeAsync(await browser.GetTextAsync("/id"));
+            }
+        }
+
+        await RevokeNewSessionsAsync(200);
+        time.Advance(Storage.Sqlite.SqliteSessionStore.ChangeRetention + TimeSpan.FromMinutes(1));
+        await RevokeNewSessionsAsync(Storage.Sqlite.SqliteSessionStore.PruneEvery);
+
+        Assert.That(await host.CountRowsAsync("sessions_changes"), Is.LessThanOrEqualTo(Storage.Sqlite.SqliteSessionStore.PruneEvery), "the 200 ends older than the retention are gone");
+    }
+
     /// <summary>Moves the clock a second at a time (the registry checks expiry every second of it) until the token is cancelled.</summary>
     private static async Task<bool> AdvanceUntilEndedAsync(FakeTimeProvider time, TimeSpan most, CancellationToken token)
     {

@@ -12,6 +12,11 @@ internal sealed partial class SqliteSessionStore
     /// <summary>How long a change is kept: a process that has not read it by then checks everything it holds instead.</summary>
     public static readonly TimeSpan ChangeRetention = TimeSpan.FromMinutes(10);
 
+    /// <summary>How many changes are written between two prunes by the writer itself.</summary>
+    public const int PruneEvery = 256;
+
+    private long _changesWritten;
+
     /// <summary>Records the ends of <paramref name="rows"/>, in the delete's transaction.</summary>
     private async Task RecordEndsAsync(SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<SessionLifetime> rows, CancellationToken cancellationToken)
     {
@@ -21,6 +26,25 @@ internal sealed partial class SqliteSessionStore
             await connection.ExecuteAsync(new CommandDefinition(
                 _sqlite.RecordEnd, new { At = at, Id = row.Key }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
+
+        await PruneChangesNowAndThenAsync(connection, transaction, rows.Count, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Every <see cref="PruneEvery"/> changes written, deletes those older than <see cref="ChangeRetention"/> in the same
+    /// transaction: the table stays bounded by what a retention period writes even where no process reads it (an app
+    /// that holds no connection runs no feed, which prunes too).
+    /// </summary>
+    private Task PruneChangesNowAndThenAsync(SqliteConnection connection, SqliteTransaction transaction, int written, CancellationToken cancellationToken)
+    {
+        var before = Interlocked.Add(ref _changesWritten, written) - written;
+        if (before / PruneEvery == (before + written) / PruneEvery)
+        {
+            return Task.CompletedTask;
+        }
+
+        return connection.ExecuteAsync(new CommandDefinition(
+            _sqlite.PruneChanges, new { Before = _expiry.UnixNow() - (long)ChangeRetention.TotalSeconds }, transaction, cancellationToken: cancellationToken));
     }
 
     /// <summary>The newest change's sequence number (0 when none): where a process starts reading.</summary>

@@ -244,6 +244,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                 await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
                 await connection.ExecuteAsync(new CommandDefinition(
                     _sqlite.RecordRenewal, new { At = expiry.Now, Id = oldKey, NewId = renewed.Key, renewed.UserId }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                await PruneChangesNowAndThenAsync(connection, transaction, 1, token).ConfigureAwait(false);
                 return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value);
             },
             singleStatement: false,
