@@ -212,6 +212,10 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     }
 
     /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
+        throw new NotImplementedException("issue 26: in progress");
+
+    /// <inheritdoc/>
     public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);

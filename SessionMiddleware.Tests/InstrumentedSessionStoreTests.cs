@@ -135,6 +135,8 @@ public sealed class InstrumentedSessionStoreTests
 
         public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) => Lifetimes;
 
+        public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) => Lifetimes;
+
         public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) => Delete;
 
         public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default) => Lifetimes;

@@ -109,6 +109,9 @@ internal sealed class FaultyStore(IServerSideSessionStore inner) : IServerSideSe
     public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
         Inner.DeleteByUserAsync(userId, exceptKey, maxRows, cancellationToken);
 
+    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
+        Inner.DeleteBySignInAsync(filter, exceptKey, maxRows, cancellationToken);
+
     public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref ListExpiredCalls);

@@ -26,6 +26,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     private readonly string _scheme;
     private readonly bool _binds;
     private readonly string _userIdClaimType;
+    private readonly string _securityStampClaimType = SignInFacts.DefaultSecurityStampClaimType;
     private readonly IDataProtector _protector;
     private readonly IHttpContextAccessor _httpContextAccessor;
     private readonly ILogger _logger;
@@ -76,6 +77,8 @@ internal sealed class ServerSideTicketStore : ITicketStore
             }
 
             session.SigningIn = true;
+            session.PendingSignIn = SignInFacts.Of(ticket.Principal, _securityStampClaimType);
+            session.SigningInPrincipal = ticket.Principal;
         }
 
         var reference = NewReference();
@@ -115,6 +118,8 @@ internal sealed class ServerSideTicketStore : ITicketStore
             // A sign-in as another user over a current sign-in (or after this request's sign-out unbound the session).
             session.RemoveAllTickets();
             session.BindToUser(userId);
+            session.PendingSignIn = SignInFacts.Of(ticket.Principal, _securityStampClaimType);
+            session.SigningInPrincipal = ticket.Principal;
         }
 
         var reference = key;

@@ -114,6 +114,28 @@ public sealed class ServerSideSessionOptions
     public string UserIdClaimType { get; set; } = System.Security.Claims.ClaimTypes.NameIdentifier;
 
     /// <summary>
+    /// The most live sessions one user may have; 0 (the default) for no cap. A sign-in (a session bound to a user, through
+    /// <see cref="IServerSideSession.BindToUser"/> or the ticket store) over the cap does what
+    /// <see cref="WhenMaxSessionsReached"/> says, atomically: simultaneous sign-ins of one user never leave more than the
+    /// cap. <see cref="MaxSessionsPerUserSelector"/>, when set, decides per user instead. Must not be negative.
+    /// </summary>
+    public int MaxSessionsPerUser { get; set; }
+
+    /// <summary>
+    /// What a sign-in over <see cref="MaxSessionsPerUser"/> does: <see cref="MaxSessionsBehavior.EndLeastRecentlyUsed"/>
+    /// (the default: the sign-in proceeds and the least recently used other sessions end) or
+    /// <see cref="MaxSessionsBehavior.RefuseSignIn"/> (it throws <see cref="SessionLimitExceededException"/>).
+    /// </summary>
+    public MaxSessionsBehavior WhenMaxSessionsReached { get; set; } = MaxSessionsBehavior.EndLeastRecentlyUsed;
+
+    /// <summary>
+    /// The cap for one user, decided per sign-in (for example 1 for administrators, by a role claim of
+    /// <see cref="MaxSessionsContext.Principal"/>); return 0 for no cap. When <see langword="null"/> (the default),
+    /// <see cref="MaxSessionsPerUser"/> applies to every user.
+    /// </summary>
+    public Func<MaxSessionsContext, ValueTask<int>>? MaxSessionsPerUserSelector { get; set; }
+
+    /// <summary>
     /// What the app is told when sessions are created, renewed and ended (with the reason, the user and the public ID),
     /// including the expired sessions the cleaner deletes. See <see cref="ServerSideSessionEvents"/> for what is
     /// guaranteed (expiries: at least once; handlers must be idempotent). Must not be <see langword="null"/>.

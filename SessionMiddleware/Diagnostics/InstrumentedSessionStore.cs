@@ -94,6 +94,10 @@ internal sealed class InstrumentedSessionStore(IServerSideSessionStore inner, Se
         inner.DeleteByUserAsync(userId, exceptKey, maxRows, cancellationToken);
 
     /// <inheritdoc/>
+    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
+        inner.DeleteBySignInAsync(filter, exceptKey, maxRows, cancellationToken);
+
+    /// <inheritdoc/>
     public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default) =>
         metrics.StoreTimingEnabled
             ? TimeAsync("delete", null, Stopwatch.GetTimestamp(), inner.DeleteAsync(key, cancellationToken))

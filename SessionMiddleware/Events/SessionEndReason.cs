@@ -20,4 +20,19 @@ public static class SessionEndReason
 
     /// <summary>Reached <see cref="ServerSideSessionOptions.AbsoluteTimeout"/> after its creation: <c>absolute_timeout</c>.</summary>
     public const string AbsoluteTimeout = "absolute_timeout";
+
+    /// <summary>
+    /// Ended by its user's sign-in elsewhere over <see cref="ServerSideSessionOptions.MaxSessionsPerUser"/>, as the least
+    /// recently used of the user's sessions: <c>session_limit</c>.
+    /// </summary>
+    public const string SessionLimit = "session_limit";
+
+    /// <summary>
+    /// The user's credentials changed (ASP.NET Core Identity's security stamp: a password change or reset, a two-factor
+    /// change, <c>UpdateSecurityStampAsync</c>) after this session signed in: <c>credentials_changed</c>.
+    /// </summary>
+    public const string CredentialsChanged = "credentials_changed";
+
+    /// <summary>The identity provider signed the user out (OpenID Connect back-channel logout): <c>provider_signed_out</c>.</summary>
+    public const string ProviderSignedOut = "provider_signed_out";
 }

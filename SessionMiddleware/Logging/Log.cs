@@ -147,4 +147,7 @@ internal static partial class Log
 
     [LoggerMessage(2355, LogLevel.Debug, "A sign-in of scheme {Scheme} over one that ended in the same request (a sign-out, or another user's sign-in) was kept under a new reference in session {SessionId}; the earlier authentication cookie no longer matches.", EventName = "TicketReferenceReplaced")]
     public static partial void TicketReferenceReplaced(ILogger logger, string scheme, string sessionId);
+
+    [LoggerMessage(2480, LogLevel.Information, "Ended {Count} sessions by their recorded sign-in, reason {Reason}.", EventName = "SignInsEnded")]
+    public static partial void SignInsEnded(ILogger logger, int count, string reason);
 }

@@ -58,4 +58,16 @@ public interface ISessionManager
     /// <param name="cancellationToken">Cancels the query.</param>
     /// <returns>The count.</returns>
     Task<long> CountAsync(SessionFilter filter, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Ends every session whose recorded sign-in matches <paramref name="filter"/> (a provider's session or subject, or a
+    /// user's sessions signed in before a change of credentials), except <paramref name="exceptSessionId"/>, raising each
+    /// end with <paramref name="reason"/>; live connections of those sessions close.
+    /// </summary>
+    /// <param name="filter">Which sign-ins.</param>
+    /// <param name="reason">The reason their ends carry, one of <see cref="SessionEndReason"/> (e.g. <see cref="SessionEndReason.ProviderSignedOut"/>).</param>
+    /// <param name="exceptSessionId">A session to keep (<see cref="Microsoft.AspNetCore.Http.ISession.Id"/>), or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels the deletes.</param>
+    /// <returns>How many live sessions ended.</returns>
+    Task<int> EndSignInsAsync(SessionSignInFilter filter, string reason, string? exceptSessionId = null, CancellationToken cancellationToken = default);
 }

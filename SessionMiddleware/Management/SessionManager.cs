@@ -127,6 +127,41 @@ internal sealed class SessionManager(
         return count;
     }
 
+    /// <inheritdoc/>
+    public async Task<int> EndSignInsAsync(SessionSignInFilter filter, string reason, string? exceptSessionId = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentException.ThrowIfNullOrEmpty(reason);
+        byte[]? exceptKey = null;
+        if (exceptSessionId is not null && !SessionIds.TryParsePublicId(exceptSessionId, out exceptKey))
+        {
+            throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
+        }
+
+        // As RevokeAllForUserAsync: batch by batch, each batch's ends raised (and its connections closed) before the next.
+        var batchSize = options.Value.CleanupBatchSize;
+        var httpContext = CurrentHttpContext;
+        var count = 0;
+        while (true)
+        {
+            var rows = await store.DeleteBySignInAsync(filter, exceptKey, batchSize, cancellationToken).ConfigureAwait(false);
+            if (rows.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var row in rows)
+            {
+                var rowReason = events.ReasonFor(row, reason);
+                count += rowReason == reason ? 1 : 0;
+                await events.EndedAsync(row, rowReason, httpContext, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        Log.SignInsEnded(logger, count, reason);
+        return count;
+    }
+
     /// <summary>The largest page <see cref="QueryAsync"/> returns.</summary>
     internal const int MaxPageSize = 1000;
 

@@ -178,10 +178,12 @@ internal sealed partial class RequestSession
         }
 
         session.EnsureId();
-        var stored = await _runtime.Store.CreateAsync(NewRow(session), cancellationToken).ConfigureAwait(false);
+        var row = NewRow(session);
+        var stored = await _runtime.Store.CreateAsync(row, cancellationToken).ConfigureAwait(false);
         Metrics.SessionCreated();
         Metrics.Commit(SessionMetrics.OutcomeCommitted);
         session.MarkCreated(stored);
+        session.MarkSignInStored(row.SignIn);
         _touched = true;
         Log.SessionCreated(Logger, session.Id);
         Cookies.Set(Context, session.SecretId, ExpiresAt(session));

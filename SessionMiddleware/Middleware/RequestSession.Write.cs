@@ -16,6 +16,9 @@ internal sealed partial class RequestSession
     /// <summary>The largest row a commit leaves beside its commit lock for the next commit of the session (see <see cref="WriteAsync"/>).</summary>
     private const int MaxRememberedRowBytes = 16 * 1024;
 
+    /// <summary>The sign-in the renewal being written records.</summary>
+    private SessionSignIn? _signInRenewed;
+
     /// <summary>Writes the change set (and the new key when renewing), merging with concurrent commits.</summary>
     /// <returns>The previous public ID when the session was renewed; otherwise <see langword="null"/>.</returns>
     private async Task<string?> WriteAsync(ServerSideSession session, bool renew, CancellationToken cancellationToken)
@@ -120,7 +123,9 @@ internal sealed partial class RequestSession
         if (renew)
         {
             written = null;
-            return _runtime.Store.RenewAsync(rowKey, session.Version, NewRow(session), cancellationToken);
+            var row = NewRow(session);
+            _signInRenewed = row.SignIn;
+            return _runtime.Store.RenewAsync(rowKey, session.Version, row, cancellationToken);
         }
 
         written = session.Serialize();
@@ -138,6 +143,7 @@ internal sealed partial class RequestSession
         _runtime.Renewals.Add(oldKey, session.Key!, session.SecretId!, session.UserId, session.RenewalChangesUser);
         _runtime.Live.SessionRenewed(oldKey, session.Key!, session.UserId);
         session.MarkRenewed(version, _runtime.Now());
+        session.MarkSignInStored(_signInRenewed);
         Metrics.SessionRenewed();
         var previousId = SessionIds.ToPublicId(oldKey);
         Log.SessionRenewed(Logger, previousId, session.Id);

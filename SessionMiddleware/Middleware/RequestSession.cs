@@ -172,6 +172,9 @@ internal sealed partial class RequestSession : ISessionOwner
             }
         }
 
-        return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent, ExpiresAt(session));
+        return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent, ExpiresAt(session))
+        {
+            SignIn = session.SignInToStore(_runtime.Now()),
+        };
     }
 }

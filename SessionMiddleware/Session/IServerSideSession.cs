@@ -22,6 +22,13 @@ public interface IServerSideSession : ISession
     DateTimeOffset LastAccessAt { get; }
 
     /// <summary>
+    /// When the user last proved who they are in this session (whole seconds): the sign-in that bound it (through
+    /// <see cref="BindToUser"/> or the ticket store's <c>SignInAsync</c>), not a sliding renewal; <see langword="null"/>
+    /// when no one is signed in. What <c>RequireRecentSignIn</c> checks.
+    /// </summary>
+    DateTimeOffset? SignedInAt { get; }
+
+    /// <summary>
     /// Binds the session to a user (or unbinds it with <see langword="null"/>). Binding to a different user than
     /// before, including from none and to none, also renews the session ID (<see cref="RegenerateId"/>), as OWASP
     /// asks on every change of privilege. Binding to the same user again changes nothing.

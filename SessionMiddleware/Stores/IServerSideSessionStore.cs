@@ -117,6 +117,18 @@ public interface IServerSideSessionStore
     /// <returns>The rows deleted (at most <paramref name="maxRows"/>); none when the user has no other row left.</returns>
     Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Deletes at most <paramref name="maxRows"/> of the sessions whose recorded sign-in (<see cref="StoredSession.SignIn"/>)
+    /// matches <paramref name="filter"/>, live or expired, except the one under <paramref name="exceptKey"/>, in one short
+    /// statement (an index serves each kind of filter); the caller repeats it until it returns no row.
+    /// </summary>
+    /// <param name="filter">Which sign-ins.</param>
+    /// <param name="exceptKey">The key of a session to keep, or <see langword="null"/>.</param>
+    /// <param name="maxRows">The most rows to delete.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>The rows deleted (at most <paramref name="maxRows"/>).</returns>
+    Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default);
+
     /// <summary>Deletes a session, live or expired.</summary>
     /// <param name="key">The SHA-256 hash of the secret session ID.</param>
     /// <param name="cancellationToken">Cancels the delete.</param>

@@ -18,6 +18,20 @@ public sealed record NewSession(
     string? UserAgent,
     DateTimeOffset? ExpiresAt = null)
 {
+    /// <summary>
+    /// The sign-in the row records (<see cref="StoredSession.SignIn"/>): set by a sign-in, carried over by a renewal that
+    /// does not sign in; <see langword="null"/> for a session no one signed in to.
+    /// </summary>
+    public SessionSignIn? SignIn { get; init; }
+
+    /// <summary>
+    /// When this insert or renewal signs <see cref="UserId"/> in under a cap (<see cref="ServerSideSessionOptions.MaxSessionsPerUser"/>):
+    /// the store counts the user's other live sessions in the same transaction (serialized per user) and, at the cap,
+    /// deletes the least recently used (returned in <see cref="StoredSession.Displaced"/> or
+    /// <see cref="SessionUpdateResult.Displaced"/>) or throws <see cref="SessionLimitExceededException"/> and stores nothing.
+    /// </summary>
+    public SessionUserLimit? UserLimit { get; init; }
+
     /// <summary>The session as <see cref="IServerSideSessionStore.CreateAsync"/> returns it once stored: version 1, created and last accessed at <paramref name="unixNow"/>.</summary>
     /// <param name="unixNow">When it was stored, in Unix seconds.</param>
     /// <param name="expiresAt">When it expires, in Unix seconds.</param>
@@ -25,6 +39,6 @@ public sealed record NewSession(
     public StoredSession AsCreated(long unixNow, long expiresAt)
     {
         var at = DateTimeOffset.FromUnixTimeSeconds(unixNow);
-        return new StoredSession(Key, Data, 1, UserId, at, at, DateTimeOffset.FromUnixTimeSeconds(expiresAt));
+        return new StoredSession(Key, Data, 1, UserId, at, at, DateTimeOffset.FromUnixTimeSeconds(expiresAt)) { SignIn = SignIn };
     }
 }

@@ -15,4 +15,14 @@ public sealed record StoredSession(
     string? UserId,
     DateTimeOffset CreatedAt,
     DateTimeOffset LastAccessAt,
-    DateTimeOffset? ExpiresAt = null);
+    DateTimeOffset? ExpiresAt = null)
+{
+    /// <summary>The sign-in the row recorded, or <see langword="null"/> when no one signed in to this session.</summary>
+    public SessionSignIn? SignIn { get; init; }
+
+    /// <summary>
+    /// From <see cref="IServerSideSessionStore.CreateAsync"/> under <see cref="NewSession.UserLimit"/>: the user's other
+    /// sessions the insert ended to stay within the cap; empty otherwise.
+    /// </summary>
+    public IReadOnlyList<SessionLifetime> Displaced { get; init; } = [];
+}

@@ -93,5 +93,8 @@ internal sealed class InMemorySessionStore(TimeProvider time) : IServerSideSessi
     public Task<IReadOnlyList<SessionLifetime>> DeleteByUserAsync(string userId, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("Not used by the benchmark's endpoints.");
 
+    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("Not used by the benchmark's endpoints.");
+
     private DateTimeOffset Now() => DateTimeOffset.FromUnixTimeSeconds(time.GetUtcNow().ToUnixTimeSeconds());
 }
