@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Middleware;
 using SessionMiddleware.Session;
+using SessionMiddleware.SignIn;
 
 namespace SessionMiddleware.Authentication;
 
@@ -26,17 +27,19 @@ internal sealed class ServerSideTicketStore : ITicketStore
     private readonly string _scheme;
     private readonly bool _binds;
     private readonly string _userIdClaimType;
-    private readonly string _securityStampClaimType = SignInFacts.DefaultSecurityStampClaimType;
+    private readonly string _securityStampClaimType;
     private readonly IDataProtector _protector;
     private readonly IHttpContextAccessor _httpContextAccessor;
     private readonly ILogger _logger;
 
     public ServerSideTicketStore(
-        string scheme, bool binds, string userIdClaimType, IDataProtector protector, IHttpContextAccessor httpContextAccessor, ILogger logger)
+        string scheme, bool binds, string userIdClaimType, IDataProtector protector, IHttpContextAccessor httpContextAccessor, ILogger logger,
+        string securityStampClaimType = SignInFacts.DefaultSecurityStampClaimType)
     {
         _scheme = scheme;
         _binds = binds;
         _userIdClaimType = userIdClaimType;
+        _securityStampClaimType = securityStampClaimType;
         _protector = protector;
         _httpContextAccessor = httpContextAccessor;
         _logger = logger;
@@ -120,6 +123,10 @@ internal sealed class ServerSideTicketStore : ITicketStore
             session.BindToUser(userId);
             session.PendingSignIn = SignInFacts.Of(ticket.Principal, _securityStampClaimType);
             session.SigningInPrincipal = ticket.Principal;
+        }
+        else if (_binds)
+        {
+            RenewSameUser(key, ticket, session, httpContext);
         }
 
         var reference = key;
@@ -211,8 +218,38 @@ internal sealed class ServerSideTicketStore : ITicketStore
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// The same user's ticket renewed: a sign-in again over the current one is recorded as a sign-in (new ID, new sign-in
+    /// time); a refresh with a new credential stamp records the stamp (new ID, same sign-in time); a sliding renewal
+    /// records nothing (see <see cref="TicketSignIns"/>).
+    /// </summary>
+    private void RenewSameUser(string key, AuthenticationTicket ticket, ServerSideSession session, HttpContext httpContext)
+    {
+        if (TicketSignIns.IsSignInAgain(ticket, session.GetTicket(_scheme), key, _protector))
+        {
+            session.RegenerateId();
+            session.SigningIn = true;
+            session.PendingSignIn = SignInFacts.Of(ticket.Principal, _securityStampClaimType);
+            session.SigningInPrincipal = ticket.Principal;
+            SignInLog.SignInAgainRecorded(_logger, _scheme, session.Id);
+        }
+        else if (!httpContext.Response.HasStarted &&
+            TicketSignIns.WithNewStamp(session.SignIn, SignInFacts.Of(ticket.Principal, _securityStampClaimType)) is { } refreshed)
+        {
+            // The sign-in is written with a renewal only; so the next change of credentials does not take this session for a stale one.
+            session.RegenerateId();
+            session.PendingSignIn = refreshed;
+            SignInLog.CredentialStampRefreshed(_logger, _scheme, session.Id);
+        }
+    }
+
     private void Keep(ServerSideSession session, string reference, AuthenticationTicket ticket)
     {
+        if (_binds)
+        {
+            TicketSignIns.MarkKept(ticket);
+        }
+
         var keepUntil = ticket.Properties.IsPersistent ? ticket.Properties.ExpiresUtc : null;
         var protectedTicket = _protector.Protect(TicketSerializer.Default.Serialize(ticket));
         session.SetTicket(_scheme, new SessionTicket(reference, keepUntil, protectedTicket));

@@ -23,7 +23,8 @@ internal sealed class TicketStorePostConfigure(
     IOptions<ServerSideSessionOptions> sessionOptions,
     IDataProtectionProvider dataProtection,
     IHttpContextAccessor httpContextAccessor,
-    ILogger<ServerSideTicketStore> logger) : IPostConfigureOptions<CookieAuthenticationOptions>
+    ILogger<ServerSideTicketStore> logger,
+    IOptions<IdentityOptions> identityOptions) : IPostConfigureOptions<CookieAuthenticationOptions>
 {
     /// <summary>The Data Protection purpose of the tickets kept in session rows (they carry claims and sometimes tokens).</summary>
     internal const string ProtectionPurpose = "SessionMiddleware.AuthenticationTicket.v1";
@@ -42,7 +43,9 @@ internal sealed class TicketStorePostConfigure(
             sessionOptions.Value.UserIdClaimType,
             dataProtection.CreateProtector(ProtectionPurpose, name),
             httpContextAccessor,
-            logger);
+            logger,
+            // Identity's claim type of the security stamp (its default without Identity): what a change of credentials is told by.
+            identityOptions.Value.ClaimsIdentity.SecurityStampClaimType);
 
         // This may run before or after the cookie handler's own post-configure (the order of the AddCookie and AddTicketStore
         // calls): without a format yet, the handler's default one is made here, as the handler would make it.

@@ -16,6 +16,13 @@ public static class ServerSideSessionTicketStoreExtensions
     /// user (<see cref="SessionMiddleware.ServerSideSessionOptions.UserIdClaimType"/>) and renews its ID. Needs
     /// <c>app.UseServerSideSessions()</c> in the pipeline, before or after <c>app.UseAuthentication()</c>.
     /// </summary>
+    /// <remarks>
+    /// Also registers the sign-in policies that rest on the ticket store: with ASP.NET Core Identity, a change of the
+    /// user's security stamp (password change or reset, two-factor changes, <c>UpdateSecurityStampAsync</c>) ends the
+    /// user's other sessions at once (an <c>IUserValidator&lt;TUser&gt;</c>); and a policy's <c>RequireRecentSignIn</c>
+    /// failure challenges (sign in again) instead of forbidding (an <c>IAuthorizationMiddlewareResultHandler</c> around
+    /// the one registered before; a handler registered after this call replaces it).
+    /// </remarks>
     /// <param name="builder">The builder <c>AddServerSideSessions(...)</c> returned.</param>
     /// <param name="authenticationSchemes">
     /// The cookie schemes to keep; none for every cookie scheme except Identity's two-factor "remember this device"
@@ -30,6 +37,7 @@ public static class ServerSideSessionTicketStoreExtensions
         services.AddHttpContextAccessor();
         services.Configure<TicketStoreSchemes>(s => s.Names.UnionWith(authenticationSchemes));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, TicketStorePostConfigure>());
+        SessionMiddleware.SignIn.SignInPolicyRegistration.AddSignInPolicies(services);
         return builder;
     }
 }

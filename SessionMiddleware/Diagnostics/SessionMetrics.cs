@@ -50,6 +50,7 @@ internal sealed class SessionMetrics : IWriteBatchObserver
         _cleanupDuration = meter.CreateHistogram<double>(ServerSideSessionDiagnostics.CleanupDuration, "s", "Duration of cleanup runs.");
         _writeBatchSize = meter.CreateHistogram<int>(ServerSideSessionDiagnostics.WriteBatchSize, "{write}", "Writes group-committed in one SQLite transaction.");
         _stored = meter.CreateObservableGauge(ServerSideSessionDiagnostics.SessionsStored, ObserveStored, "{session}", "Live sessions: the cleaner's last count, plus the sessions this process created and minus those it ended since.");
+        _recentSignInChallenges = meter.CreateCounter<long>(RecentSignInChallenges, "{request}", "Requests challenged for a new sign-in because their sign-in was not recent enough (RequireRecentSignIn).");
     }
 
     /// <summary>Whether anyone listens to the stored-sessions gauge, so the cleaner counts only then.</summary>
@@ -156,4 +157,12 @@ internal sealed class SessionMetrics : IWriteBatchObserver
         var count = Volatile.Read(ref _storedCount);
         return count < 0 ? [] : [new Measurement<long>(count)];
     }
+
+    /// <summary>The name of the counter of requests challenged for a new sign-in by <c>RequireRecentSignIn</c>.</summary>
+    internal const string RecentSignInChallenges = "sessionmiddleware.recent_sign_in.challenges";
+
+    private readonly Counter<long> _recentSignInChallenges;
+
+    /// <summary>Counts a request that <c>RequireRecentSignIn</c> challenged for a new sign-in (its sign-in was older, or missing).</summary>
+    public void RecentSignInChallenged() => _recentSignInChallenges.Add(1);
 }

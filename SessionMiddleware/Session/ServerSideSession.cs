@@ -126,7 +126,8 @@ internal sealed class ServerSideSession : IServerSideSession
 
     /// <summary>
     /// What the ticket store learned of the sign-in in progress (provider, credential stamp); its time is set when the
-    /// commit records it. <see langword="null"/> for a sign-in through <see cref="BindToUser"/> alone.
+    /// commit records it; one whose time is set keeps it (a new credential stamp recorded without a sign-in).
+    /// <see langword="null"/> for a sign-in through <see cref="BindToUser"/> alone.
     /// </summary>
     public SessionSignIn? PendingSignIn { get; set; }
 
@@ -144,7 +145,8 @@ internal sealed class ServerSideSession : IServerSideSession
     /// <returns>The sign-in to store.</returns>
     public SessionSignIn? SignInToStore(DateTimeOffset now) =>
         UserId is null ? null :
-        SignsInAtCommit ? (PendingSignIn ?? new SessionSignIn(now)) with { At = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds()) } :
+        SignsInAtCommit ? PendingSignIn is { At: var kept } pending && kept != default ? pending :
+            (PendingSignIn ?? new SessionSignIn(now)) with { At = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds()) } :
         SignIn;
 
     /// <summary>Records the sign-in the commit stored.</summary>
