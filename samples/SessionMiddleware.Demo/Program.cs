@@ -1,8 +1,8 @@
 // A small page app on server-side sessions: a visit counter, a note kept in the session, a "forget me" button,
 // signing in with ASP.NET Core cookie authentication whose sign-ins live in the session row (AddTicketStore), a
 // "your sessions" page that lists and revokes the user's other sessions (with a live element, a Blazor Server component
-// that shows the signed-out state the moment this browser's session ends anywhere), and signing out, over the embedded
-// SQLite default. Run it from the repository root with
+// that shows the signed-out state the moment this browser's session ends anywhere), a cap of sessions per user, a
+// "security settings" page that asks for a recent sign-in, and signing out, over the embedded SQLite default. Run it from the repository root with
 //   dotnet run --project samples/SessionMiddleware.Demo
 // and open http://127.0.0.1:5080 (the health check: /healthz). Pass --urls to listen elsewhere (e.g. --urls
 // http://127.0.0.1:0 for any free port).
@@ -14,6 +14,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -29,6 +30,9 @@ const int MaxNameLength = 64;
 const int RememberDays = 14;
 const string SignInPath = "/signin";
 const string SessionsPath = "/sessions";
+const string SecurityPath = "/security";
+const string RecentSignInPolicy = "RecentSignIn";
+const int RecentSignInMinutes = 5;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
@@ -63,7 +67,10 @@ builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationSc
         options.ExpireTimeSpan = TimeSpan.FromDays(RememberDays);
         options.SlidingExpiration = true;
     });
-builder.Services.AddAuthorization();
+// Pages that change what protects the account ask for a sign-in of the last few minutes ("sudo mode"): an older one is
+// sent to the sign-in page (with ?ReturnUrl=) to sign in again. A sliding renewal of the sign-in does not count.
+builder.Services.AddAuthorizationBuilder()
+    .AddPolicy(RecentSignInPolicy, policy => policy.RequireRecentSignIn(TimeSpan.FromMinutes(RecentSignInMinutes)));
 builder.Services.AddAntiforgery();
 
 // The live element on the sessions page: a Blazor Server component. AddServerSideSessions() ties each circuit to the
@@ -96,7 +103,8 @@ app.MapStaticAssets();
 app.MapRazorComponents<SessionMiddleware.Demo.Components.LiveStatus>()
     .AddInteractiveServerRenderMode();
 
-var idleTimeout = app.Services.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value.IdleTimeout;
+var sessionOptions = app.Services.GetRequiredService<IOptions<ServerSideSessionOptions>>().Value;
+var idleTimeout = sessionOptions.IdleTimeout;
 
 app.MapGet("/", async (HttpContext context, IAntiforgery antiforgery) =>
 {
@@ -152,7 +160,7 @@ app.MapGet(SignInPath, async (HttpContext context, IAntiforgery antiforgery, str
 {
     var signIn = await SignInOf(context);
     var tokens = antiforgery.GetAndStoreTokens(context);
-    return Html(RenderSignIn(signIn?.Name, LocalOrHome(returnUrl), tokens));
+    return Html(RenderSignIn(signIn?.Name, LocalOrHome(returnUrl), tokens, RecentSignInMinutes));
 });
 
 app.MapPost(SignInPath, async (HttpContext context, IAntiforgery antiforgery) =>
@@ -214,10 +222,15 @@ app.MapGet(SessionsPath, async (HttpContext context, IAntiforgery antiforgery, I
     }
 
     var tokens = antiforgery.GetAndStoreTokens(context);
-    return LiveElement.Page(RenderSessions(context.User.Identity?.Name ?? userId, session.Id, sessions, flash, tokens));
+    return LiveElement.Page(RenderSessions(context.User.Identity?.Name ?? userId, session.Id, sessions, flash, tokens, sessionOptions.MaxSessionsPerUser));
 })
 // Anonymous visitors (never signed in, signed out, or revoked from another device) are sent to the sign-in page.
 .RequireAuthorization();
+
+app.MapGet(SecurityPath, (HttpContext context) =>
+    Html(RenderSecurity(context.User.Identity?.Name ?? "", context.GetServerSideSession(), RecentSignInMinutes)))
+// A sign-in older than RecentSignInMinutes is challenged: to the sign-in page, and back here once signed in again.
+.RequireAuthorization(RecentSignInPolicy);
 
 app.MapPost("/sessions/revoke", async (HttpContext context, IAntiforgery antiforgery, ISessionManager manager) =>
 {
@@ -390,7 +403,9 @@ static string RenderHome(IServerSideSession session, SignIn? signIn, TimeSpan id
           <p id="remembered">{(signIn.RememberedUntil is { } until
               ? $"This browser remembers you until {Timestamp(until)}, also when it is closed (each visit moves that on)."
               : $"Until you close the browser, or after {idleTimeout.TotalMinutes.ToString("0", CultureInfo.InvariantCulture)} minutes without a visit.")}</p>
+          <p id="signed-in-at">You signed in at {(session.SignedInAt is { } signedInAt ? Timestamp(signedInAt) : "an unknown time")}. Staying active renews the sign-in, but only signing in again moves this.</p>
           <p><a id="sessions-link" href="{SessionsPath}">Your sessions</a>: every browser signed in as you, where you can sign them out.</p>
+          <p><a id="security-link" href="{SecurityPath}">Security settings</a>: asks you to sign in again when you signed in more than {RecentSignInMinutes} minutes ago.</p>
           <form id="sign-out" method="post" action="/signout">
           {token}
           <button type="submit">Sign out</button>
@@ -435,12 +450,21 @@ static string RenderHome(IServerSideSession session, SignIn? signIn, TimeSpan id
     return Layout("SessionMiddleware demo", page.ToString());
 }
 
-static string RenderSignIn(string? signedInAs, string returnUrl, AntiforgeryTokenSet tokens)
+static string RenderSignIn(string? signedInAs, string returnUrl, AntiforgeryTokenSet tokens, int recentSignInMinutes)
 {
     var html = HtmlEncoder.Default;
     var current = signedInAs is null
         ? ""
         : $"""<p id="signed-in-as">Signed in as <strong>{html.Encode(signedInAs)}</strong>. Signing in with another name ends that sign-in in this browser.</p>""";
+    if (signedInAs is not null && returnUrl != "/")
+    {
+        // Sent here although signed in: the page asked for a more recent sign-in (RequireRecentSignIn).
+        current += $"""
+
+            <p class="notice" id="sign-in-again">The page you asked for needs a sign-in of the last {recentSignInMinutes} minutes: sign in again to go on.</p>
+            """;
+    }
+
     return Layout("Sign in", $"""
         <h1>Sign in</h1>
         {current}
@@ -460,7 +484,7 @@ static string RenderSignIn(string? signedInAs, string returnUrl, AntiforgeryToke
         """);
 }
 
-static string RenderSessions(string displayName, string currentId, IReadOnlyList<SessionInfo> sessions, string? flash, AntiforgeryTokenSet tokens)
+static string RenderSessions(string displayName, string currentId, IReadOnlyList<SessionInfo> sessions, string? flash, AntiforgeryTokenSet tokens, int maxSessionsPerUser)
 {
     var html = HtmlEncoder.Default;
     var token = TokenField(tokens);
@@ -501,6 +525,7 @@ static string RenderSessions(string displayName, string currentId, IReadOnlyList
         {(flash is null ? "" : $"""<p class="notice" id="flash">{html.Encode(flash)}</p>""")}
         <p>Every browser signed in as you, most recently used first. Revoking one ends it on the server at once:
         its next request is anonymous, even with the cookies it still holds.</p>
+        {(maxSessionsPerUser > 0 ? $"""<p id="session-cap">You can be signed in on at most {maxSessionsPerUser} devices at once (<code>MaxSessionsPerUser</code>): signing in on one more signs out the one you used least recently.</p>""" : "")}
         <ul class="sessions" id="sessions">
         {items}</ul>
         {(others == 0 ? """<p id="no-others">No other device is signed in as you.</p>""" : $"""
@@ -515,6 +540,23 @@ static string RenderSessions(string displayName, string currentId, IReadOnlyList
         </form>
         """);
     return Layout("Your sessions", page.ToString());
+}
+
+static string RenderSecurity(string displayName, IServerSideSession session, int recentSignInMinutes)
+{
+    var html = HtmlEncoder.Default;
+    var signedInAt = session.SignedInAt is { } at ? Timestamp(at) : "an unknown time";
+    return Layout("Security settings", $"""
+        <h1>Security settings</h1>
+        <p id="signed-in-as">Signed in as <strong>{html.Encode(displayName)}</strong>. <a href="/">Home</a></p>
+        <p id="recent-sign-in">You signed in at <strong>{signedInAt}</strong>, less than {recentSignInMinutes} minutes ago, so
+        you may see this page (<code>RequireRecentSignIn</code>). Come back later and you are asked to sign in again first,
+        however active you were in between: a sliding renewal of the sign-in does not count.</p>
+        <p>This is where a real app changes what protects the account: the password, two-factor settings, the e-mail
+        address. With ASP.NET Core Identity, such a change (a new security stamp) also signs out every other session of
+        the user at once, and keeps this one.</p>
+        <p><a href="{SessionsPath}">Your sessions</a></p>
+        """);
 }
 
 // A rough "browser on system" from a User-Agent, for people; the full string is shown beside it.
