@@ -117,6 +117,24 @@ public sealed class CredentialChangeTests : TempFolderTest
         Assert.That(validators.Count(n => n.StartsWith("CredentialChangeValidator", StringComparison.Ordinal)), Is.EqualTo(1), string.Join(", ", validators));
     }
 
+    [Test]
+    public async Task ASignInAndAChangeOfStampInOneRequest_KeepTheRequestsBrowserSignedIn()
+    {
+        var app = new IdentitySignInApp();
+        await using var host = await app.StartAsync(Folder.Path);
+        var (a, b) = await TwoBrowsersSignedInAsync(host);
+
+        // The sign-in renews a's session ID; the row is stored under the old one until the response: that row stays.
+        var signedIn = await a.GetTextAsync("/identity/signin-then-stamp?user=erin&password=secret-pass");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signedIn, Is.EqualTo("Succeeded"));
+            Assert.That(await a.GetTextAsync("/whoami"), Is.EqualTo("erin"));
+            Assert.That(await b.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+        });
+    }
+
     /// <summary>Erin registered, signed in on two browsers.</summary>
     private static async Task<(HttpClient A, HttpClient B)> TwoBrowsersSignedInAsync(SessionTestHost host)
     {

@@ -26,6 +26,8 @@ internal sealed class IdentitySignInApp
 
     public const string RecentAdminPolicy = "recent-admin";
 
+    public const string RecentBlockedPolicy = "recent-blocked";
+
     public static readonly TimeSpan RecentSignIn = TimeSpan.FromMinutes(5);
 
     /// <summary>The reasons of the sessions that ended, in order (OnEnded).</summary>
@@ -33,8 +35,9 @@ internal sealed class IdentitySignInApp
 
     public IdentityUserStore Users { get; } = new();
 
-    /// <summary>Starts the app; <paramref name="cookie"/> configures Identity's application cookie; <paramref name="identityFirst"/> registers Identity before AddTicketStore(); <paramref name="more"/> registers more after.</summary>
-    public Task<SessionTestHost> StartAsync(string folder, Action<CookieAuthenticationOptions>? cookie = null, bool identityFirst = false, Action<IServerSideSessionsBuilder>? more = null) =>
+    /// <summary>Starts the app; <paramref name="cookie"/> configures Identity's application cookie; <paramref name="identityFirst"/> registers Identity before AddTicketStore(); <paramref name="more"/> registers more after, <paramref name="before"/> before anything.</summary>
+    public Task<SessionTestHost> StartAsync(string folder, Action<CookieAuthenticationOptions>? cookie = null, bool identityFirst = false, Action<IServerSideSessionsBuilder>? more = null,
+        Action<IServiceCollection>? before = null) =>
         SessionTestHost.StartAsync(
             folder,
             configure: o => o.Events.OnEnded = c =>
@@ -44,6 +47,7 @@ internal sealed class IdentitySignInApp
             },
             services: s =>
             {
+                before?.Invoke(s.Services);
                 if (!identityFirst)
                 {
                     s.AddTicketStore();
@@ -78,7 +82,8 @@ internal sealed class IdentitySignInApp
         services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies(c => c.ApplicationCookie?.Configure(o => cookie?.Invoke(o)));
         services.AddAuthorizationBuilder()
             .AddPolicy(RecentPolicy, p => p.RequireRecentSignIn(RecentSignIn))
-            .AddPolicy(RecentAdminPolicy, p => p.RequireRecentSignIn(RecentSignIn).RequireClaim("admin"));
+            .AddPolicy(RecentAdminPolicy, p => p.RequireRecentSignIn(RecentSignIn).RequireClaim("admin"))
+            .AddPolicy(RecentBlockedPolicy, p => p.RequireRecentSignIn(RecentSignIn).AddRequirements(new FailingRequirement()));
     }
 
     private static void Map(WebApplication app)
@@ -98,6 +103,13 @@ internal sealed class IdentitySignInApp
 
             await signIn.RefreshSignInAsync(user);
             return "changed";
+        });
+        app.MapGet("/identity/signin-then-stamp", async (UserManager<SignInTestUser> users, SignInManager<SignInTestUser> signIn, string user, string password) =>
+        {
+            // A sign-in (which renews the session ID, committed with the response) and a change of stamp in one request.
+            var result = await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false);
+            await users.UpdateSecurityStampAsync((await users.FindByNameAsync(user))!);
+            return result.ToString();
         });
         app.MapGet("/identity/two-factor", async (HttpContext c, UserManager<SignInTestUser> users, SignInManager<SignInTestUser> signIn, bool enabled) =>
         {
@@ -122,6 +134,17 @@ internal sealed class IdentitySignInApp
             c.GetServerSideSession().SignedInAt?.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture) ?? "none");
         app.MapGet("/security", () => "security settings").RequireAuthorization(RecentPolicy);
         app.MapGet("/security-attribute", [Authorize(Policy = RecentPolicy)] () => "security settings");
+        app.MapGet("/security-blocked", () => "blocked").RequireAuthorization(RecentBlockedPolicy);
         app.MapGet("/security-admin", () => "admin security settings").RequireAuthorization(RecentAdminPolicy);
+    }
+
+    /// <summary>A requirement whose handler calls <c>Fail()</c>: nothing lets a user through.</summary>
+    private sealed class FailingRequirement : AuthorizationHandler<FailingRequirement>, IAuthorizationRequirement
+    {
+        protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, FailingRequirement requirement)
+        {
+            context.Fail(new AuthorizationFailureReason(this, "blocked"));
+            return Task.CompletedTask;
+        }
     }
 }

@@ -2,6 +2,8 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Authorization.Policy;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -88,6 +90,38 @@ public sealed class RecentSignInTests : TempFolderTest
     }
 
     [Test]
+    public async Task APolicyWhoseOtherHandlerCallsFail_StillForbids()
+    {
+        await using var host = await new IdentitySignInApp().StartAsync(Folder.Path);
+        var browser = await SignedInBrowserAsync(host);
+
+        host.Time.Advance(TimeSpan.FromMinutes(10));
+        using var response = await browser.GetAsync("/security-blocked");
+
+        Assert.That(response.Headers.Location?.AbsolutePath, Is.EqualTo("/Account/AccessDenied"));
+    }
+
+    [Test]
+    public async Task TheAppsOwnResultHandler_RegisteredBefore_IsWrapped_AndAddTicketStoreTwiceCountsOnce()
+    {
+        var own = new CountingResultHandler();
+        await using var host = await new IdentitySignInApp().StartAsync(
+            Folder.Path, before: s => s.AddSingleton<IAuthorizationMiddlewareResultHandler>(own), more: s => s.AddTicketStore());
+        using var challenges = new MetricCollector<long>(host.Services.GetRequiredService<IMeterFactory>(), ServerSideSessionDiagnostics.MeterName, SessionMetrics.RecentSignInChallenges);
+        var browser = await SignedInBrowserAsync(host);
+
+        host.Time.Advance(TimeSpan.FromMinutes(10));
+        using var response = await browser.GetAsync("/security");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.Headers.Location?.AbsolutePath, Is.EqualTo("/Account/Login"));
+            Assert.That(own.Calls, Is.EqualTo(1), "the app's handler answered the challenge");
+            Assert.That(challenges.GetMeasurementSnapshot().Sum(m => m.Value), Is.EqualTo(1));
+        });
+    }
+
+    [Test]
     public async Task AnAnonymousVisitor_IsChallenged()
     {
         await using var host = await new IdentitySignInApp().StartAsync(Folder.Path);
@@ -171,5 +205,19 @@ public sealed class RecentSignInTests : TempFolderTest
         Assert.That(await browser.GetTextAsync("/identity/register?user=erin&password=secret-pass"), Is.EqualTo("ok"));
         Assert.That(await browser.GetTextAsync("/identity/signin?user=erin&password=secret-pass"), Is.EqualTo("Succeeded"));
         return browser;
+    }
+
+    /// <summary>An app's own result handler: counts, then does what the framework's does.</summary>
+    private sealed class CountingResultHandler : IAuthorizationMiddlewareResultHandler
+    {
+        private readonly AuthorizationMiddlewareResultHandler _default = new();
+
+        public int Calls;
+
+        public Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
+        {
+            Interlocked.Increment(ref Calls);
+            return _default.HandleAsync(next, context, policy, authorizeResult);
+        }
     }
 }

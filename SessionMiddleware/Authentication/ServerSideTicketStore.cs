@@ -126,7 +126,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
         }
         else if (_binds)
         {
-            RenewSameUser(key, ticket, session, httpContext);
+            RenewSameUser(key, ticket, session);
         }
 
         var reference = key;
@@ -223,7 +223,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     /// time); a refresh with a new credential stamp records the stamp (new ID, same sign-in time); a sliding renewal
     /// records nothing (see <see cref="TicketSignIns"/>).
     /// </summary>
-    private void RenewSameUser(string key, AuthenticationTicket ticket, ServerSideSession session, HttpContext httpContext)
+    private void RenewSameUser(string key, AuthenticationTicket ticket, ServerSideSession session)
     {
         if (TicketSignIns.IsSignInAgain(ticket, session.GetTicket(_scheme), key, _protector))
         {
@@ -233,8 +233,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
             session.SigningInPrincipal = ticket.Principal;
             SignInLog.SignInAgainRecorded(_logger, _scheme, session.Id);
         }
-        else if (!httpContext.Response.HasStarted &&
-            TicketSignIns.WithNewStamp(session.SignIn, SignInFacts.Of(ticket.Principal, _securityStampClaimType)) is { } refreshed)
+        else if (TicketSignIns.WithNewStamp(session.SignIn, SignInFacts.Of(ticket.Principal, _securityStampClaimType)) is { } refreshed)
         {
             // The sign-in is written with a renewal only; so the next change of credentials does not take this session for a stale one.
             session.RegenerateId();

@@ -62,7 +62,7 @@ internal sealed class CredentialChangeValidator<TUser>(
         {
             return await manager.GetSecurityStampAsync(user).ConfigureAwait(false);
         }
-        catch (InvalidOperationException ex) when (ex is not ObjectDisposedException)
+        catch (InvalidOperationException ex)
         {
             SignInLog.CredentialStampUnavailable(logger, ex);
             return null;
@@ -76,7 +76,7 @@ internal sealed class CredentialChangeValidator<TUser>(
     private string? CurrentSessionOf(string userId)
     {
         if (httpContextAccessor?.HttpContext is not { } httpContext ||
-            RequestSession.Of(httpContext)?.Session is not { IsNew: false } session ||
+            RequestSession.Of(httpContext)?.Session is not { } session ||
             !string.Equals(session.UserId, userId, StringComparison.Ordinal))
         {
             return null;

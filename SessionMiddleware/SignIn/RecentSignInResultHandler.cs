@@ -37,16 +37,14 @@ internal sealed class RecentSignInResultHandler(
         return inner.HandleAsync(next, context, policy, authorizeResult);
     }
 
-    /// <summary>The recent sign-in requirement when it is the only reason of the failure (no other requirement, no explicit Fail()); otherwise null.</summary>
+    /// <summary>
+    /// The recent sign-in requirement when it is the only reason of the failure; otherwise null. A handler's explicit
+    /// <c>Fail()</c> leaves no failed requirement (the failure carries its reasons instead): that forbids.
+    /// </summary>
     private static RecentSignInRequirement? OnlyRecentSignInFailed(AuthorizationFailure? failure)
     {
-        if (failure is null || failure.FailCalled)
-        {
-            return null;
-        }
-
         RecentSignInRequirement? strictest = null;
-        foreach (var requirement in failure.FailedRequirements)
+        foreach (var requirement in failure?.FailedRequirements ?? [])
         {
             if (requirement is not RecentSignInRequirement recent)
             {
