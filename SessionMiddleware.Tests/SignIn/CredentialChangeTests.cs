@@ -36,6 +36,23 @@ public sealed class CredentialChangeTests : TempFolderTest
     }
 
     [Test]
+    public async Task ChangePassword_WithIdentitysStampUnderAnotherClaimType_EndsTheOtherSession()
+    {
+        // The ticket store reads the stamp under Identity's configured claim type.
+        var app = new IdentitySignInApp();
+        await using var host = await app.StartAsync(Folder.Path, identity: o => o.ClaimsIdentity.SecurityStampClaimType = "app-stamp");
+        var (a, b) = await TwoBrowsersSignedInAsync(host);
+
+        await a.GetTextAsync("/identity/change-password?current=secret-pass&next=new-secret-pass");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await b.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+            Assert.That(await a.GetTextAsync("/whoami"), Is.EqualTo("erin"));
+        });
+    }
+
+    [Test]
     public async Task AProfileUpdate_ThatKeepsTheStamp_EndsNothing_AlsoAfterAPasswordChange()
     {
         var app = new IdentitySignInApp();

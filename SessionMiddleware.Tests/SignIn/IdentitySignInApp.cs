@@ -35,9 +35,9 @@ internal sealed class IdentitySignInApp
 
     public IdentityUserStore Users { get; } = new();
 
-    /// <summary>Starts the app; <paramref name="cookie"/> configures Identity's application cookie; <paramref name="identityFirst"/> registers Identity before AddTicketStore(); <paramref name="more"/> registers more after, <paramref name="before"/> before anything.</summary>
+    /// <summary>Starts the app; <paramref name="cookie"/> configures Identity's application cookie; <paramref name="identityFirst"/> registers Identity before AddTicketStore(); <paramref name="more"/> registers more after, <paramref name="before"/> before anything; <paramref name="identity"/> sets Identity's options.</summary>
     public Task<SessionTestHost> StartAsync(string folder, Action<CookieAuthenticationOptions>? cookie = null, bool identityFirst = false, Action<IServerSideSessionsBuilder>? more = null,
-        Action<IServiceCollection>? before = null) =>
+        Action<IServiceCollection>? before = null, Action<IdentityOptions>? identity = null) =>
         SessionTestHost.StartAsync(
             folder,
             configure: o => o.Events.OnEnded = c =>
@@ -53,7 +53,7 @@ internal sealed class IdentitySignInApp
                     s.AddTicketStore();
                 }
 
-                AddIdentity(s.Services, cookie);
+                AddIdentity(s.Services, cookie, identity);
                 if (identityFirst)
                 {
                     s.AddTicketStore();
@@ -69,7 +69,7 @@ internal sealed class IdentitySignInApp
             },
             time: new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())));
 
-    private void AddIdentity(IServiceCollection services, Action<CookieAuthenticationOptions>? cookie)
+    private void AddIdentity(IServiceCollection services, Action<CookieAuthenticationOptions>? cookie, Action<IdentityOptions>? identity)
     {
         services.AddSingleton<IUserStore<SignInTestUser>>(Users);
         services.AddIdentityCore<SignInTestUser>(o =>
@@ -77,6 +77,7 @@ internal sealed class IdentitySignInApp
                 o.Password.RequireDigit = false;
                 o.Password.RequireUppercase = false;
                 o.Password.RequireNonAlphanumeric = false;
+                identity?.Invoke(o);
             })
             .AddSignInManager();
         services.AddAuthentication(IdentityConstants.ApplicationScheme).AddIdentityCookies(c => c.ApplicationCookie?.Configure(o => cookie?.Invoke(o)));

@@ -45,7 +45,7 @@ internal sealed class CredentialChangeValidator<TUser>(
         var ended = await sessions.EndSignInsAsync(
             SessionSignInFilter.CredentialStampOtherThan(userId, SignInFacts.HashStamp(stamp)),
             SessionEndReason.CredentialsChanged,
-            CurrentSessionOf(userId),
+            CurrentSession(),
             CancellationToken.None).ConfigureAwait(false);
         if (ended > 0)
         {
@@ -70,18 +70,12 @@ internal sealed class CredentialChangeValidator<TUser>(
     }
 
     /// <summary>
-    /// The public ID of the stored session of the request making the change, when it is signed in as that user: it stays.
-    /// A session renewed in this request is still stored under its previous ID until the commit.
+    /// The public ID of the stored session of the request making the change: it stays (it is one of the user's only when
+    /// the user changes their own credentials; an admin's session is not among the user's anyway). A session renewed in
+    /// this request is still stored under its previous ID until the commit.
     /// </summary>
-    private string? CurrentSessionOf(string userId)
-    {
-        if (httpContextAccessor?.HttpContext is not { } httpContext ||
-            RequestSession.Of(httpContext)?.Session is not { } session ||
-            !string.Equals(session.UserId, userId, StringComparison.Ordinal))
-        {
-            return null;
-        }
-
-        return session.RenewFromKey is { } storedKey ? SessionIds.ToPublicId(storedKey) : session.Id;
-    }
+    private string? CurrentSession() =>
+        httpContextAccessor?.HttpContext is { } httpContext && RequestSession.Of(httpContext)?.Session is { } session
+            ? session.RenewFromKey is { } storedKey ? SessionIds.ToPublicId(storedKey) : session.Id
+            : null;
 }
