@@ -25,16 +25,11 @@ internal static class SignInPolicyRegistration
     /// <summary>
     /// Registers <see cref="RecentSignInResultHandler"/> around the result handler registered so far (the app's own, or
     /// the framework's default): <c>AddAuthorization()</c> registers the default only when none is, so it may come before
-    /// or after. A handler the app registers after this call replaces this one.
+    /// or after. A handler the app registers after this call replaces this one. Called twice, it wraps itself, harmlessly:
+    /// the inner one sees the challenge, not a forbid.
     /// </summary>
     private static void AddRecentSignInResultHandler(IServiceCollection services)
     {
-        if (services.Any(static d => d.ServiceType == typeof(RecentSignInResultHandlerMarker)))
-        {
-            return;
-        }
-
-        services.AddSingleton<RecentSignInResultHandlerMarker>();
         var existing = services.LastOrDefault(static d => d.ServiceType == typeof(IAuthorizationMiddlewareResultHandler) && !d.IsKeyedService);
         if (existing is not null)
         {
@@ -55,7 +50,4 @@ internal static class SignInPolicyRegistration
         { ImplementationType: { } type } => (IAuthorizationMiddlewareResultHandler)ActivatorUtilities.CreateInstance(services, type),
         _ => new AuthorizationMiddlewareResultHandler(),
     };
-
-    /// <summary>Marks the services where the result handler is registered already (AddTicketStore called twice).</summary>
-    private sealed class RecentSignInResultHandlerMarker;
 }
