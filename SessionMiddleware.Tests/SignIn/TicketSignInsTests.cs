@@ -1,8 +1,8 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
+using SessionMiddleware.Authentication;
 using SessionMiddleware.Session;
-using SessionMiddleware.SignIn;
 
 namespace SessionMiddleware.Tests.SignIn;
 

@@ -8,7 +8,6 @@ using Microsoft.Extensions.DependencyInjection;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Middleware;
 using SessionMiddleware.Session;
-using SessionMiddleware.SignIn;
 
 namespace SessionMiddleware.Authentication;
 
@@ -231,14 +230,14 @@ internal sealed class ServerSideTicketStore : ITicketStore
             session.SigningIn = true;
             session.PendingSignIn = SignInFacts.Of(ticket.Principal, _securityStampClaimType);
             session.SigningInPrincipal = ticket.Principal;
-            SignInLog.SignInAgainRecorded(_logger, _scheme, session.Id);
+            TicketSignIns.SignInAgainRecorded(_logger, _scheme, session.Id);
         }
         else if (TicketSignIns.WithNewStamp(session.SignIn, SignInFacts.Of(ticket.Principal, _securityStampClaimType)) is { } refreshed)
         {
             // The sign-in is written with a renewal only; so the next change of credentials does not take this session for a stale one.
             session.RegenerateId();
             session.PendingSignIn = refreshed;
-            SignInLog.CredentialStampRefreshed(_logger, _scheme, session.Id);
+            TicketSignIns.CredentialStampRefreshed(_logger, _scheme, session.Id);
         }
     }
 

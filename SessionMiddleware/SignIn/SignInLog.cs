@@ -2,7 +2,10 @@ using Microsoft.Extensions.Logging;
 
 namespace SessionMiddleware.SignIn;
 
-/// <summary>The log events of the sign-in policies: credential changes and recent sign-in (event IDs 2490–2499).</summary>
+/// <summary>
+/// The log events of the sign-in policies: credential changes and recent sign-in (event IDs 2490–2499; the ticket store's
+/// 2493–2494 are in <see cref="Authentication.TicketSignIns"/>).
+/// </summary>
 internal static partial class SignInLog
 {
     [LoggerMessage(2490, LogLevel.Information, "A user's credential stamp changed: {Count} of their other sessions ended (user ID of {UserIdLength} characters, not logged).", EventName = "CredentialChangeEndedSessions")]
@@ -13,10 +16,4 @@ internal static partial class SignInLog
 
     [LoggerMessage(2492, LogLevel.Information, "Authorization needs a sign-in within the last {MaxAge}; session {SessionId} signed in {Age} ago (or not at all): challenging for a new sign-in.", EventName = "RecentSignInChallenged")]
     public static partial void RecentSignInChallenged(ILogger logger, TimeSpan maxAge, string? sessionId, TimeSpan? age);
-
-    [LoggerMessage(2493, LogLevel.Debug, "Scheme {Scheme} signed the same user in again over the current sign-in of session {SessionId}: recorded as a new sign-in.", EventName = "SignInAgainRecorded")]
-    public static partial void SignInAgainRecorded(ILogger logger, string scheme, string sessionId);
-
-    [LoggerMessage(2494, LogLevel.Debug, "Scheme {Scheme} refreshed the sign-in of session {SessionId} with a new credential stamp: recorded, sign-in time kept.", EventName = "CredentialStampRefreshed")]
-    public static partial void CredentialStampRefreshed(ILogger logger, string scheme, string sessionId);
 }
