@@ -52,7 +52,6 @@ public sealed class BackChannelLogoutTests : TempFolderTest
         Assert.That(claims, Has.Some.Matches<string>(c => c.EndsWith($"|{browser.ProviderSid}|{_provider.Issuer}", StringComparison.Ordinal)), "the sid claim, issued by the provider");
         Assert.That(claims, Has.Some.Matches<string>(c => c.EndsWith($"|alice|{_provider.Issuer}", StringComparison.Ordinal)), "the sub claim, issued by the provider");
         Assert.That(await browser.GetStringAsync("/signin-facts"), Is.EqualTo($"{_provider.Issuer}|{browser.ProviderSid}|alice"), "what the ticket store records");
-        TestContext.Out.WriteLine(string.Join("\n", claims));
     }
 
     [Test]
