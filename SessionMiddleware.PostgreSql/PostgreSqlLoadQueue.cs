@@ -40,7 +40,7 @@ internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.Pendin
     private Group? _forming;
 
     /// <summary>The key's position, after <see cref="SessionSql.LoadColumns"/>.</summary>
-    private const int IdColumn = SessionSql.LoadColumns.ExpiresAt + 1;
+    private const int IdColumn = SessionSql.LoadColumns.Count;
 
     /// <param name="dataSource">Where each group takes its connection.</param>
     /// <param name="table">The (quoted) session table.</param>
@@ -51,7 +51,7 @@ internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.Pendin
         _dataSource = dataSource;
         DrainTimeout = drainTimeout ?? BatchLoop.DrainTimeout;
         // The columns of SessionSql.Load, at the positions of SessionSql.LoadColumns, then the key.
-        _sql = $"SELECT data, version, user_id, created_at, last_access, expires_at, id FROM {table} WHERE id = ANY($1);";
+        _sql = $"SELECT data, version, user_id, created_at, last_access, expires_at, {SessionSql.SignInColumns}, id FROM {table} WHERE id = ANY($1);";
         Start();
     }
 
@@ -198,7 +198,7 @@ internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.Pendin
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     var id = reader.GetFieldValue<byte[]>(IdColumn);
-                    rows[id] = new Loaded(new SessionRow
+                    var row = new SessionRow
                     {
                         Data = reader.IsDBNull(SessionSql.LoadColumns.Data) ? null : reader.GetFieldValue<byte[]>(SessionSql.LoadColumns.Data),
                         Version = reader.GetInt64(SessionSql.LoadColumns.Version),
@@ -206,7 +206,9 @@ internal sealed class PostgreSqlLoadQueue : BatchLoop<PostgreSqlLoadQueue.Pendin
                         CreatedAt = reader.GetInt64(SessionSql.LoadColumns.CreatedAt),
                         LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
                         ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
-                    }.ToStoredSession(id));
+                    };
+                    SessionSql.LoadColumns.ReadSignIn(reader, row);
+                    rows[id] = new Loaded(row.ToStoredSession(id));
                 }
             }
         }

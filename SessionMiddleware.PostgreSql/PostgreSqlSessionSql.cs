@@ -25,8 +25,9 @@ internal sealed class PostgreSqlSessionSql
         Renew =
             $"WITH old AS (DELETE FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING created_at, version), " +
             $"notified AS (SELECT {notify} FROM old) " +
-            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
-            $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")} FROM old, notified RETURNING version;";
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at, {SessionSql.SignInColumns}) " +
+            $"SELECT @NewId, @UserId, @Data, old.created_at, @Now, old.version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("old.created_at")}, {SessionSql.SignInValues} " +
+            "FROM old, notified RETURNING version;";
 
         // SessionSql.DeleteReturning, notifying the end (@Notice, PostgreSqlChangeNotice.Ended) when a row was deleted.
         DeleteReturning =
@@ -66,6 +67,18 @@ internal sealed class PostgreSqlSessionSql
             $"notified AS (SELECT pg_notify('{Channel}', 'e,' || string_agg(encode(k.key, 'hex'), ',')) FROM " +
             $"(SELECT d.key, (row_number() OVER () - 1) / {PostgreSqlChangeNotice.KeysPerNotice} AS chunk FROM d) AS k GROUP BY k.chunk) " +
             "SELECT d.* FROM d WHERE (SELECT count(*) FROM notified) >= 0;";
+
+        // As DeleteByUserBatch, by the recorded sign-in (SessionSql.SignInCondition).
+        DeleteBySignInBatch = filter =>
+            $"WITH batch AS MATERIALIZED (SELECT id FROM {t} WHERE {SessionSql.SignInCondition(filter)} AND (@ExceptId::bytea IS NULL OR id <> @ExceptId::bytea) ORDER BY id LIMIT @Limit FOR UPDATE), " +
+            $"d AS (DELETE FROM {t} WHERE id IN (SELECT id FROM batch) RETURNING {SessionSql.LifetimeColumns}), " +
+            $"notified AS (SELECT pg_notify('{Channel}', 'e,' || string_agg(encode(k.key, 'hex'), ',')) FROM " +
+            $"(SELECT d.key, (row_number() OVER () - 1) / {PostgreSqlChangeNotice.KeysPerNotice} AS chunk FROM d) AS k GROUP BY k.chunk) " +
+            "SELECT d.* FROM d WHERE (SELECT count(*) FROM notified) >= 0;";
+
+        // A capped sign-in takes its user's lock for the rest of its transaction: capped sign-ins of one user, on any
+        // node, count and end one after another.
+        LockUser = "SELECT pg_advisory_xact_lock(hashtextextended(@UserId, 0));";
 
         // The cleaner's delete of the rows whose ends it has raised. Several nodes clean at once without waiting on each
         // other: the batch locks the rows it deletes, skipping rows another node (or a request) holds; a row used again
@@ -108,4 +121,10 @@ internal sealed class PostgreSqlSessionSql
     public string DeleteByUserBatch { get; }
 
     public string DeleteExpiredKeys { get; }
+
+    /// <summary>A batch of the rows whose recorded sign-in matches the filter, except <c>@ExceptId</c>, at most <c>@Limit</c>, locked in key order, deleted and notified, returning their lifetimes.</summary>
+    public Func<SessionSignInFilter, string> DeleteBySignInBatch { get; }
+
+    /// <summary>Takes the transaction-scoped advisory lock of <c>@UserId</c>.</summary>
+    public string LockUser { get; }
 }

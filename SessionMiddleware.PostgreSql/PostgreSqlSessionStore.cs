@@ -15,7 +15,7 @@ namespace SessionMiddleware.PostgreSql;
 /// deletes and renewals notify other servers in their own transaction (<see cref="PostgreSqlChangeFeed"/>).
 /// Written against the core library's public API only.
 /// </summary>
-internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDisposable, IDisposable
+internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDisposable, IDisposable
 {
     /// <summary>SQLSTATE undefined_table.</summary>
     private const string UndefinedTable = "42P01";
@@ -97,12 +97,19 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         var expiresAt = session.ExpiresAt?.ToUnixTimeSeconds() ?? expiry.DefaultExpiresAt(expiry.Now);
         // One set of values: an array element of the batch's grouped insert, or its own statement when it cannot be grouped.
         var insert = new GroupedInsert(session, expiry.Now, expiresAt);
+        if (SessionUserLimits.IsCapped(session))
+        {
+            var displaced = await SignInCappedAsync(session, oldKey: null, expectedVersion: 0, () => insert.ToCommand(_sql.Insert), cancellationToken).ConfigureAwait(false);
+            return session.AsCreated(expiry.Now, expiresAt) with { Displaced = displaced.Displaced };
+        }
+
+        // A sign-in's row (with its sign-in columns) is its own statement; anonymous rows are grouped (InsertMany).
         await WriteAsync(new PostgreSqlWrite<bool>(
             session.Key,
             () => insert.ToCommand(_sql.Insert),
             static (_, _, _) => ValueTask.FromResult(true),
             cancellationToken,
-            insert: insert)).ConfigureAwait(false);
+            insert: session.SignIn is null ? insert : null)).ConfigureAwait(false);
         return session.AsCreated(expiry.Now, expiresAt);
     }
 
@@ -146,9 +153,23 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
         ArgumentNullException.ThrowIfNull(oldKey);
         ArgumentNullException.ThrowIfNull(renewed);
         var expiry = _expiry.Parameters();
+        if (SessionUserLimits.IsCapped(renewed))
+        {
+            return SignInCappedAsync(renewed, oldKey, expectedVersion, () => RenewCommand(oldKey, expectedVersion, renewed, expiry), cancellationToken);
+        }
+
         return WriteAsync(new PostgreSqlWrite<SessionUpdateResult>(
             oldKey,
-            () => Command(
+            () => RenewCommand(oldKey, expectedVersion, renewed, expiry),
+            (rows, connection, token) => ResultAsync(connection, oldKey, rows, expectedVersion, expiry.Now, token),
+            cancellationToken));
+    }
+
+    /// <summary>The renewal statement (<see cref="PostgreSqlSessionSql.Renew"/>) with its parameters.</summary>
+    private NpgsqlBatchCommand RenewCommand(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryParameters expiry)
+    {
+        var signIn = SessionSql.SignInParameters(renewed.SignIn);
+        return Command(
                 _pg.Renew,
                 Bytes("OldId", oldKey),
                 Int64("ExpectedVersion", expectedVersion),
@@ -161,9 +182,12 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
                 Int64("Now", expiry.Now),
                 Int64("IdleSeconds", expiry.IdleSeconds),
                 Int64("AbsoluteSeconds", expiry.AbsoluteSeconds),
-                Text("Notice", PostgreSqlChangeNotice.Renewed(oldKey, renewed.Key, renewed.UserId))),
-            (rows, connection, token) => ResultAsync(connection, oldKey, rows, expectedVersion, expiry.Now, token),
-            cancellationToken));
+                Int64("SignedInAt", signIn.SignedInAt),
+                Text("IdpIssuer", signIn.IdpIssuer),
+                Text("IdpSid", signIn.IdpSid),
+                Text("IdpSubject", signIn.IdpSubject),
+                Text("CredentialStamp", signIn.CredentialStamp),
+                Text("Notice", PostgreSqlChangeNotice.Renewed(oldKey, renewed.Key, renewed.UserId)));
     }
 
     /// <inheritdoc/>
@@ -212,8 +236,20 @@ internal sealed class PostgreSqlSessionStore : IServerSideSessionStore, IAsyncDi
     }
 
     /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
-        throw new NotImplementedException("issue 26: in progress");
+    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        var statement = _pg.DeleteBySignInBatch(filter);
+        var parameters = SessionSql.SignInFilterParameters(filter, exceptKey, maxRows);
+        return RunAsync<IReadOnlyList<SessionLifetime>>(
+            async (connection, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(statement, parameters, cancellationToken: token)).ConfigureAwait(false);
+                return [.. rows.Select(r => r.ToSessionLifetime())];
+            },
+            cancellationToken);
+    }
 
     /// <inheritdoc/>
     public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)

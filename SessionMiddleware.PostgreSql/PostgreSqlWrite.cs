@@ -136,5 +136,10 @@ internal readonly record struct GroupedInsert(NewSession Session, long Now, long
         Int64("Now", Now),
         Text("Ip", Session.IpAddress),
         Text("UserAgent", Session.UserAgent),
-        Int64("ExpiresAt", ExpiresAt));
+        Int64("ExpiresAt", ExpiresAt),
+        Int64("SignedInAt", Session.SignIn?.At.ToUnixTimeSeconds()),
+        Text("IdpIssuer", Session.SignIn?.Issuer),
+        Text("IdpSid", Session.SignIn?.Sid),
+        Text("IdpSubject", Session.SignIn?.Subject),
+        Text("CredentialStamp", Session.SignIn?.CredentialStamp));
 }

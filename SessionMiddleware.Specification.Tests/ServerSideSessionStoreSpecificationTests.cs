@@ -13,16 +13,18 @@ namespace SessionMiddleware.Specification.Tests;
 /// <remarks>
 /// The suite expects the SessionMiddleware schema: a table named by <see cref="ServerSideSessionOptions.TableName"/>
 /// (default <c>sessions</c>) with the columns <c>id</c>, <c>user_id</c>, <c>data</c>, <c>created_at</c>,
-/// <c>last_access</c>, <c>version</c>, <c>ip</c>, <c>user_agent</c>, indexes <c>ix_{table}_expires_at</c>,
-/// <c>ix_{table}_created_at</c>, <c>ix_{table}_user_id</c> and the schema version table
+/// <c>last_access</c>, <c>version</c>, <c>ip</c>, <c>user_agent</c>, <c>expires_at</c>, and the sign-in columns of schema 4
+/// (<c>signed_in_at</c>, <c>idp_issuer</c>, <c>idp_sid</c>, <c>idp_subject</c>, <c>credential_stamp</c>), indexes
+/// <c>ix_{table}_expires_at</c>, <c>ix_{table}_created_at</c>, <c>ix_{table}_user_id</c>, <c>ix_{table}_idp_sid</c>,
+/// <c>ix_{table}_idp_subject</c> and the schema version table
 /// <c>__session_middleware_schema</c>, as the SQLite and PostgreSQL stores create them.
 /// </remarks>
-public abstract class ServerSideSessionStoreSpecificationTests
+public abstract partial class ServerSideSessionStoreSpecificationTests
 {
     // The schema of the remarks above, as a store of this family records it: part of the contract the suite checks,
     // so written here rather than read from the library's own stores.
     private const string SchemaVersionTable = "__session_middleware_schema";
-    private const int SchemaVersion = 3;
+    private const int SchemaVersion = 4;
 
     private readonly List<IServerSideSessionStore> _stores = [];
     private FakeTimeProvider _time = null!;
@@ -956,10 +958,10 @@ public abstract class ServerSideSessionStoreSpecificationTests
         });
     }
 
-    /// <summary>The longest allowed table name (63 characters) gets three distinct index names, within the database's identifier limit, and migrates twice.</summary>
+    /// <summary>The longest allowed table name (63 characters) gets five distinct index names, within the database's identifier limit, and migrates twice.</summary>
     /// <returns>A task that completes when the test has run.</returns>
     [Test]
-    public async Task Migrate_WithTheLongestAllowedTableName_CreatesThreeDistinctIndexes_AndIsIdempotent()
+    public async Task Migrate_WithTheLongestAllowedTableName_CreatesFiveDistinctIndexes_AndIsIdempotent()
     {
         var name = "s" + new string('x', 62);
         await MigratedStoreAsync(o => o.TableName = name);
@@ -967,7 +969,7 @@ public abstract class ServerSideSessionStoreSpecificationTests
 
         var indexes = (await ListObjectsAsync()).Where(o => o.StartsWith("index:ix_", StringComparison.Ordinal)).ToList();
 
-        Assert.That(indexes, Has.Count.EqualTo(3), "one index each on expires_at, created_at, user_id");
+        Assert.That(indexes, Has.Count.EqualTo(5), "one index each on expires_at, created_at, user_id, (idp_issuer, idp_sid), (idp_issuer, idp_subject)");
         if (MaxIdentifierLength is { } max)
         {
             Assert.That(indexes, Has.All.Length.LessThanOrEqualTo("index:".Length + max), $"the database keeps {max} characters of a name");

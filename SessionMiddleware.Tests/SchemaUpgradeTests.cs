@@ -49,7 +49,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "3" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.DumpSchemaAsync(), Is.EqualTo(schemaAfterFirst), "the second migration changes nothing");
             Assert.That(await _db.ListObjectsAsync(), Does.Contain("index:ix_sessions_expires_at"));
             Assert.That(
@@ -65,16 +65,18 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
     }
 
     [Test]
-    public async Task Migrate_OfASchema2Table_RecordsSchema3_KeepsEveryRow_AndOnSqliteAddsTheChangesTable()
+    public async Task Migrate_OfASchema2Table_RecordsSchema4_KeepsEveryRow_AndOnSqliteAddsTheChangesTable()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(FixtureTime.AddMinutes(5));
         await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).MigrateAsync();
 
-        // The table as schema 2 left it: no changes table, version 2 recorded.
+        // The table as schema 2 left it: no changes table, no sign-in columns, version 2 recorded.
         if (kind == StoreBackend.Sqlite)
         {
             await _db.ExecuteAsync("DROP TABLE sessions_changes;");
         }
+
+        await DropSignInColumnsAsync();
 
         await _db.ExecuteAsync("UPDATE __session_middleware_schema SET version = 2 WHERE table_name = 'sessions';");
         var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
@@ -84,12 +86,53 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "3" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.ListObjectsAsync(), kind == StoreBackend.Sqlite ? Does.Contain("table:sessions_changes") : Does.Not.Contain("table:sessions_changes"));
             Assert.That(await _db.CountRowsAsync(), Is.EqualTo(3), "every row kept");
             await AssertFixtureRowsReadableAsync(store);
             Assert.That(async () => await store.CheckSchemaAsync(), Throws.Nothing);
         });
+    }
+
+    /// <summary>
+    /// Schema 3 -> 4: the sign-in columns and their indexes are added, every row is kept and readable (recording no sign-in),
+    /// and a sign-in written afterwards is recorded.
+    /// </summary>
+    [Test]
+    public async Task Migrate_OfASchema3Table_AddsTheSignInColumns_KeepsEveryRow()
+    {
+        var time = new FakeTimeProvider(FixtureTime.AddMinutes(5));
+        await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).MigrateAsync();
+        await DropSignInColumnsAsync();
+        await _db.ExecuteAsync("UPDATE __session_middleware_schema SET version = 3 WHERE table_name = 'sessions';");
+        var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
+        Assert.That(async () => await store.CheckSchemaAsync(), Throws.InstanceOf<SessionStoreSchemaException>(), "schema 3 is not this version's: migrate first");
+
+        await store.MigrateAsync();
+        var signedIn = SessionIds.ComputeKey(Encoding.UTF8.GetBytes("signed-in-after-the-upgrade"));
+        var signIn = new SessionSignIn(FixtureTime.AddMinutes(5), "https://idp.example", "sid", "sub", "stamp");
+        await store.CreateAsync(new NewSession(signedIn, [1], "carol", null, null) { SignIn = signIn });
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
+            Assert.That(await _db.ListObjectsAsync(), Does.Contain("index:ix_sessions_idp_sid").And.Contain("index:ix_sessions_idp_subject"));
+            Assert.That(await _db.CountRowsAsync(), Is.EqualTo(4), "every row kept");
+            await AssertFixtureRowsReadableAsync(store);
+            Assert.That((await store.LoadAsync(FixtureKey(1)))!.SignIn, Is.Null, "an upgraded row records no sign-in");
+            Assert.That((await store.LoadAsync(signedIn))!.SignIn, Is.EqualTo(signIn));
+            Assert.That(async () => await store.CheckSchemaAsync(), Throws.Nothing);
+        });
+    }
+
+    // Back to the columns of schema 2 and 3 (SQLite drops a column only once no index uses it).
+    private async Task DropSignInColumnsAsync()
+    {
+        await _db.ExecuteAsync("DROP INDEX ix_sessions_idp_sid; DROP INDEX ix_sessions_idp_subject;");
+        foreach (var column in SessionTableSchema.SignInColumnNames)
+        {
+            await _db.ExecuteAsync($"ALTER TABLE sessions DROP COLUMN {column};");
+        }
     }
 
     [Test, InLane(TestLane.Functional)]
@@ -107,7 +150,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "3" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.CountRowsAsync(), Is.EqualTo(3));
             await AssertFixtureRowsReadableAsync(store);
         });

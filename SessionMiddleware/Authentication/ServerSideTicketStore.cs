@@ -50,7 +50,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     {
         var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
         var reference = await Store(ticket, request.Session).ConfigureAwait(false);
-        await request.CommitIfLateAsync().ConfigureAwait(false);
+        await (_binds ? request.CommitSignInAsync(cancellationToken) : request.CommitIfLateAsync()).ConfigureAwait(false);
         return reference;
     }
 

@@ -95,6 +95,16 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             failures.Add($"{prefix}{nameof(options.NewSessionLimitWindow)} must be positive and at most {ServerSideSessionDefaults.MaxNewSessionLimitWindow} (was {options.NewSessionLimitWindow}).");
         }
 
+        if (options.MaxSessionsPerUser < 0)
+        {
+            failures.Add($"{prefix}{nameof(options.MaxSessionsPerUser)} must not be negative (was {options.MaxSessionsPerUser}; 0 means no cap).");
+        }
+
+        if (!Enum.IsDefined(options.WhenMaxSessionsReached))
+        {
+            failures.Add($"{prefix}{nameof(options.WhenMaxSessionsReached)} must be EndLeastRecentlyUsed or RefuseSignIn (was {(int)options.WhenMaxSessionsReached}).");
+        }
+
         if (options.Cookie is null)
         {
             failures.Add($"{prefix}{nameof(options.Cookie)} is required.");

@@ -33,6 +33,13 @@ public static class ServerSideSessionDiagnostics
     public const string SessionsRateLimited = "sessionmiddleware.sessions.rate_limited";
 
     /// <summary>
+    /// Counter: sign-ins refused, tagged <c>reason</c> (<c>session_limit</c>: the user was at
+    /// <see cref="ServerSideSessionOptions.MaxSessionsPerUser"/> under <see cref="MaxSessionsBehavior.RefuseSignIn"/>).
+    /// Sessions the cap ended count in <see cref="SessionsEnded"/> with reason <c>session_limit</c>.
+    /// </summary>
+    public const string SignInsRefused = "sessionmiddleware.sign_ins.refused";
+
+    /// <summary>
     /// Counter (<c>{cookie}</c>): session cookies not honoured, tag <c>reason</c>: <c>unprotect_failed</c> (not protected by
     /// this application's key ring, e.g. servers not sharing keys, or tampered with), <c>malformed</c>, or
     /// <c>unknown_session</c> (a valid cookie whose session does not exist or has expired).

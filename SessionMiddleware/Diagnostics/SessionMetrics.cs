@@ -22,6 +22,7 @@ internal sealed class SessionMetrics : IWriteBatchObserver
     private readonly Counter<long> _renewed;
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _rateLimited;
+    private readonly Counter<long> _signInsRefused;
     private readonly Counter<long> _commits;
     private readonly Histogram<double> _storeDuration;
     private readonly Counter<long> _rowsDeleted;
@@ -40,6 +41,7 @@ internal sealed class SessionMetrics : IWriteBatchObserver
         _renewed = meter.CreateCounter<long>(ServerSideSessionDiagnostics.SessionsRenewed, "{session}", "Session IDs renewed.");
         _rejected = meter.CreateCounter<long>(ServerSideSessionDiagnostics.CookiesRejected, "{cookie}", "Session cookies not honoured, by reason.");
         _rateLimited = meter.CreateCounter<long>(ServerSideSessionDiagnostics.SessionsRateLimited, "{session}", "New sessions refused by NewSessionLimit (answered 429).");
+        _signInsRefused = meter.CreateCounter<long>(ServerSideSessionDiagnostics.SignInsRefused, "{sign-in}", "Sign-ins refused, by reason.");
         _commits = meter.CreateCounter<long>(ServerSideSessionDiagnostics.Commits, "{commit}", "Writes of session data, by outcome.");
         _storeDuration = meter.CreateHistogram<double>(
             ServerSideSessionDiagnostics.StoreOperationDuration,
@@ -73,6 +75,8 @@ internal sealed class SessionMetrics : IWriteBatchObserver
     public void SessionRenewed() => _renewed.Add(1);
 
     public void SessionRateLimited() => _rateLimited.Add(1);
+
+    public void SignInRefused(string reason) => _signInsRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void CookieRejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
 

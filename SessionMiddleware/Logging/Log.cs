@@ -150,4 +150,10 @@ internal static partial class Log
 
     [LoggerMessage(2480, LogLevel.Information, "Ended {Count} sessions by their recorded sign-in, reason {Reason}.", EventName = "SignInsEnded")]
     public static partial void SignInsEnded(ILogger logger, int count, string reason);
+
+    [LoggerMessage(2481, LogLevel.Information, "Session {SessionId} ended: its user signed in elsewhere over the cap of {MaxSessions} sessions (MaxSessionsPerUser), and it was the least recently used.", EventName = "SessionDisplaced")]
+    public static partial void SessionDisplaced(ILogger logger, string sessionId, int maxSessions);
+
+    [LoggerMessage(2482, LogLevel.Warning, "A sign-in in session {SessionId} was refused: its user already has {MaxSessions} sessions (MaxSessionsPerUser, RefuseSignIn). Nothing was stored; the request's session changes are dropped.", EventName = "SignInRefused")]
+    public static partial void SignInRefused(ILogger logger, int maxSessions, string sessionId);
 }

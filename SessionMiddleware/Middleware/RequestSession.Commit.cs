@@ -61,7 +61,18 @@ internal sealed partial class RequestSession
             await DeleteAbandonedAsync(session, abandoned, token).ConfigureAwait(false);
         }
 
-        await CommitSessionAsync(session, token).ConfigureAwait(false);
+        await PrepareSignInAsync(session).ConfigureAwait(false);
+        try
+        {
+            await CommitSessionAsync(session, token).ConfigureAwait(false);
+        }
+        catch (SessionLimitExceededException refusal)
+        {
+            SignInRefused(refusal);
+            throw;
+        }
+
+        await EndDisplacedAsync().ConfigureAwait(false);
     }
 
     /// <summary>The commit of the session that follows any abandon: create, renew, write or touch, by its state.</summary>
@@ -180,6 +191,7 @@ internal sealed partial class RequestSession
         session.EnsureId();
         var row = NewRow(session);
         var stored = await _runtime.Store.CreateAsync(row, cancellationToken).ConfigureAwait(false);
+        _displaced = stored.Displaced;
         Metrics.SessionCreated();
         Metrics.Commit(SessionMetrics.OutcomeCommitted);
         session.MarkCreated(stored);

@@ -54,6 +54,7 @@ internal sealed partial class RequestSession
             switch (result.Status)
             {
                 case SessionUpdateStatus.Committed:
+                    _displaced = result.Displaced;
                     Metrics.Commit(attempt == 1 && !merged ? SessionMetrics.OutcomeCommitted : SessionMetrics.OutcomeMerged);
                     return renew ? Renewed(session, rowKey, result.Version) : Written(session, adopted, result.Version);
 

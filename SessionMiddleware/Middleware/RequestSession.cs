@@ -175,6 +175,7 @@ internal sealed partial class RequestSession : ISessionOwner
         return new NewSession(session.Key!, session.Serialize(), session.UserId, ip, userAgent, ExpiresAt(session))
         {
             SignIn = session.SignInToStore(_runtime.Now()),
+            UserLimit = UserLimitOf(session),
         };
     }
 }

@@ -16,4 +16,12 @@ public readonly record struct SessionUpdateResult(SessionUpdateStatus Status, lo
         get => _displaced ?? [];
         init => _displaced = value;
     }
+
+    /// <summary>Equal when <see cref="Status"/> and <see cref="Version"/> are (what became of the update; <see cref="Displaced"/> is a side report).</summary>
+    /// <param name="other">The other result.</param>
+    /// <returns>Whether the two say the same of the update.</returns>
+    public bool Equals(SessionUpdateResult other) => Status == other.Status && Version == other.Version;
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Status, Version);
 }

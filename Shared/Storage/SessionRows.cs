@@ -24,6 +24,21 @@ internal sealed class SessionRow
     /// <summary>When the row expires, Unix seconds.</summary>
     public long ExpiresAt { get; set; }
 
+    /// <summary><c>signed_in_at</c>: null when the row records no sign-in.</summary>
+    public long? SignedInAt { get; set; }
+
+    /// <summary><c>idp_issuer</c>.</summary>
+    public string? IdpIssuer { get; set; }
+
+    /// <summary><c>idp_sid</c>.</summary>
+    public string? IdpSid { get; set; }
+
+    /// <summary><c>idp_subject</c>.</summary>
+    public string? IdpSubject { get; set; }
+
+    /// <summary><c>credential_stamp</c>.</summary>
+    public string? CredentialStamp { get; set; }
+
     /// <summary>The row as the store contract returns it.</summary>
     /// <param name="key">The key the row was loaded by.</param>
     /// <returns>The stored session.</returns>
@@ -34,7 +49,10 @@ internal sealed class SessionRow
         UserId,
         DateTimeOffset.FromUnixTimeSeconds(CreatedAt),
         DateTimeOffset.FromUnixTimeSeconds(LastAccess),
-        DateTimeOffset.FromUnixTimeSeconds(ExpiresAt));
+        DateTimeOffset.FromUnixTimeSeconds(ExpiresAt))
+    {
+        SignIn = SignedInAt is { } at ? new SessionSignIn(DateTimeOffset.FromUnixTimeSeconds(at), IdpIssuer, IdpSid, IdpSubject, CredentialStamp) : null,
+    };
 }
 
 /// <summary>A session row as <see cref="SessionSql.ListByUser"/> returns it.</summary>

@@ -87,4 +87,33 @@ internal sealed partial class SessionSql
             }
         }
     }
+
+    /// <summary>
+    /// The condition of the rows whose recorded sign-in matches <paramref name="filter"/>, over <c>@Issuer</c>, <c>@Sid</c>,
+    /// <c>@Subject</c>, <c>@UserId</c> and <c>@CredentialStamp</c> (<see cref="SignInFilterParameters"/>); each kind is served
+    /// by an index (<c>idp_sid</c>, <c>idp_subject</c>, <c>user_id</c>).
+    /// </summary>
+    /// <param name="filter">Which sign-ins.</param>
+    /// <returns>An SQL condition.</returns>
+    public static string SignInCondition(SessionSignInFilter filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        return filter switch
+        {
+            { Sid: not null } => "idp_issuer = @Issuer AND idp_sid = @Sid",
+            { Subject: not null } => "idp_issuer = @Issuer AND idp_subject = @Subject",
+            _ => "user_id = @UserId AND credential_stamp IS NOT NULL AND credential_stamp <> @CredentialStamp",
+        };
+    }
+
+    /// <summary>The parameters of <see cref="SignInCondition"/>, with <c>@ExceptId</c> and <c>@Limit</c>.</summary>
+    /// <param name="filter">Which sign-ins.</param>
+    /// <param name="exceptKey">The key of a row to keep, or <see langword="null"/>.</param>
+    /// <param name="limit">The most rows.</param>
+    /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
+    public static object SignInFilterParameters(SessionSignInFilter filter, byte[]? exceptKey, int limit)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        return new { filter.Issuer, filter.Sid, filter.Subject, filter.UserId, filter.CredentialStamp, ExceptId = exceptKey, Limit = limit };
+    }
 }

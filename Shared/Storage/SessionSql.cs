@@ -42,19 +42,29 @@ internal sealed partial class SessionSql
             $"CREATE TABLE IF NOT EXISTS {t} (\n    {columns}\n){dialect.TableOptions};\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "expires_at"))} ON {t} (expires_at);\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "created_at"))} ON {t} (created_at);\n" +
-            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "user_id"))} ON {t} (user_id) WHERE user_id IS NOT NULL;";
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "user_id"))} ON {t} (user_id) WHERE user_id IS NOT NULL;\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "idp_sid"))} ON {t} (idp_issuer, idp_sid) WHERE idp_sid IS NOT NULL;\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "idp_subject"))} ON {t} (idp_issuer, idp_subject) WHERE idp_subject IS NOT NULL;";
 
         // Schema 1 -> 2: each row gets the expiry the rules of the migrating process give it.
         AddExpiresAt =
             $"ALTER TABLE {t} ADD COLUMN expires_at {dialect.Int64Type} NOT NULL DEFAULT 0;\n" +
             $"UPDATE {t} SET expires_at = CASE WHEN created_at + @AbsoluteSeconds < last_access + @IdleSeconds THEN created_at + @AbsoluteSeconds ELSE last_access + @IdleSeconds END;";
 
+        // Schema 2 or 3 -> 4: the sign-in columns, all nullable (no row is rewritten); existing rows record no sign-in.
+        AddSignInColumns = string.Concat(SessionTableSchema.SignInColumnNames.Select(column =>
+            $"ALTER TABLE {t} ADD COLUMN {column} {(column == "signed_in_at" ? dialect.Int64Type : dialect.TextType)} NULL;\n"));
+
         Load =
-            $"SELECT data AS Data, version AS Version, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, expires_at AS ExpiresAt FROM {t} WHERE id = @Id;";
+            "SELECT data AS Data, version AS Version, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, expires_at AS ExpiresAt, " +
+            $"{SignInSelect} FROM {t} WHERE id = @Id;";
         DeleteIfExpired =
             $"DELETE FROM {t} WHERE id = @Id AND NOT ({LiveCondition});";
         Insert =
-            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) VALUES (@Id, @UserId, @Data, @Now, @Now, 1, @Ip, @UserAgent, @ExpiresAt);";
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at, {SignInColumns}) " +
+            $"VALUES (@Id, @UserId, @Data, @Now, @Now, 1, @Ip, @UserAgent, @ExpiresAt, {SignInValues});";
+        ListOthersOfUser =
+            $"SELECT id FROM {t} WHERE user_id = @UserId AND {LiveCondition} AND id <> @ExceptId ORDER BY last_access DESC, created_at DESC, id DESC;";
         Update =
             $"UPDATE {t} SET data = @Data, version = version + 1, last_access = @Now, expires_at = {NewExpiry("created_at")} " +
             $"WHERE id = @Id AND version = @ExpectedVersion AND {LiveCondition} RETURNING version;";
@@ -106,8 +116,24 @@ internal sealed partial class SessionSql
 
     private readonly string _statistics;
 
-    /// <summary>The columns of the session table's indexes, each named by <see cref="SessionSqlDialect.IndexName"/>.</summary>
-    internal static readonly string[] IndexedColumns = ["expires_at", "created_at", "user_id"];
+    /// <summary>The columns of the session table's indexes, each named by <see cref="SessionSqlDialect.IndexName"/> (<c>idp_sid</c> and <c>idp_subject</c> with <c>idp_issuer</c> first).</summary>
+    internal static readonly string[] IndexedColumns = ["expires_at", "created_at", "user_id", "idp_sid", "idp_subject"];
+
+    /// <summary>The sign-in columns (schema 4), in the order of <see cref="SignInValues"/>.</summary>
+    public const string SignInColumns = "signed_in_at, idp_issuer, idp_sid, idp_subject, credential_stamp";
+
+    /// <summary>The parameters a write binds to <see cref="SignInColumns"/> (<see cref="SignInParameters"/>).</summary>
+    public const string SignInValues = "@SignedInAt, @IdpIssuer, @IdpSid, @IdpSubject, @CredentialStamp";
+
+    /// <summary>The sign-in columns as <see cref="SessionRow"/> names them, at the positions of <see cref="LoadColumns"/>.</summary>
+    public const string SignInSelect =
+        "signed_in_at AS SignedInAt, idp_issuer AS IdpIssuer, idp_sid AS IdpSid, idp_subject AS IdpSubject, credential_stamp AS CredentialStamp";
+
+    /// <summary>The values of <see cref="SignInValues"/> for <paramref name="signIn"/> (all null for none).</summary>
+    /// <param name="signIn">The sign-in to record, or <see langword="null"/>.</param>
+    /// <returns>The values, in the order of <see cref="SignInColumns"/>.</returns>
+    public static (long? SignedInAt, string? IdpIssuer, string? IdpSid, string? IdpSubject, string? CredentialStamp) SignInParameters(SessionSignIn? signIn) =>
+        signIn is null ? (null, null, null, null, null) : ((long?)signIn.At.ToUnixTimeSeconds(), signIn.Issuer, signIn.Sid, signIn.Subject, signIn.CredentialStamp);
 
     /// <summary>The dialect the statements were built for.</summary>
     public SessionSqlDialect Dialect { get; }
@@ -132,6 +158,15 @@ internal sealed partial class SessionSql
 
     /// <summary>Upgrades a schema-1 table: adds <c>expires_at</c> and sets it for every row from <c>@IdleSeconds</c> and <c>@AbsoluteSeconds</c>.</summary>
     public string AddExpiresAt { get; }
+
+    /// <summary>Upgrades a schema-2 or -3 table to 4: adds the sign-in columns (nullable; no row is rewritten).</summary>
+    public string AddSignInColumns { get; }
+
+    /// <summary>
+    /// The keys of <c>@UserId</c>'s live rows other than <c>@ExceptId</c>, most recently used first: what a capped sign-in
+    /// counts, and from whose end it takes the least recently used.
+    /// </summary>
+    public string ListOthersOfUser { get; }
 
     /// <summary>The row under <c>@Id</c>, live or not; its columns are at the positions of <see cref="LoadColumns"/>.</summary>
     public string Load { get; }
@@ -211,6 +246,7 @@ internal sealed partial class SessionSql
     public static object RenewParameters(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryParameters expiry)
     {
         ArgumentNullException.ThrowIfNull(renewed);
+        var signIn = SignInParameters(renewed.SignIn);
         return new
         {
             OldId = oldKey,
@@ -221,6 +257,11 @@ internal sealed partial class SessionSql
             Ip = renewed.IpAddress,
             renewed.UserAgent,
             ExpiresAt = renewed.ExpiresAt?.ToUnixTimeSeconds(),
+            signIn.SignedInAt,
+            signIn.IdpIssuer,
+            signIn.IdpSid,
+            signIn.IdpSubject,
+            signIn.CredentialStamp,
             expiry.Now,
             expiry.IdleSeconds,
             expiry.AbsoluteSeconds,
@@ -247,5 +288,30 @@ internal sealed partial class SessionSql
 
         /// <summary><c>expires_at</c>.</summary>
         public const int ExpiresAt = 5;
+
+        /// <summary><c>signed_in_at</c>; then <c>idp_issuer</c>, <c>idp_sid</c>, <c>idp_subject</c>, <c>credential_stamp</c>.</summary>
+        public const int SignedInAt = 6;
+
+        /// <summary>How many columns <see cref="Load"/> returns.</summary>
+        public const int Count = SignedInAt + 5;
+
+        /// <summary>Reads the sign-in columns of a <see cref="Load"/> row.</summary>
+        /// <param name="reader">A reader positioned on the row.</param>
+        /// <param name="row">The row to fill.</param>
+        public static void ReadSignIn(System.Data.Common.DbDataReader reader, SessionRow row)
+        {
+            ArgumentNullException.ThrowIfNull(reader);
+            ArgumentNullException.ThrowIfNull(row);
+            if (reader.IsDBNull(SignedInAt))
+            {
+                return;
+            }
+
+            row.SignedInAt = reader.GetInt64(SignedInAt);
+            row.IdpIssuer = reader.IsDBNull(SignedInAt + 1) ? null : reader.GetString(SignedInAt + 1);
+            row.IdpSid = reader.IsDBNull(SignedInAt + 2) ? null : reader.GetString(SignedInAt + 2);
+            row.IdpSubject = reader.IsDBNull(SignedInAt + 3) ? null : reader.GetString(SignedInAt + 3);
+            row.CredentialStamp = reader.IsDBNull(SignedInAt + 4) ? null : reader.GetString(SignedInAt + 4);
+        }
     }
 }

@@ -131,6 +131,15 @@ internal abstract class SessionSqlDialect
             columns.Add(new("expires_at", Int64Type));
         }
 
+        if (schemaVersion >= 4)
+        {
+            columns.Add(new("signed_in_at", Int64Type));
+            columns.Add(new("idp_issuer", TextType));
+            columns.Add(new("idp_sid", TextType));
+            columns.Add(new("idp_subject", TextType));
+            columns.Add(new("credential_stamp", TextType));
+        }
+
         return columns;
     }
 }

@@ -47,20 +47,9 @@ internal static class SessionTableMigrator
         var result = new SessionMigrationResult(Created: found.Count == 0, UpgradedFromVersion: null);
         if (found.Count > 0)
         {
-            // A schema-1 table is upgraded in place; any other shape is left untouched.
-            if (recorded is null or 1 && !SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()) &&
-                SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
-            {
-                // Rewrites every row: minutes on millions of rows, past a driver's default command timeout (Npgsql's
-                // 30 s), which would roll the upgrade back on every start. It runs until done or cancelled.
-                await connection.ExecuteAsync(new CommandDefinition(
-                    sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
-                result = result with { UpgradedFromVersion = 1 };
-            }
-            else
-            {
-                ThrowIfWrongShape(sql, found);
-            }
+            // An older table is upgraded in place; any other shape is left untouched.
+            var upgradedFrom = await UpgradeAsync(connection, transaction, sql, expiry, recorded, found, cancellationToken).ConfigureAwait(false);
+            result = result with { UpgradedFromVersion = upgradedFrom };
         }
 
         await CreateMissingAsync(connection, transaction, sql, expiry, cancellationToken).ConfigureAwait(false);
@@ -74,6 +63,43 @@ internal static class SessionTableMigrator
     }
 
     /// <summary>Creates what is missing of the table, its indexes, the dialect's changes table and expiry triggers, in the migration's transaction.</summary>
+    /// <summary>
+    /// Upgrades a table of an older shape in place: schema 1 gets <c>expires_at</c> (every row rewritten), schema 1, 2 and
+    /// 3 get the sign-in columns of schema 4 (nullable: no row rewritten). Returns the version upgraded from (2 for a
+    /// table of schema 2 or 3, which have the same columns), or null when the table has the current shape.
+    /// </summary>
+    /// <exception cref="SessionStoreSchemaException">The table has another shape.</exception>
+    private static async Task<int?> UpgradeAsync(
+        DbConnection connection, DbTransaction transaction, SessionSql sql, ExpiryParameters expiry, long? recorded, List<CatalogColumn> found, CancellationToken cancellationToken)
+    {
+        if (SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns()))
+        {
+            return null;
+        }
+
+        int from;
+        if (recorded is null or 1 && SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(1)))
+        {
+            // Rewrites every row: minutes on millions of rows, past a driver's default command timeout (Npgsql's
+            // 30 s), which would roll the upgrade back on every start. It runs until done or cancelled.
+            await connection.ExecuteAsync(new CommandDefinition(
+                sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            from = 1;
+        }
+        else if (recorded is null or 2 or 3 && SessionTableSchema.HasExpectedShape(found, sql.Dialect.Columns(3)))
+        {
+            from = (int)(recorded ?? 2);
+        }
+        else
+        {
+            ThrowIfWrongShape(sql, found);
+            return null;
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition(sql.AddSignInColumns, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return from;
+    }
+
     private static async Task CreateMissingAsync(DbConnection connection, DbTransaction transaction, SessionSql sql, ExpiryParameters expiry, CancellationToken cancellationToken)
     {
         // Builds the expires_at index over every row of an upgraded table: no timeout either.

@@ -36,15 +36,20 @@ internal static partial class SessionTableSchema
 {
     /// <summary>
     /// The schema version this library writes and expects (2: every row has its own <c>expires_at</c>; 3: SQLite keeps
-    /// a table of recent ends and renewals beside the session table, for the other processes on the file).
+    /// a table of recent ends and renewals beside the session table, for the other processes on the file; 4: each row
+    /// records its sign-in: when, the identity provider's issuer, session and subject, and a hash of the credential stamp).
     /// </summary>
-    public const int Version = 3;
+    public const int Version = 4;
 
     /// <summary>The table where the schema version of each session table is recorded.</summary>
     public const string VersionTable = "__session_middleware_schema";
 
-    /// <summary>The columns in order; <c>id</c> is the primary key; <c>user_id</c>, <c>ip</c> and <c>user_agent</c> may be null.</summary>
-    public static IReadOnlyList<string> ColumnNames { get; } = ["id", "user_id", "data", "created_at", "last_access", "version", "ip", "user_agent", "expires_at"];
+    /// <summary>The columns in order; <c>id</c> is the primary key; <c>user_id</c>, <c>ip</c>, <c>user_agent</c> and the sign-in columns may be null.</summary>
+    public static IReadOnlyList<string> ColumnNames { get; } =
+        ["id", "user_id", "data", "created_at", "last_access", "version", "ip", "user_agent", "expires_at", "signed_in_at", "idp_issuer", "idp_sid", "idp_subject", "credential_stamp"];
+
+    /// <summary>The columns schema 4 added, all nullable: what a row records about its sign-in (<see cref="SessionSignIn"/>).</summary>
+    public static IReadOnlyList<string> SignInColumnNames { get; } = ["signed_in_at", "idp_issuer", "idp_sid", "idp_subject", "credential_stamp"];
 
     /// <summary>Whether <paramref name="tableName"/> is a name the library accepts (<c>^[A-Za-z_][A-Za-z0-9_]{0,62}$</c>), so it can be quoted into SQL.</summary>
     /// <param name="tableName">The name to check.</param>
@@ -53,8 +58,8 @@ internal static partial class SessionTableSchema
 
     /// <summary>Whether a column may be null.</summary>
     /// <param name="column">One of <see cref="ColumnNames"/>.</param>
-    /// <returns><see langword="true"/> for <c>user_id</c>, <c>ip</c> and <c>user_agent</c>.</returns>
-    public static bool IsNullable(string column) => column is "user_id" or "ip" or "user_agent";
+    /// <returns><see langword="true"/> for <c>user_id</c>, <c>ip</c>, <c>user_agent</c> and the sign-in columns.</returns>
+    public static bool IsNullable(string column) => column is "user_id" or "ip" or "user_agent" || SignInColumnNames.Contains(column);
 
     /// <summary>Same names and types in the same order, and <c>id</c> alone the primary key.</summary>
     /// <param name="found">The existing table's columns.</param>

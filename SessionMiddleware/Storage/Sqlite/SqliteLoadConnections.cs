@@ -49,6 +49,7 @@ internal sealed class SqliteLoadConnections : IDisposable
                         LastAccess = reader.GetInt64(SessionSql.LoadColumns.LastAccess),
                         ExpiresAt = reader.GetInt64(SessionSql.LoadColumns.ExpiresAt),
                     };
+                    SessionSql.LoadColumns.ReadSignIn(reader, row);
                 }
             }
 

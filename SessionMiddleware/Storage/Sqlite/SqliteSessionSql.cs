@@ -13,13 +13,18 @@ internal sealed class SqliteSessionSql
 
         // Runs in the writer's transaction together with a Delete of the old key: copy, then delete, atomically.
         RenewInsert =
-            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at) " +
-            $"SELECT @NewId, @UserId, @Data, created_at, @Now, version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("created_at")} " +
+            $"INSERT INTO {t} (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at, {SessionSql.SignInColumns}) " +
+            $"SELECT @NewId, @UserId, @Data, created_at, @Now, version + 1, @Ip, @UserAgent, {SessionSql.NewExpiry("created_at")}, {SessionSql.SignInValues} " +
             $"FROM {t} WHERE id = @OldId AND version = @ExpectedVersion AND {live} RETURNING version;";
 
         // A batch of a user's rows, live or expired, through the user_id index; the caller repeats it until none is left.
         DeleteByUserBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE user_id = @UserId AND (@ExceptId IS NULL OR id <> @ExceptId) LIMIT @Limit) " +
+            $"RETURNING {SessionSql.LifetimeColumns};";
+
+        // As DeleteByUserBatch, by the recorded sign-in (SessionSql.SignInCondition).
+        DeleteBySignInBatch = filter =>
+            $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE {SessionSql.SignInCondition(filter)} AND (@ExceptId IS NULL OR id <> @ExceptId) LIMIT @Limit) " +
             $"RETURNING {SessionSql.LifetimeColumns};";
 
         // The changes table (schema 3): other processes on the file read it to end or move what they hold open.
@@ -49,4 +54,7 @@ internal sealed class SqliteSessionSql
     public string RenewInsert { get; }
 
     public string DeleteByUserBatch { get; }
+
+    /// <summary>A batch of the rows whose recorded sign-in matches the filter, live or expired, except <c>@ExceptId</c>, at most <c>@Limit</c>, returning their lifetimes.</summary>
+    public Func<SessionSignInFilter, string> DeleteBySignInBatch { get; }
 }

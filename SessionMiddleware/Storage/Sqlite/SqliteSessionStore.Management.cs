@@ -66,8 +66,23 @@ internal sealed partial class SqliteSessionStore
     }
 
     /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default) =>
-        throw new NotImplementedException("issue 26: in progress");
+    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        var statement = _sqlite.DeleteBySignInBatch(filter);
+        var parameters = SessionSql.SignInFilterParameters(filter, exceptKey, maxRows);
+        return WriteAsync<IReadOnlyList<SessionLifetime>>(
+            async (connection, transaction, token) =>
+            {
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(statement, parameters, transaction, cancellationToken: token)).ConfigureAwait(false);
+                IReadOnlyList<SessionLifetime> deleted = [.. rows.Select(r => r.ToSessionLifetime())];
+                await RecordEndsAsync(connection, transaction, deleted, token).ConfigureAwait(false);
+                return deleted;
+            },
+            singleStatement: false,
+            cancellationToken);
+    }
 
     /// <inheritdoc/>
     public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)

@@ -148,9 +148,14 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         ArgumentNullException.ThrowIfNull(session);
         var expiry = _expiry.Parameters();
         var expiresAt = session.ExpiresAt?.ToUnixTimeSeconds() ?? expiry.DefaultExpiresAt(expiry.Now);
-        await WriteAsync(
-            (connection, transaction, token) =>
+        var capped = SessionUserLimits.IsCapped(session);
+        var displaced = await WriteAsync(
+            async (connection, transaction, token) =>
             {
+                // A capped sign-in counts and ends in the same transaction as its insert (its own savepoint: a refusal
+                // rolls back nothing else); the one writer, under BEGIN IMMEDIATE, serializes it with every other write.
+                var overLimit = capped ? await KeysOverLimitAsync(connection, transaction, session, session.Key, expiry.Now, token).ConfigureAwait(false) : [];
+                var signIn = SessionSql.SignInParameters(session.SignIn);
                 var command = _prepared.Get(
                     connection,
                     transaction,
@@ -161,12 +166,53 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                     ("@Now", expiry.Now),
                     ("@Ip", session.IpAddress),
                     ("@UserAgent", session.UserAgent),
-                    ("@ExpiresAt", expiresAt));
-                return command.ExecuteNonQueryAsync(token);
+                    ("@ExpiresAt", expiresAt),
+                    ("@SignedInAt", signIn.SignedInAt),
+                    ("@IdpIssuer", signIn.IdpIssuer),
+                    ("@IdpSid", signIn.IdpSid),
+                    ("@IdpSubject", signIn.IdpSubject),
+                    ("@CredentialStamp", signIn.CredentialStamp));
+                await command.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+                return await EndAsync(connection, transaction, overLimit, token).ConfigureAwait(false);
             },
-            singleStatement: true,
+            singleStatement: !capped,
             cancellationToken).ConfigureAwait(false);
-        return session.AsCreated(expiry.Now, expiresAt);
+        return session.AsCreated(expiry.Now, expiresAt) with { Displaced = displaced };
+    }
+
+    /// <summary>
+    /// A capped sign-in of <paramref name="session"/>'s user: the keys of the user's least recently used other sessions
+    /// beyond the cap (other than <paramref name="exceptKey"/>, the session signing in), or <see cref="SessionLimitExceededException"/>
+    /// before anything is written.
+    /// </summary>
+    private async Task<IReadOnlyList<byte[]>> KeysOverLimitAsync(
+        SqliteConnection connection, SqliteTransaction transaction, NewSession session, byte[] exceptKey, long now, CancellationToken cancellationToken)
+    {
+        var others = (await connection.QueryAsync<byte[]>(new CommandDefinition(
+            _sql.ListOthersOfUser, new { session.UserId, Now = now, ExceptId = exceptKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
+        return SessionUserLimits.KeysToEnd(session.UserLimit!, session.UserId!, others);
+    }
+
+    /// <summary>Ends the sessions a capped sign-in displaced (recorded for the other processes, returned for their ends).</summary>
+    private async Task<IReadOnlyList<SessionLifetime>> EndAsync(SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<byte[]> keys, CancellationToken cancellationToken)
+    {
+        if (keys.Count == 0)
+        {
+            return [];
+        }
+
+        var ended = new List<SessionLifetime>();
+        foreach (var key in keys)
+        {
+            if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)) is { } row)
+            {
+                ended.Add(row.ToSessionLifetime());
+            }
+        }
+
+        await RecordEndsAsync(connection, transaction, ended, cancellationToken).ConfigureAwait(false);
+        return ended;
     }
 
     /// <inheritdoc/>
@@ -230,7 +276,10 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         return WriteAsync(
             async (connection, transaction, token) =>
             {
-                // Inside the group transaction (and its own savepoint): the copy and the delete are one atomic step.
+                // Inside the group transaction (and its own savepoint): the cap, the copy and the delete are one atomic step.
+                var overLimit = SessionUserLimits.IsCapped(renewed)
+                    ? await KeysOverLimitAsync(connection, transaction, renewed, oldKey, expiry.Now, token).ConfigureAwait(false)
+                    : [];
                 var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
                     _sqlite.RenewInsert,
                     SessionSql.RenewParameters(oldKey, expectedVersion, renewed, expiry),
@@ -242,10 +291,11 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                 }
 
                 await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                var displaced = await EndAsync(connection, transaction, overLimit, token).ConfigureAwait(false);
                 await connection.ExecuteAsync(new CommandDefinition(
                     _sqlite.RecordRenewal, new { At = expiry.Now, Id = oldKey, NewId = renewed.Key, renewed.UserId }, transaction, cancellationToken: token)).ConfigureAwait(false);
                 await PruneChangesNowAndThenAsync(connection, transaction, 1, token).ConfigureAwait(false);
-                return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value);
+                return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value) { Displaced = displaced };
             },
             singleStatement: false,
             cancellationToken);
