@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Authentication.OpenIdConnect;
 using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 
@@ -15,6 +16,8 @@ namespace SessionMiddleware.OpenIdConnect.Internal;
 internal sealed class LogoutTokenValidator(TimeProvider time)
 {
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
+    private readonly Lock _refreshLock = new();
+    private DateTimeOffset _lastRefresh = DateTimeOffset.MinValue;
 
     public async Task<(LogoutTokenRefusal Refusal, LogoutTokenFacts? Facts, Exception? Error)> ValidateAsync(
         string token,
@@ -22,13 +25,13 @@ internal sealed class LogoutTokenValidator(TimeProvider time)
         TimeSpan issuedAtWindow,
         CancellationToken cancellationToken)
     {
-        var configuration = await ConfigurationAsync(scheme, refresh: false, cancellationToken).ConfigureAwait(false);
+        var configuration = scheme.Configuration ?? (scheme.ConfigurationManager is { } manager
+            ? await manager.GetConfigurationAsync(cancellationToken).ConfigureAwait(false)
+            : null);
         var result = await _handler.ValidateTokenAsync(token, Parameters(scheme, configuration)).ConfigureAwait(false);
-        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && scheme.Configuration is null && scheme.ConfigurationManager is not null)
+        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await FreshConfigurationAsync(scheme, cancellationToken).ConfigureAwait(false) is { } fresh)
         {
-            // The provider may have rolled its keys since its discovery document was read: read it again, once.
-            configuration = await ConfigurationAsync(scheme, refresh: true, cancellationToken).ConfigureAwait(false);
-            result = await _handler.ValidateTokenAsync(token, Parameters(scheme, configuration)).ConfigureAwait(false);
+            result = await _handler.ValidateTokenAsync(token, Parameters(scheme, fresh)).ConfigureAwait(false);
         }
 
         if (!result.IsValid)
@@ -46,19 +49,40 @@ internal sealed class LogoutTokenValidator(TimeProvider time)
         return (refusal, facts, null);
     }
 
-    private static async Task<OpenIdConnectConfiguration?> ConfigurationAsync(OpenIdConnectOptions scheme, bool refresh, CancellationToken cancellationToken)
+    /// <summary>
+    /// The provider's discovery document and keys read again, at most once per <see cref="OpenIdConnectOptions.RefreshInterval"/>
+    /// (a token with an unknown key ID may be forged): the provider may have rolled its keys since they were read. The
+    /// configuration manager refreshes in the background, too late for this request, so the document is read here.
+    /// </summary>
+    private async Task<OpenIdConnectConfiguration?> FreshConfigurationAsync(OpenIdConnectOptions scheme, CancellationToken cancellationToken)
     {
-        if (scheme.Configuration is not null || scheme.ConfigurationManager is null)
+        if (!scheme.RefreshOnIssuerKeyNotFound || scheme.Configuration is not null || scheme.ConfigurationManager is null ||
+            string.IsNullOrEmpty(scheme.MetadataAddress) || scheme.Backchannel is null)
         {
-            return scheme.Configuration;
+            return null;
         }
 
-        if (refresh)
+        var now = time.GetUtcNow();
+        lock (_refreshLock)
         {
-            scheme.ConfigurationManager.RequestRefresh();
+            if (now - _lastRefresh < scheme.RefreshInterval)
+            {
+                return null;
+            }
+
+            _lastRefresh = now;
         }
 
-        return await scheme.ConfigurationManager.GetConfigurationAsync(cancellationToken).ConfigureAwait(false);
+        scheme.ConfigurationManager.RequestRefresh();
+        var documents = new HttpDocumentRetriever(scheme.Backchannel) { RequireHttps = scheme.RequireHttpsMetadata };
+        try
+        {
+            return await OpenIdConnectConfigurationRetriever.GetAsync(scheme.MetadataAddress, documents, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null; // The provider cannot be reached: the token is refused for its unknown key, as it would be without this.
+        }
     }
 
     private static TokenValidationParameters Parameters(OpenIdConnectOptions scheme, OpenIdConnectConfiguration? configuration)

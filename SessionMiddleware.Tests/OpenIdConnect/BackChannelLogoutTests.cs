@@ -1,6 +1,11 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests.OpenIdConnect;
@@ -55,9 +60,23 @@ public sealed class BackChannelLogoutTests : TempFolderTest
     }
 
     [Test]
+    public async Task CodeFlowSignIn_StoresTheProvidersIssuerSidAndSubjectInTheSessionRow()
+    {
+        using var browser = await SignedInAsync("alice");
+        var sessionId = (await browser.GetStringAsync("/me")).Split(' ')[1];
+        Assert.That(SessionIds.TryParsePublicId(sessionId, out var key), Is.True);
+
+        var row = await _app.Host.Services.GetRequiredService<IServerSideSessionStore>().LoadAsync(key!);
+
+        Assert.That(row?.SignIn, Is.Not.Null);
+        Assert.That((row!.SignIn!.Issuer, row.SignIn.Sid, row.SignIn.Subject), Is.EqualTo((_provider.Issuer, browser.ProviderSid, "alice")));
+    }
+
+    [Test]
     public async Task LogoutToken_EndsTheSessionOfThatProviderSession_AndOnlyIt()
     {
         using var alice = await SignedInAsync("alice");
+        using var aliceElsewhere = await SignedInAsync("alice");
         using var bob = await SignedInAsync("bob");
         var aliceSession = (await alice.GetStringAsync("/me")).Split(' ')[1];
 
@@ -66,6 +85,7 @@ public sealed class BackChannelLogoutTests : TempFolderTest
         Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(cacheControl, Is.EqualTo("no-store"));
         Assert.That(await alice.GetStringAsync("/whoami"), Is.EqualTo("anonymous"), "alice's next request is anonymous");
+        Assert.That(await aliceElsewhere.GetStringAsync("/whoami"), Is.EqualTo("alice"), "alice's other provider session (another sid) is untouched");
         Assert.That(await bob.GetStringAsync("/whoami"), Is.EqualTo("bob"), "bob's session (another sid) is untouched");
         Assert.That(_app.Ended.Where(e => e.SessionId == aliceSession).Select(e => e.Reason), Is.EqualTo(new[] { SessionEndReason.ProviderSignedOut }));
         Assert.That(_app.Ended.Select(e => e.SessionId).ToList(), Has.Count.EqualTo(1), "only alice's session ended");
@@ -143,6 +163,18 @@ public sealed class BackChannelLogoutTests : TempFolderTest
     }
 
     [Test]
+    public async Task TokenSignedWithAKeyThatRolledInAfterTheSignIn_IsAccepted_TheKeysReadAgain()
+    {
+        using var alice = await SignedInAsync("alice");
+
+        _provider.RollSigningKey();
+        var (status, _, _) = await TestOpenIdProvider.PostLogoutAsync(_app.LogoutEndpoint, _provider.LogoutToken(alice.ProviderSid, "alice"));
+
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(await alice.GetStringAsync("/whoami"), Is.EqualTo("anonymous"));
+    }
+
+    [Test]
     public async Task ReplayedToken_IsRefused_TheSecondTime()
     {
         using var alice = await SignedInAsync("alice");
@@ -186,6 +218,26 @@ public sealed class BackChannelLogoutTests : TempFolderTest
         var response = await TestOpenIdProvider.PostLogoutAsync(_app.LogoutEndpoint, _provider.LogoutToken(alice.ProviderSid, "alice"), field: "id_token");
 
         await AssertRefusedAsync(response, alice);
+    }
+
+    [Test]
+    public async Task EachLogout_IsCountedByOutcome_AndARefusalIsLoggedWithoutTheToken()
+    {
+        using var alice = await SignedInAsync("alice");
+        using var logouts = new MetricCollector<long>(_app.Host.Services.GetRequiredService<IMeterFactory>(), ServerSideSessionDiagnostics.MeterName, "sessionmiddleware.backchannel_logouts");
+        var forged = _provider.LogoutToken(alice.ProviderSid, "alice", signWith: TestOpenIdProvider.ForgedKey());
+
+        await TestOpenIdProvider.PostLogoutAsync(_app.LogoutEndpoint, forged);
+        await TestOpenIdProvider.PostLogoutAsync(_app.LogoutEndpoint, _provider.LogoutToken(alice.ProviderSid, "alice"));
+        await TestOpenIdProvider.PostLogoutAsync(_app.LogoutEndpoint, _provider.LogoutToken("no-such-sid", null));
+
+        var outcomes = logouts.GetMeasurementSnapshot().Select(m => (string)m.Tags["outcome"]!).ToList();
+        Assert.That(outcomes, Is.EqualTo(new[] { "refused", "ended", "no_session" }));
+        var refusals = _app.Host.Logs.GetSnapshot().Where(r => r.Id.Id == 2500).ToList();
+        Assert.That(refusals, Has.Count.EqualTo(1));
+        Assert.That(refusals[0].Level, Is.EqualTo(LogLevel.Warning));
+        Assert.That(refusals[0].Message, Does.Contain("signature"));
+        Assert.That(_app.Host.Logs.GetSnapshot().Select(r => r.Message), Has.None.Contains(forged.Split('.')[1]), "no log carries the token");
     }
 
     private async Task AssertRefusedAsync((HttpStatusCode Status, string? CacheControl, string Body) response, OpenIdConnectBrowser browser)

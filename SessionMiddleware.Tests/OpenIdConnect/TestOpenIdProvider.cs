@@ -33,7 +33,7 @@ internal sealed class TestOpenIdProvider : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly TimeProvider _time;
-    private readonly RSA _rsa = RSA.Create(2048);
+    private readonly List<RsaSecurityKey> _keys = [];
     private readonly ConcurrentDictionary<string, string> _subjectOfSid = new();
     private readonly ConcurrentDictionary<string, CodeGrant> _codes = new();
 
@@ -41,7 +41,8 @@ internal sealed class TestOpenIdProvider : IAsyncDisposable
     {
         _app = app;
         _time = time;
-        SigningKey = new RsaSecurityKey(_rsa) { KeyId = KeyId };
+        SigningKey = new RsaSecurityKey(RSA.Create(2048)) { KeyId = KeyId };
+        _keys.Add(SigningKey);
     }
 
     private sealed record CodeGrant(string ClientId, string RedirectUri, string? Nonce, string? CodeChallenge, string Subject, string Sid);
@@ -49,7 +50,15 @@ internal sealed class TestOpenIdProvider : IAsyncDisposable
     /// <summary>The provider's issuer (<c>iss</c>), also its authority: <c>http://127.0.0.1:port</c>.</summary>
     public string Issuer { get; private set; } = "";
 
-    public RsaSecurityKey SigningKey { get; }
+    /// <summary>The key the provider signs with now (published in its JWKS with every earlier one).</summary>
+    public RsaSecurityKey SigningKey { get; private set; }
+
+    /// <summary>Rolls over to a new signing key (a new key ID), keeping the old one published.</summary>
+    public void RollSigningKey()
+    {
+        SigningKey = new RsaSecurityKey(RSA.Create(2048)) { KeyId = KeyId + "-" + (_keys.Count + 1) };
+        _keys.Add(SigningKey);
+    }
 
     /// <summary>How many authorization requests carried a PKCE challenge and a nonce (the handler sends both).</summary>
     public int AuthorizeRequests { get; private set; }
@@ -89,11 +98,12 @@ internal sealed class TestOpenIdProvider : IAsyncDisposable
         ["backchannel_logout_session_supported"] = true,
     });
 
-    private IResult Jwks()
+    private IResult Jwks() => Results.Json(new
     {
-        var key = JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_rsa.ExportParameters(false)) { KeyId = KeyId });
-        return Results.Json(new { keys = new[] { new { kty = "RSA", use = "sig", alg = "RS256", kid = key.Kid, n = key.N, e = key.E } } });
-    }
+        keys = _keys.Select(k => JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(k.Rsa.ExportParameters(false)) { KeyId = k.KeyId }))
+            .Select(k => new { kty = "RSA", use = "sig", alg = "RS256", kid = k.Kid, n = k.N, e = k.E })
+            .ToList(),
+    });
 
     /// <summary>Signs the browser in at the provider as <paramref name="sub"/>: a new provider session; answers its sid.</summary>
     private string Login(HttpContext context, string sub)
@@ -229,6 +239,9 @@ internal sealed class TestOpenIdProvider : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
-        _rsa.Dispose();
+        foreach (var key in _keys)
+        {
+            key.Rsa.Dispose();
+        }
     }
 }
