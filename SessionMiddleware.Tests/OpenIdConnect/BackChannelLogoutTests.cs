@@ -189,6 +189,34 @@ public sealed class BackChannelLogoutTests : TempFolderTest
     }
 
     [Test]
+    public async Task EndingFailsInTheStore_500_AndTheProvidersRetryOfTheSameTokenIsNotTakenForAReplay()
+    {
+        FailingSignInDeletes fault = null!;
+        var folder = Directory.CreateDirectory(Path.Combine(Folder.Path, "faulty")).FullName;
+        await using var app = await OpenIdConnectTestApp.StartAsync(
+            folder,
+            _provider,
+            _time,
+            services: s => s.UseStore(sp =>
+            {
+                (var store, fault) = FailingSignInDeletes.Wrap(Infrastructure.SessionTestHost.RealStore(sp));
+                return store;
+            }));
+        using var alice = new OpenIdConnectBrowser(app.Host);
+        await alice.SignInAsync(_provider, "alice");
+        var token = _provider.LogoutToken(alice.ProviderSid, "alice");
+
+        fault.Failing = true;
+        var (failed, _, _) = await TestOpenIdProvider.PostLogoutAsync(app.LogoutEndpoint, token);
+        fault.Failing = false;
+        var (retried, _, _) = await TestOpenIdProvider.PostLogoutAsync(app.LogoutEndpoint, token);
+
+        Assert.That(failed, Is.EqualTo(HttpStatusCode.InternalServerError));
+        Assert.That(retried, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(await alice.GetStringAsync("/whoami"), Is.EqualTo("anonymous"));
+    }
+
+    [Test]
     public async Task TokenOlderThanTheWindow_IsRefused_WhenTheClockMoved()
     {
         using var alice = await SignedInAsync("alice");
