@@ -188,6 +188,20 @@ public abstract partial class ServerSideSessionStoreSpecificationTests
         });
     }
 
+    /// <summary>The user's expired sessions (not cleaned yet) do not count toward the cap and are not reported as displaced.</summary>
+    /// <returns>A task that completes when the test has run.</returns>
+    [Test]
+    public async Task CappedSignIn_DoesNotCountExpiredSessions()
+    {
+        var store = await MigratedStoreAsync();
+        await store.CreateAsync(SignedIn(NewKey(), "alice"));
+        _time.Advance(TimeSpan.FromMinutes(30));   // past the 20-minute idle timeout
+
+        var created = await store.CreateAsync(SignedIn(NewKey(), "alice", limit: new SessionUserLimit(1, MaxSessionsBehavior.RefuseSignIn)));
+
+        Assert.That(created.Displaced, Is.Empty);
+    }
+
     /// <summary>A capped renewal that misses (its row changed) ends no other session.</summary>
     /// <returns>A task that completes when the test has run.</returns>
     [Test]

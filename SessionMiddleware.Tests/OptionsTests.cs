@@ -106,6 +106,8 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.NewSessionLimit = -1, "NewSessionLimit");
         yield return Case(o => o.NewSessionLimitWindow = TimeSpan.Zero, "NewSessionLimitWindow");
         yield return Case(o => o.NewSessionLimitWindow = TimeSpan.FromDays(2), "NewSessionLimitWindow");
+        yield return Case(o => o.MaxSessionsPerUser = -1, "MaxSessionsPerUser");
+        yield return Case(o => o.WhenMaxSessionsReached = (MaxSessionsBehavior)7, "WhenMaxSessionsReached");
         yield return Case(o =>
         {
             o.Cookie.Name = "__Host-sid";

@@ -11,7 +11,7 @@ namespace SessionMiddleware.Tests.Infrastructure;
 
 /// <summary>
 /// An app that signs in with ASP.NET Core cookie authentication through the ticket store, on real Kestrel:
-/// <c>/signin?user=&amp;remember=</c>, <c>/signin-external?user=</c> and <c>/signout-external</c> (Identity's external
+/// <c>/signin?user=&amp;remember=</c> (409 when MaxSessionsPerUser refuses it), <c>/bind-now?user=</c>, <c>/wait-ended</c>, <c>/signin-external?user=</c> and <c>/signout-external</c> (Identity's external
 /// scheme, a helper), <c>/whoami</c> (the user or "anonymous"), <c>/admin-only</c> (authorized: 401 otherwise),
 /// <c>/me</c> (the user and the session ID), <c>/redirect</c>, <c>/no-content</c> and <c>/ok-empty</c> (responses without a
 /// body), <c>/signout</c>, <c>/revoke?user=</c>, and the session endpoints of <see cref="SessionTestHost"/>.
@@ -77,8 +77,50 @@ internal static class AuthTestApp
                     new Claim(ClaimTypes.Role, SecretRole),
                 ],
                 CookieAuthenticationDefaults.AuthenticationScheme);
-            await c.SignInAsync(new ClaimsPrincipal(identity), new AuthenticationProperties { IsPersistent = remember ?? false });
-            return "signed in";
+            try
+            {
+                await c.SignInAsync(new ClaimsPrincipal(identity), new AuthenticationProperties { IsPersistent = remember ?? false });
+            }
+            catch (SessionLimitExceededException refused)
+            {
+                // MaxSessionsPerUser with RefuseSignIn: what an app answers.
+                return Results.Text($"refused: {refused.UserId} has {refused.MaxSessions}", statusCode: StatusCodes.Status409Conflict);
+            }
+
+            return Results.Text("signed in");
+        });
+
+        // Bound through IServerSideSession.BindToUser, committed at once so that a refusal can be answered here.
+        app.MapGet("/bind-now", async (HttpContext c, string user) =>
+        {
+            ((IServerSideSession)c.Session).BindToUser(user);
+            try
+            {
+                await c.Session.CommitAsync();
+            }
+            catch (SessionLimitExceededException)
+            {
+                return Results.Text("refused", statusCode: StatusCodes.Status409Conflict);
+            }
+
+            return Results.Text("bound");
+        });
+
+        // Completes when the session ends (IServerSideSession.Ended), as a stream held open for the session would.
+        app.MapGet("/wait-ended", async (HttpContext c) =>
+        {
+            var ended = ((IServerSideSession)c.Session).Ended;
+            await c.Response.WriteAsync("waiting\n");
+            await c.Response.Body.FlushAsync();
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(ended, c.RequestAborted);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, either.Token);
+            }
+            catch (OperationCanceledException) when (ended.IsCancellationRequested)
+            {
+                await c.Response.WriteAsync("ended");
+            }
         });
         app.MapGet("/signin-external", async (HttpContext c, string user) =>
         {
