@@ -12,7 +12,7 @@ namespace SessionMiddleware.Tests;
 public sealed partial class ReadmeTests : TempFolderTest
 {
     // The assemblies an app gets from the two packages (and what their public API exposes).
-    private static readonly string[] References = ["SessionMiddleware", "SessionMiddleware.PostgreSql", "Npgsql"];
+    private static readonly string[] References = ["SessionMiddleware", "SessionMiddleware.PostgreSql", "SessionMiddleware.OpenIdConnect", "Npgsql"];
 
     [Test]
     public void ReadmeCSharpBlocks_AllCompile()

@@ -236,22 +236,6 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
     }
 
     /// <inheritdoc/>
-    public Task<IReadOnlyList<SessionLifetime>> DeleteBySignInAsync(SessionSignInFilter filter, byte[]? exceptKey, int maxRows, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(filter);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-        var statement = _pg.DeleteBySignInBatch(filter);
-        var parameters = SessionSql.SignInFilterParameters(filter, exceptKey, maxRows);
-        return RunAsync<IReadOnlyList<SessionLifetime>>(
-            async (connection, token) =>
-            {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(statement, parameters, cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
-            },
-            cancellationToken);
-    }
-
-    /// <inheritdoc/>
     public Task<SessionLifetime?> DeleteAsync(byte[] key, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);

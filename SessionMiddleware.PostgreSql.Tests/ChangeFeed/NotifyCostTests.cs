@@ -103,6 +103,7 @@ public sealed class NotifyCostTests
                     {
                         OldId = key, ExpectedVersion = 1L, NewId = newKey, UserId = "u", Data = new byte[] { 1 }, Ip = (string?)null, UserAgent = (string?)null,
                         ExpiresAt = (long?)null, Now = 1767268800L, IdleSeconds = 1200L, AbsoluteSeconds = (long?)null,
+                        SignedInAt = (long?)null, IdpIssuer = (string?)null, IdpSid = (string?)null, IdpSubject = (string?)null, CredentialStamp = (string?)null,
                         Notice = PostgreSqlChangeNotice.Renewed(key, newKey, "u"),
                     });
                 }

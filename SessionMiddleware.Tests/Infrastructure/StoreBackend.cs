@@ -33,7 +33,12 @@ internal abstract class StoreBackend : IAsyncDisposable
             version bigint NOT NULL,
             ip text NULL,
             user_agent text NULL,
-            expires_at bigint NOT NULL
+            expires_at bigint NOT NULL,
+            signed_in_at bigint NULL,
+            idp_issuer text NULL,
+            idp_sid text NULL,
+            idp_subject text NULL,
+            credential_stamp text NULL
         ) PARTITION BY HASH (id);
         CREATE TABLE sessions_p0 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 0);
         CREATE TABLE sessions_p1 PARTITION OF sessions FOR VALUES WITH (MODULUS 8, REMAINDER 1);

@@ -95,16 +95,20 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             failures.Add($"{prefix}{nameof(options.NewSessionLimitWindow)} must be positive and at most {ServerSideSessionDefaults.MaxNewSessionLimitWindow} (was {options.NewSessionLimitWindow}).");
         }
 
-        if (options.MaxSessionsPerUser < 0)
+        ValidateSessionCap(options, failures);
+        ValidateCookie(options, failures);
+
+        if (options.Events is null)
         {
-            failures.Add($"{prefix}{nameof(options.MaxSessionsPerUser)} must not be negative (was {options.MaxSessionsPerUser}; 0 means no cap).");
+            failures.Add($"{prefix}{nameof(options.Events)} is required (leave the default instance, or set a {nameof(ServerSideSessionEvents)}).");
         }
 
-        if (!Enum.IsDefined(options.WhenMaxSessionsReached))
-        {
-            failures.Add($"{prefix}{nameof(options.WhenMaxSessionsReached)} must be EndLeastRecentlyUsed or RefuseSignIn (was {(int)options.WhenMaxSessionsReached}).");
-        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
 
+    private static void ValidateCookie(ServerSideSessionOptions options, List<string> failures)
+    {
+        const string prefix = nameof(ServerSideSessionOptions) + ".";
         if (options.Cookie is null)
         {
             failures.Add($"{prefix}{nameof(options.Cookie)} is required.");
@@ -136,13 +140,20 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
                 failures.Add($"{prefix}{nameof(options.Cookie)} named '{cookie.Name}' needs {nameof(cookie.Path)} \"/\" and no {nameof(cookie.Domain)}: browsers reject a __Host- cookie otherwise.");
             }
         }
+    }
 
-        if (options.Events is null)
+    private static void ValidateSessionCap(ServerSideSessionOptions options, List<string> failures)
+    {
+        const string prefix = nameof(ServerSideSessionOptions) + ".";
+        if (options.MaxSessionsPerUser < 0)
         {
-            failures.Add($"{prefix}{nameof(options.Events)} is required (leave the default instance, or set a {nameof(ServerSideSessionEvents)}).");
+            failures.Add($"{prefix}{nameof(options.MaxSessionsPerUser)} must not be negative (was {options.MaxSessionsPerUser}; 0 means no cap).");
         }
 
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        if (!Enum.IsDefined(options.WhenMaxSessionsReached))
+        {
+            failures.Add($"{prefix}{nameof(options.WhenMaxSessionsReached)} must be EndLeastRecentlyUsed or RefuseSignIn (was {(int)options.WhenMaxSessionsReached}).");
+        }
     }
 
     // In configuration a bare number is read as days ("20" is 20 days), so a value this long is most likely a unit mistake.

@@ -19,7 +19,7 @@ internal static class Commands
         bool existed;
         await using (var connection = await db.OpenConnectionAsync(cancellationToken))
         {
-            existed = await db.RequireSessionTableAsync(connection, "migrate", cancellationToken, mayBeMissing: true, acceptSchema1: true);
+            existed = await db.RequireSessionTableAsync(connection, "migrate", cancellationToken, mayBeMissing: true, acceptOlderSchema: true);
         }
 
         // The app's own migration: same checks, same upgrade of a schema-1 table.
@@ -247,7 +247,7 @@ internal static class Commands
     {
         await using var db = SessionDatabase.Open(target, create: false);
         await using var connection = await db.OpenConnectionAsync(cancellationToken);
-        await db.RequireSessionTableAsync(connection, "drop", cancellationToken, acceptSchema1: true);
+        await db.RequireSessionTableAsync(connection, "drop", cancellationToken, acceptOlderSchema: true);
 
         if (!Confirm(yes, "drop", $"Drop the table \"{target.TableName}\" and every session in it ({db.Describe()})?"))
         {

@@ -254,12 +254,12 @@ internal sealed class SessionDatabase : IAsyncDisposable
     /// Checks the table before <paramref name="command"/> reads or writes it, so that a command pointed at another
     /// table (an app's users, say) changes nothing: a table without the session table's columns is refused (exit 2),
     /// naming what it lacks. A missing table is an error naming migrate unless <paramref name="mayBeMissing"/>; a
-    /// session table of schema version 1 is accepted only by <paramref name="acceptSchema1"/> (migrate upgrades it,
+    /// session table of an older schema version is accepted only by <paramref name="acceptOlderSchema"/> (migrate upgrades it,
     /// drop drops it); the others ask for migrate, as the app's startup does.
     /// </summary>
     /// <returns>Whether the table exists.</returns>
     public async Task<bool> RequireSessionTableAsync(
-        DbConnection connection, string command, CancellationToken cancellationToken, bool mayBeMissing = false, bool acceptSchema1 = false)
+        DbConnection connection, string command, CancellationToken cancellationToken, bool mayBeMissing = false, bool acceptOlderSchema = false)
     {
         var found = (await connection.QueryAsync<CatalogColumn>(new CommandDefinition(
             Sql.Dialect.SelectColumns, new { Sql.TableName }, cancellationToken: cancellationToken))).AsList();
@@ -276,12 +276,14 @@ internal sealed class SessionDatabase : IAsyncDisposable
             return true;
         }
 
-        if (SessionTableSchema.HasExpectedShape(found, Sql.Dialect.Columns(1)))
+        var older = SessionTableSchema.HasExpectedShape(found, Sql.Dialect.Columns(1)) ? "1"
+            : SessionTableSchema.HasExpectedShape(found, Sql.Dialect.Columns(3)) ? "2 or 3" : null;
+        if (older is not null)
         {
-            return acceptSchema1
+            return acceptOlderSchema
                 ? true
                 : throw new ToolException(
-                    $"the session table \"{Target.TableName}\" in {Describe()} has schema version 1; 'dotnet-sessions migrate' upgrades it (every row kept), then {command} works");
+                    $"the session table \"{Target.TableName}\" in {Describe()} has schema version {older}; 'dotnet-sessions migrate' upgrades it (every row kept), then {command} works");
         }
 
         var lacks = expected.Where(e => !found.Any(f => string.Equals(f.Name, e.Name, StringComparison.OrdinalIgnoreCase))).Select(e => e.Name).ToList();
