@@ -35,9 +35,9 @@ internal sealed class IdentitySignInApp
 
     public IdentityUserStore Users { get; } = new();
 
-    /// <summary>Starts the app; <paramref name="cookie"/> configures Identity's application cookie; <paramref name="identityFirst"/> registers Identity before AddTicketStore(); <paramref name="more"/> registers more after, <paramref name="before"/> before anything; <paramref name="identity"/> sets Identity's options.</summary>
+    /// <summary>Starts the app; <paramref name="cookie"/> configures Identity's application cookie; <paramref name="identityFirst"/> registers Identity before AddTicketStore(); <paramref name="more"/> registers more after, <paramref name="before"/> before anything; <paramref name="identity"/> sets Identity's options; <paramref name="endpoints"/> maps more.</summary>
     public Task<SessionTestHost> StartAsync(string folder, Action<CookieAuthenticationOptions>? cookie = null, bool identityFirst = false, Action<IServerSideSessionsBuilder>? more = null,
-        Action<IServiceCollection>? before = null, Action<IdentityOptions>? identity = null) =>
+        Action<IServiceCollection>? before = null, Action<IdentityOptions>? identity = null, Action<WebApplication>? endpoints = null) =>
         SessionTestHost.StartAsync(
             folder,
             configure: o => o.Events.OnEnded = c =>
@@ -66,6 +66,7 @@ internal sealed class IdentitySignInApp
                 app.UseAuthentication();
                 app.UseAuthorization();
                 Map(app);
+                endpoints?.Invoke(app);
             },
             time: new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds())));
 

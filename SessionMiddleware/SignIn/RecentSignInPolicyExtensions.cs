@@ -16,7 +16,8 @@ public static class RecentSignInPolicyExtensions
     /// With <c>AddTicketStore()</c>, a user whose sign-in is older (or who has none) is challenged rather than forbidden:
     /// cookie authentication redirects to its <c>LoginPath</c> with the return URL, and the sign-in there lets them back in.
     /// A policy that also fails for another reason still forbids. Use it with endpoints
-    /// (<c>RequireAuthorization("name")</c>), Razor Pages and MVC (<c>[Authorize(Policy = "name")]</c>).
+    /// (<c>RequireAuthorization("name")</c>), Razor Pages and MVC (<c>[Authorize(Policy = "name")]</c>). Under MVC's
+    /// global <c>AuthorizeFilter</c> the check holds too, but MVC's filter answers a failure itself: with a forbid.
     /// </remarks>
     /// <param name="builder">The policy builder.</param>
     /// <param name="maxAge">The oldest sign-in that passes; more than zero.</param>
