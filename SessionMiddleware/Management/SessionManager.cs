@@ -93,13 +93,7 @@ internal sealed class SessionManager(
             throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
         }
 
-        // After RegenerateId in this request, Id is the new key, not yet stored: spare the row under the key it has now (the commit renews it).
-        if (exceptKey is not null &&
-            CurrentHttpContext?.Features.Get<ISessionFeature>()?.Session is ServerSideSession { RenewFromKey: { } storedKey, Key: { } pendingKey } &&
-            exceptKey.AsSpan().SequenceEqual(pendingKey))
-        {
-            exceptKey = storedKey;
-        }
+        exceptKey = StoredKeyOf(exceptKey);
 
         // Batch by batch, so that a user with very many sessions never holds the (SQLite: the only) writer for long, each
         // batch's ends raised before the next one; until a batch finds nothing (rows a concurrent delete took can make
@@ -138,6 +132,8 @@ internal sealed class SessionManager(
             throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
         }
 
+        exceptKey = StoredKeyOf(exceptKey);
+
         // As RevokeAllForUserAsync: batch by batch, each batch's ends raised (and its connections closed) before the next.
         var batchSize = options.Value.CleanupBatchSize;
         var httpContext = CurrentHttpContext;
@@ -161,6 +157,17 @@ internal sealed class SessionManager(
         Log.SignInsEnded(logger, count, reason);
         return count;
     }
+
+    /// <summary>
+    /// After <c>RegenerateId</c> in this request, <c>Id</c> is the new key, not yet stored: the key to spare is the one the
+    /// row is stored under now (the commit renews it).
+    /// </summary>
+    private byte[]? StoredKeyOf(byte[]? exceptKey) =>
+        exceptKey is not null &&
+        CurrentHttpContext?.Features.Get<ISessionFeature>()?.Session is ServerSideSession { RenewFromKey: { } storedKey, Key: { } pendingKey } &&
+        exceptKey.AsSpan().SequenceEqual(pendingKey)
+            ? storedKey
+            : exceptKey;
 
     /// <summary>The largest page <see cref="QueryAsync"/> returns.</summary>
     internal const int MaxPageSize = 1000;
