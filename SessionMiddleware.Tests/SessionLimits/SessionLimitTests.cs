@@ -99,6 +99,25 @@ public sealed class SessionLimitTests : TempFolderTest
     }
 
     [Test]
+    public async Task RefuseSignIn_OverAnotherUsersCurrentSignIn_Answers409_AndThatUserStaysSignedIn()
+    {
+        await using var host = await StartAsync(cap: 1, MaxSessionsBehavior.RefuseSignIn);
+        await SignedInBrowserAsync(host, "alice");
+        var shared = await SignedInBrowserAsync(host, "bob");
+        var bobsSession = await shared.GetTextAsync("/id");
+
+        using var refused = await shared.GetAsync("/signin?user=alice");   // the cookie handler renews over bob's sign-in
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.Conflict), "the refusal comes out of SignInAsync, not as a 500 at the end");
+            Assert.That(await shared.GetTextAsync("/whoami"), Is.EqualTo("bob"));
+            Assert.That(await shared.GetTextAsync("/id"), Is.EqualTo(bobsSession));
+            Assert.That(await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("alice"), Has.Count.EqualTo(1));
+        });
+    }
+
+    [Test]
     public async Task BindToUser_CommittedByTheApp_IsRefusedAtTheCap_AndTheRequestStillAnswers()
     {
         await using var host = await StartAsync(cap: 1, MaxSessionsBehavior.RefuseSignIn);

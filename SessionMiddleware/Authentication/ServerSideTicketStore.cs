@@ -99,8 +99,8 @@ internal sealed class ServerSideTicketStore : ITicketStore
         await Renew(key, ticket, request.Session, httpContext).ConfigureAwait(false);
 
         // The cookie handler renews a sliding ticket as the response starts, after the middleware's last commit when the
-        // response has no body: the renewal is then written here.
-        await request.CommitIfLateAsync().ConfigureAwait(false);
+        // response has no body: the renewal is then written here. A sign-in over a current one commits as a sign-in does.
+        await (request.Session.PendingSignIn is not null ? request.CommitSignInAsync(cancellationToken) : request.CommitIfLateAsync()).ConfigureAwait(false);
     }
 
     /// <summary>
