@@ -84,6 +84,37 @@ public sealed class ToolTests : TempFolderTest
     }
 
     [Test]
+    public async Task Migrate_OfASchema3Table_UpgradesIt_KeepsItsRows_AndSaysSo()
+    {
+        var cs = $"Data Source={Folder.File("v3.db")}";
+        Assert.That((await RunAsync("migrate", "-c", cs)).ExitCode, Is.Zero);
+        await using (var connection = new SqliteConnection(cs))
+        {
+            // Back to schema 3: without the sign-in columns and their indexes, version 3 recorded, one row.
+            await connection.ExecuteAsync(
+                "DROP INDEX ix_sessions_idp_sid; DROP INDEX ix_sessions_idp_subject; " +
+                string.Concat(new[] { "signed_in_at", "idp_issuer", "idp_sid", "idp_subject", "credential_stamp" }.Select(c => $"ALTER TABLE sessions DROP COLUMN {c}; ")) +
+                "UPDATE __session_middleware_schema SET version = 3; " +
+                "INSERT INTO sessions (id, user_id, data, created_at, last_access, version, expires_at) VALUES (x'01', 'u', x'01', 1, 1, 1, 4102444800);");
+        }
+
+        var status = await RunAsync("status", "-c", cs);
+        var migrate = await RunAsync("migrate", "-c", cs);
+        var again = await RunAsync("migrate", "-c", cs);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(status.ExitCode, Is.Not.Zero, "an older table: status names migrate");
+            Assert.That(status.StdErr, Does.Contain("schema version 2 or 3").And.Contain("migrate"));
+            Assert.That(migrate.ExitCode, Is.Zero, migrate.Output);
+            Assert.That(migrate.StdOut, Does.Contain("upgraded table \"sessions\"").And.Contain("from schema version 3 to 4"));
+            Assert.That(again.StdOut, Does.Contain("is up to date (schema version 4)"));
+            await using var connection = new SqliteConnection(cs);
+            Assert.That(await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM sessions"), Is.EqualTo(1), "the row is kept");
+        });
+    }
+
+    [Test]
     public async Task TheConnection_ComesFromTheAppsSettingsFile_OrFromAnEnvironmentVariable()
     {
         // The app's settings give a path relative to the app's folder and another table name.

@@ -17,16 +17,22 @@ internal static class Commands
     {
         await using var db = SessionDatabase.Open(target, create: true);
         bool existed;
+        long? before = null;
         await using (var connection = await db.OpenConnectionAsync(cancellationToken))
         {
             existed = await db.RequireSessionTableAsync(connection, "migrate", cancellationToken, mayBeMissing: true, acceptOlderSchema: true);
+            if (existed)
+            {
+                before = await SchemaVersionAsync(db, connection, cancellationToken);
+            }
         }
 
-        // The app's own migration: same checks, same upgrade of a schema-1 table.
+        // The app's own migration: same checks, same upgrade of an older table.
         await db.Store.MigrateAsync(cancellationToken);
-        Console.WriteLine(existed
-            ? $"table \"{target.TableName}\" in {db.Describe()} is up to date (schema version {SessionTableSchema.Version})"
-            : $"created table \"{target.TableName}\" in {db.Describe()} (schema version {SessionTableSchema.Version})");
+        Console.WriteLine(
+            !existed ? $"created table \"{target.TableName}\" in {db.Describe()} (schema version {SessionTableSchema.Version})"
+            : before is { } old && old < SessionTableSchema.Version ? $"upgraded table \"{target.TableName}\" in {db.Describe()} from schema version {old} to {SessionTableSchema.Version} (every row kept)"
+            : $"table \"{target.TableName}\" in {db.Describe()} is up to date (schema version {SessionTableSchema.Version})");
         return ExitCodes.Done;
     }
 
