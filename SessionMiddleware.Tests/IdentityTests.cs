@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using SessionMiddleware.Tests.Infrastructure;
+using SessionMiddleware.Tests.SignIn;
 
 namespace SessionMiddleware.Tests;
 
@@ -145,8 +146,8 @@ public sealed class IdentityTests : TempFolderTest
             services: s =>
             {
                 s.AddTicketStore();
-                s.Services.AddSingleton<IUserStore<TestUser>, InMemoryUserStore>();
-                s.Services.AddIdentityCore<TestUser>(o =>
+                s.Services.AddSingleton<IUserStore<SignInTestUser>, IdentityUserStore>();
+                s.Services.AddIdentityCore<SignInTestUser>(o =>
                     {
                         o.Password.RequireDigit = false;
                         o.Password.RequireUppercase = false;
@@ -173,18 +174,18 @@ public sealed class IdentityTests : TempFolderTest
                     app.UseAuthorization();
                 }
 
-                app.MapGet("/identity/register", async (UserManager<TestUser> users, string user, string password, bool? twoFactor) =>
-                    (await users.CreateAsync(new TestUser { Id = "id-" + user, UserName = user, TwoFactorEnabled = twoFactor ?? false }, password)).Succeeded ? "ok" : "failed");
-                app.MapGet("/identity/signin-2fa", async (SignInManager<TestUser> signIn, string code, bool rememberClient) =>
+                app.MapGet("/identity/register", async (UserManager<SignInTestUser> users, string user, string password, bool? twoFactor) =>
+                    (await users.CreateAsync(new SignInTestUser { Id = "id-" + user, UserName = user, TwoFactorEnabled = twoFactor ?? false }, password)).Succeeded ? "ok" : "failed");
+                app.MapGet("/identity/signin-2fa", async (SignInManager<SignInTestUser> signIn, string code, bool rememberClient) =>
                     (await signIn.TwoFactorSignInAsync(TestTokenProvider.Name, code, isPersistent: false, rememberClient)).ToString());
-                app.MapGet("/identity/signout", async (SignInManager<TestUser> signIn) =>
+                app.MapGet("/identity/signout", async (SignInManager<SignInTestUser> signIn) =>
                 {
                     await signIn.SignOutAsync();
                     return "ok";
                 });
-                app.MapGet("/identity/signin", async (SignInManager<TestUser> signIn, string user, string password) =>
+                app.MapGet("/identity/signin", async (SignInManager<SignInTestUser> signIn, string user, string password) =>
                     (await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).ToString());
-                app.MapGet("/identity/stamp", async (UserManager<TestUser> users, string user) =>
+                app.MapGet("/identity/stamp", async (UserManager<SignInTestUser> users, string user) =>
                 {
                     await users.UpdateSecurityStampAsync((await users.FindByNameAsync(user))!);
                     return "ok";
@@ -197,9 +198,9 @@ public sealed class IdentityTests : TempFolderTest
     /// <summary>What the template's Register, Login and Logout pages do on a post, with their redirects.</summary>
     private static void MapTemplatePages(WebApplication app)
     {
-        app.MapPost("/Account/Register", async (UserManager<TestUser> users, SignInManager<TestUser> signIn, string user, string password) =>
+        app.MapPost("/Account/Register", async (UserManager<SignInTestUser> users, SignInManager<SignInTestUser> signIn, string user, string password) =>
         {
-            var created = new TestUser { Id = "id-" + user, UserName = user };
+            var created = new SignInTestUser { Id = "id-" + user, UserName = user };
             if (!(await users.CreateAsync(created, password)).Succeeded)
             {
                 return Results.BadRequest();
@@ -208,117 +209,28 @@ public sealed class IdentityTests : TempFolderTest
             await signIn.SignInAsync(created, isPersistent: false);
             return Results.LocalRedirect("/");
         });
-        app.MapPost("/Account/Login", async (SignInManager<TestUser> signIn, string user, string password) =>
+        app.MapPost("/Account/Login", async (SignInManager<SignInTestUser> signIn, string user, string password) =>
             (await signIn.PasswordSignInAsync(user, password, isPersistent: false, lockoutOnFailure: false)).Succeeded
                 ? Results.LocalRedirect("/")
                 : Results.BadRequest());
-        app.MapPost("/Account/Logout", async (SignInManager<TestUser> signIn) =>
+        app.MapPost("/Account/Logout", async (SignInManager<SignInTestUser> signIn) =>
         {
             await signIn.SignOutAsync();
             return Results.LocalRedirect("/");
         });
     }
 
-    public sealed class TestUser
-    {
-        public string Id { get; set; } = "";
-
-        public string? UserName { get; set; }
-
-        public string? NormalizedUserName { get; set; }
-
-        public string? PasswordHash { get; set; }
-
-        public string? SecurityStamp { get; set; }
-
-        public bool TwoFactorEnabled { get; set; }
-    }
-
     /// <summary>A second factor with a fixed code: the test is about the cookies, not the codes.</summary>
-    private sealed class TestTokenProvider : IUserTwoFactorTokenProvider<TestUser>
+    private sealed class TestTokenProvider : IUserTwoFactorTokenProvider<SignInTestUser>
     {
         public const string Name = "Test";
 
         public const string Code = "424242";
 
-        public Task<string> GenerateAsync(string purpose, UserManager<TestUser> manager, TestUser user) => Task.FromResult(Code);
+        public Task<string> GenerateAsync(string purpose, UserManager<SignInTestUser> manager, SignInTestUser user) => Task.FromResult(Code);
 
-        public Task<bool> ValidateAsync(string purpose, string token, UserManager<TestUser> manager, TestUser user) => Task.FromResult(token == Code);
+        public Task<bool> ValidateAsync(string purpose, string token, UserManager<SignInTestUser> manager, SignInTestUser user) => Task.FromResult(token == Code);
 
-        public Task<bool> CanGenerateTwoFactorTokenAsync(UserManager<TestUser> manager, TestUser user) => Task.FromResult(true);
-    }
-
-    /// <summary>Users in a dictionary: what Identity needs for password sign-in and security stamps, nothing more.</summary>
-    private sealed class InMemoryUserStore : IUserPasswordStore<TestUser>, IUserSecurityStampStore<TestUser>, IUserTwoFactorStore<TestUser>
-    {
-        public Task SetTwoFactorEnabledAsync(TestUser user, bool enabled, CancellationToken cancellationToken)
-        {
-            user.TwoFactorEnabled = enabled;
-            return Task.CompletedTask;
-        }
-
-        public Task<bool> GetTwoFactorEnabledAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.TwoFactorEnabled);
-
-        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TestUser> _users = new(StringComparer.Ordinal);
-
-        public Task<IdentityResult> CreateAsync(TestUser user, CancellationToken cancellationToken)
-        {
-            _users[user.Id] = user;
-            return Task.FromResult(IdentityResult.Success);
-        }
-
-        public Task<IdentityResult> UpdateAsync(TestUser user, CancellationToken cancellationToken)
-        {
-            _users[user.Id] = user;
-            return Task.FromResult(IdentityResult.Success);
-        }
-
-        public Task<IdentityResult> DeleteAsync(TestUser user, CancellationToken cancellationToken) =>
-            Task.FromResult(_users.TryRemove(user.Id, out _) ? IdentityResult.Success : IdentityResult.Failed());
-
-        public Task<TestUser?> FindByIdAsync(string userId, CancellationToken cancellationToken) => Task.FromResult(_users.GetValueOrDefault(userId));
-
-        public Task<TestUser?> FindByNameAsync(string normalizedUserName, CancellationToken cancellationToken) =>
-            Task.FromResult(_users.Values.FirstOrDefault(u => u.NormalizedUserName == normalizedUserName));
-
-        public Task<string?> GetNormalizedUserNameAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.NormalizedUserName);
-
-        public Task<string> GetUserIdAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.Id);
-
-        public Task<string?> GetUserNameAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.UserName);
-
-        public Task SetNormalizedUserNameAsync(TestUser user, string? normalizedName, CancellationToken cancellationToken)
-        {
-            user.NormalizedUserName = normalizedName;
-            return Task.CompletedTask;
-        }
-
-        public Task SetUserNameAsync(TestUser user, string? userName, CancellationToken cancellationToken)
-        {
-            user.UserName = userName;
-            return Task.CompletedTask;
-        }
-
-        public Task SetPasswordHashAsync(TestUser user, string? passwordHash, CancellationToken cancellationToken)
-        {
-            user.PasswordHash = passwordHash;
-            return Task.CompletedTask;
-        }
-
-        public Task<string?> GetPasswordHashAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.PasswordHash);
-
-        public Task<bool> HasPasswordAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.PasswordHash is not null);
-
-        public Task SetSecurityStampAsync(TestUser user, string stamp, CancellationToken cancellationToken)
-        {
-            user.SecurityStamp = stamp;
-            return Task.CompletedTask;
-        }
-
-        public Task<string?> GetSecurityStampAsync(TestUser user, CancellationToken cancellationToken) => Task.FromResult(user.SecurityStamp);
-
-        public void Dispose()
-        {
-        }
+        public Task<bool> CanGenerateTwoFactorTokenAsync(UserManager<SignInTestUser> manager, SignInTestUser user) => Task.FromResult(true);
     }
 }

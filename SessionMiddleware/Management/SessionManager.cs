@@ -87,36 +87,9 @@ internal sealed class SessionManager(
     public async Task<int> RevokeAllForUserAsync(string userId, string? exceptSessionId = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(userId);
-        byte[]? exceptKey = null;
-        if (exceptSessionId is not null && !SessionIds.TryParsePublicId(exceptSessionId, out exceptKey))
-        {
-            throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
-        }
-
-        exceptKey = StoredKeyOf(exceptKey);
-
-        // Batch by batch, so that a user with very many sessions never holds the (SQLite: the only) writer for long, each
-        // batch's ends raised before the next one; until a batch finds nothing (rows a concurrent delete took can make
-        // a batch short while others are left).
-        var batchSize = options.Value.CleanupBatchSize;
-        var httpContext = CurrentHttpContext;
-        var count = 0;
-        while (true)
-        {
-            var rows = await store.DeleteByUserAsync(userId, exceptKey, batchSize, cancellationToken).ConfigureAwait(false);
-            if (rows.Count == 0)
-            {
-                break;
-            }
-
-            foreach (var row in rows)
-            {
-                var reason = events.ReasonFor(row, SessionEndReason.Revoked);
-                count += reason == SessionEndReason.Revoked ? 1 : 0;
-                await events.EndedAsync(row, reason, httpContext, cancellationToken).ConfigureAwait(false);
-            }
-        }
-
+        var exceptKey = ExceptKeyOf(exceptSessionId);
+        var count = await EndInBatchesAsync(
+            (batchSize, token) => store.DeleteByUserAsync(userId, exceptKey, batchSize, token), SessionEndReason.Revoked, cancellationToken).ConfigureAwait(false);
         Log.UserSessionsRevoked(logger, count, userId.Length);
         return count;
     }
@@ -126,36 +99,52 @@ internal sealed class SessionManager(
     {
         ArgumentNullException.ThrowIfNull(filter);
         ArgumentException.ThrowIfNullOrEmpty(reason);
+        var exceptKey = ExceptKeyOf(exceptSessionId);
+        var count = await EndInBatchesAsync(
+            (batchSize, token) => store.DeleteBySignInAsync(filter, exceptKey, batchSize, token), reason, cancellationToken).ConfigureAwait(false);
+        Log.SignInsEnded(logger, count, reason);
+        return count;
+    }
+
+    /// <summary>The key of <paramref name="exceptSessionId"/> as the row is stored now (<see cref="StoredKeyOf"/>), or null.</summary>
+    /// <exception cref="ArgumentException">Not a public session ID.</exception>
+    private byte[]? ExceptKeyOf(string? exceptSessionId)
+    {
         byte[]? exceptKey = null;
         if (exceptSessionId is not null && !SessionIds.TryParsePublicId(exceptSessionId, out exceptKey))
         {
             throw new ArgumentException("Not a session ID (64 hexadecimal characters, as ISession.Id returns).", nameof(exceptSessionId));
         }
 
-        exceptKey = StoredKeyOf(exceptKey);
+        return StoredKeyOf(exceptKey);
+    }
 
-        // As RevokeAllForUserAsync: batch by batch, each batch's ends raised (and its connections closed) before the next.
+    /// <summary>
+    /// Batch by batch, so that a user with very many sessions never holds the (SQLite: the only) writer for long, each
+    /// batch's ends raised (and its connections closed) before the next one; until a batch finds nothing (rows a concurrent
+    /// delete took can make a batch short while others are left). Returns how many live sessions ended with <paramref name="reason"/>.
+    /// </summary>
+    private async Task<int> EndInBatchesAsync(Func<int, CancellationToken, Task<IReadOnlyList<SessionLifetime>>> deleteBatch, string reason, CancellationToken cancellationToken)
+    {
         var batchSize = options.Value.CleanupBatchSize;
         var httpContext = CurrentHttpContext;
         var count = 0;
         while (true)
         {
-            var rows = await store.DeleteBySignInAsync(filter, exceptKey, batchSize, cancellationToken).ConfigureAwait(false);
+            var rows = await deleteBatch(batchSize, cancellationToken).ConfigureAwait(false);
             if (rows.Count == 0)
             {
-                break;
+                return count;
             }
 
             foreach (var row in rows)
             {
+                // A row that had expired already ended by its timeout (the cleaner had not deleted it yet).
                 var rowReason = events.ReasonFor(row, reason);
                 count += rowReason == reason ? 1 : 0;
                 await events.EndedAsync(row, rowReason, httpContext, cancellationToken).ConfigureAwait(false);
             }
         }
-
-        Log.SignInsEnded(logger, count, reason);
-        return count;
     }
 
     /// <summary>
