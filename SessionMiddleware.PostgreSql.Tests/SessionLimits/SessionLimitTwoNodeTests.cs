@@ -46,25 +46,7 @@ public sealed class SessionLimitTwoNodeTests : TempFolderTest
         await using var a = await AuthTestApp.StartAsync(Path.Combine(Folder.Path, "a"), time, services: s => s.UsePostgreSql(_connectionString), configure: Configure, keysFolder: keys);
         await using var b = await AuthTestApp.StartAsync(Path.Combine(Folder.Path, "b"), time, services: s => s.UsePostgreSql(_connectionString), configure: Configure, keysFolder: keys);
         var browsers = Enumerable.Range(0, 50).Select(i => (i % 2 == 0 ? a : b).CreateBrowser()).ToList();
-        foreach (var browser in browsers)
-        {
-            await browser.GetTextAsync("/set?key=k&value=v");
-        }
-
-        using var start = new SemaphoreSlim(0);
-        var signIns = browsers.Select(browser => Task.Run(async () =>
-        {
-            await start.WaitAsync();
-            using var response = await browser.GetAsync("/signin?user=alice");
-            return response.StatusCode;
-        })).ToList();
-        start.Release(50);
-        var statuses = await Task.WhenAll(signIns);
-        var signedIn = 0;
-        foreach (var browser in browsers)
-        {
-            signedIn += await browser.GetTextAsync("/whoami") == "alice" ? 1 : 0;
-        }
+        var (statuses, signedIn) = await SignInRace.RunAsync(browsers, "alice");
 
         Assert.Multiple(async () =>
         {

@@ -181,25 +181,7 @@ public sealed class SessionLimitTests : TempFolderTest
         const int cap = 3;
         await using var host = await StartAsync(cap, behavior);
         var browsers = Enumerable.Range(0, 50).Select(_ => host.CreateBrowser()).ToList();
-        foreach (var browser in browsers)
-        {
-            await browser.GetTextAsync("/set?key=k&value=v");   // each has a session already, as a visitor about to sign in
-        }
-
-        using var start = new SemaphoreSlim(0);
-        var signIns = browsers.Select(b => Task.Run(async () =>
-        {
-            await start.WaitAsync();
-            using var response = await b.GetAsync("/signin?user=alice");
-            return response.StatusCode;
-        })).ToList();
-        start.Release(50);
-        var statuses = await Task.WhenAll(signIns);
-        var signedIn = 0;
-        foreach (var browser in browsers)
-        {
-            signedIn += await browser.GetTextAsync("/whoami") == "alice" ? 1 : 0;
-        }
+        var (statuses, signedIn) = await SignInRace.RunAsync(browsers, "alice");
 
         Assert.Multiple(async () =>
         {
