@@ -135,6 +135,7 @@ internal static class AuthTestApp
             await c.SignOutAsync(IdentityConstants.ExternalScheme);
             return "ok";
         });
+        app.MapGet("/added-claims", (HttpContext c) => c.User.FindAll("added").Count().ToString(System.Globalization.CultureInfo.InvariantCulture));
         app.MapGet("/whoami", (HttpContext c) => c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous");
         app.MapGet("/me", (HttpContext c) => (c.User.Identity?.IsAuthenticated == true ? c.User.Identity.Name! : "anonymous") + " " + c.Session.Id);
 

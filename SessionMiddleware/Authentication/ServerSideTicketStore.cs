@@ -28,6 +28,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     private readonly string _userIdClaimType;
     private readonly string _securityStampClaimType;
     private readonly IDataProtector _protector;
+    private readonly UnprotectedTickets _tickets = new();
     private readonly IHttpContextAccessor _httpContextAccessor;
     private readonly ILogger _logger;
 
@@ -163,15 +164,23 @@ internal sealed class ServerSideTicketStore : ITicketStore
             return Task.FromResult<AuthenticationTicket?>(null);
         }
 
-        AuthenticationTicket? ticket;
-        try
+        var ticket = _tickets.Get(kept);
+        if (ticket is null)
         {
-            ticket = TicketSerializer.Default.Deserialize(_protector.Unprotect(kept.ProtectedTicket));
-        }
-        catch (CryptographicException ex)
-        {
-            Log.TicketUnreadable(_logger, _scheme, ex);
-            return Task.FromResult<AuthenticationTicket?>(null);
+            try
+            {
+                ticket = TicketSerializer.Default.Deserialize(_protector.Unprotect(kept.ProtectedTicket));
+            }
+            catch (CryptographicException ex)
+            {
+                Log.TicketUnreadable(_logger, _scheme, ex);
+                return Task.FromResult<AuthenticationTicket?>(null);
+            }
+
+            if (ticket is not null)
+            {
+                _tickets.Set(kept, ticket);
+            }
         }
 
         if (ticket is not null && _binds && !string.Equals(session.UserId, UserIdOf(ticket), StringComparison.Ordinal))
@@ -250,7 +259,11 @@ internal sealed class ServerSideTicketStore : ITicketStore
 
         var keepUntil = ticket.Properties.IsPersistent ? ticket.Properties.ExpiresUtc : null;
         var protectedTicket = _protector.Protect(TicketSerializer.Default.Serialize(ticket));
-        session.SetTicket(_scheme, new SessionTicket(reference, keepUntil, protectedTicket));
+        var kept = new SessionTicket(reference, keepUntil, protectedTicket);
+        session.SetTicket(_scheme, kept);
+
+        // The next request of this sign-in reads it back without unprotecting it.
+        _tickets.Set(kept, ticket);
     }
 
     private static string NewReference() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
