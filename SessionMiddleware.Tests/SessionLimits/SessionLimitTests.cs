@@ -160,6 +160,23 @@ public sealed class SessionLimitTests : TempFolderTest
     }
 
     [Test]
+    public async Task ASelectorThatReturnsANegativeCap_FailsTheSignIn_NamingTheOption_AndStoresNothing()
+    {
+        await using var host = await StartAsync(cap: 0, selector: _ => ValueTask.FromResult(-1));
+        var browser = host.CreateBrowser();
+
+        using var response = await browser.GetAsync("/signin?user=alice");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
+            Assert.That(host.Logs.GetSnapshot().Any(l => l.Exception?.Message.Contains("MaxSessionsPerUserSelector", StringComparison.Ordinal) == true), Is.True);
+            Assert.That(await browser.GetTextAsync("/whoami"), Is.EqualTo("anonymous"));
+            Assert.That(await host.Services.GetRequiredService<ISessionManager>().ListForUserAsync("alice"), Is.Empty);
+        });
+    }
+
+    [Test]
     public async Task ASessionEndedByTheCap_EndsWhatIsHeldOpenForIt()
     {
         await using var host = await StartAsync(cap: 1);

@@ -25,7 +25,7 @@ internal sealed partial class RequestSession
     {
         var options = _runtime.Options;
         var capped = options.MaxSessionsPerUser > 0 || options.MaxSessionsPerUserSelector is not null;
-        return capped && !Context.Response.HasStarted ? CommitAsync(cancellationToken) : CommitIfLateAsync();
+        return capped ? CommitAsync(cancellationToken) : CommitIfLateAsync();
     }
 
     /// <summary>Resolves the cap when this commit signs a user in (the selector may look the user up).</summary>
