@@ -207,6 +207,40 @@ public sealed class ProcessTests : TempFolderTest
         });
     }
 
+    [Test]
+    public async Task TwoProcesses_OnOneFile_AWriteOrARevokeInOne_IsSeenByTheOther_AtItsNextRequest()
+    {
+        // Each process keeps the rows it loaded in memory (RowCacheSize): the other process's commits must reach it anyway.
+        var db = Folder.File("cache.db");
+        var keys = Folder.File("keys");
+        await using var a = await ChildHost.StartAsync(db, keys);
+        await using var b = await ChildHost.StartAsync(db, keys);
+        using var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { Timeout = TimeSpan.FromMinutes(1) };
+        var cookie = await NewSessionAsync(client, a.BaseAddress);
+        async Task<string> GetAsync(ChildHost host, string path)
+        {
+            using var response = await SendAsync(client, new Uri(host.BaseAddress, path), cookie);
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), path);
+            return await response.Content.ReadAsStringAsync();
+        }
+
+        var id = await GetAsync(a, "/id");
+        var readTwiceInA = (await GetAsync(a, "/get?key=created"), await GetAsync(a, "/get?key=created"));
+        var writtenInB = await GetAsync(b, "/set?key=created&value=2");
+        var readInAAfterB = await GetAsync(a, "/get?key=created");
+        var revokedInB = await GetAsync(b, $"/revoke?id={id}");
+        var readInAAfterRevoke = await GetAsync(a, "/get?key=created");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(readTwiceInA, Is.EqualTo(("1", "1")));
+            Assert.That(writtenInB, Is.EqualTo("ok"));
+            Assert.That(readInAAfterB, Is.EqualTo("2"), "B's write, read in A");
+            Assert.That(revokedInB, Is.EqualTo("revoked"));
+            Assert.That(readInAAfterRevoke, Is.EqualTo("(none)"), "revoked in B: a new empty session in A");
+        });
+    }
+
     private static async Task<string> NewSessionAsync(HttpClient client, Uri baseAddress)
     {
         using var response = await client.GetAsync(new Uri(baseAddress, "/set?key=created&value=1"));

@@ -27,6 +27,7 @@ public sealed class OptionsTests : TempFolderTest
             Assert.That(o.CleanupInterval, Is.EqualTo(TimeSpan.FromSeconds(60)));
             Assert.That(o.TouchInterval, Is.EqualTo(TimeSpan.FromSeconds(60)));
             Assert.That(o.MaxSessionBytes, Is.EqualTo(256 * 1024));
+            Assert.That(o.RowCacheSize, Is.EqualTo(10_000));
             Assert.That(o.CleanupBatchSize, Is.EqualTo(1000));
             Assert.That(o.BusyTimeout, Is.EqualTo(TimeSpan.FromSeconds(5)));
             Assert.That(o.IOTimeout, Is.EqualTo(TimeSpan.FromSeconds(10)));
@@ -92,6 +93,7 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.TouchInterval = TimeSpan.FromMinutes(20), "TouchInterval");
         yield return Case(o => o.TouchInterval = TimeSpan.FromSeconds(-1), "TouchInterval");
         yield return Case(o => o.MaxSessionBytes = 0, "MaxSessionBytes");
+        yield return Case(o => o.RowCacheSize = -1, "RowCacheSize");
         yield return Case(o => o.BusyTimeout = TimeSpan.Zero, "BusyTimeout");
         yield return Case(o => o.ConnectionString = "", "ConnectionString");
         yield return Case(o => o.ConnectionString = "Flavour=Strawberry", "ConnectionString");

@@ -9,6 +9,7 @@ internal static class ServerSideSessionDefaults
     public const string CookiePath = "/";
     public const int CleanupBatchSize = 1_000;
     public const int MaxSessionBytes = 256 * 1024;
+    public const int RowCacheSize = 10_000;
     public const int NewSessionLimit = 100;
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(20);
     public static readonly TimeSpan CleanupInterval = TimeSpan.FromSeconds(60);

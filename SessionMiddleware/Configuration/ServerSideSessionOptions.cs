@@ -61,6 +61,15 @@ public sealed class ServerSideSessionOptions
     public int MaxSessionBytes { get; set; } = ServerSideSessionDefaults.MaxSessionBytes;
 
     /// <summary>
+    /// How many loaded sessions the SQLite store keeps in memory, so that a request whose session nobody changed reads
+    /// no table. Default 10,000 (and at most 64 MiB of session data); 0 turns the cache off. It stays correct with
+    /// several processes on one database file: a cheap check on every load (SQLite's <c>PRAGMA data_version</c>) sees any
+    /// other process's commit, and the cache then reads the table again. The PostgreSQL store keeps no such cache. Must
+    /// not be negative.
+    /// </summary>
+    public int RowCacheSize { get; set; } = ServerSideSessionDefaults.RowCacheSize;
+
+    /// <summary>
     /// How long SQLite waits for a lock held by another connection or process before it gives up.
     /// Default 5 seconds. Must be positive.
     /// </summary>

@@ -65,25 +65,7 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             failures.Add($"{prefix}{nameof(options.TouchInterval)} ({options.TouchInterval}) must be less than {nameof(options.IdleTimeout)} ({options.IdleTimeout}), or sessions in use would expire.");
         }
 
-        if (options.MaxSessionBytes <= 0)
-        {
-            failures.Add($"{prefix}{nameof(options.MaxSessionBytes)} must be positive (was {options.MaxSessionBytes}).");
-        }
-
-        if (options.BusyTimeout <= TimeSpan.Zero)
-        {
-            failures.Add($"{prefix}{nameof(options.BusyTimeout)} must be positive (was {options.BusyTimeout}).");
-        }
-
-        if (options.IOTimeout <= TimeSpan.Zero)
-        {
-            failures.Add($"{prefix}{nameof(options.IOTimeout)} must be positive (was {options.IOTimeout}).");
-        }
-        else if (options.IOTimeout > MaxIOTimeout)
-        {
-            // CancellationTokenSource.CancelAfter takes at most 2^32 - 2 ms: above it every store call would fail.
-            failures.Add($"{prefix}{nameof(options.IOTimeout)} must be at most {MaxIOTimeout} (was {options.IOTimeout}).");
-        }
+        ValidateStore(options, failures);
 
         if (options.NewSessionLimit < 0)
         {
@@ -104,6 +86,36 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>The options of the store calls: sizes and timeouts, and the SQLite store's row cache.</summary>
+    private static void ValidateStore(ServerSideSessionOptions options, List<string> failures)
+    {
+        const string prefix = nameof(ServerSideSessionOptions) + ".";
+        if (options.MaxSessionBytes <= 0)
+        {
+            failures.Add($"{prefix}{nameof(options.MaxSessionBytes)} must be positive (was {options.MaxSessionBytes}).");
+        }
+
+        if (options.BusyTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.BusyTimeout)} must be positive (was {options.BusyTimeout}).");
+        }
+
+        if (options.IOTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(options.IOTimeout)} must be positive (was {options.IOTimeout}).");
+        }
+        else if (options.IOTimeout > MaxIOTimeout)
+        {
+            // CancellationTokenSource.CancelAfter takes at most 2^32 - 2 ms: above it every store call would fail.
+            failures.Add($"{prefix}{nameof(options.IOTimeout)} must be at most {MaxIOTimeout} (was {options.IOTimeout}).");
+        }
+
+        if (options.RowCacheSize < 0)
+        {
+            failures.Add($"{prefix}{nameof(options.RowCacheSize)} must not be negative (was {options.RowCacheSize}; 0 turns the row cache off).");
+        }
     }
 
     private static void ValidateCookie(ServerSideSessionOptions options, List<string> failures)

@@ -74,6 +74,9 @@ internal static partial class Log
     [LoggerMessage(33, LogLevel.Warning, "A background WAL checkpoint of the session database failed; the next one tries again.", EventName = "CheckpointFailed")]
     public static partial void CheckpointFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(35, LogLevel.Warning, "The SQLite store's row cache could not read the database's data version; loads read the table until it can again.", EventName = "RowCacheWatchFailed")]
+    public static partial void RowCacheWatchFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(34, LogLevel.Debug, "WAL checkpoint: {Frames} frames, {Left} left after the background step; the restart step copied the rest in {ElapsedMs:0.0} ms, so the next write starts the WAL over.", EventName = "CheckpointFinishedByWriter")]
     public static partial void CheckpointFinishedByWriter(ILogger logger, long frames, long left, double elapsedMs);
 

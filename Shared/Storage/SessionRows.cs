@@ -39,6 +39,10 @@ internal sealed class SessionRow
     /// <summary><c>credential_stamp</c>.</summary>
     public string? CredentialStamp { get; set; }
 
+    /// <summary>A copy of the row (the SQLite store's row cache never changes a row it handed out).</summary>
+    /// <returns>The copy.</returns>
+    public SessionRow Clone() => (SessionRow)MemberwiseClone();
+
     /// <summary>The row as the store contract returns it.</summary>
     /// <param name="key">The key the row was loaded by.</param>
     /// <returns>The stored session.</returns>

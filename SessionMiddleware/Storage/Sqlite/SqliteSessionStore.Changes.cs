@@ -68,6 +68,7 @@ internal sealed partial class SqliteSessionStore
             (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
                 _sqlite.PruneChanges, new { Before = before }, transaction, cancellationToken: token)),
             singleStatement: true,
+            committed: static (_, _) => { }, // the changes table only: no session row
             cancellationToken);
     }
 }

@@ -9,12 +9,16 @@ internal sealed partial class SqliteSessionStore
     /// <summary>
     /// Runs a write in the next group transaction (see <see cref="SqliteWriteQueue.WriteAsync"/> for
     /// <paramref name="singleStatement"/>); a missing table becomes the error that names the migration.
+    /// <paramref name="committed"/> tells the row cache what the committed write changed (every write says it: a write
+    /// that changes session rows and says nothing would leave the cache serving them as they were).
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
+    private async Task<T> WriteAsync<T>(
+        Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, Action<SqliteRowCache, T> committed, CancellationToken cancellationToken)
     {
         try
         {
-            return await _writes.WriteAsync(work, singleStatement, cancellationToken).ConfigureAwait(false);
+            var cache = _rowCache;
+            return await _writes.WriteAsync(work, singleStatement, cancellationToken, cache is null ? null : result => committed(cache, result)).ConfigureAwait(false);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
         {

@@ -62,6 +62,7 @@ internal sealed partial class SqliteSessionStore
                 return deleted;
             },
             singleStatement: false,
+            committed: ForgetEach,
             cancellationToken);
     }
 
@@ -81,6 +82,7 @@ internal sealed partial class SqliteSessionStore
                 return deleted;
             },
             singleStatement: false,
+            committed: ForgetEach,
             cancellationToken);
     }
 
@@ -101,6 +103,7 @@ internal sealed partial class SqliteSessionStore
                 return deleted;
             },
             singleStatement: false,
+            committed: (cache, _) => cache.Forget(key),
             cancellationToken);
     }
 
@@ -153,6 +156,13 @@ internal sealed partial class SqliteSessionStore
                 return deleted;
             },
             singleStatement: false,
+            committed: static (cache, deleted) =>
+            {
+                foreach (var key in deleted)
+                {
+                    cache.Forget(key);
+                }
+            },
             cancellationToken);
     }
 }

@@ -31,6 +31,15 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
     // The writer's insert, update and touch, prepared once per writer connection.
     private readonly SqlitePreparedCommands _prepared = new();
 
+    // The rows loaded, kept while no one else commits (see SqliteRowCache); null when RowCacheSize is 0.
+    private readonly SqliteRowCache? _rowCache;
+
+    /// <summary>The row cache, or null when <see cref="ServerSideSessionOptions.RowCacheSize"/> is 0 (for tests).</summary>
+    internal SqliteRowCache? RowCache => _rowCache;
+
+    /// <summary>The most bytes of session data the row cache keeps, whatever <see cref="ServerSideSessionOptions.RowCacheSize"/>.</summary>
+    internal const long RowCacheMaxBytes = 64L * 1024 * 1024;
+
     // Checkpoints run in the background, not inside a request's commit (connections set wal_autocheckpoint = 0).
     private readonly SqliteCheckpointer _checkpointer;
 
@@ -70,7 +79,8 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         _expiry = settings.Table.Expiry(timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(settings.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
-        _writes = new SqliteWriteQueue(OpenAsync, logger, writeBatches is null ? null : writeBatches.WriteBatch);
+        _rowCache = settings.RowCacheSize > 0 ? new SqliteRowCache(settings.RowCacheSize, RowCacheMaxBytes, OpenUnpooledAsync, logger) : null;
+        _writes = new SqliteWriteQueue(OpenAsync, logger, writeBatches is null ? null : writeBatches.WriteBatch) { RowCache = _rowCache };
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
         var dataSource = new SqliteConnectionStringBuilder(_connectionString).DataSource;
         var walPath = string.IsNullOrEmpty(dataSource) || dataSource.StartsWith(':') ? null : Path.GetFullPath(dataSource) + "-wal";
@@ -122,10 +132,16 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         ArgumentNullException.ThrowIfNull(key);
         try
         {
-            var row = await _loads.LoadAsync(key, cancellationToken).ConfigureAwait(false);
+            var (row, version) = _rowCache is { } cache ? await cache.GetAsync(key, cancellationToken).ConfigureAwait(false) : (null, 0);
             if (row is null)
             {
-                return null;
+                row = await _loads.LoadAsync(key, cancellationToken).ConfigureAwait(false);
+                if (row is null)
+                {
+                    return null;
+                }
+
+                _rowCache?.Add(key, row, version);
             }
 
             // An expired row stays for the cleaner, which raises its end before deleting it.
@@ -176,6 +192,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                 return await EndAsync(connection, transaction, overLimit, token).ConfigureAwait(false);
             },
             singleStatement: !capped,
+            committed: ForgetEach,
             cancellationToken).ConfigureAwait(false);
         return session.AsCreated(expiry.Now, expiresAt) with { Displaced = displaced };
     }
@@ -191,6 +208,15 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         var others = (await connection.QueryAsync<byte[]>(new CommandDefinition(
             _sql.ListOthersOfUser, new { session.UserId, Now = now, ExceptId = exceptKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
         return SessionUserLimits.KeysToEnd(session.UserLimit!, session.UserId!, others);
+    }
+
+    /// <summary>The row cache forgets the sessions a write ended.</summary>
+    private static void ForgetEach(SqliteRowCache cache, IReadOnlyList<SessionLifetime> ended)
+    {
+        foreach (var row in ended)
+        {
+            cache.Forget(row.Key);
+        }
     }
 
     /// <summary>Ends the sessions a capped sign-in displaced (recorded for the other processes, returned for their ends).</summary>
@@ -241,6 +267,14 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                     : await MissedUpdateAsync(connection, transaction, key, expiry.Now, token).ConfigureAwait(false);
             },
             singleStatement: true,
+            committed: (cache, result) =>
+            {
+                // A miss changed nothing: the kept row, if any, is as current as the table's.
+                if (result.Status == SessionUpdateStatus.Committed)
+                {
+                    cache.Updated(key, data, result.Version, expiry, expiresAt?.ToUnixTimeSeconds());
+                }
+            },
             cancellationToken);
     }
 
@@ -264,6 +298,13 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                 return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false) > 0;
             },
             singleStatement: true,
+            committed: (cache, touched) =>
+            {
+                if (touched)
+                {
+                    cache.Touched(key, expiry, expiresAt?.ToUnixTimeSeconds());
+                }
+            },
             cancellationToken);
     }
 
@@ -298,6 +339,12 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                 return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value) { Displaced = displaced };
             },
             singleStatement: false,
+            committed: (cache, result) =>
+            {
+                // The row moved to a key no load has asked for yet: the old key is forgotten, the new one loaded when used.
+                cache.Forget(oldKey);
+                ForgetEach(cache, result.Displaced);
+            },
             cancellationToken);
     }
 
@@ -317,12 +364,14 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         await _checkpointer.DisposeAsync().ConfigureAwait(false);
         await _writes.DisposeAsync().ConfigureAwait(false);
         _loads.Dispose();
+        _rowCache?.Dispose();
     }
 
     /// <summary>Closes the connections held for loads and the writer's (for tests that need the file with no connection open).</summary>
     internal async Task ReleaseIdleConnectionsAsync()
     {
         _loads.Clear();
+        _rowCache?.Release();
         await _writes.ReleaseConnectionAsync().ConfigureAwait(false);
     }
 }

@@ -4,12 +4,13 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// <param name="ConnectionString"><see cref="ServerSideSessionOptions.ConnectionString"/>: the SQLite file.</param>
 /// <param name="BusyTimeout"><see cref="ServerSideSessionOptions.BusyTimeout"/>: how long a connection waits for another process's lock.</param>
 /// <param name="Table">The table name and the timeouts of expiry.</param>
-internal sealed record SqliteStoreSettings(string ConnectionString, TimeSpan BusyTimeout, SessionStoreSettings Table)
+/// <param name="RowCacheSize"><see cref="ServerSideSessionOptions.RowCacheSize"/>: the most rows kept in memory (0: none).</param>
+internal sealed record SqliteStoreSettings(string ConnectionString, TimeSpan BusyTimeout, SessionStoreSettings Table, int RowCacheSize = Configuration.ServerSideSessionDefaults.RowCacheSize)
 {
     /// <summary>The settings of <paramref name="options"/>.</summary>
     public static SqliteStoreSettings From(ServerSideSessionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new(options.ConnectionString, options.BusyTimeout, SessionStoreSettings.From(options));
+        return new(options.ConnectionString, options.BusyTimeout, SessionStoreSettings.From(options), options.RowCacheSize);
     }
 }

@@ -58,6 +58,12 @@ internal abstract class SqliteWriteOperation(bool singleStatement, CancellationT
     /// <summary>Answers the caller with the work's result or exception (after the commit).</summary>
     public abstract void Finish();
 
+    /// <summary>
+    /// After the commit, inside <see cref="SqliteRowCache.Committed"/>: applies what the write changed to the row cache;
+    /// false when the write declared nothing (the cache is then emptied).
+    /// </summary>
+    public abstract bool ApplyCommitted();
+
     /// <summary>Answers the caller with <paramref name="exception"/> (the batch failed).</summary>
     public abstract void Fail(Exception exception);
 }
@@ -65,6 +71,9 @@ internal abstract class SqliteWriteOperation(bool singleStatement, CancellationT
 internal sealed class SqliteWriteOperation<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
     : SqliteWriteOperation(singleStatement, cancellationToken)
 {
+    /// <summary>What the committed write changed of the rows the row cache may keep, given the write's result.</summary>
+    public Action<T>? Committed { get; init; }
+
     private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private T _result = default!;
     private Exception? _exception;
@@ -97,6 +106,17 @@ internal sealed class SqliteWriteOperation<T>(Func<SqliteConnection, SqliteTrans
         {
             _completion.TrySetResult(_result);
         }
+    }
+
+    public override bool ApplyCommitted()
+    {
+        if (Committed is null)
+        {
+            return false;
+        }
+
+        Committed(_result);
+        return true;
     }
 
     public override void Fail(Exception exception)

@@ -32,6 +32,9 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
     private readonly Action<int>? _batchRun;
     private SqliteConnection? _connection;
 
+    /// <summary>Told of every group commit, to keep its rows current (<see cref="SqliteRowCache"/>); null without a row cache.</summary>
+    public SqliteRowCache? RowCache { get; init; }
+
     /// <summary>Runs on the writer's connection before each group transaction (the checkpointer's hard WAL cap).</summary>
     public Func<SqliteConnection, Task>? BeforeBatch { get; set; }
 
@@ -62,9 +65,10 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
     /// Cancels the write until the writer starts it (in the queue, or while the group transaction waits for the lock):
     /// the caller is answered at once and the write is not run. Once started, the write's statements get the token too.
     /// </param>
-    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken)
+    /// <param name="committed">What the committed write changed of the rows <see cref="RowCache"/> keeps; null empties it.</param>
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, bool singleStatement, CancellationToken cancellationToken, Action<T>? committed = null)
     {
-        return Enqueue(new SqliteWriteOperation<T>(work, singleStatement, cancellationToken));
+        return Enqueue(new SqliteWriteOperation<T>(work, singleStatement, cancellationToken) { Committed = committed });
     }
 
     /// <summary>
@@ -131,7 +135,7 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
                     await beforeBatch(connection).ConfigureAwait(false);
                 }
 
-                await CommitAsync(connection, batch, _logger, stopping).ConfigureAwait(false);
+                await CommitAsync(connection, batch, RowCache, _logger, stopping).ConfigureAwait(false);
             }
 
             if (alone is not null && alone.TryStart())
@@ -171,7 +175,7 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
         }
     }
 
-    private static async Task CommitAsync(SqliteConnection connection, List<SqliteWriteOperation> batch, ILogger logger, CancellationToken stopping)
+    private static async Task CommitAsync(SqliteConnection connection, List<SqliteWriteOperation> batch, SqliteRowCache? rowCache, ILogger logger, CancellationToken stopping)
     {
         // Microsoft.Data.Sqlite begins with BEGIN IMMEDIATE: the write lock is taken at once (through the busy handler),
         // never upgraded later from a read lock. Callers that gave up meanwhile were answered; their writes are skipped.
@@ -205,7 +209,7 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
                         // transaction is, and the others run again without it (rare, so the common case keeps no savepoint).
                         await transaction.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
                         operation.Finish();
-                        await CommitAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))], logger, stopping).ConfigureAwait(false);
+                        await CommitAsync(connection, [.. batch.Where(o => !ReferenceEquals(o, operation))], rowCache, logger, stopping).ConfigureAwait(false);
                         return;
                     }
 
@@ -223,7 +227,18 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
             }
         }
 
-        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        rowCache?.Committing();
+        try
+        {
+            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch
+        {
+            rowCache?.Abandoned();
+            throw;
+        }
+
+        rowCache?.Committed(connection, batch);
         foreach (var operation in batch)
         {
             operation.Finish();
