@@ -27,11 +27,38 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             failures.Add($"{prefix}{nameof(options.TableName)} '{options.TableName}' is not allowed: it must match ^[A-Za-z_][A-Za-z0-9_]{{0,62}}$ (a letter or underscore, then up to 62 letters, digits or underscores).");
         }
 
+        ValidateTimeouts(options, failures);
+        ValidateStore(options, failures);
+
+        if (options.NewSessionLimit < 0)
+        {
+            failures.Add($"{prefix}{nameof(options.NewSessionLimit)} must not be negative (was {options.NewSessionLimit}; 0 turns the limit off).");
+        }
+
+        if (options.NewSessionLimitWindow <= TimeSpan.Zero || options.NewSessionLimitWindow > ServerSideSessionDefaults.MaxNewSessionLimitWindow)
+        {
+            failures.Add($"{prefix}{nameof(options.NewSessionLimitWindow)} must be positive and at most {ServerSideSessionDefaults.MaxNewSessionLimitWindow} (was {options.NewSessionLimitWindow}).");
+        }
+
+        ValidateSessionCap(options, failures);
+        ValidateCookie(options, failures);
+
+        if (options.Events is null)
+        {
+            failures.Add($"{prefix}{nameof(options.Events)} is required (leave the default instance, or set a {nameof(ServerSideSessionEvents)}).");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>The timeouts and intervals of expiry, access recording and cleanup.</summary>
+    private static void ValidateTimeouts(ServerSideSessionOptions options, List<string> failures)
+    {
+        const string prefix = nameof(ServerSideSessionOptions) + ".";
         if (options.IdleTimeout <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(options.IdleTimeout)} must be positive (was {options.IdleTimeout}).");
         }
-
         else if (options.IdleTimeout > ServerSideSessionDefaults.MaxTimeout)
         {
             failures.Add(TooLong(nameof(options.IdleTimeout), options.IdleTimeout));
@@ -64,28 +91,6 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
         {
             failures.Add($"{prefix}{nameof(options.TouchInterval)} ({options.TouchInterval}) must be less than {nameof(options.IdleTimeout)} ({options.IdleTimeout}), or sessions in use would expire.");
         }
-
-        ValidateStore(options, failures);
-
-        if (options.NewSessionLimit < 0)
-        {
-            failures.Add($"{prefix}{nameof(options.NewSessionLimit)} must not be negative (was {options.NewSessionLimit}; 0 turns the limit off).");
-        }
-
-        if (options.NewSessionLimitWindow <= TimeSpan.Zero || options.NewSessionLimitWindow > ServerSideSessionDefaults.MaxNewSessionLimitWindow)
-        {
-            failures.Add($"{prefix}{nameof(options.NewSessionLimitWindow)} must be positive and at most {ServerSideSessionDefaults.MaxNewSessionLimitWindow} (was {options.NewSessionLimitWindow}).");
-        }
-
-        ValidateSessionCap(options, failures);
-        ValidateCookie(options, failures);
-
-        if (options.Events is null)
-        {
-            failures.Add($"{prefix}{nameof(options.Events)} is required (leave the default instance, or set a {nameof(ServerSideSessionEvents)}).");
-        }
-
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
     /// <summary>The options of the store calls: sizes and timeouts, and the SQLite store's row cache.</summary>

@@ -29,7 +29,7 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// connection committed: the cache is emptied and trusted anew at that version.
 /// </para>
 /// </remarks>
-internal sealed class SqliteRowCache : IDisposable
+internal sealed partial class SqliteRowCache : IDisposable
 {
     private const long Untrusted = -1;
 
@@ -289,105 +289,6 @@ internal sealed class SqliteRowCache : IDisposable
         _rows.Clear();
         _order.Clear();
         _bytes = 0;
-    }
-
-    private long? ReadWatch()
-    {
-        if (_watchVersion is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            return (long)_watchVersion.ExecuteScalar()!;
-        }
-        catch (SqliteException ex)
-        {
-            Log.RowCacheWatchFailed(_logger, ex);
-            CloseWatch();
-            ForgetAll();
-            _trusted = Untrusted;
-            return null;
-        }
-    }
-
-    private long? ReadWriterVersion(SqliteConnection connection)
-    {
-        try
-        {
-            if (!ReferenceEquals(connection, _writer) || _writerVersion is null)
-            {
-                // A new writer connection: its version starts anywhere, so the first commit on it empties the cache.
-                _writerVersion?.Dispose();
-                _writerVersion = connection.CreateCommand();
-                _writerVersion.CommandText = "PRAGMA data_version;";
-                _writer = connection;
-                _writerSeen = Untrusted;
-            }
-
-            return (long)_writerVersion.ExecuteScalar()!;
-        }
-        catch (SqliteException ex)
-        {
-            Log.RowCacheWatchFailed(_logger, ex);
-            _writerVersion?.Dispose();
-            _writerVersion = null;
-            return null;
-        }
-    }
-
-    private async Task<bool> OpenWatchAsync(CancellationToken cancellationToken)
-    {
-        await _opening.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_watchVersion is not null)
-            {
-                return true;
-            }
-
-            SqliteConnection connection;
-            try
-            {
-                connection = await _open(cancellationToken).ConfigureAwait(false);
-            }
-            catch (SqliteException ex)
-            {
-                // The load that follows reads the table and reports what is wrong with the file.
-                Log.RowCacheWatchFailed(_logger, ex);
-                return false;
-            }
-
-            var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA data_version;";
-            lock (_gate)
-            {
-                if (_disposed)
-                {
-                    command.Dispose();
-                    connection.Dispose();
-                    return false;
-                }
-
-                _watch = connection;
-                Volatile.Write(ref _watchVersion, command);
-            }
-
-            return true;
-        }
-        finally
-        {
-            _opening.Release();
-        }
-    }
-
-    private void CloseWatch()
-    {
-        _watchVersion?.Dispose();
-        _watch?.Dispose();
-        Volatile.Write(ref _watchVersion, null);
-        _watch = null;
     }
 
     /// <summary>Keys are SHA-256 hashes: their first bytes are a good hash code already.</summary>

@@ -227,6 +227,12 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
             }
         }
 
+        await CommitAndAnswerAsync(connection, transaction, batch, rowCache).ConfigureAwait(false);
+    }
+
+    /// <summary>Commits the group transaction, tells the row cache what it changed, then answers every caller.</summary>
+    private static async Task CommitAndAnswerAsync(SqliteConnection connection, SqliteTransaction transaction, List<SqliteWriteOperation> batch, SqliteRowCache? rowCache)
+    {
         rowCache?.Committing();
         try
         {
@@ -234,6 +240,7 @@ internal sealed class SqliteWriteQueue : BatchLoop<SqliteWriteOperation>
         }
         catch
         {
+            // The commit may or may not have happened: nothing the cache keeps is known to be current.
             rowCache?.Abandoned();
             throw;
         }
