@@ -163,6 +163,42 @@ public sealed class PostgreSqlWriterTests
     }
 
     [Test]
+    public async Task AGroupedUpdateWaitingForItsFirstRowInKeyOrder_HoldsNoneOfItsOtherRows()
+    {
+        var store = await CreateStoreAsync();
+        // Stored in descending key order: a plan that reads the table in its stored order would lock the rows that way.
+        var keys = Enumerable.Range(0, Sessions).Select(_ => NewKey()).OrderDescending(SessionKeyComparer.Instance).ToList();
+        foreach (var key in keys)
+        {
+            await store.CreateAsync(new NewSession(key, [0], null, null, null));
+        }
+
+        var first = keys[^1];
+        var others = keys.Take(Sessions - 1).ToArray();
+        var locker = await LockRowAsync(first);
+        await using var observer = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+        await observer.OpenAsync();
+
+        // Issued at once (the held row in the middle), so they share a grouped update whose first row is the held one:
+        // it waits there, holding no other row, as a batch that locked its rows in key order first would.
+        var updates = others.Take(Sessions / 2).Append(first).Concat(others.Skip(Sessions / 2))
+            .Select(k => store.UpdateAsync(k, [1], expectedVersion: 1)).ToList();
+        var waiting = await GroupedUpdateWaitingAsync(observer, TimeSpan.FromSeconds(60));
+        Assert.That(waiting, Is.Not.Null, "a grouped update waited for the held row");
+        await using (var command = new NpgsqlCommand("SELECT count(*) FROM (SELECT 1 FROM sessions WHERE id = ANY(@Ids) FOR UPDATE SKIP LOCKED) AS f;", observer))
+        {
+            command.Parameters.AddWithValue("Ids", others);
+            var free = (long)(await command.ExecuteScalarAsync())!;
+            // Observed within the wait (the batch's lock timeout ends it): the same transaction still waits.
+            Assert.That(await GroupedUpdateWaitingAsync(observer, TimeSpan.Zero), Is.EqualTo(waiting), "observed while the grouped update waited");
+            Assert.That(free, Is.EqualTo(Sessions - 1), "the waiting batch held none of the rows after the held one");
+        }
+
+        await locker.DisposeAsync();
+        Assert.That((await Task.WhenAll(updates)).Select(u => u.Status), Is.All.EqualTo(SessionUpdateStatus.Committed));
+    }
+
+    [Test]
     public async Task TheTableLockedByAnotherTransaction_WritesWaitAlone_UpToABound_PastItTheyFailAtOnce_ThenAllRun()
     {
         var store = await CreateStoreAsync();
@@ -253,6 +289,32 @@ public sealed class PostgreSqlWriterTests
         command.Parameters.AddWithValue("Id", key);
         await command.ExecuteNonQueryAsync();
         return connection;
+    }
+
+    /// <summary>
+    /// The transaction start of the writer's grouped update while it waits for a row lock (polled until
+    /// <paramref name="within"/> has passed); null when it does not wait.
+    /// </summary>
+    private static async Task<DateTime?> GroupedUpdateWaitingAsync(NpgsqlConnection observer, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        await using var command = new NpgsqlCommand(
+            "SELECT xact_start FROM pg_stat_activity WHERE application_name = @Name AND wait_event_type = 'Lock' AND query LIKE '%unnest%';", observer);
+        command.Parameters.AddWithValue("Name", WriterName);
+        while (true)
+        {
+            if (await command.ExecuteScalarAsync() is DateTime start)
+            {
+                return start;
+            }
+
+            if (DateTime.UtcNow >= deadline)
+            {
+                return null;
+            }
+
+            await Task.Delay(5);
+        }
     }
 
     /// <summary>A store over the test database whose writer has a named, non-multiplexed connection of its own.</summary>

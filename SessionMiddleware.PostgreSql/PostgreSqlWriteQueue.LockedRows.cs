@@ -20,7 +20,7 @@ internal sealed partial class PostgreSqlWriteQueue
         var command = new NpgsqlBatch(connection);
         await using (command.ConfigureAwait(false))
         {
-            command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
+            command.BatchCommands.Add(new NpgsqlBatchCommand(BatchSettings));
             command.BatchCommands.Add(Command(_lockedKeys, ArrayOf(DistinctKeys(batch), NpgsqlDbType.Bytea)));
             try
             {

@@ -8,20 +8,22 @@ namespace SessionMiddleware.PostgreSql;
 internal sealed partial class PostgreSqlWriteQueue
 {
     /// <summary>
-    /// Adds the statements of <paramref name="writes"/> to <paramref name="command"/>: the lock timeout and the ordered
-    /// lock of their rows first, then the grouped updates and inserts, then each other write. Returns how many statements
-    /// come before the writes (their results are skipped).
+    /// Adds the statements of <paramref name="writes"/> to <paramref name="command"/>: the lock timeout and, unless the
+    /// batch is one grouped statement, the ordered lock of their rows first, then the grouped updates and inserts, then
+    /// each other write. Returns how many statements come before the writes (their results are skipped).
     /// </summary>
     private int AddStatements(NpgsqlBatch command, List<PostgreSqlWrite> writes, HashSet<PostgreSqlWrite>? updates, HashSet<PostgreSqlWrite>? inserts, bool lockTimeout)
     {
         var before = 0;
         if (lockTimeout)
         {
-            command.BatchCommands.Add(new NpgsqlBatchCommand(SetLockTimeout));
+            command.BatchCommands.Add(new NpgsqlBatchCommand(BatchSettings));
             before++;
         }
 
-        if (DistinctKeys(writes) is { Length: > 1 } keys)
+        // A batch that is one grouped statement locks its rows in key order itself (BatchSettings's plan settings).
+        var oneStatement = updates?.Count == writes.Count || inserts?.Count == writes.Count;
+        if (!oneStatement && DistinctKeys(writes) is { Length: > 1 } keys)
         {
             command.BatchCommands.Add(Command(_lockKeys, ArrayOf(keys, NpgsqlDbType.Bytea)));
             before++;
@@ -29,12 +31,12 @@ internal sealed partial class PostgreSqlWriteQueue
 
         if (updates is not null)
         {
-            command.BatchCommands.Add(UpdateManyCommand(updates));
+            command.BatchCommands.Add(UpdateManyCommand(writes, updates));
         }
 
         if (inserts is not null)
         {
-            command.BatchCommands.Add(InsertManyCommand(inserts));
+            command.BatchCommands.Add(InsertManyCommand(writes, inserts));
         }
 
         foreach (var write in writes)
@@ -100,7 +102,8 @@ internal sealed partial class PostgreSqlWriteQueue
         return (updates is { Count: >= 2 } ? updates : null, inserts is { Count: >= 2 } ? inserts : null);
     }
 
-    private NpgsqlBatchCommand UpdateManyCommand(HashSet<PostgreSqlWrite> grouped)
+    /// <summary>The grouped updates as one statement, their arrays in the batch's (key) order: the order it locks their rows in.</summary>
+    private NpgsqlBatchCommand UpdateManyCommand(List<PostgreSqlWrite> writes, HashSet<PostgreSqlWrite> grouped)
     {
         var count = grouped.Count;
         var ids = new byte[count][];
@@ -111,8 +114,13 @@ internal sealed partial class PostgreSqlWriteQueue
         var idle = new long[count];
         var absolute = new long[count];
         var i = 0;
-        foreach (var write in grouped)
+        foreach (var write in writes)
         {
+            if (!grouped.Contains(write))
+            {
+                continue;
+            }
+
             var update = write.Update!.Value;
             ids[i] = write.Key;
             data[i] = update.Data;
@@ -135,7 +143,8 @@ internal sealed partial class PostgreSqlWriteQueue
             ArrayOf(absolute, NpgsqlDbType.Bigint));
     }
 
-    private NpgsqlBatchCommand InsertManyCommand(HashSet<PostgreSqlWrite> grouped)
+    /// <summary>The grouped inserts as one statement, their arrays in the batch's (key) order.</summary>
+    private NpgsqlBatchCommand InsertManyCommand(List<PostgreSqlWrite> writes, HashSet<PostgreSqlWrite> grouped)
     {
         var count = grouped.Count;
         var ids = new byte[count][];
@@ -146,8 +155,13 @@ internal sealed partial class PostgreSqlWriteQueue
         var userAgents = new string?[count];
         var expiresAt = new long[count];
         var i = 0;
-        foreach (var write in grouped)
+        foreach (var write in writes)
         {
+            if (!grouped.Contains(write))
+            {
+                continue;
+            }
+
             var insert = write.Insert!.Value;
             ids[i] = insert.Session.Key;
             userIds[i] = insert.Session.UserId;

@@ -14,9 +14,10 @@ namespace SessionMiddleware.PostgreSql;
 /// <para>
 /// Every write is one statement whose effect is read from its row count. When a statement fails, PostgreSQL rolls the
 /// whole batch back; the writer then runs each write of the batch alone, so that only the failing one fails and the
-/// others get exactly the answer they would have had without the queue. A batch of several keys first locks all their
-/// rows in key order (<see cref="PostgreSqlSessionSql.LockKeys"/>), so that two nodes' batches lock rows in the same
-/// order and never wait for each other in a cycle; its writes then run in key order (writes to one key keep their order).
+/// others get exactly the answer they would have had without the queue. Every batch locks its rows in key order, so
+/// that two nodes' batches never wait for each other in a cycle: a batch of several statements first locks all its rows
+/// (<see cref="PostgreSqlSessionSql.LockKeys"/>) and then runs its writes in key order (writes to one key keep their
+/// order); a batch that is one grouped statement locks them in the order of its arrays (<see cref="BatchSettings"/>).
 /// </para>
 /// </summary>
 internal sealed partial class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
@@ -37,7 +38,16 @@ internal sealed partial class PostgreSqlWriteQueue : BatchLoop<PostgreSqlWrite>
     /// <summary>SQLSTATE lock_not_available: <c>lock_timeout</c> ran out.</summary>
     private const string LockNotAvailable = "55P03";
 
-    private static readonly string SetLockTimeout = $"SELECT set_config('lock_timeout', '{(int)LockTimeout.TotalMilliseconds}ms', true);";
+    /// <summary>
+    /// The settings of a batch's transaction: <see cref="LockTimeout"/>, and plans that join a grouped statement's
+    /// arrays to the table by the primary key in the arrays' (key) order, never by a hash or merge join or a scan of the
+    /// table. A grouped update then locks its rows in key order itself, so a batch that is one grouped statement needs
+    /// no <see cref="PostgreSqlSessionSql.LockKeys"/> (whose row locks cost a WAL record each). Set for the transaction
+    /// only; a prepared statement's plan is made within such a transaction too.
+    /// </summary>
+    private static readonly string BatchSettings =
+        $"SELECT set_config('lock_timeout', '{(int)LockTimeout.TotalMilliseconds}ms', true), set_config('enable_hashjoin', 'off', true), " +
+        "set_config('enable_mergejoin', 'off', true), set_config('enable_seqscan', 'off', true);";
 
     /// <summary>
     /// The most writes waiting for the writer. Past it, while the database does not answer (a hung connection with
