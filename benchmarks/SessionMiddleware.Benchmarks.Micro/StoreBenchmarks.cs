@@ -21,6 +21,7 @@ public class StoreBenchmarks
     private string _folder = "";
     private string _connectionString = "";
     private SqliteSessionStore _store = null!;
+    private SqliteSessionStore _uncached = null!;
     private byte[] _key = [];
     private long _version;
     private SqliteConnection _held = null!;
@@ -41,6 +42,8 @@ public class StoreBenchmarks
 
         _key = RandomNumberGenerator.GetBytes(32);
         _version = _store.CreateAsync(new NewSession(_key, Data, null, "127.0.0.1", "bench")).GetAwaiter().GetResult().Version;
+        _uncached = new SqliteSessionStore(
+            Options.Create(new ServerSideSessionOptions { ConnectionString = options.ConnectionString, RowCacheSize = 0 }), TimeProvider.System, NullLogger<SqliteSessionStore>.Instance);
         _connectionString = new SqliteConnectionStringBuilder(options.ConnectionString) { Pooling = true }.ToString();
         _loadSql = new SessionSql(SqliteDialect.Instance, options.TableName).Load;
 
@@ -57,13 +60,19 @@ public class StoreBenchmarks
     {
         _prepared.Dispose();
         _held.Dispose();
+        _uncached.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _store.DisposeAsync().AsTask().GetAwaiter().GetResult();
         SqliteConnection.ClearAllPools();
         Directory.Delete(_folder, recursive: true);
     }
 
-    /// <summary><see cref="SqliteSessionStore.LoadAsync"/> of an existing session.</summary>
+    /// <summary><see cref="SqliteSessionStore.LoadAsync"/> of an existing session nobody changed (the row cache answers).</summary>
     [Benchmark]
     public Task<StoredSession?> StoreLoad() => _store.LoadAsync(_key);
+
+    /// <summary><see cref="SqliteSessionStore.LoadAsync"/> with <see cref="ServerSideSessionOptions.RowCacheSize"/> 0: the table is read.</summary>
+    [Benchmark]
+    public Task<StoredSession?> StoreLoadWithoutRowCache() => _uncached.LoadAsync(_key);
 
     /// <summary><see cref="SqliteSessionStore.UpdateAsync"/> with the expected version (the commit of a write).</summary>
     [Benchmark]
