@@ -6,6 +6,8 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// <summary>The row cache's two readings of <c>PRAGMA data_version</c>: the watch connection's and the writer's.</summary>
 internal sealed partial class SqliteRowCache
 {
+    private const int SqliteBusy = 5, SqliteLocked = 6;
+
     private long? ReadWatch()
     {
         if (_watchVersion is null)
@@ -16,6 +18,11 @@ internal sealed partial class SqliteRowCache
         try
         {
             return (long)_watchVersion.ExecuteScalar()!;
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is SqliteBusy or SqliteLocked)
+        {
+            // The watch does not wait for a lock (busy_timeout 0): this load reads the table, the next one looks again.
+            return null;
         }
         catch (SqliteException ex)
         {
@@ -75,6 +82,8 @@ internal sealed partial class SqliteRowCache
             }
 
             var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA busy_timeout = 0;";
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             command.CommandText = "PRAGMA data_version;";
             lock (_gate)
             {

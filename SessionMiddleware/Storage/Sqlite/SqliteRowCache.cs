@@ -92,9 +92,13 @@ internal sealed partial class SqliteRowCache : IDisposable
             return (null, Untrusted);
         }
 
-        lock (_gate)
+        var taken = false;
+        try
         {
-            if (ReadWatch() is not { } version)
+            // A load never queues behind another one's reading of the version (or behind the writer applying a commit):
+            // it reads the table instead, on the held load connections, which run side by side.
+            Monitor.TryEnter(_gate, ref taken);
+            if (!taken || ReadWatch() is not { } version)
             {
                 return (null, Untrusted);
             }
@@ -118,6 +122,13 @@ internal sealed partial class SqliteRowCache : IDisposable
             }
 
             return (row, version);
+        }
+        finally
+        {
+            if (taken)
+            {
+                Monitor.Exit(_gate);
+            }
         }
     }
 
