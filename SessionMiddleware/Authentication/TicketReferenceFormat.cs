@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
@@ -26,16 +27,31 @@ internal sealed class TicketReferenceFormat : ISecureDataFormat<AuthenticationTi
 
     private static readonly object ReplacementsKey = new();
 
+    /// <summary>The most authentication cookies whose ticket is kept in memory.</summary>
+    internal const int MaxKept = 10_000;
+
+    /// <summary>How long an unprotected authentication cookie's ticket is kept (as the session cookie's ID is).</summary>
+    internal static readonly TimeSpan KeptFor = TimeSpan.FromMinutes(1);
+
     private readonly ISecureDataFormat<AuthenticationTicket> _inner;
     private readonly string _scheme;
     private readonly IHttpContextAccessor _httpContextAccessor;
+    private readonly TimeProvider _time;
 
-    public TicketReferenceFormat(ISecureDataFormat<AuthenticationTicket> inner, string scheme, IHttpContextAccessor httpContextAccessor)
+    // (purpose, cookie value) -> the reference ticket it protects, for the cookies seen in the last minute: a signed-in
+    // browser sends the same cookie with every request, and its Data Protection unprotect is then paid once a minute.
+    private readonly ConcurrentDictionary<(string? Purpose, string Text), (AuthenticationTicket Ticket, long Until)> _unprotected = new();
+
+    public TicketReferenceFormat(ISecureDataFormat<AuthenticationTicket> inner, string scheme, IHttpContextAccessor httpContextAccessor, TimeProvider? timeProvider = null)
     {
         _inner = inner;
         _scheme = scheme;
         _httpContextAccessor = httpContextAccessor;
+        _time = timeProvider ?? TimeProvider.System;
     }
+
+    /// <summary>How many cookies' tickets are kept now (for tests).</summary>
+    internal int KeptCount => _unprotected.Count;
 
     /// <summary>The format the cookie handler would use: the scheme's own, or the handler's default when none is set yet.</summary>
     public static ISecureDataFormat<AuthenticationTicket> InnerFor(string scheme, CookieAuthenticationOptions options, IDataProtectionProvider dataProtection) =>
@@ -58,9 +74,35 @@ internal sealed class TicketReferenceFormat : ISecureDataFormat<AuthenticationTi
 
     public string Protect(AuthenticationTicket data, string? purpose) => _inner.Protect(WithCurrentReference(data), purpose);
 
-    public AuthenticationTicket? Unprotect(string? protectedText) => _inner.Unprotect(protectedText);
+    public AuthenticationTicket? Unprotect(string? protectedText) => Unprotect(protectedText, null);
 
-    public AuthenticationTicket? Unprotect(string? protectedText, string? purpose) => _inner.Unprotect(protectedText, purpose);
+    public AuthenticationTicket? Unprotect(string? protectedText, string? purpose)
+    {
+        if (protectedText is null)
+        {
+            return _inner.Unprotect(protectedText, purpose);
+        }
+
+        // Each caller gets its own copy: the cookie handler and claims transformations change the ticket they are given.
+        var now = _time.GetTimestamp();
+        if (_unprotected.TryGetValue((purpose, protectedText), out var kept) && now < kept.Until)
+        {
+            return kept.Ticket.Clone();
+        }
+
+        var ticket = _inner.Unprotect(protectedText, purpose);
+        if (ticket is not null)
+        {
+            if (_unprotected.Count >= MaxKept)
+            {
+                _unprotected.Clear();
+            }
+
+            _unprotected[(purpose, protectedText)] = (ticket.Clone(), now + (long)(KeptFor.TotalSeconds * _time.TimestampFrequency));
+        }
+
+        return ticket;
+    }
 
     private AuthenticationTicket WithCurrentReference(AuthenticationTicket ticket)
     {

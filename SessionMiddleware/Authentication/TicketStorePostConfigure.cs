@@ -24,7 +24,8 @@ internal sealed class TicketStorePostConfigure(
     IDataProtectionProvider dataProtection,
     IHttpContextAccessor httpContextAccessor,
     ILogger<ServerSideTicketStore> logger,
-    IOptions<IdentityOptions> identityOptions) : IPostConfigureOptions<CookieAuthenticationOptions>
+    IOptions<IdentityOptions> identityOptions,
+    TimeProvider timeProvider) : IPostConfigureOptions<CookieAuthenticationOptions>
 {
     /// <summary>The Data Protection purpose of the tickets kept in session rows (they carry claims and sometimes tokens).</summary>
     internal const string ProtectionPurpose = "SessionMiddleware.AuthenticationTicket.v1";
@@ -52,7 +53,7 @@ internal sealed class TicketStorePostConfigure(
         if (options.TicketDataFormat is not TicketReferenceFormat)
         {
             options.TicketDataFormat = new TicketReferenceFormat(
-                TicketReferenceFormat.InnerFor(name, options, dataProtection), name, httpContextAccessor);
+                TicketReferenceFormat.InnerFor(name, options, dataProtection), name, httpContextAccessor, timeProvider);
         }
     }
 
