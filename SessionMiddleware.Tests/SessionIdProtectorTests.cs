@@ -9,7 +9,7 @@ namespace SessionMiddleware.Tests;
 
 /// <summary>
 /// The session cookie's secret ID is kept in memory for a minute after Data Protection unprotected it
-/// (<see cref="SessionIdProtector.KeptFor"/>), so that a browser's next requests skip the unprotect.
+/// (<see cref="RecentlyUnprotected.KeptFor"/>), so that a browser's next requests skip the unprotect.
 /// </summary>
 public sealed class SessionIdProtectorTests
 {
@@ -66,7 +66,7 @@ public sealed class SessionIdProtectorTests
 
         _keys.RejectAll = true;
         var withinTheMinute = _protector.Unprotect(cookie, out _);
-        _time.Advance(SessionIdProtector.KeptFor + TimeSpan.FromSeconds(1));
+        _time.Advance(RecentlyUnprotected.KeptFor + TimeSpan.FromSeconds(1));
         var afterIt = _protector.Unprotect(cookie, out var reason);
 
         Assert.Multiple(() =>
@@ -80,7 +80,7 @@ public sealed class SessionIdProtectorTests
     [Test]
     public void AtMostMaxKeptCookiesAreKept_AndEveryCookieStillReads()
     {
-        var ids = Enumerable.Range(0, SessionIdProtector.MaxKept + 10).Select(_ => SessionIds.NewSecretId()).ToList();
+        var ids = Enumerable.Range(0, RecentlyUnprotected.MaxKept + 10).Select(_ => SessionIds.NewSecretId()).ToList();
         var cookies = ids.Select(_protector.Protect).ToList();
 
         for (var i = 0; i < cookies.Count; i++)
@@ -88,7 +88,7 @@ public sealed class SessionIdProtectorTests
             Assert.That(_protector.Unprotect(cookies[i], out _), Is.EqualTo(ids[i]));
         }
 
-        Assert.That(_protector.KeptCount, Is.LessThanOrEqualTo(SessionIdProtector.MaxKept));
+        Assert.That(_protector.KeptCount, Is.LessThanOrEqualTo(RecentlyUnprotected.MaxKept));
     }
 
     /// <summary>A key ring whose keys can be made to stop working (a revoked key), to inject that fault.</summary>

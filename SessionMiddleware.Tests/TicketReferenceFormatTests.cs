@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Time.Testing;
 using SessionMiddleware.Authentication;
+using SessionMiddleware.Cookies;
 using SessionMiddleware.Tests.Infrastructure;
 
 namespace SessionMiddleware.Tests;
@@ -54,7 +55,7 @@ public sealed class TicketReferenceFormatTests
 
         _rejectAll = true;
         var withinTheMinute = _format.Unprotect(cookie);
-        _time.Advance(TicketReferenceFormat.KeptFor + TimeSpan.FromSeconds(1));
+        _time.Advance(RecentlyUnprotected.KeptFor + TimeSpan.FromSeconds(1));
 
         Assert.Multiple(() =>
         {

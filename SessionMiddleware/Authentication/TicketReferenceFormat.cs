@@ -1,9 +1,9 @@
-using System.Collections.Concurrent;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
+using SessionMiddleware.Cookies;
 
 namespace SessionMiddleware.Authentication;
 
@@ -27,27 +27,20 @@ internal sealed class TicketReferenceFormat : ISecureDataFormat<AuthenticationTi
 
     private static readonly object ReplacementsKey = new();
 
-    /// <summary>The most authentication cookies whose ticket is kept in memory.</summary>
-    internal const int MaxKept = 10_000;
-
-    /// <summary>How long an unprotected authentication cookie's ticket is kept (as the session cookie's ID is).</summary>
-    internal static readonly TimeSpan KeptFor = TimeSpan.FromMinutes(1);
-
     private readonly ISecureDataFormat<AuthenticationTicket> _inner;
     private readonly string _scheme;
     private readonly IHttpContextAccessor _httpContextAccessor;
-    private readonly TimeProvider _time;
 
-    // (purpose, cookie value) -> the reference ticket it protects, for the cookies seen in the last minute: a signed-in
-    // browser sends the same cookie with every request, and its Data Protection unprotect is then paid once a minute.
-    private readonly ConcurrentDictionary<(string? Purpose, string Text), (AuthenticationTicket Ticket, long Until)> _unprotected = new();
+    // (purpose, cookie value) -> the reference ticket it protects, for the cookies seen in the last minute; each request
+    // gets its own copy: the cookie handler and claims transformations change the ticket they are given.
+    private readonly RecentlyUnprotected<(string? Purpose, string Text), AuthenticationTicket> _unprotected;
 
     public TicketReferenceFormat(ISecureDataFormat<AuthenticationTicket> inner, string scheme, IHttpContextAccessor httpContextAccessor, TimeProvider? timeProvider = null)
     {
         _inner = inner;
         _scheme = scheme;
         _httpContextAccessor = httpContextAccessor;
-        _time = timeProvider ?? TimeProvider.System;
+        _unprotected = new(timeProvider ?? TimeProvider.System, static ticket => ticket.Clone());
     }
 
     /// <summary>How many cookies' tickets are kept now (for tests).</summary>
@@ -83,22 +76,15 @@ internal sealed class TicketReferenceFormat : ISecureDataFormat<AuthenticationTi
             return _inner.Unprotect(protectedText, purpose);
         }
 
-        // Each caller gets its own copy: the cookie handler and claims transformations change the ticket they are given.
-        var now = _time.GetTimestamp();
-        if (_unprotected.TryGetValue((purpose, protectedText), out var kept) && now < kept.Until)
+        if (_unprotected.TryGet((purpose, protectedText), out var kept))
         {
-            return kept.Ticket.Clone();
+            return kept;
         }
 
         var ticket = _inner.Unprotect(protectedText, purpose);
         if (ticket is not null)
         {
-            if (_unprotected.Count >= MaxKept)
-            {
-                _unprotected.Clear();
-            }
-
-            _unprotected[(purpose, protectedText)] = (ticket.Clone(), now + (long)(KeptFor.TotalSeconds * _time.TimestampFrequency));
+            _unprotected.Keep((purpose, protectedText), ticket);
         }
 
         return ticket;

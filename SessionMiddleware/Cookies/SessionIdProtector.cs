@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
@@ -22,21 +21,10 @@ internal sealed class SessionIdProtector
     /// <summary>Cookies longer than this are rejected without any cryptographic work; a real one is far shorter.</summary>
     public const int MaxCookieLength = 1024;
 
-    /// <summary>The most cookies whose secret ID is kept in memory (<see cref="_unprotected"/>).</summary>
-    public const int MaxKept = 10_000;
-
-    /// <summary>
-    /// How long a cookie's secret ID is kept after it was unprotected: a Data Protection key revoked meanwhile stops
-    /// the cookies it protected within this time (the row the ID leads to is checked on every request regardless).
-    /// </summary>
-    public static readonly TimeSpan KeptFor = TimeSpan.FromMinutes(1);
-
     private readonly IDataProtector _protector;
-    private readonly TimeProvider _time;
 
-    // Cookie value -> the secret ID it protects, for the cookies seen in the last minute: a browser sends the same cookie
-    // with every request, and Data Protection's unprotect (about 12 µs) is then paid once a minute instead of every time.
-    private readonly ConcurrentDictionary<string, (byte[] SecretId, long Until)> _unprotected = new(StringComparer.Ordinal);
+    // Cookie value -> the secret ID it protects, for the cookies seen in the last minute.
+    private readonly RecentlyUnprotected<string, byte[]> _unprotected;
 
     public SessionIdProtector(IDataProtectionProvider provider)
         : this(provider, TimeProvider.System)
@@ -49,7 +37,7 @@ internal sealed class SessionIdProtector
         ArgumentNullException.ThrowIfNull(provider);
         ArgumentNullException.ThrowIfNull(timeProvider);
         _protector = provider.CreateProtector(Purpose);
-        _time = timeProvider;
+        _unprotected = new(timeProvider, static secretId => (byte[])secretId.Clone());
     }
 
     /// <summary>How many cookies' secret IDs are kept now (for tests).</summary>
@@ -73,10 +61,9 @@ internal sealed class SessionIdProtector
             return null;
         }
 
-        var now = _time.GetTimestamp();
-        if (_unprotected.TryGetValue(cookieValue, out var kept) && now < kept.Until)
+        if (_unprotected.TryGet(cookieValue, out var kept))
         {
-            return (byte[])kept.SecretId.Clone();
+            return kept;
         }
 
         byte[] protectedBytes;
@@ -107,12 +94,7 @@ internal sealed class SessionIdProtector
             return null;
         }
 
-        if (_unprotected.Count >= MaxKept)
-        {
-            _unprotected.Clear();
-        }
-
-        _unprotected[cookieValue] = ((byte[])secretId.Clone(), now + (long)(KeptFor.TotalSeconds * _time.TimestampFrequency));
+        _unprotected.Keep(cookieValue, secretId);
         return secretId;
     }
 }
