@@ -110,6 +110,13 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.NewSessionLimitWindow = TimeSpan.FromDays(2), "NewSessionLimitWindow");
         yield return Case(o => o.MaxSessionsPerUser = -1, "MaxSessionsPerUser");
         yield return Case(o => o.WhenMaxSessionsReached = (MaxSessionsBehavior)7, "WhenMaxSessionsReached");
+        yield return Case(o => o.HeaderName = "", "HeaderName");
+        yield return Case(o => o.HeaderName = "X Session", "HeaderName");
+        yield return Case(o => o.HeaderName = "X-Session:", "HeaderName");
+        yield return Case(o => o.HeaderName = "Cookie", "HeaderName");
+        yield return Case(o => o.HeaderName = "set-cookie", "HeaderName");
+        yield return Case(o => o.HeaderName = "Authorization", "HeaderName");
+        yield return Case(o => o.HeaderName = "Sec-Session", "HeaderName");
         yield return Case(o =>
         {
             o.Cookie.Name = "__Host-sid";

@@ -152,6 +152,16 @@ public sealed class ServerSideSessionOptions
     public ServerSideSessionEvents Events { get; set; } = new();
 
     /// <summary>
+    /// The request and response header that may carry the session ID instead of the cookie, for API and mobile clients
+    /// (for example <c>X-Session</c>); <see langword="null"/> (the default) for the cookie only. A request that sends the
+    /// header is served by it alone: the cookie is then neither read nor set, a new or renewed ID comes back in the
+    /// response header, and an ended session's response carries the header with an empty value. A client without a session
+    /// sends the header with an empty value. Must be an HTTP header name (a token) that no other part of HTTP uses
+    /// (not <c>Cookie</c>, <c>Authorization</c>, <c>Sec-</c>…).
+    /// </summary>
+    public string? HeaderName { get; set; }
+
+    /// <summary>
     /// The session cookie. Defaults: name <c>.ServerSession</c>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
     /// path <c>/</c>, <see cref="CookieSecurePolicy.SameAsRequest"/>, essential (not subject to consent).
     /// The cookie carries only the protected session ID. Name it with the <c>__Host-</c> prefix for the

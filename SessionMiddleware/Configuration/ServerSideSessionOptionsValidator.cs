@@ -42,6 +42,7 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
 
         ValidateSessionCap(options, failures);
         ValidateCookie(options, failures);
+        ValidateHeader(options.HeaderName, failures);
 
         if (options.Events is null)
         {
@@ -158,6 +159,43 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
             }
         }
     }
+
+    /// <summary>Headers that already mean something to HTTP, browsers or proxies; the session header must not be one of them.</summary>
+    private static readonly System.Collections.Frozen.FrozenSet<string> ReservedHeaders = System.Collections.Frozen.FrozenSet.ToFrozenSet(
+        [
+            "Cookie", "Cookie2", "Set-Cookie", "Set-Cookie2", "Authorization", "WWW-Authenticate", "Host", "Connection",
+            "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Content-Length", "Content-Type", "Content-Encoding",
+            "Cache-Control", "Pragma", "Expires", "Date", "Location", "Retry-After", "Vary", "Via", "Origin", "Referer",
+            "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Accept", "Accept-Encoding",
+            "Accept-Language", "User-Agent", "Range", "Expect", "Max-Forwards", "DNT",
+        ],
+        StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// <see cref="ServerSideSessionOptions.HeaderName"/>: off, or a header token of its own, one a browser lets a script send
+    /// (fetch forbids <c>Sec-</c> and <c>Proxy-</c> names) and one no proxy or server consumes.
+    /// </summary>
+    private static void ValidateHeader(string? headerName, List<string> failures)
+    {
+        const string option = nameof(ServerSideSessionOptions) + "." + nameof(ServerSideSessionOptions.HeaderName);
+        if (headerName is null)
+        {
+            return;
+        }
+
+        if (headerName.Length == 0 || headerName.Length > 64 || !headerName.All(IsTokenChar))
+        {
+            failures.Add($"{option} '{headerName}' is not a header name: use 1 to 64 letters, digits or !#$%&'*+-.^_`|~ (for example \"X-Session\"), or null to carry the session in the cookie only.");
+        }
+        else if (ReservedHeaders.Contains(headerName) || headerName.StartsWith("Sec-", StringComparison.OrdinalIgnoreCase)
+            || headerName.StartsWith("Proxy-", StringComparison.OrdinalIgnoreCase) || headerName.StartsWith("Access-Control-", StringComparison.OrdinalIgnoreCase))
+        {
+            failures.Add($"{option} '{headerName}' is a header HTTP, browsers or proxies use already: choose a name of its own, such as \"X-Session\".");
+        }
+    }
+
+    // RFC 9110 tchar.
+    private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
 
     private static void ValidateSessionCap(ServerSideSessionOptions options, List<string> failures)
     {

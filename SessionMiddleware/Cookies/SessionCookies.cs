@@ -6,7 +6,11 @@ using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Cookies;
 
-/// <summary>The session cookie on the wire: its name and attributes, reading it, setting and expiring it.</summary>
+/// <summary>
+/// The session ID on the wire: the cookie (its name and attributes, reading it, setting and expiring it), or, for a request
+/// that sends <see cref="ServerSideSessionOptions.HeaderName"/>, that header instead. Every read and write of the ID goes
+/// through here, so the request path, the ticket store and live connections treat both alike.
+/// </summary>
 internal sealed class SessionCookies
 {
     private readonly CookieBuilder _builder;
@@ -25,21 +29,51 @@ internal sealed class SessionCookies
         _timeProvider = timeProvider;
         _logger = logger;
         Name = _builder.Name!;
+        HeaderName = options.Value.HeaderName;
     }
 
     public string Name { get; }
 
+    /// <summary>The header that may carry the ID instead of the cookie, or null (cookie only).</summary>
+    public string? HeaderName { get; }
+
     /// <summary>
-    /// The secret ID the request's cookie holds. <see langword="null"/> without a cookie (<paramref name="rejectedReason"/>
-    /// null too) or for a cookie that is not a valid one of ours (<paramref name="rejectedReason"/> says why).
+    /// Whether the request sent the session header (even empty, as a client without a session does): its session is then
+    /// carried by the header alone, whatever cookie it sent too.
+    /// </summary>
+    public bool CameWithHeader(HttpRequest request) => HeaderName is not null && request.Headers.ContainsKey(HeaderName);
+
+    /// <summary>
+    /// The secret ID the request's session header, or else its cookie, holds. <see langword="null"/> without one (or with
+    /// an empty header; <paramref name="rejectedReason"/> null too) or for a value that is not a valid one of ours
+    /// (<paramref name="rejectedReason"/> says why).
     /// </summary>
     public byte[]? ReadSecretId(HttpRequest request, out string? rejectedReason)
     {
         rejectedReason = null;
-        var value = request.Cookies[Name];
-        if (value is null)
+        string? value;
+        if (CameWithHeader(request))
         {
-            return null;
+            var values = request.Headers[HeaderName!];
+            if (values.Count > 1)
+            {
+                rejectedReason = "sent more than once";
+                return null;
+            }
+
+            value = values.ToString();
+            if (value.Length == 0)
+            {
+                return null;
+            }
+        }
+        else
+        {
+            value = request.Cookies[Name];
+            if (value is null)
+            {
+                return null;
+            }
         }
 
         var secretId = _protector.Unprotect(value, out var reason);
@@ -74,6 +108,14 @@ internal sealed class SessionCookies
             return;
         }
 
+        if (CameWithHeader(context.Request))
+        {
+            // The client keeps the latest value and sends it back; a cookie would only be one more copy to steal.
+            context.Response.Headers[HeaderName!] = _protector.Protect(secretId);
+            NoStore(context.Response.Headers);
+            return;
+        }
+
         var cookie = BuildOptions(context);
         if (persistUntil is { } until)
         {
@@ -88,25 +130,48 @@ internal sealed class SessionCookies
         }
 
         context.Response.Cookies.Append(Name, _protector.Protect(secretId), cookie);
-        var headers = context.Response.Headers;
+        NoStore(context.Response.Headers);
+    }
+
+    // A response that carries a session ID is never cached.
+    private static void NoStore(IHeaderDictionary headers)
+    {
         headers.CacheControl = "no-cache,no-store";
         headers.Pragma = "no-cache";
         headers[HeaderNames.Expires] = "-1";
     }
 
-    /// <summary>A persistent cookie is sent again whenever the access is recorded, so its expiry slides with the server's.</summary>
+    /// <summary>
+    /// A persistent cookie is sent again whenever the access is recorded, so its expiry slides with the server's. The
+    /// header's value has no expiry of its own: nothing is sent for it.
+    /// </summary>
     public void Refresh(HttpContext context, byte[]? secretId, DateTimeOffset? persistUntil = null)
     {
-        if ((_builder.MaxAge is not null || persistUntil is not null) && secretId is not null)
+        if ((_builder.MaxAge is not null || persistUntil is not null) && secretId is not null && !CameWithHeader(context.Request))
         {
             Set(context, secretId, persistUntil);
         }
     }
 
-    /// <summary>Expires the cookie the request presented, unless the response has started.</summary>
+    /// <summary>
+    /// Expires the cookie the request presented, unless the response has started; for a request that sent the header with
+    /// a value, the response header goes back empty: the client forgets its value.
+    /// </summary>
     public void Expire(HttpContext context)
     {
-        if (!context.Response.HasStarted && context.Request.Cookies.ContainsKey(Name))
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+
+        if (CameWithHeader(context.Request))
+        {
+            if (!string.IsNullOrEmpty(context.Request.Headers[HeaderName!]))
+            {
+                context.Response.Headers[HeaderName!] = string.Empty;
+            }
+        }
+        else if (context.Request.Cookies.ContainsKey(Name))
         {
             context.Response.Cookies.Delete(Name, BuildOptions(context));
         }

@@ -11,6 +11,9 @@ internal static partial class Log
     [LoggerMessage(1, LogLevel.Debug, "The session cookie was rejected ({Reason}); the request gets a new empty session.", EventName = "CookieRejected")]
     public static partial void CookieRejected(ILogger logger, string reason);
 
+    [LoggerMessage(17, LogLevel.Debug, "The session header {HeaderName} was rejected ({Reason}); the request gets a new empty session, whose ID a write returns in that header.", EventName = "HeaderRejected")]
+    public static partial void HeaderRejected(ILogger logger, string headerName, string reason);
+
     [LoggerMessage(2, LogLevel.Debug, "Session {SessionId} was not found or has expired; the request gets a new empty session.", EventName = "SessionNotFound")]
     public static partial void SessionNotFound(ILogger logger, string sessionId);
 

@@ -6,7 +6,7 @@ using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Middleware;
 
-/// <summary>The first step of a request: read the cookie, load the row.</summary>
+/// <summary>The first step of a request: read the session header or cookie, load the row.</summary>
 internal sealed partial class RequestSession
 {
     /// <summary>
@@ -57,13 +57,20 @@ internal sealed partial class RequestSession
         return request;
     }
 
-    /// <summary>The secret ID of the request's session cookie, or null; a cookie rejected is logged and counted.</summary>
+    /// <summary>The secret ID of the request's session header or cookie, or null; a value rejected is logged and counted.</summary>
     private static byte[]? ReadCookie(SessionRuntime runtime, HttpContext context)
     {
         var secretId = runtime.Cookies.ReadSecretId(context.Request, out var rejectedReason);
         if (rejectedReason is not null)
         {
-            Log.CookieRejected(runtime.Logger, rejectedReason);
+            if (runtime.Cookies.CameWithHeader(context.Request))
+            {
+                Log.HeaderRejected(runtime.Logger, runtime.Cookies.HeaderName!, rejectedReason);
+            }
+            else
+            {
+                Log.CookieRejected(runtime.Logger, rejectedReason);
+            }
             var otherKeyRing = rejectedReason == SessionIdProtector.NotOurKeyRing;
             runtime.Metrics.CookieRejected(otherKeyRing ? SessionMetrics.RejectedUnprotectFailed : SessionMetrics.RejectedMalformed);
             if (otherKeyRing)
