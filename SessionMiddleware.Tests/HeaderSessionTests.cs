@@ -286,6 +286,73 @@ public sealed class HeaderSessionTests(StoreKind store) : TempFolderTest
         Assert.That(lease, Is.Not.Null, "a hub connection of a header client (its handshake sends the header) is tied to the session");
     }
 
+    /// <summary>
+    /// Cookie authentication on the ticket store, from a client that keeps no cookies: the sign-in lives in the session,
+    /// so the session header alone carries it; the authentication cookie is neither sent nor needed.
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task TicketStoreSignIn_OverTheHeader_RenewsTheId_AndTheHeaderAloneSignsIn(bool authenticationFirst)
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path, configure: o => o.HeaderName = Header, authenticationBeforeSessions: authenticationFirst, store: store);
+        var client = host.CreateRawClient();
+        var before = await NewSessionAsync(client, "cart", "3");
+
+        using var signIn = await client.SendWithHeaderAsync("/signin?user=alice", before);
+        var token = signIn.SessionHeader();
+        using var admin = await client.SendWithHeaderAsync("/admin-only", token!);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signIn.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(signIn.Headers.Contains("Set-Cookie"), Is.False, "no session cookie, no authentication cookie");
+            Assert.That(host.SessionIdOf(token!), Is.Not.EqualTo(host.SessionIdOf(before)), "signing in renews the ID");
+            Assert.That(await client.GetTextWithHeaderAsync("/whoami", token!), Is.EqualTo("alice"));
+            Assert.That(admin.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await client.GetTextWithHeaderAsync("/get?key=cart", token!), Is.EqualTo("3"), "the data follows the sign-in");
+            Assert.That(await client.GetTextWithHeaderAsync("/whoami", before), Is.EqualTo("anonymous"), "the pre-sign-in ID is dead");
+        });
+    }
+
+    [Test]
+    public async Task TicketStoreSignOutAndRevoke_OverTheHeader_LeaveTheClientAnonymous()
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path, configure: o => o.HeaderName = Header, store: store);
+        var client = host.CreateRawClient();
+        using var first = await client.SendWithHeaderAsync("/signin?user=alice", "");
+        using var second = await client.SendWithHeaderAsync("/signin?user=alice", "");
+        var signedOut = first.SessionHeader()!;
+        var revoked = second.SessionHeader()!;
+
+        using var signOut = await client.SendWithHeaderAsync("/signout", signedOut);
+        var revokedCount = await client.GetTextAsync("/revoke?user=alice");
+        using var afterRevoke = await client.SendWithHeaderAsync("/admin-only", revoked);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signOut.SessionHeader(), Is.EqualTo(""), "signing out ends the session: forget the token");
+            Assert.That(signOut.Headers.Contains("Set-Cookie"), Is.False);
+            Assert.That(await client.GetTextWithHeaderAsync("/whoami", signedOut), Is.EqualTo("anonymous"));
+            Assert.That(revokedCount, Is.EqualTo("1"));
+            Assert.That(afterRevoke.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        });
+    }
+
+    [Test]
+    public async Task TicketStoreSignIn_OfACookieClient_StillUsesCookies_WhenTheHeaderIsOn()
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path, configure: o => o.HeaderName = Header, store: store);
+        var browser = host.CreateBrowser();
+
+        using var signIn = await browser.GetAsync("/signin?user=bob");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(signIn.Headers.Contains(Header), Is.False);
+            Assert.That(await browser.GetStringAsync("/whoami"), Is.EqualTo("bob"));
+        });
+    }
+
     /// <summary>Creates a session through the header (an empty one first, as a new client sends) and returns its token.</summary>
     private static async Task<string> NewSessionAsync(HttpClient client, string key, string value)
     {

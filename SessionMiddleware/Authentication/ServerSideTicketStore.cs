@@ -97,7 +97,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     public async Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
     {
         var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
-        await Renew(key, ticket, request.Session, httpContext).ConfigureAwait(false);
+        await Renew(HeaderSignIns.Resolve(key, request.Session, _scheme), ticket, request.Session, httpContext).ConfigureAwait(false);
 
         // The cookie handler renews a sliding ticket as the response starts, after the middleware's last commit when the
         // response has no body: the renewal is then written here. A sign-in over a current one commits as a sign-in does.
@@ -150,7 +150,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     {
         // A session that could not be loaded vouches for nobody (the session middleware answers 503).
         var request = await RequestOfAsync(httpContext).ConfigureAwait(false);
-        return request is null ? null : await Retrieve(key, request.Session).ConfigureAwait(false);
+        return request is null ? null : await Retrieve(HeaderSignIns.Resolve(key, request.Session, _scheme), request.Session).ConfigureAwait(false);
     }
 
     /// <summary>The ticket the authentication cookie refers to, if the session still holds it; otherwise the request is anonymous.</summary>
@@ -200,7 +200,7 @@ internal sealed class ServerSideTicketStore : ITicketStore
     public async Task RemoveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
     {
         var request = await RequestOfAsync(httpContext).ConfigureAwait(false) ?? throw LoadFailed();
-        await Remove(key, request.Session).ConfigureAwait(false);
+        await Remove(HeaderSignIns.Resolve(key, request.Session, _scheme), request.Session).ConfigureAwait(false);
         await request.CommitIfLateAsync().ConfigureAwait(false);
     }
 

@@ -76,6 +76,12 @@ internal sealed class TicketReferenceFormat : ISecureDataFormat<AuthenticationTi
             return _inner.Unprotect(protectedText, purpose);
         }
 
+        if (string.Equals(protectedText, HeaderSignIns.Marker, StringComparison.Ordinal))
+        {
+            // A request that carries its session in the header: the session's own sign-in of the scheme.
+            return HeaderSignIns.ReferenceTicket(_scheme);
+        }
+
         if (_unprotected.TryGet((purpose, protectedText), out var kept))
         {
             return kept;

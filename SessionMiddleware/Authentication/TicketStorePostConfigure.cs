@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Cookies;
 
 namespace SessionMiddleware.Authentication;
 
@@ -16,7 +17,8 @@ internal sealed class TicketStoreSchemes
 /// <summary>
 /// Sets <see cref="CookieAuthenticationOptions.SessionStore"/> of the chosen cookie schemes to a <see cref="ServerSideTicketStore"/>,
 /// and wraps their <see cref="CookieAuthenticationOptions.TicketDataFormat"/> in a <see cref="TicketReferenceFormat"/> so that a
-/// sign-in the store keeps under a new reference gets an authentication cookie that carries it.
+/// sign-in the store keeps under a new reference gets an authentication cookie that carries it; with
+/// <see cref="ServerSideSessionOptions.HeaderName"/>, their cookie manager in <see cref="HeaderSignIns"/>.
 /// </summary>
 internal sealed class TicketStorePostConfigure(
     IOptions<TicketStoreSchemes> schemes,
@@ -25,7 +27,8 @@ internal sealed class TicketStorePostConfigure(
     IHttpContextAccessor httpContextAccessor,
     ILogger<ServerSideTicketStore> logger,
     IOptions<IdentityOptions> identityOptions,
-    TimeProvider timeProvider) : IPostConfigureOptions<CookieAuthenticationOptions>
+    TimeProvider timeProvider,
+    SessionCookies sessionIds) : IPostConfigureOptions<CookieAuthenticationOptions>
 {
     /// <summary>The Data Protection purpose of the tickets kept in session rows (they carry claims and sometimes tokens).</summary>
     internal const string ProtectionPurpose = "SessionMiddleware.AuthenticationTicket.v1";
@@ -54,6 +57,12 @@ internal sealed class TicketStorePostConfigure(
         {
             options.TicketDataFormat = new TicketReferenceFormat(
                 TicketReferenceFormat.InnerFor(name, options, dataProtection), name, httpContextAccessor, timeProvider);
+        }
+
+        // A client that carries its session in the header keeps no authentication cookie: the session is its sign-in.
+        if (sessionOptions.Value.HeaderName is not null && options.CookieManager is not HeaderSignIns)
+        {
+            options.CookieManager = new HeaderSignIns(options.CookieManager ?? new ChunkingCookieManager(), sessionIds, name);
         }
     }
 
