@@ -67,6 +67,25 @@ public sealed class HeaderSessionTests(StoreKind store) : TempFolderTest
     }
 
     [Test]
+    public async Task PersistentCookieOption_TheHeaderIsNotSentAgainWhenTheAccessIsRecorded()
+    {
+        await using var host = await StartAsync(o => o.Cookie.MaxAge = TimeSpan.FromDays(7));
+        var client = host.CreateRawClient();
+        var token = await NewSessionAsync(client, "a", "1");
+        host.Time.Advance(TimeSpan.FromMinutes(5));
+
+        using var touched = await client.SendWithHeaderAsync("/get?key=a", token);
+        var lastAccess = Convert.ToInt64(await host.ExecuteScalarAsync("SELECT last_access FROM sessions"), System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(lastAccess, Is.EqualTo(host.Time.GetUtcNow().ToUnixTimeSeconds()), "the access was recorded");
+            Assert.That(touched.SessionHeader(), Is.Null, "a header value has no expiry to slide");
+            Assert.That(touched.SetCookies(host.CookieName), Is.Empty);
+        });
+    }
+
+    [Test]
     public async Task NoHeader_NewSession_IsACookieSession_AndTheResponseNeverShowsTheIdInTheHeader()
     {
         await using var host = await StartAsync();
@@ -311,6 +330,24 @@ public sealed class HeaderSessionTests(StoreKind store) : TempFolderTest
             Assert.That(admin.StatusCode, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(await client.GetTextWithHeaderAsync("/get?key=cart", token!), Is.EqualTo("3"), "the data follows the sign-in");
             Assert.That(await client.GetTextWithHeaderAsync("/whoami", before), Is.EqualTo("anonymous"), "the pre-sign-in ID is dead");
+        });
+    }
+
+    /// <summary>An anonymous header client is not an authentication failure: no stand-in for the authentication cookie is read.</summary>
+    [TestCase(false, true)]
+    [TestCase(true, false)]
+    public async Task AnonymousHeaderClient_IsNoAuthenticationFailure(bool authenticationFirst, bool withSession)
+    {
+        await using var host = await AuthTestApp.StartAsync(Folder.Path, configure: o => o.HeaderName = Header, authenticationBeforeSessions: authenticationFirst, store: store);
+        var client = host.CreateRawClient();
+        var token = withSession ? await NewSessionAsync(client, "a", "1") : "";
+
+        var who = await client.GetTextWithHeaderAsync("/whoami", token);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(who, Is.EqualTo("anonymous"));
+            Assert.That(host.Logs.GetSnapshot().Select(r => r.Id.Name), Does.Not.Contain("AuthenticationSchemeNotAuthenticatedWithFailure"));
         });
     }
 

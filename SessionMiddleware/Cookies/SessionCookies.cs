@@ -54,14 +54,8 @@ internal sealed class SessionCookies
         string? value;
         if (CameWithHeader(request))
         {
-            var values = request.Headers[HeaderName!];
-            if (values.Count > 1)
-            {
-                rejectedReason = "sent more than once";
-                return null;
-            }
-
-            value = values.ToString();
+            // Sent more than once, the values come joined by a comma, which no valid value holds.
+            value = request.Headers[HeaderName!].ToString();
             if (value.Length == 0)
             {
                 return null;
@@ -154,8 +148,8 @@ internal sealed class SessionCookies
     }
 
     /// <summary>
-    /// Expires the cookie the request presented, unless the response has started; for a request that sent the header with
-    /// a value, the response header goes back empty: the client forgets its value.
+    /// Expires the cookie the request presented, unless the response has started; for a request that sent the header, the
+    /// response header goes back empty: the client forgets its value.
     /// </summary>
     public void Expire(HttpContext context)
     {
@@ -166,10 +160,7 @@ internal sealed class SessionCookies
 
         if (CameWithHeader(context.Request))
         {
-            if (!string.IsNullOrEmpty(context.Request.Headers[HeaderName!]))
-            {
-                context.Response.Headers[HeaderName!] = string.Empty;
-            }
+            context.Response.Headers[HeaderName!] = string.Empty;
         }
         else if (context.Request.Cookies.ContainsKey(Name))
         {
