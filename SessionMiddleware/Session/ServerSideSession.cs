@@ -169,6 +169,9 @@ internal sealed partial class ServerSideSession : IServerSideSession
     /// <inheritdoc/>
     public Task CommitAsync(CancellationToken cancellationToken = default) => _owner?.CommitAsync(cancellationToken) ?? Task.CompletedTask;
 
+    /// <summary>The request path's logger; null for a session without an owner (tests).</summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger => _owner?.Logger;
+
     /// <inheritdoc/>
     public CancellationToken Ended => _owner?.HoldUntilEnded() ?? CancellationToken.None;
 
