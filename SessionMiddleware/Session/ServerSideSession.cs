@@ -42,8 +42,7 @@ internal sealed partial class ServerSideSession : IServerSideSession
     public static ServerSideSession FromStored(
         ISessionOwner? owner, SessionDataProtector protector, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
     {
-        // Unreadable data is read as empty but kept: only a change by the app replaces it (old nodes must not wipe newer
-        // rows, a node without the key ring must not wipe sealed ones).
+        // Unreadable data is read as empty but kept: only a change by the app replaces it (old nodes must not wipe newer rows).
         var data = SessionData.Read(stored.Data, protector, maxBytes, out var tickets, out dataError);
         return new ServerSideSession(owner, protector, data, SessionTickets.Decode(tickets), SessionLifecycle.Stored(secretId, stored))
         {
