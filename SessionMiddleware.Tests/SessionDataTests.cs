@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Tests;
@@ -10,6 +11,8 @@ public sealed class SessionDataTests
 {
     private const int Limit = 1024;
 
+    private static readonly SessionDataProtector InClear = new(new EphemeralDataProtectionProvider(), seals: false);
+
     private static byte[] Bytes(params byte[] values) => values;
 
     private static Dictionary<string, byte[]> Values(params (string Key, byte[] Value)[] entries) =>
@@ -19,7 +22,7 @@ public sealed class SessionDataTests
     {
         var values = Values(entries);
         var bytes = SessionSerializer.Serialize(values, SizeOf(values));
-        var data = SessionData.Read(bytes, Limit, out _, out var error);
+        var data = SessionData.Read(bytes, InClear, Limit, out _, out var error);
         Assert.That(error, Is.Null);
         return data;
     }
@@ -162,7 +165,7 @@ public sealed class SessionDataTests
     public void UnreadableBytes_AreKeptUntilTheDataChanges_AndByARebaseOntoUnreadableData()
     {
         byte[] garbage = [0xFF, 1, 2, 3];
-        var data = SessionData.Read(garbage, Limit, out var tickets, out var error);
+        var data = SessionData.Read(garbage, InClear, Limit, out var tickets, out var error);
         var keptBefore = data.UnreadableBytes;
         data.Set("a", Bytes(1));
         data.ChangesCommitted();

@@ -61,6 +61,16 @@ public sealed class ServerSideSessionOptions
     public int MaxSessionBytes { get; set; } = ServerSideSessionDefaults.MaxSessionBytes;
 
     /// <summary>
+    /// Whether each session's data is sealed (encrypted and signed) with ASP.NET Core Data Protection before it is
+    /// stored, so that a copy of the database holds neither usable IDs nor the contents. Default <see langword="false"/>.
+    /// The user ID, times and device info stay readable (listing, revoking, the cleaner and the <c>dotnet-sessions</c>
+    /// tool work as without it). Rows stored in clear stay readable and are sealed on their next write; turned off,
+    /// sealed rows stay readable and are written in clear. <see cref="MaxSessionBytes"/> limits the clear size. Sealed
+    /// data is lost with the key ring: keep the key ring, shared by every server, apart from the database.
+    /// </summary>
+    public bool ProtectData { get; set; }
+
+    /// <summary>
     /// How many loaded sessions the SQLite store keeps in memory, so that a request whose session nobody changed reads
     /// no table. Default 10,000 (and at most 64 MiB of session data); 0 turns the cache off. It stays correct with
     /// several processes on one database file: a cheap check on every load (SQLite's <c>PRAGMA data_version</c>) sees any

@@ -15,6 +15,7 @@ using SessionMiddleware.Events;
 using SessionMiddleware.Live;
 using SessionMiddleware.Management;
 using SessionMiddleware.Middleware;
+using SessionMiddleware.Session;
 using SessionMiddleware.Storage.Sqlite;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -84,6 +85,7 @@ public static class ServerSideSessionServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionIdProtector>();
         services.TryAddSingleton<SessionCookies>();
+        services.TryAddSingleton<SessionDataProtector>();
         services.TryAddSingleton<CommitLocks>();
         services.TryAddSingleton<RecentRenewals>();
         services.TryAddSingleton<IServerSideSessionStore, SqliteSessionStore>();

@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Warning, "Session {SessionId} holds data that cannot be read ({Reason}); it is treated as empty and replaced on the next write.", EventName = "CorruptSessionData")]
     public static partial void CorruptSessionData(ILogger logger, string sessionId, string reason);
 
+    [LoggerMessage(2540, LogLevel.Warning, "Session {SessionId} holds a value under key {Key} that cannot be read as {Type} (at JSON path {Path}); TryGet returns false and the value is left as it is.", EventName = "SessionValueUnreadable")]
+    public static partial void SessionValueUnreadable(ILogger logger, string sessionId, string key, string type, string path);
+
     [LoggerMessage(11, LogLevel.Information, "Session {OldSessionId} renewed as {SessionId}; the old ID is dead.", EventName = "SessionRenewed")]
     public static partial void SessionRenewed(ILogger logger, string oldSessionId, string sessionId);
 

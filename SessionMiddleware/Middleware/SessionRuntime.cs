@@ -6,6 +6,7 @@ using SessionMiddleware.Cookies;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Events;
 using SessionMiddleware.Live;
+using SessionMiddleware.Session;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.Middleware;
@@ -23,6 +24,7 @@ internal sealed class SessionRuntime
         IOptions<ServerSideSessionOptions> options,
         [FromKeyedServices(InstrumentedSessionStore.ServiceKey)] IServerSideSessionStore store,
         SessionCookies cookies,
+        SessionDataProtector dataProtector,
         CommitLocks commitLocks,
         TimeProvider timeProvider,
         ILogger<ServerSideSessionMiddleware> logger,
@@ -36,6 +38,7 @@ internal sealed class SessionRuntime
         Options = options.Value;
         Store = store;
         Cookies = cookies;
+        DataProtector = dataProtector;
         CommitLocks = commitLocks;
         TimeProvider = timeProvider;
         Expiry = new SessionExpiry(Options.IdleTimeout, Options.AbsoluteTimeout, timeProvider);
@@ -77,6 +80,9 @@ internal sealed class SessionRuntime
     public IServerSideSessionStore Store { get; }
 
     public SessionCookies Cookies { get; }
+
+    /// <summary>Seals session data before it meets the store (<see cref="ServerSideSessionOptions.ProtectData"/>) and opens it after.</summary>
+    public SessionDataProtector DataProtector { get; }
 
     public CommitLocks CommitLocks { get; }
 

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace SessionMiddleware.Session;
 
 /// <summary>
@@ -14,4 +16,7 @@ internal interface ISessionOwner
 
     /// <summary>The token <see cref="IServerSideSession.Ended"/> returns: the session is held until it ends.</summary>
     CancellationToken HoldUntilEnded();
+
+    /// <summary>The request path's logger (what the session's typed-value reads log to).</summary>
+    ILogger Logger { get; }
 }

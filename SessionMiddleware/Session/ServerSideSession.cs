@@ -14,34 +14,37 @@ namespace SessionMiddleware.Session;
 internal sealed partial class ServerSideSession : IServerSideSession
 {
     private readonly ISessionOwner? _owner;
+    private readonly SessionDataProtector _protector;
     private readonly SessionData _data;
     private readonly SessionTickets _tickets;
     private SessionLifecycle _state;
     private string? _publicId;
     private byte[]? _publicIdOf;
 
-    private ServerSideSession(ISessionOwner? owner, SessionData data, SessionTickets tickets, SessionLifecycle state)
+    private ServerSideSession(ISessionOwner? owner, SessionDataProtector protector, SessionData data, SessionTickets tickets, SessionLifecycle state)
     {
         _owner = owner;
+        _protector = protector;
         _data = data;
         _tickets = tickets;
         _state = state;
     }
 
     /// <summary>A session with no row: its secret ID is made when it is first needed.</summary>
-    public static ServerSideSession CreateNew(ISessionOwner? owner, int maxBytes, DateTimeOffset now) =>
-        new(owner, new SessionData(maxBytes), new SessionTickets(), SessionLifecycle.New)
+    public static ServerSideSession CreateNew(ISessionOwner? owner, SessionDataProtector protector, int maxBytes, DateTimeOffset now) =>
+        new(owner, protector, new SessionData(maxBytes), new SessionTickets(), SessionLifecycle.New)
         {
             CreatedAt = now,
             LastAccessAt = now,
         };
 
     /// <summary>A session loaded from its row; corrupt data yields an empty session and a non-null error.</summary>
-    public static ServerSideSession FromStored(ISessionOwner? owner, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
+    public static ServerSideSession FromStored(
+        ISessionOwner? owner, SessionDataProtector protector, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
     {
         // Unreadable data is read as empty but kept: only a change by the app replaces it (old nodes must not wipe newer rows).
-        var data = SessionData.Read(stored.Data, maxBytes, out var tickets, out dataError);
-        return new ServerSideSession(owner, data, SessionTickets.Decode(tickets), SessionLifecycle.Stored(secretId, stored))
+        var data = SessionData.Read(stored.Data, protector, maxBytes, out var tickets, out dataError);
+        return new ServerSideSession(owner, protector, data, SessionTickets.Decode(tickets), SessionLifecycle.Stored(secretId, stored))
         {
             CreatedAt = stored.CreatedAt,
             LastAccessAt = stored.LastAccessAt,
@@ -169,6 +172,9 @@ internal sealed partial class ServerSideSession : IServerSideSession
     /// <inheritdoc/>
     public Task CommitAsync(CancellationToken cancellationToken = default) => _owner?.CommitAsync(cancellationToken) ?? Task.CompletedTask;
 
+    /// <summary>The request path's logger; null for a session without an owner (tests).</summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger => _owner?.Logger;
+
     /// <inheritdoc/>
     public CancellationToken Ended => _owner?.HoldUntilEnded() ?? CancellationToken.None;
 
@@ -267,9 +273,9 @@ internal sealed partial class ServerSideSession : IServerSideSession
     /// <summary>Gives up a renewal that can no longer be delivered (the response has started): the old ID stays.</summary>
     public void CancelRenewal() => _state = _state.RenewalCancelled();
 
-    /// <summary>The serialized data, or the unreadable stored bytes as they were while nothing changed.</summary>
+    /// <summary>The bytes to store: the serialized data (sealed under ProtectData), or the unreadable stored bytes as they were while nothing changed.</summary>
     public byte[] Serialize() =>
-        _data.UnreadableBytes is { } unreadable && !IsModified ? unreadable : SessionSerializer.Serialize(_data.Values, _data.Size, _tickets.Encode());
+        _data.UnreadableBytes is { } unreadable && !IsModified ? unreadable : _protector.Seal(SessionSerializer.Serialize(_data.Values, _data.Size, _tickets.Encode()));
 
     /// <summary>Makes the secret ID and key of a new session if it has none yet.</summary>
     [MemberNotNull(nameof(SecretId), nameof(Key))]
@@ -318,7 +324,7 @@ internal sealed partial class ServerSideSession : IServerSideSession
     /// </exception>
     public void Rebase(StoredSession newer)
     {
-        var readable = SessionSerializer.TryDeserialize(newer.Data, out var values, out _, out var newerTickets, out _);
+        var readable = _protector.TryRead(newer.Data, out var values, out _, out var newerTickets, out _);
         _tickets.Rebase(newerTickets);
         if (!_data.TryRebase(readable ? values : null, newer.Data, out var size))
         {

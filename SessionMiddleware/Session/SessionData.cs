@@ -35,12 +35,13 @@ internal sealed class SessionData
     }
 
     /// <summary>
-    /// The data of stored bytes, with their sign-in tickets (encoded, by scheme). Bytes that cannot be read give empty
-    /// data that keeps them (<see cref="UnreadableBytes"/>) and a non-null <paramref name="error"/>.
+    /// The data of stored bytes (sealed or clear, opened by <paramref name="protector"/>), with their sign-in tickets
+    /// (encoded, by scheme). Bytes that cannot be opened or read give empty data that keeps them as they were stored
+    /// (<see cref="UnreadableBytes"/>) and a non-null <paramref name="error"/>.
     /// </summary>
-    public static SessionData Read(byte[] stored, int maxBytes, out Dictionary<string, byte[]> tickets, out string? error)
+    public static SessionData Read(byte[] stored, SessionDataProtector protector, int maxBytes, out Dictionary<string, byte[]> tickets, out string? error)
     {
-        if (!SessionSerializer.TryDeserialize(stored, out var values, out var size, out tickets, out error))
+        if (!protector.TryRead(stored, out var values, out var size, out tickets, out error))
         {
             return new SessionData(maxBytes) { _unreadable = stored };
         }

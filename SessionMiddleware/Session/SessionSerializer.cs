@@ -9,7 +9,8 @@ namespace SessionMiddleware.Session;
 /// <c>[format version: 1 byte] [count: varint] ([key length: varint] [UTF-8 key] [value length: varint] [value])*</c>,
 /// and in format 2 the same list again for the sign-in tickets (scheme, encoded <see cref="SessionTicket"/>). Format 1
 /// is written while the session holds no ticket, so that earlier versions of the library still read it. An unknown
-/// version or corrupt bytes are reported, never thrown at the request.
+/// version or corrupt bytes are reported, never thrown at the request. Format versions stay below
+/// <see cref="SessionDataProtector.SealedFormat"/>, the first byte of a sealed blob.
 /// </summary>
 internal static class SessionSerializer
 {

@@ -52,6 +52,7 @@ internal static class CompareReport
             "`ours-sqlite` = this library, default options (TouchInterval 60 s); `ours-sqlite-touch0` = TouchInterval 0 (writes last_access on every request); " +
             "`ours-postgres` = this library's PostgreSQL store (`UsePostgreSql`), default options, Npgsql's default pool; " +
             "`ours-sqlite-listened` (only with --only) = `ours-sqlite` with a MeterListener and an ActivityListener on the library's meter and source (the instrumentation's cost when listened to); " +
+            "`ours-sqlite-sealed` (only with --only) = `ours-sqlite` with `ProtectData` (each row's data sealed with Data Protection: its cost on every load and write); " +
             "`ours-postgres-2nodes` = two ours-postgres server processes on the one database, the sessions created through the first, " +
             "two wrk instances at once with half the connections each (the same total load, spread over both nodes): req/s is the sum, p50/p99 the slower node's, server CPU both processes' together.");
         md.AppendLine();

@@ -10,10 +10,11 @@ internal sealed class RunnerOptions
         ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres", "ours-postgres-2nodes"];
 
     /// <summary>
-    /// Every configuration --only can name: with the signed-in pair (cookie authentication alone and on the ticket store)
-    /// and ours-sqlite with a listener on the library's meter and activity source (the instrumentation's cost).
+    /// Every configuration --only can name: with the signed-in pair (cookie authentication alone and on the ticket store),
+    /// ours-sqlite with a listener on the library's meter and activity source (the instrumentation's cost), and ours-sqlite
+    /// with its rows' data sealed (ProtectData: the cost of Data Protection on every load and write).
     /// </summary>
-    public static readonly string[] AllConfigs = [.. DefaultConfigs, "auth-cookie", "ours-sqlite-auth", "ours-sqlite-listened"];
+    public static readonly string[] AllConfigs = [.. DefaultConfigs, "auth-cookie", "ours-sqlite-auth", "ours-sqlite-listened", "ours-sqlite-sealed"];
 
     public static readonly string[] AllEndpoints = ["read", "write", "new"];
 

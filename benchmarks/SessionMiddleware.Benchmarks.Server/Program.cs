@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Authentication.Cookies;
 // config: none | aspnet-memory | aspnet-redis | aspnet-sqlite | ours-memory | ours-sqlite | ours-sqlite-touch0 | ours-postgres
 //         | auth-cookie | ours-sqlite-auth | ours-sqlite-listened (ours-sqlite with a MeterListener and an ActivityListener on
 //         the library's meter and activity source: the instrumentation's cost when listened to; GET /bench/listened counts)
+//         | ours-sqlite-sealed (ours-sqlite with ProtectData: each row's data sealed with Data Protection)
 // (ours-postgres needs --postgres: an Npgsql connection string to an empty database; the runner makes one per round)
 //
 // Endpoints (every wrong answer is a non-2xx status, so that wrk counts it as an error):
@@ -102,6 +103,7 @@ switch (settings.Config)
     case "ours-sqlite-touch0":
     case "ours-sqlite-auth":
     case "ours-sqlite-listened":
+    case "ours-sqlite-sealed":
     case "ours-postgres":
         if (settings.GatedCleanup)
         {
@@ -123,6 +125,7 @@ switch (settings.Config)
             // Every /new comes from 127.0.0.1 as fast as wrk can send it: the default NewSessionLimit (100 a minute per
             // client) would answer nearly all of them 429, so the benchmarks measure the library without it.
             o.NewSessionLimit = 0;
+            o.ProtectData = settings.Config == "ours-sqlite-sealed";
             if (settings.Config == "ours-sqlite-touch0")
             {
                 o.TouchInterval = TimeSpan.Zero;

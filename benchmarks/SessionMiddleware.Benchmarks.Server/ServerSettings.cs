@@ -17,7 +17,7 @@ internal sealed record ServerSettings(
     int MaxLifetimeSeconds)
 {
     public static readonly string[] Configs =
-        ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres", "auth-cookie", "ours-sqlite-auth", "ours-sqlite-listened"];
+        ["none", "aspnet-memory", "aspnet-redis", "aspnet-sqlite", "ours-memory", "ours-sqlite", "ours-sqlite-touch0", "ours-postgres", "auth-cookie", "ours-sqlite-auth", "ours-sqlite-listened", "ours-sqlite-sealed"];
 
     public static ServerSettings Parse(string[] args)
     {
