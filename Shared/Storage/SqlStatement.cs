@@ -121,24 +121,23 @@ internal static class SqlRows<[DynamicallyAccessedMembers(DynamicallyAccessedMem
 {
     private static readonly bool IsValue = SqlValues.IsSingleValue(typeof(T));
 
-    private static readonly Dictionary<string, PropertyInfo> Properties = IsValue ? [] : Settable();
-
-    // A type without settable properties (a tuple, whose names do not exist at run time) would read as all defaults.
-    private static Dictionary<string, PropertyInfo> Settable()
-    {
-        var properties = typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+    private static readonly Dictionary<string, PropertyInfo> Properties = IsValue
+        ? []
+        : typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(static p => p.CanWrite && p.GetIndexParameters().Length == 0)
             .ToDictionary(static p => p.Name, StringComparer.OrdinalIgnoreCase);
-        return properties.Count > 0
-            ? properties
-            : throw new NotSupportedException($"{typeof(T)} has no public settable property to read a row into.");
-    }
 
     public static T Read(DbDataReader reader)
     {
         if (IsValue)
         {
             return SqlValues.Convert(reader.GetValue(0), typeof(T)) is { } value ? (T)value : default!;
+        }
+
+        if (Properties.Count == 0)
+        {
+            // A tuple's element names do not exist at run time: it would read as all defaults.
+            throw new NotSupportedException($"{typeof(T)} has no public settable property to read a row into.");
         }
 
         var row = Activator.CreateInstance<T>();
