@@ -201,6 +201,33 @@ public sealed class SqliteRowCacheTests : TempFolderTest
     }
 
     [Test]
+    public async Task TheCacheKeepsAtMostItsBytesOfData_AndARowOverAQuarterOfThem_IsNotKept()
+    {
+        var settings = SqliteStoreSettings.From(new ServerSideSessionOptions { ConnectionString = $"Data Source={Folder.File("bytes.db")}" }) with { RowCacheSize = 100, RowCacheMaxBytes = 4096 };
+        await using var store = new SqliteSessionStore(settings, _time, Microsoft.Extensions.Logging.Abstractions.NullLogger<SqliteSessionStore>.Instance, SqliteSessionStore.DefaultCheckpointInterval);
+        await store.MigrateAsync();
+        var keys = new List<byte[]>();
+        for (var i = 0; i < 8; i++)
+        {
+            keys.Add(await CreateAsync(store, Enumerable.Repeat((byte)i, 1000).ToArray()));
+        }
+
+        for (var i = 0; i < keys.Count; i++)
+        {
+            Assert.That((await store.LoadAsync(keys[i]))!.Data, Is.EqualTo(Enumerable.Repeat((byte)i, 1000).ToArray()));
+            Assert.That(store.RowCache!.Bytes, Is.LessThanOrEqualTo(4096));
+        }
+
+        Assert.That(store.RowCache!.Count, Is.EqualTo(4), "four rows of 1,000 bytes fit in 4,096");
+
+        var large = await CreateAsync(store, new byte[1025]);
+        await store.LoadAsync(large);
+        var hits = store.RowCache.Hits;
+        await store.LoadAsync(large);
+        Assert.That(store.RowCache.Hits, Is.EqualTo(hits), "a row over a quarter of the bytes is read from the table each time");
+    }
+
+    [Test]
     public async Task RowCacheSizeZero_TurnsTheCacheOff()
     {
         await using var off = StoreFactory.Sqlite(Folder.File("off.db"), _time, o => o.RowCacheSize = 0);

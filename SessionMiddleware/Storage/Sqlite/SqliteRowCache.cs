@@ -66,6 +66,18 @@ internal sealed partial class SqliteRowCache : IDisposable
 
     public long MaxBytes { get; }
 
+    /// <summary>The bytes of session data kept now.</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _bytes;
+            }
+        }
+    }
+
     /// <summary>Loads answered from memory (for tests).</summary>
     public long Hits { get; private set; }
 

@@ -36,7 +36,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
     /// <summary>The row cache, or null when <see cref="ServerSideSessionOptions.RowCacheSize"/> is 0 (for tests).</summary>
     internal SqliteRowCache? RowCache => _rowCache;
 
-    /// <summary>The most bytes of session data the row cache keeps, whatever <see cref="ServerSideSessionOptions.RowCacheSize"/>.</summary>
+    /// <summary>The most bytes of session data the row cache keeps, whatever <see cref="ServerSideSessionOptions.RowCacheSize"/> (<see cref="SqliteStoreSettings.RowCacheMaxBytes"/>).</summary>
     internal const long RowCacheMaxBytes = 64L * 1024 * 1024;
 
     // Checkpoints run in the background, not inside a request's commit (connections set wal_autocheckpoint = 0).
@@ -78,7 +78,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         _expiry = settings.Table.Expiry(timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(settings.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
-        _rowCache = settings.RowCacheSize > 0 ? new SqliteRowCache(settings.RowCacheSize, RowCacheMaxBytes, OpenUnpooledAsync, logger) : null;
+        _rowCache = settings.RowCacheSize > 0 ? new SqliteRowCache(settings.RowCacheSize, settings.RowCacheMaxBytes, OpenUnpooledAsync, logger) : null;
         _writes = new SqliteWriteQueue(OpenAsync, logger, writeBatches is null ? null : writeBatches.WriteBatch) { RowCache = _rowCache };
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
         var dataSource = new SqliteConnectionStringBuilder(_connectionString).DataSource;

@@ -5,7 +5,13 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// <param name="BusyTimeout"><see cref="ServerSideSessionOptions.BusyTimeout"/>: how long a connection waits for another process's lock.</param>
 /// <param name="Table">The table name and the timeouts of expiry.</param>
 /// <param name="RowCacheSize"><see cref="ServerSideSessionOptions.RowCacheSize"/>: the most rows kept in memory (0: none).</param>
-internal sealed record SqliteStoreSettings(string ConnectionString, TimeSpan BusyTimeout, SessionStoreSettings Table, int RowCacheSize = Configuration.ServerSideSessionDefaults.RowCacheSize)
+/// <param name="RowCacheMaxBytes">The most bytes of session data the row cache keeps, whatever the number of rows; a row over a quarter of it is not kept.</param>
+internal sealed record SqliteStoreSettings(
+    string ConnectionString,
+    TimeSpan BusyTimeout,
+    SessionStoreSettings Table,
+    int RowCacheSize = Configuration.ServerSideSessionDefaults.RowCacheSize,
+    long RowCacheMaxBytes = SqliteSessionStore.RowCacheMaxBytes)
 {
     /// <summary>The settings of <paramref name="options"/>.</summary>
     public static SqliteStoreSettings From(ServerSideSessionOptions options)
