@@ -51,7 +51,7 @@ internal static class SessionTableMigrator
             if (await sql.Dialect.NeedsRebuildAsync(connection, transaction, sql.TableName, cancellationToken).ConfigureAwait(false))
             {
                 // Copies every row: no timeout, as for AddExpiresAt.
-                await connection.ExecuteAsync(new CommandDefinition(sql.RebuildTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                await connection.ExecuteAsync(SqlStatement.Of(sql.RebuildTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
             }
 
             result = result with { UpgradedFromVersion = upgradedFrom ?? (recorded < SessionTableSchema.Version ? (int)recorded.Value : null) };
