@@ -1,4 +1,3 @@
-using Dapper;
 using Npgsql;
 using NpgsqlTypes;
 using SessionMiddleware.PostgreSql.ChangeFeed;
@@ -27,9 +26,9 @@ internal sealed partial class PostgreSqlSessionStore
             {
                 var transaction = await connection.BeginTransactionAsync(token).ConfigureAwait(false);
                 await using var transactionScope = transaction.ConfigureAwait(false);
-                await connection.ExecuteAsync(new CommandDefinition(_pg.LockUser, new { session.UserId }, transaction, cancellationToken: token)).ConfigureAwait(false);
-                var others = (await connection.QueryAsync<byte[]>(new CommandDefinition(
-                    _sql.ListOthersOfUser, new { session.UserId, Now = now, ExceptId = oldKey ?? session.Key }, transaction, cancellationToken: token)).ConfigureAwait(false)).AsList();
+                await connection.ExecuteAsync(SqlStatement.Of(_pg.LockUser, new { session.UserId }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                var others = (await connection.QueryAsync<byte[]>(SqlStatement.Of(
+                    _sql.ListOthersOfUser, new { session.UserId, Now = now, ExceptId = oldKey ?? session.Key }, transaction, cancellationToken: token)).ConfigureAwait(false));
                 var overLimit = SessionUserLimits.KeysToEnd(session.UserLimit!, session.UserId!, others);
                 await LockInKeyOrderAsync(connection, transaction, oldKey is null ? overLimit : [.. overLimit, oldKey], token).ConfigureAwait(false);
 
@@ -50,7 +49,7 @@ internal sealed partial class PostgreSqlSessionStore
                 var displaced = new List<SessionLifetime>();
                 foreach (var key in overLimit)
                 {
-                    if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                    if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
                         _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, transaction, cancellationToken: token)).ConfigureAwait(false)) is { } row)
                     {
                         displaced.Add(row.ToSessionLifetime());
@@ -90,7 +89,7 @@ internal sealed partial class PostgreSqlSessionStore
         return RunAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(statement, parameters, cancellationToken: token)).ConfigureAwait(false);
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(statement, parameters, cancellationToken: token)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionLifetime())];
             },
             cancellationToken);

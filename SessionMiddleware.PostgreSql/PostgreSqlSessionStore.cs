@@ -1,4 +1,3 @@
-using Dapper;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -199,7 +198,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
         return RunAsync<IReadOnlyList<SessionInfo>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
+                var rows = await connection.QueryAsync<SessionInfoRow>(SqlStatement.Of(
                     _sql.ListByUser, new { UserId = userId, Now = now, Limit = limit }, cancellationToken: token)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionInfo())];
             },
@@ -228,7 +227,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
         return RunAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
                     _pg.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, cancellationToken: token)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionLifetime())];
             },
@@ -240,7 +239,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
     {
         ArgumentNullException.ThrowIfNull(key);
         return RunAsync(
-            async (connection, token) => (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+            async (connection, token) => (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
                 _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
             cancellationToken);
     }
@@ -252,7 +251,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
         return RunAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
                     _sql.ListExpired, parameters, cancellationToken: token)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionLifetime())];
             },
@@ -272,7 +271,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
         return RunAsync<IReadOnlyList<byte[]>>(
             async (connection, token) =>
             {
-                var deleted = await connection.QueryAsync<byte[]>(new CommandDefinition(
+                var deleted = await connection.QueryAsync<byte[]>(SqlStatement.Of(
                     _pg.DeleteExpiredKeys, new { Ids = keys.ToArray(), Now = now }, cancellationToken: token)).ConfigureAwait(false);
                 return [.. deleted];
             },
@@ -318,7 +317,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
             return new SessionUpdateResult(SessionUpdateStatus.Committed, expectedVersion + 1);
         }
 
-        var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+        var live = await connection.ExecuteScalarAsync<long?>(SqlStatement.Of(
             _sql.SelectLiveVersion, new { Id = key, Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }

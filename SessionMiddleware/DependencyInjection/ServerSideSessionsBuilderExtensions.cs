@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using SessionMiddleware;
@@ -17,7 +18,7 @@ public static class ServerSideSessionsBuilderExtensions
     /// <typeparam name="TStore">The store.</typeparam>
     /// <param name="builder">The builder <c>AddServerSideSessions(...)</c> returned.</param>
     /// <returns>The builder, for chaining.</returns>
-    public static IServerSideSessionsBuilder UseStore<TStore>(this IServerSideSessionsBuilder builder)
+    public static IServerSideSessionsBuilder UseStore<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TStore>(this IServerSideSessionsBuilder builder)
         where TStore : class, IServerSideSessionStore
     {
         ArgumentNullException.ThrowIfNull(builder);

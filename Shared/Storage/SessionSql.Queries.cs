@@ -111,9 +111,9 @@ internal sealed partial class SessionSql
     /// <param name="exceptKey">The key of a row to keep, or <see langword="null"/>.</param>
     /// <param name="limit">The most rows.</param>
     /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
-    public static object SignInFilterParameters(SessionSignInFilter filter, byte[]? exceptKey, int limit)
+    public static SignInFilterArguments SignInFilterParameters(SessionSignInFilter filter, byte[]? exceptKey, int limit)
     {
         ArgumentNullException.ThrowIfNull(filter);
-        return new { filter.Issuer, filter.Sid, filter.Subject, filter.UserId, filter.CredentialStamp, ExceptId = exceptKey, Limit = limit };
+        return new SignInFilterArguments(filter.Issuer, filter.Sid, filter.Subject, filter.UserId, filter.CredentialStamp, exceptKey, limit);
     }
 }

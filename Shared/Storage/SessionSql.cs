@@ -228,16 +228,10 @@ internal sealed partial class SessionSql
     /// <param name="maxRows">The most rows.</param>
     /// <param name="now">"Now", Unix seconds.</param>
     /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
-    public static object ListExpiredParameters(SessionLifetime? after, int maxRows, long now)
+    public static ListExpiredArguments ListExpiredParameters(SessionLifetime? after, int maxRows, long now)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
-        return new
-        {
-            Now = now,
-            AfterExpiresAt = after?.ExpiresAt.ToUnixTimeSeconds() ?? long.MinValue,
-            AfterId = after?.Key ?? [],
-            Limit = maxRows,
-        };
+        return new ListExpiredArguments(now, after?.ExpiresAt.ToUnixTimeSeconds() ?? long.MinValue, after?.Key ?? [], maxRows);
     }
 
     /// <summary>Deletes at most <c>@Limit</c> rows, live or not (clearing the table in short batches).</summary>
@@ -262,28 +256,28 @@ internal sealed partial class SessionSql
     /// <param name="renewed">The new key, data, user, device and expiry.</param>
     /// <param name="expiry">"Now" and the timeouts.</param>
     /// <returns>An object whose properties are the parameters (for Dapper and the like).</returns>
-    public static object RenewParameters(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryParameters expiry)
+    public static RenewArguments RenewParameters(byte[] oldKey, long expectedVersion, NewSession renewed, ExpiryParameters expiry)
     {
         ArgumentNullException.ThrowIfNull(renewed);
         var signIn = SignInParameters(renewed.SignIn);
-        return new
+        return new RenewArguments
         {
             OldId = oldKey,
             ExpectedVersion = expectedVersion,
             NewId = renewed.Key,
-            renewed.UserId,
-            renewed.Data,
+            UserId = renewed.UserId,
+            Data = renewed.Data,
             Ip = renewed.IpAddress,
-            renewed.UserAgent,
+            UserAgent = renewed.UserAgent,
             ExpiresAt = renewed.ExpiresAt?.ToUnixTimeSeconds(),
-            signIn.SignedInAt,
-            signIn.IdpIssuer,
-            signIn.IdpSid,
-            signIn.IdpSubject,
-            signIn.CredentialStamp,
-            expiry.Now,
-            expiry.IdleSeconds,
-            expiry.AbsoluteSeconds,
+            SignedInAt = signIn.SignedInAt,
+            IdpIssuer = signIn.IdpIssuer,
+            IdpSid = signIn.IdpSid,
+            IdpSubject = signIn.IdpSubject,
+            CredentialStamp = signIn.CredentialStamp,
+            Now = expiry.Now,
+            IdleSeconds = expiry.IdleSeconds,
+            AbsoluteSeconds = expiry.AbsoluteSeconds,
         };
     }
 

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using Dapper;
 
 namespace SessionMiddleware.Storage;
 
@@ -39,8 +38,8 @@ internal static class SessionTableMigrator
         await using var transactionScope = transaction.ConfigureAwait(false);
         await sql.Dialect.LockMigrationAsync(connection, transaction, sql.TableName, cancellationToken).ConfigureAwait(false);
 
-        await connection.ExecuteAsync(new CommandDefinition(sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        var recorded = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+        await connection.ExecuteAsync(SqlStatement.Of(sql.CreateSchemaTable, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var recorded = await connection.ExecuteScalarAsync<long?>(SqlStatement.Of(
             sql.SelectSchemaVersion, new { sql.TableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         ThrowIfNewer(sql, recorded);
         var found = await ColumnsAsync(connection, sql.TableName, sql, transaction, cancellationToken).ConfigureAwait(false);
@@ -52,14 +51,14 @@ internal static class SessionTableMigrator
             if (await sql.Dialect.NeedsRebuildAsync(connection, transaction, sql.TableName, cancellationToken).ConfigureAwait(false))
             {
                 // Copies every row: no timeout, as for AddExpiresAt.
-                await connection.ExecuteAsync(new CommandDefinition(sql.RebuildTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                await connection.ExecuteAsync(SqlStatement.Of(sql.RebuildTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
             }
 
             result = result with { UpgradedFromVersion = upgradedFrom ?? (recorded < SessionTableSchema.Version ? (int)recorded.Value : null) };
         }
 
         await CreateMissingAsync(connection, transaction, sql, expiry, cancellationToken).ConfigureAwait(false);
-        await connection.ExecuteAsync(new CommandDefinition(
+        await connection.ExecuteAsync(SqlStatement.Of(
             sql.UpsertSchemaVersion,
             new { sql.TableName, Version = SessionTableSchema.Version, expiry.Now },
             transaction,
@@ -89,7 +88,7 @@ internal static class SessionTableMigrator
         {
             // Rewrites every row: minutes on millions of rows, past a driver's default command timeout (Npgsql's
             // 30 s), which would roll the upgrade back on every start. It runs until done or cancelled.
-            await connection.ExecuteAsync(new CommandDefinition(
+            await connection.ExecuteAsync(SqlStatement.Of(
                 sql.AddExpiresAt, new { expiry.IdleSeconds, expiry.AbsoluteSeconds }, transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
             from = 1;
         }
@@ -103,24 +102,24 @@ internal static class SessionTableMigrator
             return null;
         }
 
-        await connection.ExecuteAsync(new CommandDefinition(sql.AddSignInColumns, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        await connection.ExecuteAsync(SqlStatement.Of(sql.AddSignInColumns, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return from;
     }
 
     private static async Task CreateMissingAsync(DbConnection connection, DbTransaction transaction, SessionSql sql, ExpiryParameters expiry, CancellationToken cancellationToken)
     {
         // Builds the expires_at index over every row of an upgraded table: no timeout either.
-        await connection.ExecuteAsync(new CommandDefinition(sql.CreateTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        await connection.ExecuteAsync(SqlStatement.Of(sql.CreateTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
 
         if (sql.CreateChangesTable is { } createChanges)
         {
-            await connection.ExecuteAsync(new CommandDefinition(createChanges, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await connection.ExecuteAsync(SqlStatement.Of(createChanges, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
 
         // In the same transaction as AddExpiresAt: no schema-1 write lands between the column and its triggers.
         if (sql.Dialect.CreateExpiryTriggers(sql.TableName, expiry.IdleSeconds, expiry.AbsoluteSeconds) is { } createTriggers)
         {
-            await connection.ExecuteAsync(new CommandDefinition(createTriggers, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await connection.ExecuteAsync(SqlStatement.Of(createTriggers, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
     }
 
@@ -165,7 +164,7 @@ internal static class SessionTableMigrator
         var versionTable = await ColumnsAsync(connection, SessionTableSchema.VersionTable, sql, transaction: null, cancellationToken).ConfigureAwait(false);
         var recorded = versionTable.Count == 0
             ? null
-            : await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            : await connection.ExecuteScalarAsync<long?>(SqlStatement.Of(
                 sql.SelectSchemaVersion, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         ThrowIfNewer(sql, recorded);
         if (recorded is { } older && older < SessionTableSchema.Version)
@@ -200,13 +199,13 @@ internal static class SessionTableMigrator
 
         var versionTable = await ColumnsAsync(connection, SessionTableSchema.VersionTable, sql, transaction: null, cancellationToken).ConfigureAwait(false);
         if (versionTable.Count == 0 ||
-            await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            await connection.ExecuteScalarAsync<long?>(SqlStatement.Of(
                 sql.SelectSchemaVersion, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false) != SessionTableSchema.Version)
         {
             return false;
         }
 
-        var indexes = (await connection.QueryAsync<string>(new CommandDefinition(
+        var indexes = (await connection.QueryAsync<string>(SqlStatement.Of(
             selectIndexNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
         if (!SessionSql.IndexedColumns.All(column => indexes.Contains(sql.Dialect.IndexName(sql.TableName, column))))
         {
@@ -225,7 +224,7 @@ internal static class SessionTableMigrator
             return true;
         }
 
-        var triggers = (await connection.QueryAsync<string>(new CommandDefinition(
+        var triggers = (await connection.QueryAsync<string>(SqlStatement.Of(
             selectTriggerNames, new { sql.TableName }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
         return expectedTriggers.All(triggers.Contains);
     }
@@ -250,8 +249,8 @@ internal static class SessionTableMigrator
     }
 
     private static async Task<List<CatalogColumn>> ColumnsAsync(DbConnection connection, string tableName, SessionSql sql, DbTransaction? transaction, CancellationToken cancellationToken) =>
-        (await connection.QueryAsync<CatalogColumn>(new CommandDefinition(
-            sql.Dialect.SelectColumns, new { TableName = tableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
+        (await connection.QueryAsync<CatalogColumn>(SqlStatement.Of(
+            sql.Dialect.SelectColumns, new { TableName = tableName }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false));
 }
 
 /// <summary>What <see cref="SessionTableMigrator.MigrateAsync"/> did.</summary>

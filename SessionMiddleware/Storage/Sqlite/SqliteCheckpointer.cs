@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using SessionMiddleware.Logging;
@@ -188,7 +187,7 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     /// <summary>The writer's step: <c>wal_checkpoint(RESTART)</c> with the busy handler cut short for its waits.</summary>
     private async Task<Result> RestartAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
-        await connection.ExecuteAsync(new CommandDefinition(_restartBusyTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        await connection.ExecuteAsync(SqlStatement.Of(_restartBusyTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
         try
         {
             return await CheckpointAsync(connection, RestartCheckpoint, cancellationToken).ConfigureAwait(false);
@@ -196,7 +195,7 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
         finally
         {
             // Not cancellable: the writer's connection must get its busy timeout back.
-            await connection.ExecuteAsync(new CommandDefinition(_busyTimeout, cancellationToken: CancellationToken.None)).ConfigureAwait(false);
+            await connection.ExecuteAsync(SqlStatement.Of(_busyTimeout, cancellationToken: CancellationToken.None)).ConfigureAwait(false);
         }
     }
 
@@ -204,11 +203,21 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     {
         // One row: busy (1 when it could not run to the end: a lock or a reader it could not wait out, or another
         // connection's checkpoint running), log (frames in the WAL), checkpointed (frames copied).
-        var row = await connection.QuerySingleAsync<(long Busy, long Log, long Checkpointed)>(
-            new CommandDefinition(checkpoint, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var row = await connection.QuerySingleAsync<CheckpointRow>(
+            SqlStatement.Of(checkpoint, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new Result(row.Busy != 0, row.Log, Math.Max(0, row.Log - row.Checkpointed));
     }
 
     /// <summary>Whether the checkpoint stopped short, frames in the WAL, and those not copied back yet.</summary>
     private readonly record struct Result(bool Busy, long Frames, long Left);
+
+    /// <summary>The row of <c>wal_checkpoint</c> (columns <c>busy</c>, <c>log</c>, <c>checkpointed</c>).</summary>
+    private sealed class CheckpointRow
+    {
+        public long Busy { get; set; }
+
+        public long Log { get; set; }
+
+        public long Checkpointed { get; set; }
+    }
 }

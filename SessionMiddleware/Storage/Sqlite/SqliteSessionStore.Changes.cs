@@ -1,4 +1,3 @@
-using Dapper;
 using Microsoft.Data.Sqlite;
 
 namespace SessionMiddleware.Storage.Sqlite;
@@ -23,7 +22,7 @@ internal sealed partial class SqliteSessionStore
         var at = _expiry.UnixNow();
         foreach (var row in rows)
         {
-            await connection.ExecuteAsync(new CommandDefinition(
+            await connection.ExecuteAsync(SqlStatement.Of(
                 _sqlite.RecordEnd, new { At = at, Id = row.Key }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
 
@@ -43,21 +42,21 @@ internal sealed partial class SqliteSessionStore
             return Task.CompletedTask;
         }
 
-        return connection.ExecuteAsync(new CommandDefinition(
+        return connection.ExecuteAsync(SqlStatement.Of(
             _sqlite.PruneChanges, new { Before = _expiry.UnixNow() - (long)ChangeRetention.TotalSeconds }, transaction, cancellationToken: cancellationToken));
     }
 
     /// <summary>The newest change's sequence number (0 when none): where a process starts reading.</summary>
     public Task<long> LastChangeAsync(CancellationToken cancellationToken) =>
         ReadAsync(
-            connection => connection.ExecuteScalarAsync<long>(new CommandDefinition(_sqlite.SelectLastChange, cancellationToken: cancellationToken)),
+            connection => connection.ExecuteScalarAsync<long>(SqlStatement.Of(_sqlite.SelectLastChange, cancellationToken: cancellationToken)),
             cancellationToken);
 
     /// <summary>The changes after <paramref name="after"/>, oldest first, at most <paramref name="limit"/>.</summary>
     public Task<List<SqliteChange>> ReadChangesAsync(long after, int limit, CancellationToken cancellationToken) =>
         ReadAsync(
-            async connection => (await connection.QueryAsync<SqliteChange>(new CommandDefinition(
-                _sqlite.SelectChanges, new { After = after, Limit = limit }, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList(),
+            async connection => (await connection.QueryAsync<SqliteChange>(SqlStatement.Of(
+                _sqlite.SelectChanges, new { After = after, Limit = limit }, cancellationToken: cancellationToken)).ConfigureAwait(false)),
             cancellationToken);
 
     /// <summary>Deletes the changes older than <see cref="ChangeRetention"/>.</summary>
@@ -65,7 +64,7 @@ internal sealed partial class SqliteSessionStore
     {
         var before = _expiry.UnixNow() - (long)ChangeRetention.TotalSeconds;
         return WriteAsync(
-            (connection, transaction, token) => connection.ExecuteAsync(new CommandDefinition(
+            (connection, transaction, token) => connection.ExecuteAsync(SqlStatement.Of(
                 _sqlite.PruneChanges, new { Before = before }, transaction, cancellationToken: token)),
             singleStatement: true,
             committed: static (_, _) => { }, // the changes table only: no session row

@@ -1,4 +1,3 @@
-using Dapper;
 using Microsoft.Data.Sqlite;
 
 namespace SessionMiddleware.Storage.Sqlite;
@@ -61,7 +60,7 @@ internal sealed partial class SqliteSessionStore
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await connection.ExecuteAsync(SqlStatement.Of(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
             return connection;
         }
         catch
@@ -81,7 +80,7 @@ internal sealed partial class SqliteSessionStore
             // busy_timeout and synchronous belong to the physical connection, which the pool keeps open: set them once.
             if (connection.Handle is { } handle && !_initializedHandles.TryGetValue(handle, out _))
             {
-                await connection.ExecuteAsync(new CommandDefinition(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                await connection.ExecuteAsync(SqlStatement.Of(_connectionPragmas, cancellationToken: cancellationToken)).ConfigureAwait(false);
                 _initializedHandles.AddOrUpdate(handle, InitializedMarker);
             }
 

@@ -1,4 +1,3 @@
-using Dapper;
 using Microsoft.Data.Sqlite;
 
 namespace SessionMiddleware.Storage.Sqlite;
@@ -16,7 +15,7 @@ internal sealed partial class SqliteSessionStore
         {
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            var rows = await connection.QueryAsync<SessionInfoRow>(new CommandDefinition(
+            var rows = await connection.QueryAsync<SessionInfoRow>(SqlStatement.Of(
                 _sql.ListByUser, new { UserId = userId, Now = now, Limit = limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
             return [.. rows.Select(r => r.ToSessionInfo())];
         }
@@ -55,7 +54,7 @@ internal sealed partial class SqliteSessionStore
         return WriteAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, transaction, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
                     _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token)).ConfigureAwait(false);
                 IReadOnlyList<SessionLifetime> deleted = [.. rows.Select(r => r.ToSessionLifetime())];
                 await RecordEndsAsync(connection, transaction, deleted, token).ConfigureAwait(false);
@@ -76,7 +75,7 @@ internal sealed partial class SqliteSessionStore
         return WriteAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, transaction, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(statement, parameters, transaction, cancellationToken: token)).ConfigureAwait(false);
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(statement, parameters, transaction, cancellationToken: token)).ConfigureAwait(false);
                 IReadOnlyList<SessionLifetime> deleted = [.. rows.Select(r => r.ToSessionLifetime())];
                 await RecordEndsAsync(connection, transaction, deleted, token).ConfigureAwait(false);
                 return deleted;
@@ -93,7 +92,7 @@ internal sealed partial class SqliteSessionStore
         return WriteAsync(
             async (connection, transaction, token) =>
             {
-                var deleted = (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+                var deleted = (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
                     _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime();
                 if (deleted is not null)
                 {
@@ -114,7 +113,7 @@ internal sealed partial class SqliteSessionStore
         return ReadAsync<IReadOnlyList<SessionLifetime>>(
             async connection =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(new CommandDefinition(
+                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
                     _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
                 return [.. rows.Select(r => r.ToSessionLifetime())];
             },

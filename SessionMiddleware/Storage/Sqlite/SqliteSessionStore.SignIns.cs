@@ -1,4 +1,3 @@
-using Dapper;
 using Microsoft.Data.Sqlite;
 
 namespace SessionMiddleware.Storage.Sqlite;
@@ -14,8 +13,8 @@ internal sealed partial class SqliteSessionStore
     private async Task<IReadOnlyList<byte[]>> KeysOverLimitAsync(
         SqliteConnection connection, SqliteTransaction transaction, NewSession session, byte[] exceptKey, long now, CancellationToken cancellationToken)
     {
-        var others = (await connection.QueryAsync<byte[]>(new CommandDefinition(
-            _sql.ListOthersOfUser, new { session.UserId, Now = now, ExceptId = exceptKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).AsList();
+        var others = (await connection.QueryAsync<byte[]>(SqlStatement.Of(
+            _sql.ListOthersOfUser, new { session.UserId, Now = now, ExceptId = exceptKey }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false));
         return SessionUserLimits.KeysToEnd(session.UserLimit!, session.UserId!, others);
     }
 
@@ -39,7 +38,7 @@ internal sealed partial class SqliteSessionStore
         var ended = new List<SessionLifetime>();
         foreach (var key in keys)
         {
-            if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(new CommandDefinition(
+            if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
                 _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)) is { } row)
             {
                 ended.Add(row.ToSessionLifetime());

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -100,7 +99,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
             // property of the file, set outside a transaction; the migration's transaction (BEGIN IMMEDIATE) then makes
             // processes migrating at once take turns.
             var journalMode = await connection.ExecuteScalarAsync<string>(
-                new CommandDefinition("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
+                SqlStatement.Of("PRAGMA journal_mode = WAL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
             var result = await SessionTableMigrator.MigrateAsync(connection, _sql, _expiry.Parameters(), cancellationToken).ConfigureAwait(false);
             Log.Migrated(_logger, _sql.TableName, result.Created, result.UpgradedFromVersion, SessionTableSchema.Version, journalMode ?? "unknown");
         }
@@ -277,7 +276,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                 var overLimit = SessionUserLimits.IsCapped(renewed)
                     ? await KeysOverLimitAsync(connection, transaction, renewed, oldKey, expiry.Now, token).ConfigureAwait(false)
                     : [];
-                var version = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                var version = await connection.ExecuteScalarAsync<long?>(SqlStatement.Of(
                     _sqlite.RenewInsert,
                     SessionSql.RenewParameters(oldKey, expectedVersion, renewed, expiry),
                     transaction,
@@ -287,9 +286,9 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
                     return await MissedUpdateAsync(connection, transaction, oldKey, expiry.Now, token).ConfigureAwait(false);
                 }
 
-                await connection.ExecuteAsync(new CommandDefinition(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
+                await connection.ExecuteAsync(SqlStatement.Of(_sql.Delete, new { Id = oldKey }, transaction, cancellationToken: token)).ConfigureAwait(false);
                 var displaced = await EndAsync(connection, transaction, overLimit, token).ConfigureAwait(false);
-                await connection.ExecuteAsync(new CommandDefinition(
+                await connection.ExecuteAsync(SqlStatement.Of(
                     _sqlite.RecordRenewal, new { At = expiry.Now, Id = oldKey, NewId = renewed.Key, renewed.UserId }, transaction, cancellationToken: token)).ConfigureAwait(false);
                 await PruneChangesNowAndThenAsync(connection, transaction, 1, token).ConfigureAwait(false);
                 return new SessionUpdateResult(SessionUpdateStatus.Committed, version.Value) { Displaced = displaced };
@@ -308,7 +307,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
     private async Task<SessionUpdateResult> MissedUpdateAsync(
         SqliteConnection connection, SqliteTransaction transaction, byte[] key, long now, CancellationToken cancellationToken)
     {
-        var live = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+        var live = await connection.ExecuteScalarAsync<long?>(SqlStatement.Of(
             _sql.SelectLiveVersion, new { Id = key, Now = now }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return new SessionUpdateResult(live is null ? SessionUpdateStatus.NotFound : SessionUpdateStatus.Conflict, 0);
     }

@@ -3,7 +3,6 @@ using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Dapper;
 using SessionMiddleware.Storage;
 
 namespace SessionMiddleware.PostgreSql;
@@ -134,7 +133,7 @@ internal sealed class PostgreSqlDialect : SessionSqlDialect
     /// races in PostgreSQL).
     /// </summary>
     public override Task LockMigrationAsync(DbConnection connection, DbTransaction transaction, string tableName, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(new CommandDefinition(
+        connection.ExecuteAsync(SqlStatement.Of(
             "SELECT pg_advisory_xact_lock(@LockKey);",
             new { LockKey = MigrationLockKey(tableName) },
             transaction,

@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Globalization;
-using Dapper;
 
 namespace SessionMiddleware.Storage.Sqlite;
 
@@ -31,7 +30,7 @@ internal sealed class SqliteDialect : SessionSqlDialect
 
     public override async Task<bool> NeedsRebuildAsync(DbConnection connection, DbTransaction transaction, string tableName, CancellationToken cancellationToken)
     {
-        var definition = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+        var definition = await connection.ExecuteScalarAsync<string?>(SqlStatement.Of(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = @TableName COLLATE NOCASE;",
             new { TableName = tableName },
             transaction,
