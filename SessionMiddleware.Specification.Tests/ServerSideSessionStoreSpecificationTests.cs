@@ -24,7 +24,7 @@ public abstract partial class ServerSideSessionStoreSpecificationTests
     // The schema of the remarks above, as a store of this family records it: part of the contract the suite checks,
     // so written here rather than read from the library's own stores.
     private const string SchemaVersionTable = "__session_middleware_schema";
-    private const int SchemaVersion = 5;
+    private const int SchemaVersion = 4;
 
     private readonly List<IServerSideSessionStore> _stores = [];
     private FakeTimeProvider _time = null!;

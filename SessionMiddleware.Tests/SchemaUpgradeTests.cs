@@ -49,7 +49,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "5" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.DumpSchemaAsync(), Is.EqualTo(schemaAfterFirst), "the second migration changes nothing");
             Assert.That(await _db.ListObjectsAsync(), Does.Contain("index:ix_sessions_expires_at"));
             Assert.That(
@@ -65,7 +65,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
     }
 
     [Test]
-    public async Task Migrate_OfASchema2Table_RecordsTheCurrentSchema_KeepsEveryRow_AndOnSqliteAddsTheChangesTable()
+    public async Task Migrate_OfASchema2Table_RecordsSchema4_KeepsEveryRow_AndOnSqliteAddsTheChangesTable()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(FixtureTime.AddMinutes(5));
         await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).MigrateAsync();
@@ -86,7 +86,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "5" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.ListObjectsAsync(), kind == StoreBackend.Sqlite ? Does.Contain("table:sessions_changes") : Does.Not.Contain("table:sessions_changes"));
             Assert.That(await _db.CountRowsAsync(), Is.EqualTo(3), "every row kept");
             await AssertFixtureRowsReadableAsync(store);
@@ -115,7 +115,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "5" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.ListObjectsAsync(), Does.Contain("index:ix_sessions_idp_sid").And.Contain("index:ix_sessions_idp_subject"));
             Assert.That(await _db.CountRowsAsync(), Is.EqualTo(4), "every row kept");
             await AssertFixtureRowsReadableAsync(store);
@@ -123,70 +123,6 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
             Assert.That((await store.LoadAsync(signedIn))!.SignIn, Is.EqualTo(signIn));
             Assert.That(async () => await store.CheckSchemaAsync(), Throws.Nothing);
         });
-    }
-
-    /// <summary>
-    /// Schema 4 -> 5: SQLite's rows move from the <c>WITHOUT ROWID</c> table into a rowid table, oldest first, with the
-    /// <c>expires_at</c> index ending with <c>id</c>; every row is kept and readable, and the triggers a schema-1 server
-    /// relies on are there again. PostgreSQL's table only records the new version.
-    /// </summary>
-    [Test]
-    public async Task Migrate_OfASchema4Table_KeepsEveryRow_AndOnSqliteMovesThemIntoARowidTable()
-    {
-        var time = new FakeTimeProvider(FixtureTime.AddMinutes(5));
-        await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).MigrateAsync();
-        var later = SessionIds.ComputeKey(Encoding.UTF8.GetBytes("created-before-the-upgrade"));
-        time.Advance(TimeSpan.FromMinutes(1));
-        await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).CreateAsync(new NewSession(later, [7], "dave", null, null));
-        if (kind == StoreBackend.Sqlite)
-        {
-            await RebuildAsSchema4SqliteTableAsync();
-        }
-
-        await _db.ExecuteAsync("UPDATE __session_middleware_schema SET version = 4 WHERE table_name = 'sessions';");
-        var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
-        Assert.That(async () => await store.CheckSchemaAsync(), Throws.InstanceOf<SessionStoreSchemaException>(), "schema 4 is not this version's: migrate first");
-
-        await store.MigrateAsync();
-        var schemaAfterFirst = await _db.DumpSchemaAsync();
-        await _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20)).MigrateAsync();
-
-        Assert.Multiple(async () =>
-        {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "5" }));
-            Assert.That(await _db.DumpSchemaAsync(), Is.EqualTo(schemaAfterFirst), "the second migration changes nothing");
-            Assert.That(await _db.CountRowsAsync(), Is.EqualTo(4), "every row kept");
-            await AssertFixtureRowsReadableAsync(store);
-            Assert.That((await store.LoadAsync(later))?.UserId, Is.EqualTo("dave"));
-            Assert.That(async () => await store.CheckSchemaAsync(), Throws.Nothing);
-        });
-        if (kind != StoreBackend.Sqlite)
-        {
-            return;
-        }
-
-        Assert.Multiple(async () =>
-        {
-            Assert.That((await _db.QueryAsync("SELECT sql FROM sqlite_master WHERE name = 'sessions'")).Single(), Does.Not.Contain("WITHOUT ROWID"));
-            Assert.That(await _db.QueryAsync("SELECT name FROM pragma_index_info('ix_sessions_expires_at') ORDER BY seqno"), Is.EqualTo(new[] { "expires_at", "id" }));
-            Assert.That(await _db.QueryAsync("SELECT user_id FROM sessions ORDER BY rowid DESC LIMIT 1"), Is.EqualTo(new[] { "dave" }), "rows in creation order: the newest last");
-            Assert.That(await _db.ListObjectsAsync(), Does.Contain("trigger:tr_sessions_expires_at_insert").And.Contain("trigger:tr_sessions_expires_at_update"));
-        });
-    }
-
-    // The table as schema 4 made it on SQLite: WITHOUT ROWID, the expires_at index on that column alone.
-    private async Task RebuildAsSchema4SqliteTableAsync()
-    {
-        var definition = (await _db.QueryAsync("SELECT sql FROM sqlite_master WHERE name = 'sessions'")).Single();
-        await _db.ExecuteAsync(
-            "ALTER TABLE sessions RENAME TO sessions_new; " +
-            definition + " WITHOUT ROWID; " +
-            "INSERT INTO sessions SELECT * FROM sessions_new; DROP TABLE sessions_new; " +
-            "CREATE INDEX ix_sessions_expires_at ON sessions (expires_at); CREATE INDEX ix_sessions_created_at ON sessions (created_at); " +
-            "CREATE INDEX ix_sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL; " +
-            "CREATE INDEX ix_sessions_idp_sid ON sessions (idp_issuer, idp_sid) WHERE idp_sid IS NOT NULL; " +
-            "CREATE INDEX ix_sessions_idp_subject ON sessions (idp_issuer, idp_subject) WHERE idp_subject IS NOT NULL;");
-        Assert.That((await _db.QueryAsync("SELECT sql FROM sqlite_master WHERE name = 'sessions'")).Single(), Does.EndWith("WITHOUT ROWID"));
     }
 
     // Back to the columns of schema 2 and 3 (SQLite drops a column only once no index uses it).
@@ -214,7 +150,7 @@ public sealed class SchemaUpgradeTests(string kind) : TempFolderTest
         var store = _db.CreateStore(time, o => o.IdleTimeout = TimeSpan.FromMinutes(20));
         Assert.Multiple(async () =>
         {
-            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "5" }));
+            Assert.That(await _db.QueryAsync("SELECT version FROM __session_middleware_schema WHERE table_name = 'sessions'"), Is.EqualTo(new[] { "4" }));
             Assert.That(await _db.CountRowsAsync(), Is.EqualTo(3));
             await AssertFixtureRowsReadableAsync(store);
         });

@@ -40,7 +40,7 @@ internal sealed partial class SessionSql
             "ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at WHERE s.version < excluded.version;";
         CreateTable =
             $"CREATE TABLE IF NOT EXISTS {t} (\n    {columns}\n){dialect.TableOptions};\n" +
-            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "expires_at"))} ON {t} ({dialect.ExpiresAtIndexColumns});\n" +
+            $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "expires_at"))} ON {t} (expires_at);\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "created_at"))} ON {t} (created_at);\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "user_id"))} ON {t} (user_id) WHERE user_id IS NOT NULL;\n" +
             $"CREATE INDEX IF NOT EXISTS {dialect.Quote(dialect.IndexName(tableName, "idp_sid"))} ON {t} (idp_issuer, idp_sid) WHERE idp_sid IS NOT NULL;\n" +
@@ -54,18 +54,6 @@ internal sealed partial class SessionSql
         // Schema 2 or 3 -> 4: the sign-in columns, all nullable (no row is rewritten); existing rows record no sign-in.
         AddSignInColumns = string.Concat(SessionTableSchema.SignInColumnNames.Select(column =>
             $"ALTER TABLE {t} ADD COLUMN {column} {(column == "signed_in_at" ? dialect.Int64Type : dialect.TextType)} NULL;\n"));
-
-        // Schema 5 (where the dialect's layout changed, SQLite): every row copied into a table of the new layout, oldest
-        // first, which then takes the table's name; the old table's indexes and triggers go with it and are created again.
-        // expires_at keeps the default 0 that schema 1 -> 2 gave it: a schema-1 server's insert names no expires_at.
-        var rebuilt = dialect.Quote(tableName + "__rebuild");
-        var columnNames = string.Join(", ", SessionTableSchema.ColumnNames);
-        RebuildTable =
-            $"DROP TABLE IF EXISTS {rebuilt};\n" +
-            $"CREATE TABLE {rebuilt} (\n    {columns.Replace("expires_at " + dialect.Int64Type + " NOT NULL", "expires_at " + dialect.Int64Type + " NOT NULL DEFAULT 0", StringComparison.Ordinal)}\n){dialect.TableOptions};\n" +
-            $"INSERT INTO {rebuilt} ({columnNames}) SELECT {columnNames} FROM {t} ORDER BY created_at, id;\n" +
-            $"DROP TABLE {t};\n" +
-            $"ALTER TABLE {rebuilt} RENAME TO {t};";
 
         Load =
             "SELECT data AS Data, version AS Version, user_id AS UserId, created_at AS CreatedAt, last_access AS LastAccess, expires_at AS ExpiresAt, " +
@@ -165,7 +153,7 @@ internal sealed partial class SessionSql
     /// <summary>Records <c>@Version</c> for <c>@TableName</c> at <c>@Now</c>; never lowers a recorded version.</summary>
     public string UpsertSchemaVersion { get; }
 
-    /// <summary>Creates the session table and its indexes, whichever are missing; never alters or drops anything.</summary>
+    /// <summary>Creates the session table and its three indexes, whichever are missing; never alters or drops anything.</summary>
     public string CreateTable { get; }
 
     /// <summary>Upgrades a schema-1 table: adds <c>expires_at</c> and sets it for every row from <c>@IdleSeconds</c> and <c>@AbsoluteSeconds</c>.</summary>
@@ -173,13 +161,6 @@ internal sealed partial class SessionSql
 
     /// <summary>Upgrades a schema-2 or -3 table to 4: adds the sign-in columns (nullable; no row is rewritten).</summary>
     public string AddSignInColumns { get; }
-
-    /// <summary>
-    /// Rebuilds a table of the current columns into the layout <see cref="CreateTable"/> makes (when
-    /// <see cref="SessionSqlDialect.NeedsRebuildAsync"/> says so): every row kept, the indexes and triggers dropped with
-    /// the old table, for <see cref="CreateTable"/> to create again.
-    /// </summary>
-    public string RebuildTable { get; }
 
     /// <summary>
     /// The keys of <c>@UserId</c>'s live rows other than <c>@ExceptId</c>, most recently used first: what a capped sign-in

@@ -74,26 +74,6 @@ internal abstract class SessionSqlDialect
     public virtual string TableOptions => "";
 
     /// <summary>
-    /// The columns of the <c>expires_at</c> index, in order; <c>expires_at</c> by default. The cleaner pages through
-    /// expired rows in <c>(expires_at, id)</c> order, so a database whose index entries do not already carry the key in
-    /// that order (SQLite's rowid table: its entries end with the rowid) names <c>id</c> too.
-    /// </summary>
-    public virtual string ExpiresAtIndexColumns => "expires_at";
-
-    /// <summary>
-    /// Whether an existing session table must be rebuilt into the layout <see cref="SessionSql.CreateTable"/> makes
-    /// now (SQLite: a table of schema 4 or earlier, <c>WITHOUT ROWID</c>); <see langword="false"/> by default. The
-    /// migration then runs <see cref="SessionSql.RebuildTable"/>, which keeps every row, in its transaction.
-    /// </summary>
-    /// <param name="connection">The migration's connection.</param>
-    /// <param name="transaction">The migration's transaction.</param>
-    /// <param name="tableName">The session table's name.</param>
-    /// <param name="cancellationToken">Cancels the query.</param>
-    /// <returns><see langword="true"/> when the table has an earlier layout.</returns>
-    public virtual Task<bool> NeedsRebuildAsync(DbConnection connection, DbTransaction transaction, string tableName, CancellationToken cancellationToken) =>
-        Task.FromResult(false);
-
-    /// <summary>
     /// The name of the table of recent ends and renewals that the dialect's store writes beside the session table, for
     /// other processes on the same database to read (<see cref="ISessionChangeFeed"/>), or <see langword="null"/> when
     /// the database tells them otherwise (PostgreSQL: <c>NOTIFY</c>).

@@ -48,13 +48,7 @@ internal static class SessionTableMigrator
         {
             // An older table is upgraded in place; any other shape is left untouched.
             var upgradedFrom = await UpgradeAsync(connection, transaction, sql, expiry, recorded, found, cancellationToken).ConfigureAwait(false);
-            if (await sql.Dialect.NeedsRebuildAsync(connection, transaction, sql.TableName, cancellationToken).ConfigureAwait(false))
-            {
-                // Copies every row: no timeout, as for AddExpiresAt.
-                await connection.ExecuteAsync(SqlStatement.Of(sql.RebuildTable, transaction: transaction, commandTimeout: NoTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
-            }
-
-            result = result with { UpgradedFromVersion = upgradedFrom ?? (recorded < SessionTableSchema.Version ? (int)recorded.Value : null) };
+            result = result with { UpgradedFromVersion = upgradedFrom };
         }
 
         await CreateMissingAsync(connection, transaction, sql, expiry, cancellationToken).ConfigureAwait(false);
@@ -70,8 +64,7 @@ internal static class SessionTableMigrator
     /// <summary>Creates what is missing of the table, its indexes, the dialect's changes table and expiry triggers, in the migration's transaction.</summary>
     /// <summary>
     /// Upgrades a table of an older shape in place: schema 1 gets <c>expires_at</c> (every row rewritten), schema 1, 2 and
-    /// 3 get the sign-in columns of schema 4 (nullable: no row rewritten); schema 5 changed no column (SQLite's rows moved
-    /// to a rowid table, by <see cref="SessionSql.RebuildTable"/>). Returns the version upgraded from (2 for a
+    /// 3 get the sign-in columns of schema 4 (nullable: no row rewritten). Returns the version upgraded from (2 for a
     /// table of schema 2 or 3, which have the same columns), or null when the table has the current shape.
     /// </summary>
     /// <exception cref="SessionStoreSchemaException">The table has another shape.</exception>

@@ -37,11 +37,9 @@ internal static partial class SessionTableSchema
     /// <summary>
     /// The schema version this library writes and expects (2: every row has its own <c>expires_at</c>; 3: SQLite keeps
     /// a table of recent ends and renewals beside the session table, for the other processes on the file; 4: each row
-    /// records its sign-in: when, the identity provider's issuer, session and subject, and a hash of the credential stamp;
-    /// 5: SQLite keeps the rows in a rowid table, appended in creation order, with a unique index on <c>id</c> and the
-    /// <c>expires_at</c> index ending with <c>id</c>; no column changed, and PostgreSQL's table is unchanged).
+    /// records its sign-in: when, the identity provider's issuer, session and subject, and a hash of the credential stamp).
     /// </summary>
-    public const int Version = 5;
+    public const int Version = 4;
 
     /// <summary>The table where the schema version of each session table is recorded.</summary>
     public const string VersionTable = "__session_middleware_schema";

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Globalization;
 
 namespace SessionMiddleware.Storage.Sqlite;
@@ -22,21 +21,8 @@ internal sealed class SqliteDialect : SessionSqlDialect
     public override string SelectIndexNames =>
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = @TableName;";
 
-    // A rowid table (schema 5): a new row is appended at the end of the table's b-tree, in creation order, and its
-    // random id goes into the primary key's index, whose entries are small; in a WITHOUT ROWID table keyed by the random
-    // id every insert dirtied a random page of the whole rows. The expires_at index ends with id, so the cleaner's
-    // (expires_at, id) pages come from the index in order, without sorting the rows of one second.
-    public override string ExpiresAtIndexColumns => "expires_at, id";
-
-    public override async Task<bool> NeedsRebuildAsync(DbConnection connection, DbTransaction transaction, string tableName, CancellationToken cancellationToken)
-    {
-        var definition = await connection.ExecuteScalarAsync<string?>(SqlStatement.Of(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = @TableName COLLATE NOCASE;",
-            new { TableName = tableName },
-            transaction,
-            cancellationToken: cancellationToken)).ConfigureAwait(false);
-        return definition is not null && definition.Contains("WITHOUT ROWID", StringComparison.OrdinalIgnoreCase);
-    }
+    // Rows live in the b-tree of their id, which every load, update and the cleaner's deletes use.
+    public override string TableOptions => " WITHOUT ROWID";
 
     // Several processes on one file learn of each other's ends and renewals from this table (schema 3).
     public override string ChangesTableName(string tableName) => tableName + "_changes";
