@@ -5,7 +5,7 @@ using Microsoft.Data.Sqlite;
 namespace SessionMiddleware.Benchmarks.Runner;
 
 /// <summary>
-/// Writes many session rows straight into the library's table (the schema its migration created: see
+/// Writes many session rows straight into the library's table, in creation order (the schema its migration created: see
 /// Shared/Storage/SessionSql.cs), with one INSERT … SELECT in one transaction.
 /// </summary>
 internal static class SqliteFiller
@@ -15,6 +15,13 @@ internal static class SqliteFiller
 
     /// <summary>The benchmark server's idle timeout: a filled row expires this long after its last access.</summary>
     private static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(20);
+
+    /// <summary>
+    /// How fast the filled rows were created: the newest at the given last access, each earlier one 1/RowsPerSecond
+    /// before it (about what <c>/new</c> creates per second here), so that rows share an expiry second as sessions
+    /// created at full speed do, not all one second.
+    /// </summary>
+    public const int RowsPerSecond = 10_000;
 
     public static async Task<TimeSpan> InsertAsync(string databasePath, int count, DateTimeOffset lastAccess, string table = "sessions")
     {
@@ -31,9 +38,11 @@ internal static class SqliteFiller
                 $"""
                 WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < @count)
                 INSERT INTO "{table}" (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at)
-                SELECT randomblob(32), NULL, @data, @at, @at, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler', @expires FROM n;
+                SELECT randomblob(32), NULL, @data, @at - (@count - x) / @rate, @at - (@count - x) / @rate, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler',
+                       @expires - (@count - x) / @rate FROM n;
                 """,
-                ("@count", count), ("@data", Data), ("@at", lastAccess.ToUnixTimeSeconds()), ("@expires", lastAccess.Add(IdleTimeout).ToUnixTimeSeconds()));
+                ("@count", count), ("@data", Data), ("@at", lastAccess.ToUnixTimeSeconds()), ("@expires", lastAccess.Add(IdleTimeout).ToUnixTimeSeconds()),
+                ("@rate", RowsPerSecond));
             await transaction.CommitAsync();
         }
 
