@@ -22,8 +22,8 @@ public sealed partial class AotTests : TempFolderTest
     {
         var started = Stopwatch.StartNew();
         var publish = Folder.File("publish");
-        var project = Path.Combine(RepositoryRoot(), "samples", "SessionMiddleware.AotApp", "SessionMiddleware.AotApp.csproj");
-        var (exitCode, output) = await RunAsync("dotnet", RepositoryRoot(), PublishTimeout, "publish", project, "-c", "Release", "-o", publish, "-nologo");
+        var project = Path.Combine(RepositoryPaths.Root(), "samples", "SessionMiddleware.AotApp", "SessionMiddleware.AotApp.csproj");
+        var (exitCode, output) = await RunAsync("dotnet", RepositoryPaths.Root(), PublishTimeout, "publish", project, "-c", "Release", "-o", publish, "-nologo");
         var publishTime = started.Elapsed;
         Assert.That(exitCode, Is.Zero, $"dotnet publish failed:\n{output}");
         Assert.That(OurTrimOrAotWarnings(output), Is.Empty, $"trim or AOT warnings in our code:\n{output}");
@@ -110,19 +110,6 @@ public sealed partial class AotTests : TempFolderTest
         }
 
         return (process.ExitCode, await stdout + await stderr);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "SessionMiddleware.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("SessionMiddleware.sln not found above " + AppContext.BaseDirectory);
     }
 
     [GeneratedRegex(@"warning IL[23]\d{3}")]

@@ -17,7 +17,7 @@ public sealed partial class ReadmeTests : TempFolderTest
     [Test]
     public void ReadmeCSharpBlocks_AllCompile()
     {
-        var blocks = CSharpBlocks(File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md")));
+        var blocks = CSharpBlocks(File.ReadAllText(Path.Combine(RepositoryPaths.Root(), "README.md")));
         Assert.That(blocks, Has.Count.GreaterThanOrEqualTo(5), "the README's C# blocks were found");
 
         var project = Folder.File("readme-snippets");
@@ -64,22 +64,36 @@ public sealed partial class ReadmeTests : TempFolderTest
     }
 
     /// <summary>
-    /// A block's <c>using</c> lines go to the top of its file; the rest becomes the body of a method, with the
-    /// <c>builder</c> and <c>app</c> of a Program.cs in scope unless the block makes its own (a whole Program.cs).
+    /// A block's <c>using</c> lines go to the top of its file, and its one-line type declarations (with the attribute lines
+    /// just above them) after them; the rest becomes the body of a method, with the <c>builder</c> and <c>app</c> of a
+    /// Program.cs in scope unless the block makes its own (a whole Program.cs).
     /// </summary>
     private static string SnippetFile(int number, Block block)
     {
         var usings = new StringBuilder();
+        var types = new StringBuilder();
         var body = new StringBuilder();
-        foreach (var line in block.Code.Split('\n'))
+        var attributes = new List<string>();
+        foreach (var raw in block.Code.Split('\n'))
         {
-            (UsingLine().IsMatch(line) ? usings : body).AppendLine(line.TrimEnd('\r'));
+            var line = raw.TrimEnd('\r');
+            if (AttributeLine().IsMatch(line))
+            {
+                attributes.Add(line);
+                continue;
+            }
+
+            var target = UsingLine().IsMatch(line) ? usings : TypeLine().IsMatch(line) ? types : body;
+            attributes.ForEach(a => (target == types ? types : body).AppendLine(a));
+            attributes.Clear();
+            target.AppendLine(line);
         }
 
         var wholeProgram = block.Code.Contains("WebApplication.CreateBuilder", StringComparison.Ordinal);
         var parameters = wholeProgram ? "string[] args" : "WebApplicationBuilder builder, WebApplication app";
         return $$"""
             {{usings}}
+            {{types}}
             internal static class Snippet{{number:00}}
             {
                 internal static async Task RunAsync({{parameters}})
@@ -143,22 +157,16 @@ public sealed partial class ReadmeTests : TempFolderTest
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "SessionMiddleware.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("SessionMiddleware.sln not found above " + AppContext.BaseDirectory);
-    }
-
     [GeneratedRegex(@"^(?<indent>\s*)```(?<lang>[A-Za-z#]*)\s*$")]
     private static partial Regex FenceStart();
 
     [GeneratedRegex(@"^using [A-Za-z0-9_.]+;\s*$")]
     private static partial Regex UsingLine();
+
+    // A whole type on one line at the block's left edge: "public sealed record Cart(...);", "internal sealed partial class AppJson : ...;".
+    [GeneratedRegex(@"^(public|internal)\s[^(]*\b(record|class|struct)\b.*;\s*(//.*)?$")]
+    private static partial Regex TypeLine();
+
+    [GeneratedRegex(@"^\[[A-Za-z][^\]]*\]\s*$")]
+    private static partial Regex AttributeLine();
 }
