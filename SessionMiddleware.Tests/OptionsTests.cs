@@ -28,7 +28,7 @@ public sealed class OptionsTests : TempFolderTest
             Assert.That(o.TouchInterval, Is.EqualTo(TimeSpan.FromSeconds(60)));
             Assert.That(o.MaxSessionBytes, Is.EqualTo(256 * 1024));
             Assert.That(o.RowCacheSize, Is.EqualTo(10_000));
-            Assert.That(o.CleanupBatchSize, Is.EqualTo(1000));
+            Assert.That(o.CleanupBatchSize, Is.EqualTo(100));
             Assert.That(o.BusyTimeout, Is.EqualTo(TimeSpan.FromSeconds(5)));
             Assert.That(o.IOTimeout, Is.EqualTo(TimeSpan.FromSeconds(10)));
             Assert.That(o.RecordDeviceInfo, Is.True);

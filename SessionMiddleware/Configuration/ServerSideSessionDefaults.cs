@@ -7,7 +7,7 @@ internal static class ServerSideSessionDefaults
     public const string TableName = "sessions";
     public const string CookieName = ".ServerSession";
     public const string CookiePath = "/";
-    public const int CleanupBatchSize = 1_000;
+    public const int CleanupBatchSize = 100;
     public const int MaxSessionBytes = 256 * 1024;
     public const int RowCacheSize = 10_000;
     public const int NewSessionLimit = 100;

@@ -42,7 +42,8 @@ public sealed class ServerSideSessionOptions
 
     /// <summary>
     /// Most rows the cleaner, or a revoke of a user's sessions (<see cref="ISessionManager.RevokeAllForUserAsync"/>), deletes
-    /// in one statement, so that no delete holds the write lock for long. Default 1,000. Must be positive.
+    /// in one statement, so that no delete holds the write lock for long: request writes wait behind at most one batch.
+    /// Default 100. Must be positive.
     /// </summary>
     public int CleanupBatchSize { get; set; } = ServerSideSessionDefaults.CleanupBatchSize;
 
