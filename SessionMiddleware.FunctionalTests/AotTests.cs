@@ -23,7 +23,7 @@ public sealed partial class AotTests : TempFolderTest
         var started = Stopwatch.StartNew();
         var publish = Folder.File("publish");
         var project = Path.Combine(RepositoryPaths.Root(), "samples", "SessionMiddleware.AotApp", "SessionMiddleware.AotApp.csproj");
-        var (exitCode, output) = await RunAsync("dotnet", RepositoryPaths.Root(), PublishTimeout, "publish", project, "-c", "Release", "-o", publish, "-nologo");
+        var (exitCode, output) = await ChildCommand.RunAsync("dotnet", RepositoryPaths.Root(), PublishTimeout, "publish", project, "-c", "Release", "-o", publish, "-nologo");
         var publishTime = started.Elapsed;
         Assert.That(exitCode, Is.Zero, $"dotnet publish failed:\n{output}");
         Assert.That(OurTrimOrAotWarnings(output), Is.Empty, $"trim or AOT warnings in our code:\n{output}");
@@ -77,39 +77,6 @@ public sealed partial class AotTests : TempFolderTest
     {
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadAsStringAsync();
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string command, string workingDirectory, TimeSpan timeout, params string[] args)
-    {
-        var start = new ProcessStartInfo(command)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(limit.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, $"{command} {string.Join(' ', args)} did not finish in {timeout}");
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
     }
 
     [GeneratedRegex(@"warning IL[23]\d{3}")]

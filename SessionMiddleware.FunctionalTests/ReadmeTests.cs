@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 using SessionMiddleware.Tests.Infrastructure;
@@ -15,7 +14,7 @@ public sealed partial class ReadmeTests : TempFolderTest
     private static readonly string[] References = ["SessionMiddleware", "SessionMiddleware.PostgreSql", "SessionMiddleware.OpenIdConnect", "Npgsql"];
 
     [Test]
-    public void ReadmeCSharpBlocks_AllCompile()
+    public async Task ReadmeCSharpBlocks_AllCompile()
     {
         var blocks = CSharpBlocks(File.ReadAllText(Path.Combine(RepositoryPaths.Root(), "README.md")));
         Assert.That(blocks, Has.Count.GreaterThanOrEqualTo(5), "the README's C# blocks were found");
@@ -30,7 +29,7 @@ public sealed partial class ReadmeTests : TempFolderTest
         }
 
         TestContext.Out.WriteLine(string.Join("\n", blocks.Select((b, i) => $"Snippet{i + 1:00} (fence at README line {b.Line}): {b.Code.Split('\n')[0]}")));
-        var (exitCode, output) = Run("dotnet", project, "build", "-nologo", "-v", "q", "-clp:NoSummary");
+        var (exitCode, output) = await ChildCommand.RunAsync("dotnet", project, TimeSpan.FromMinutes(5), "build", "-nologo", "-v", "q", "-clp:NoSummary");
 
         Assert.That(exitCode, Is.Zero, $"the README's C# blocks do not all compile (SnippetNN = the NNth block):\n{output}");
     }
@@ -126,35 +125,6 @@ public sealed partial class ReadmeTests : TempFolderTest
             {references}  </ItemGroup>
             </Project>
             """;
-    }
-
-    private static (int ExitCode, string Output) Run(string command, string workingDirectory, params string[] args)
-    {
-        var start = new ProcessStartInfo(command)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        // Outside the repository: its Directory.Build.props and central package versions must not apply.
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, "dotnet build did not finish in 5 minutes");
-        }
-
-        return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
     [GeneratedRegex(@"^(?<indent>\s*)```(?<lang>[A-Za-z#]*)\s*$")]
