@@ -123,6 +123,34 @@ public sealed class HeaderSessionTests(StoreKind store) : TempFolderTest
     }
 
     [Test]
+    public async Task HeaderAlsoSetsCookie_AHeaderRequestsNewId_ComesInTheHeaderAndTheCookie_AndItsEndExpiresBoth()
+    {
+        await using var host = await StartAsync(o => o.HeaderAlsoSetsCookie = true);
+        var client = host.CreateRawClient();
+
+        using var created = await client.SendWithHeaderAsync("/set?key=a&value=1", "");
+        var token = created.SessionHeader();
+        var cookie = created.SetCookieValue(host.CookieName);
+        Assert.Multiple(() =>
+        {
+            Assert.That(token, Is.Not.Null.And.Not.Empty);
+            Assert.That(cookie, Is.Not.Null, "the cookie is set beside the header");
+            Assert.That(host.SessionIdOf(cookie!), Is.EqualTo(host.SessionIdOf(token!)), "one session in both");
+        });
+
+        var request = new HttpRequestMessage(HttpMethod.Get, "/abandon");
+        request.Headers.Add(Header, token);
+        request.Headers.Add("Cookie", $"{host.CookieName}={cookie}");
+        using var ended = await client.SendAsync(request);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ended.SessionHeader(), Is.EqualTo(""));
+            Assert.That(ended.SetCookies(host.CookieName).Single(), Does.Contain("expires=Thu, 01 Jan 1970"), "the cookie is expired too");
+        });
+    }
+
+    [Test]
     public async Task Abandon_OverTheHeader_ReturnsTheHeaderEmpty_AndTheTokenIsDead()
     {
         await using var host = await StartAsync();

@@ -173,6 +173,14 @@ public sealed class ServerSideSessionOptions
     public string? HeaderName { get; set; }
 
     /// <summary>
+    /// Whether a request that sends <see cref="HeaderName"/> also gets the cookie set (and expired) when its ID is new,
+    /// renewed or ended, besides the response header: for an app whose script calls its API with the header and whose
+    /// pages load with the cookie. Default <see langword="false"/>: a header client gets no cookie. The header still
+    /// wins over the cookie when a request sends both.
+    /// </summary>
+    public bool HeaderAlsoSetsCookie { get; set; }
+
+    /// <summary>
     /// The session cookie. Defaults: name <c>.ServerSession</c>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
     /// path <c>/</c>, <see cref="CookieSecurePolicy.SameAsRequest"/>, essential (not subject to consent).
     /// The cookie carries only the protected session ID. Name it with the <c>__Host-</c> prefix for the

@@ -30,7 +30,11 @@ internal sealed class SessionCookies
         _logger = logger;
         Name = _builder.Name!;
         HeaderName = options.Value.HeaderName;
+        _headerAlsoSetsCookie = options.Value.HeaderAlsoSetsCookie;
     }
+
+    // ServerSideSessionOptions.HeaderAlsoSetsCookie: a header request's new, renewed or ended ID goes into the cookie too.
+    private readonly bool _headerAlsoSetsCookie;
 
     public string Name { get; }
 
@@ -104,12 +108,21 @@ internal sealed class SessionCookies
 
         if (CameWithHeader(context.Request))
         {
-            // The client keeps the latest value and sends it back; a cookie would only be one more copy to steal.
+            // The client keeps the latest value and sends it back; a cookie would only be one more copy to steal, unless
+            // the app asked for both.
             context.Response.Headers[HeaderName!] = _protector.Protect(secretId);
             NoStore(context.Response.Headers);
-            return;
+            if (!_headerAlsoSetsCookie)
+            {
+                return;
+            }
         }
 
+        AppendCookie(context, secretId, persistUntil);
+    }
+
+    private void AppendCookie(HttpContext context, byte[] secretId, DateTimeOffset? persistUntil)
+    {
         var cookie = BuildOptions(context);
         if (persistUntil is { } until)
         {
@@ -137,13 +150,18 @@ internal sealed class SessionCookies
 
     /// <summary>
     /// A persistent cookie is sent again whenever the access is recorded, so its expiry slides with the server's. The
-    /// header's value has no expiry of its own: nothing is sent for it.
+    /// header's value has no expiry of its own: nothing is sent for it (but the cookie, with <see cref="ServerSideSessionOptions.HeaderAlsoSetsCookie"/>).
     /// </summary>
     public void Refresh(HttpContext context, byte[]? secretId, DateTimeOffset? persistUntil = null)
     {
-        if ((_builder.MaxAge is not null || persistUntil is not null) && secretId is not null && !CameWithHeader(context.Request))
+        if ((_builder.MaxAge is null && persistUntil is null) || secretId is null || context.Response.HasStarted)
         {
-            Set(context, secretId, persistUntil);
+            return;
+        }
+
+        if (!CameWithHeader(context.Request) || _headerAlsoSetsCookie)
+        {
+            AppendCookie(context, secretId, persistUntil);
         }
     }
 
@@ -158,11 +176,13 @@ internal sealed class SessionCookies
             return;
         }
 
-        if (CameWithHeader(context.Request))
+        var cameWithHeader = CameWithHeader(context.Request);
+        if (cameWithHeader)
         {
             context.Response.Headers[HeaderName!] = string.Empty;
         }
-        else if (context.Request.Cookies.ContainsKey(Name))
+
+        if ((!cameWithHeader || _headerAlsoSetsCookie) && context.Request.Cookies.ContainsKey(Name))
         {
             context.Response.Cookies.Delete(Name, BuildOptions(context));
         }
