@@ -111,6 +111,7 @@ public sealed class OptionsTests : TempFolderTest
         yield return Case(o => o.MaxSessionsPerUser = -1, "MaxSessionsPerUser");
         yield return Case(o => o.WhenMaxSessionsReached = (MaxSessionsBehavior)7, "WhenMaxSessionsReached");
         yield return Case(o => o.HeaderName = "", "HeaderName");
+        yield return Case(o => o.HeaderAlsoSetsCookie = true, "HeaderAlsoSetsCookie");
         yield return Case(o => o.HeaderName = "X Session", "HeaderName");
         yield return Case(o => o.HeaderName = "X-Session:", "HeaderName");
         yield return Case(o => o.HeaderName = "Cookie", "HeaderName");

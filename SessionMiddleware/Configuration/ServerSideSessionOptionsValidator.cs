@@ -43,6 +43,10 @@ internal sealed class ServerSideSessionOptionsValidator : IValidateOptions<Serve
         ValidateSessionCap(options, failures);
         ValidateCookie(options, failures);
         ValidateHeader(options.HeaderName, failures);
+        if (options.HeaderAlsoSetsCookie && options.HeaderName is null)
+        {
+            failures.Add($"{prefix}{nameof(options.HeaderAlsoSetsCookie)} is true but {nameof(options.HeaderName)} is null: set {nameof(options.HeaderName)} (for example \"X-Session\"), or leave {nameof(options.HeaderAlsoSetsCookie)} false.");
+        }
 
         if (options.Events is null)
         {
