@@ -7,9 +7,13 @@ namespace SessionMiddleware.Tests;
 /// <summary>
 /// The SQLite store's row cache (<see cref="ServerSideSessionOptions.RowCacheSize"/>): a load of a row nobody changed is
 /// answered from memory, and no load ever answers a row as it was before a commit, whoever made it. Two store instances on
-/// one file are two connections to SQLite, as two processes are (the real processes: ProcessTests).
+/// one file are two connections to SQLite, as two processes are (the real processes: ProcessTests). Every test runs with
+/// the watch reading the WAL index header (the default on a file) and with it running <c>PRAGMA data_version</c> (where the
+/// header cannot be read).
 /// </summary>
-public sealed class SqliteRowCacheTests : TempFolderTest
+[TestFixture(true)]
+[TestFixture(false)]
+public sealed class SqliteRowCacheTests(bool readsHeader) : TempFolderTest
 {
     private FakeTimeProvider _time = null!;
     private SqliteSessionStore _a = null!;
@@ -20,9 +24,37 @@ public sealed class SqliteRowCacheTests : TempFolderTest
     {
         _time = StoreFactory.NewTime();
         var db = Folder.File("shared.db");
-        _a = StoreFactory.Sqlite(db, _time);
-        _b = StoreFactory.Sqlite(db, _time);
+        _a = Store(db);
+        _b = Store(db);
         await _a.MigrateAsync();
+    }
+
+    private SqliteSessionStore Store(string db) => new(
+        SqliteStoreSettings.From(new ServerSideSessionOptions { ConnectionString = $"Data Source={db}" }) with { RowCacheReadsDataVersionOnly = !readsHeader },
+        _time, Microsoft.Extensions.Logging.Abstractions.NullLogger<SqliteSessionStore>.Instance, SqliteSessionStore.DefaultCheckpointInterval);
+
+    [Test]
+    public async Task TheWatch_ReadsTheWalIndexHeader_OnAFile()
+    {
+        var key = await CreateAsync(_a, [1]);
+        await _a.LoadAsync(key);
+
+        Assert.That(_a.RowCache!.WatchesHeader, Is.EqualTo(readsHeader));
+    }
+
+    [Test]
+    public async Task ManyCommitsOfAnotherProcess_EachStopTheCache_UntilTheNextLoad()
+    {
+        // Every commit writes the header anew (its change counter and checksum): none may look like the one before.
+        var key = await CreateAsync(_a, [0]);
+        for (var i = 1; i <= 50; i++)
+        {
+            await _a.LoadAsync(key);
+            var update = await _b.UpdateAsync(key, [(byte)i], expectedVersion: i);
+            Assert.That(update.Status, Is.EqualTo(SessionUpdateStatus.Committed));
+            var loaded = await _a.LoadAsync(key);
+            Assert.That(loaded!.Data, Is.EqualTo(new byte[] { (byte)i }), $"after B's commit {i}");
+        }
     }
 
     [TearDown]

@@ -80,6 +80,9 @@ internal static partial class Log
     [LoggerMessage(33, LogLevel.Warning, "A background WAL checkpoint of the session database failed; the next one tries again.", EventName = "CheckpointFailed")]
     public static partial void CheckpointFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(36, LogLevel.Debug, "The SQLite store's row cache watches for commits through {Source}.", EventName = "RowCacheWatchOpened")]
+    public static partial void RowCacheWatchOpened(ILogger logger, string source);
+
     [LoggerMessage(35, LogLevel.Warning, "The SQLite store's row cache could not read the database's data version; loads read the table until it can again.", EventName = "RowCacheWatchFailed")]
     public static partial void RowCacheWatchFailed(ILogger logger, Exception exception);
 

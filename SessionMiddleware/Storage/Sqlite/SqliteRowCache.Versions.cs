@@ -3,16 +3,31 @@ using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Storage.Sqlite;
 
-/// <summary>The row cache's two readings of <c>PRAGMA data_version</c>: the watch connection's and the writer's.</summary>
+/// <summary>
+/// The row cache's two readings of the data version: the watch's (the WAL index header, or <c>PRAGMA data_version</c> on
+/// the watch connection where the header cannot be read) and the writer's (<c>PRAGMA data_version</c>).
+/// </summary>
 internal sealed partial class SqliteRowCache
 {
     private const int SqliteBusy = 5, SqliteLocked = 6;
+
+    /// <summary>The WAL index header of the watch connection; null where it cannot be read (then <see cref="_watchVersion"/> is run).</summary>
+    private SqliteWalIndexHeader? _header;
+
+    /// <summary>Whether the watch reads the WAL index header (no lock, no system call) rather than running <c>PRAGMA data_version</c>.</summary>
+    internal bool WatchesHeader => _header is not null;
 
     private long? ReadWatch()
     {
         if (_watchVersion is null)
         {
             return null;
+        }
+
+        if (_header is { } header)
+        {
+            // Null while a writer rewrites the header: this load reads the table, the next one looks again.
+            return header.Read();
         }
 
         try
@@ -84,7 +99,10 @@ internal sealed partial class SqliteRowCache
             var command = connection.CreateCommand();
             command.CommandText = "PRAGMA busy_timeout = 0;";
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+
             command.CommandText = "PRAGMA data_version;";
+            var header = ReadDataVersionOnly ? null : SqliteWalIndexHeader.TryOpen(connection);
+            Log.RowCacheWatchOpened(_logger, header is null ? "PRAGMA data_version" : "the WAL index header");
             lock (_gate)
             {
                 if (_disposed)
@@ -95,6 +113,7 @@ internal sealed partial class SqliteRowCache
                 }
 
                 _watch = connection;
+                _header = header;
                 Volatile.Write(ref _watchVersion, command);
             }
 
@@ -108,6 +127,8 @@ internal sealed partial class SqliteRowCache
 
     private void CloseWatch()
     {
+        // SQLite's mapping of the header goes with the connection: no read after this.
+        _header = null;
         _watchVersion?.Dispose();
         _watch?.Dispose();
         Volatile.Write(ref _watchVersion, null);

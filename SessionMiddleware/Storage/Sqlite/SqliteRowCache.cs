@@ -10,9 +10,11 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Whether anyone committed: <c>PRAGMA data_version</c> on a connection of its own that never writes (the watch) changes
-/// whenever any other connection commits, the writer of this process included. The cache is served only while the watch
-/// reads the version it was trusted at (<see cref="_trusted"/>); any commit stops it at once.
+/// Whether anyone committed: the watch, a connection of its own that never writes, reads the header of the file's WAL
+/// index in the memory SQLite maps for it (<see cref="SqliteWalIndexHeader"/>: no lock, no system call), which every
+/// commit of any connection rewrites, the writer of this process included; where that header cannot be read, it runs
+/// <c>PRAGMA data_version</c>, which changes whenever another connection commits. The cache is served only while the
+/// watch reads the version it was trusted at (<see cref="_trusted"/>); any commit stops it at once.
 /// </para>
 /// <para>
 /// Which commits were this process's own: <c>PRAGMA data_version</c> on the writer's connection changes only when another
@@ -63,6 +65,9 @@ internal sealed partial class SqliteRowCache : IDisposable
     }
 
     public int Capacity { get; }
+
+    /// <summary>Whether the watch runs <c>PRAGMA data_version</c> even where it could read the WAL index header.</summary>
+    public bool ReadDataVersionOnly { get; init; }
 
     public long MaxBytes { get; }
 

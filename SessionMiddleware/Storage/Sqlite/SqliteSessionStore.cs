@@ -78,7 +78,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         _expiry = settings.Table.Expiry(timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(settings.BusyTimeout.TotalMilliseconds));
         _connectionPragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {busyMs}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WalSizeLimitBytes};");
-        _rowCache = settings.RowCacheSize > 0 ? new SqliteRowCache(settings.RowCacheSize, settings.RowCacheMaxBytes, OpenUnpooledAsync, logger) : null;
+        _rowCache = settings.RowCacheSize > 0 ? new SqliteRowCache(settings.RowCacheSize, settings.RowCacheMaxBytes, OpenUnpooledAsync, logger) { ReadDataVersionOnly = settings.RowCacheReadsDataVersionOnly } : null;
         _writes = new SqliteWriteQueue(OpenAsync, logger, writeBatches is null ? null : writeBatches.WriteBatch) { RowCache = _rowCache };
         _loads = new SqliteLoadConnections(OpenAsync, _sql.Load);
         var dataSource = new SqliteConnectionStringBuilder(_connectionString).DataSource;

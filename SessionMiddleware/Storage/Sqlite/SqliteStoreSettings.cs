@@ -6,12 +6,14 @@ namespace SessionMiddleware.Storage.Sqlite;
 /// <param name="Table">The table name and the timeouts of expiry.</param>
 /// <param name="RowCacheSize"><see cref="ServerSideSessionOptions.RowCacheSize"/>: the most rows kept in memory (0: none).</param>
 /// <param name="RowCacheMaxBytes">The most bytes of session data the row cache keeps, whatever the number of rows; a row over a quarter of it is not kept.</param>
+/// <param name="RowCacheReadsDataVersionOnly">The row cache's watch runs <c>PRAGMA data_version</c> even where it could read the WAL index header (tests of that path).</param>
 internal sealed record SqliteStoreSettings(
     string ConnectionString,
     TimeSpan BusyTimeout,
     SessionStoreSettings Table,
     int RowCacheSize = Configuration.ServerSideSessionDefaults.RowCacheSize,
-    long RowCacheMaxBytes = SqliteSessionStore.RowCacheMaxBytes)
+    long RowCacheMaxBytes = SqliteSessionStore.RowCacheMaxBytes,
+    bool RowCacheReadsDataVersionOnly = false)
 {
     /// <summary>The settings of <paramref name="options"/>.</summary>
     public static SqliteStoreSettings From(ServerSideSessionOptions options)
