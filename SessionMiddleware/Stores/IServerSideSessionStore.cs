@@ -138,6 +138,8 @@ public interface IServerSideSessionStore
     /// <summary>
     /// Lists at most <paramref name="maxRows"/> expired rows, by expiry then key, starting after <paramref name="after"/>
     /// (keyset paging: a cleanup run moves past rows it could not delete). Reads only; a store must not lock or delete here.
+    /// A store may page in another order that it keeps from one page to the next of a run (the SQLite store lists a mass
+    /// expiry by key, where its deletes cost the fewest page writes).
     /// </summary>
     /// <param name="after">The last row of the previous batch of this run, or <see langword="null"/> for the first.</param>
     /// <param name="maxRows">The most rows to return.</param>

@@ -27,6 +27,14 @@ internal sealed class SqliteSessionSql
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE {SessionSql.SignInCondition(filter)} AND (@ExceptId IS NULL OR id <> @ExceptId) LIMIT @Limit) " +
             $"RETURNING {SessionSql.LifetimeColumns};";
 
+        // A mass expiry: the expired rows in key order, walking the table itself (NOT INDEXED: never the expires_at
+        // index and a sort), and the counts that tell one (SqliteSessionStore.IsMassExpiryAsync).
+        ListExpiredByKey =
+            $"SELECT {SessionSql.LifetimeColumns} FROM {t} NOT INDEXED WHERE id > @AfterId AND expires_at < @Now ORDER BY id LIMIT @Limit;";
+        CountExpiredUpTo = $"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE expires_at < @Now LIMIT @Limit);";
+        CountExpired = $"SELECT count(*) FROM {t} WHERE expires_at < @Now;";
+        CountAll = $"SELECT count(*) FROM {t};";
+
         // The changes table (schema 3): other processes on the file read it to end or move what they hold open.
         var c = SqliteDialect.Instance.Quote(common.ChangesTableName!);
         RecordEnd = $"INSERT INTO {c} (at, id) VALUES (@At, @Id);";
@@ -35,6 +43,18 @@ internal sealed class SqliteSessionSql
         SelectLastChange = $"SELECT coalesce(max(seq), 0) FROM {c};";
         PruneChanges = $"DELETE FROM {c} WHERE at < @Before;";
     }
+
+    /// <summary>At most <c>@Limit</c> rows expired before <c>@Now</c>, by key, after <c>@AfterId</c> (the cleaner in a mass expiry).</summary>
+    public string ListExpiredByKey { get; }
+
+    /// <summary>How many rows expired before <c>@Now</c>, counting at most <c>@Limit</c>.</summary>
+    public string CountExpiredUpTo { get; }
+
+    /// <summary>How many rows expired before <c>@Now</c>.</summary>
+    public string CountExpired { get; }
+
+    /// <summary>How many rows the table holds.</summary>
+    public string CountAll { get; }
 
     /// <summary>Records that the session under <c>@Id</c> ended, at <c>@At</c>.</summary>
     public string RecordEnd { get; }

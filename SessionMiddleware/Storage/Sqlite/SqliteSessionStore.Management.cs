@@ -106,6 +106,13 @@ internal sealed partial class SqliteSessionStore
             cancellationToken);
     }
 
+    /// <summary>
+    /// Lists expired rows by expiry then key, as the contract says, except in a mass expiry (see <see cref="IsMassExpiryAsync"/>):
+    /// then a cleanup run lists them by key. Deleting by expiry dirties a random page of the table for nearly every row (keys
+    /// are random); deleting by key empties its pages one after the other, and the writes and the WAL frames per row drop.
+    /// The run's first call decides; each next call whose <paramref name="after"/> is the last row of a page listed by key
+    /// goes on by key, any other by expiry (a row it skips is deleted by the next run).
+    /// </summary>
     /// <inheritdoc/>
     public Task<IReadOnlyList<SessionLifetime>> ListExpiredAsync(SessionLifetime? after, int maxRows, CancellationToken cancellationToken = default)
     {
@@ -113,12 +120,43 @@ internal sealed partial class SqliteSessionStore
         return ReadAsync<IReadOnlyList<SessionLifetime>>(
             async connection =>
             {
+                var byKey = after is null
+                    ? await IsMassExpiryAsync(connection, parameters.Now, cancellationToken).ConfigureAwait(false)
+                    : Volatile.Read(ref _listedByKeyUpTo) is { } last && last.AsSpan().SequenceEqual(after.Key);
                 var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
+                    byKey ? _sqlite.ListExpiredByKey : _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                IReadOnlyList<SessionLifetime> expired = [.. rows.Select(r => r.ToSessionLifetime())];
+                Volatile.Write(ref _listedByKeyUpTo, byKey && expired.Count > 0 ? expired[^1].Key : null);
+                return expired;
             },
             cancellationToken);
     }
+
+    /// <summary>The last key of the last page <see cref="ListExpiredAsync"/> listed by key; null after a page by expiry.</summary>
+    private byte[]? _listedByKeyUpTo;
+
+    /// <summary>
+    /// Whether at least <see cref="SqliteStoreSettings.MassExpiryMinRows"/> rows are expired and they are at least an eighth
+    /// of the table (a restart after downtime, a burst of sessions created together): there a page of the table holds
+    /// several expired rows, and deleting by key pays. The table is counted only past the first bound, so a run of the
+    /// usual few expired rows reads no more than the index entries of that bound.
+    /// </summary>
+    private async Task<bool> IsMassExpiryAsync(SqliteConnection connection, long now, CancellationToken cancellationToken)
+    {
+        var bound = _massExpiryMinRows;
+        if (bound <= 0 || await connection.ExecuteScalarAsync<long>(SqlStatement.Of(
+                _sqlite.CountExpiredUpTo, new { Now = now, Limit = bound }, cancellationToken: cancellationToken)).ConfigureAwait(false) < bound)
+        {
+            return false;
+        }
+
+        var expired = await connection.ExecuteScalarAsync<long>(SqlStatement.Of(_sqlite.CountExpired, new { Now = now }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var total = await connection.ExecuteScalarAsync<long>(SqlStatement.Of(_sqlite.CountAll, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return expired * MassExpiryShare >= total;
+    }
+
+    /// <summary>A mass expiry has at least one expired row in this many (see <see cref="IsMassExpiryAsync"/>).</summary>
+    private const int MassExpiryShare = 8;
 
     /// <inheritdoc/>
     public Task<IReadOnlyList<byte[]>> DeleteExpiredAsync(IReadOnlyList<byte[]> keys, CancellationToken cancellationToken = default)

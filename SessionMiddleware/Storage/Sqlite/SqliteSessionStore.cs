@@ -45,6 +45,11 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
     private static readonly object InitializedMarker = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _initializedHandles = new();
 
+    /// <summary>The fewest expired rows for a mass expiry (<see cref="SqliteStoreSettings.MassExpiryMinRows"/>).</summary>
+    internal const int DefaultMassExpiryMinRows = 5000;
+
+    private readonly int _massExpiryMinRows;
+
     /// <summary>How often the WAL is checkpointed in the background (see <see cref="SqliteCheckpointer"/>).</summary>
     internal static readonly TimeSpan DefaultCheckpointInterval = TimeSpan.FromMilliseconds(250);
 
@@ -74,6 +79,7 @@ internal sealed partial class SqliteSessionStore : IServerSideSessionStore, IAsy
         }.ToString();
         _sql = new SessionSql(SqliteDialect.Instance, settings.Table.TableName);
         _sqlite = new SqliteSessionSql(_sql);
+        _massExpiryMinRows = settings.MassExpiryMinRows;
         _logger = logger;
         _expiry = settings.Table.Expiry(timeProvider);
         var busyMs = (long)Math.Min(int.MaxValue, Math.Ceiling(settings.BusyTimeout.TotalMilliseconds));

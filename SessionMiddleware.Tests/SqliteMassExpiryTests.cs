@@ -1,0 +1,134 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using SessionMiddleware.Cleanup;
+using SessionMiddleware.Events;
+using SessionMiddleware.Storage.Sqlite;
+using SessionMiddleware.Tests.Infrastructure;
+
+namespace SessionMiddleware.Tests;
+
+/// <summary>
+/// The SQLite store's cleaner listing in a mass expiry: when many rows expired and they are an eighth of the table or
+/// more, a cleanup run lists them by key (their pages one after the other); otherwise by expiry, as the store contract
+/// says. Either way a run deletes every expired row and no live one.
+/// </summary>
+public sealed class SqliteMassExpiryTests : TempFolderTest
+{
+    private static readonly Comparer<byte[]> ByKey = Comparer<byte[]>.Create((x, y) => x.AsSpan().SequenceCompareTo(y));
+    private FakeTimeProvider _time = null!;
+    private DateTimeOffset _filledAt;
+
+    [SetUp]
+    public void SetUp() => _time = StoreFactory.NewTime();
+
+    private SqliteSessionStore Store(int massExpiryMinRows) => new(
+        SqliteStoreSettings.From(new ServerSideSessionOptions { ConnectionString = $"Data Source={Folder.File("mass.db")}" }) with { MassExpiryMinRows = massExpiryMinRows },
+        _time, NullLogger<SqliteSessionStore>.Instance, SqliteSessionStore.DefaultCheckpointInterval);
+
+    /// <summary>Rows expiring one second apart, in an order unrelated to their keys; then <paramref name="live"/> rows that stay.</summary>
+    private async Task<(List<byte[]> Expired, List<byte[]> Live)> FillAsync(SqliteSessionStore store, int expired, int live)
+    {
+        await store.MigrateAsync();
+        var now = _filledAt = _time.GetUtcNow();
+        var dead = new List<byte[]>();
+        for (var i = 0; i < expired; i++)
+        {
+            var key = StoreFactory.NewKey();
+            await store.CreateAsync(new NewSession(key, [1], null, null, null, now.AddSeconds(10 + i)));
+            dead.Add(key);
+        }
+
+        var kept = new List<byte[]>();
+        for (var i = 0; i < live; i++)
+        {
+            var key = StoreFactory.NewKey();
+            await store.CreateAsync(new NewSession(key, [1], null, null, null, now.AddHours(1)));
+            kept.Add(key);
+        }
+
+        _time.Advance(TimeSpan.FromSeconds(10 + expired));
+        return (dead, kept);
+    }
+
+    [Test]
+    public async Task AMassExpiry_IsListedByKey_PageAfterPage()
+    {
+        await using var store = Store(massExpiryMinRows: 10);
+        var (expired, _) = await FillAsync(store, expired: 30, live: 20);
+
+        var first = await store.ListExpiredAsync(null, 12);
+        var second = await store.ListExpiredAsync(first[^1], 12);
+        var third = await store.ListExpiredAsync(second[^1], 12);
+
+        var byKey = expired.OrderBy(k => k, ByKey).ToList();
+        Assert.That(first.Concat(second).Concat(third).Select(r => r.Key), Is.EqualTo(byKey), "every expired row once, by key");
+    }
+
+    [Test]
+    public async Task FewExpiredRows_OrAFewAmongMany_AreListedByExpiry()
+    {
+        // 30 expired of 300 rows (a tenth): not a mass expiry.
+        await using var store = Store(massExpiryMinRows: 10);
+        var (expired, _) = await FillAsync(store, expired: 30, live: 270);
+
+        var listed = await store.ListExpiredAsync(null, 100);
+
+        Assert.That(listed.Select(r => r.Key), Is.EqualTo(expired), "by expiry, the order they were given");
+    }
+
+    [Test]
+    public async Task FewerExpiredRowsThanTheBound_AreListedByExpiry_EvenWhenMostOfTheTable()
+    {
+        await using var store = Store(massExpiryMinRows: 31);
+        var (expired, _) = await FillAsync(store, expired: 30, live: 2);
+
+        var listed = await store.ListExpiredAsync(null, 100);
+
+        Assert.That(listed.Select(r => r.Key), Is.EqualTo(expired));
+    }
+
+    [Test]
+    public async Task APageAfterARowNotListedByKey_GoesOnByExpiry()
+    {
+        await using var store = Store(massExpiryMinRows: 10);
+        var (expired, _) = await FillAsync(store, expired: 30, live: 0);
+        var first = await store.ListExpiredAsync(null, 5);
+
+        // Not the last row of that page: another caller's paging, by expiry from that row.
+        var fromTenth = await store.ListExpiredAsync(new SessionLifetime(expired[9], null, _filledAt, _filledAt.AddSeconds(10 + 9)), 100);
+
+        Assert.That(fromTenth.Select(r => r.Key), Is.EqualTo(expired.Skip(10)));
+    }
+
+    [Test]
+    public async Task ACleanupRunInAMassExpiry_DeletesEveryExpiredRow_AndNoLiveOne_RaisingEachEnd()
+    {
+        await using var store = Store(massExpiryMinRows: 10);
+        var (expired, live) = await FillAsync(store, expired: 45, live: 15);
+        var options = new ServerSideSessionOptions { CleanupBatchSize = 7 };
+        var ended = new List<string>();
+        options.Events.OnEnded = c =>
+        {
+            ended.Add(c.SessionId);
+            return Task.CompletedTask;
+        };
+        var cleaner = new SessionCleanupService(store, _time, Options.Create(options), new FakeLogger<SessionCleanupService>(),
+            events: new SessionEvents(options.Events, options.AbsoluteTimeout, _time, new FakeLogger<SessionEvents>()));
+
+        var deleted = await cleaner.RunOnceAsync(CancellationToken.None);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(deleted, Is.EqualTo(45));
+            Assert.That(ended, Is.EquivalentTo(expired.Select(SessionMiddleware.Ids.SessionIds.ToPublicId)));
+            foreach (var key in live)
+            {
+                Assert.That(await store.LoadAsync(key), Is.Not.Null);
+            }
+
+            Assert.That(await store.ListExpiredAsync(null, 100), Is.Empty);
+        });
+    }
+}
