@@ -83,5 +83,49 @@ public sealed class SessionDataProtectorTests
         Assert.That(sealer.TryRead(sealedBytes, out _, out _, out _, out var error), Is.False, error);
     }
 
+    [Test]
+    public void TheSameSealedBlob_IsUnprotectedOnce_AnotherWithTheSameBytes_Again()
+    {
+        // The SQLite row cache hands out the same array for a row at every load: opening it once is enough.
+        var keys = new CountingProvider(new EphemeralDataProtectionProvider());
+        var protector = new SessionDataProtector(keys, seals: true);
+        var sealedBytes = protector.Seal(Serialized("a", "b"));
+
+        var first = protector.TryRead(sealedBytes, out var entries, out _, out _, out _);
+        var second = protector.TryRead(sealedBytes, out var again, out _, out _, out _);
+        var afterSame = keys.Unprotects;
+        var copy = protector.TryRead((byte[])sealedBytes.Clone(), out _, out _, out _, out _);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(first && second && copy, Is.True);
+            Assert.That(Encoding.UTF8.GetString(again["a"]), Is.EqualTo("b"));
+            Assert.That(entries["a"], Is.Not.SameAs(again["a"]), "each read gets its own values");
+            Assert.That(afterSame, Is.EqualTo(1));
+            Assert.That(keys.Unprotects, Is.EqualTo(2), "another array is opened anew");
+        });
+    }
+
+    /// <summary>Counts the unprotects of the protectors it creates.</summary>
+    private sealed class CountingProvider(IDataProtectionProvider inner) : IDataProtectionProvider
+    {
+        public int Unprotects;
+
+        public IDataProtector CreateProtector(string purpose) => new Counting(this, inner.CreateProtector(purpose));
+
+        private sealed class Counting(CountingProvider owner, IDataProtector inner) : IDataProtector
+        {
+            public IDataProtector CreateProtector(string purpose) => new Counting(owner, inner.CreateProtector(purpose));
+
+            public byte[] Protect(byte[] plaintext) => inner.Protect(plaintext);
+
+            public byte[] Unprotect(byte[] protectedData)
+            {
+                Interlocked.Increment(ref owner.Unprotects);
+                return inner.Unprotect(protectedData);
+            }
+        }
+    }
+
     private static bool Contains(byte[] haystack, string needle) => haystack.AsSpan().IndexOf(Encoding.UTF8.GetBytes(needle)) >= 0;
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
@@ -23,6 +24,13 @@ internal sealed class SessionDataProtector
     public const byte SealedFormat = 0x80;
 
     private readonly IDataProtector _protector;
+
+    /// <summary>
+    /// The clear bytes of the sealed blobs opened, by the blob's instance: a row the SQLite row cache keeps is the same
+    /// array at every load, so it is unprotected once, not on every request. An entry lives as long as its blob (weakly
+    /// keyed); a blob is never changed in place (a write stores a new array), and the reader copies what it reads out.
+    /// </summary>
+    private readonly ConditionalWeakTable<byte[], byte[]> _opened = [];
 
     public SessionDataProtector(IDataProtectionProvider provider, IOptions<ServerSideSessionOptions> options)
         : this(provider, options?.Value.ProtectData ?? throw new ArgumentNullException(nameof(options)))
@@ -65,11 +73,12 @@ internal sealed class SessionDataProtector
         byte[] stored, out Dictionary<string, byte[]> entries, out int size, out Dictionary<string, byte[]> tickets, out string? error)
     {
         var clear = stored;
-        if (IsSealed(stored))
+        if (IsSealed(stored) && !_opened.TryGetValue(stored, out clear))
         {
             try
             {
                 clear = _protector.Unprotect(stored.AsSpan(1).ToArray());
+                _opened.AddOrUpdate(stored, clear);
             }
             catch (CryptographicException)
             {
