@@ -23,6 +23,16 @@ public sealed class SignalRStoreOutageTests : TempFolderTest
         var (cookies, _) = await SignalRTestApp.SignInAsync(host, "erin");
         await using var client = await HubClient.ConnectAsync(host, cookies);
 
+        // The client's start completes with the handshake; the server links the connection to its session (its last
+        // activity: now) in OnConnectedAsync, which may still be running. Linked after the clock moved, no touch is due.
+        var registry = host.Services.GetRequiredService<SessionMiddleware.Live.LiveSessionRegistry>();
+        for (var waited = 0; waited < 10_000 && registry.Count == 0; waited += 20)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.That(registry.Count, Is.EqualTo(1), "the server linked the connection");
+
         // Every read and the cleaner's deletes fail (the cleaner would otherwise end the expired session meanwhile).
         static Exception Unreachable() => new TimeoutException("the database is unreachable");
         store.OnLoad = store.OnListExpired = store.OnDeleteExpired = Unreachable;
