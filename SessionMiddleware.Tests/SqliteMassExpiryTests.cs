@@ -78,10 +78,11 @@ public sealed class SqliteMassExpiryTests : TempFolderTest
         Assert.That(listed.Select(r => r.Key), Is.EqualTo(expired), "by expiry, the order they were given");
     }
 
-    [Test]
-    public async Task FewerExpiredRowsThanTheBound_AreListedByExpiry_EvenWhenMostOfTheTable()
+    [TestCase(31)]
+    [TestCase(0)]
+    public async Task FewerExpiredRowsThanTheBound_OrABoundOfZero_AreListedByExpiry_EvenWhenMostOfTheTable(int bound)
     {
-        await using var store = Store(massExpiryMinRows: 31);
+        await using var store = Store(massExpiryMinRows: bound);
         var (expired, _) = await FillAsync(store, expired: 30, live: 2);
 
         var listed = await store.ListExpiredAsync(null, 100);
