@@ -78,7 +78,7 @@ public sealed class CleanupUnderLoadTests
         command.Parameters.AddWithValue("$t", lastAccess);
         foreach (var _ in Enumerable.Range(0, count))
         {
-            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId());
+            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow));
             command.ExecuteNonQuery();
         }
 

@@ -93,7 +93,7 @@ public sealed class RevokeUnderLoadTests
         command.Parameters.AddWithValue("$e", expiresAt);
         foreach (var _ in Enumerable.Range(0, count))
         {
-            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId());
+            id.Value = SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow));
             command.ExecuteNonQuery();
         }
 

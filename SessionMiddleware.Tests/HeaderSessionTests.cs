@@ -262,7 +262,7 @@ public sealed class HeaderSessionTests(StoreKind store) : TempFolderTest
         {
             "oversized" => new string('A', 4_000),
             "tampered" => victim[..^2] + (victim[^2] == 'A' ? 'B' : 'A') + victim[^1],
-            "another purpose" => WebEncoders.Base64UrlEncode(protector.CreateProtector("another purpose").Protect(SessionIds.NewSecretId())),
+            "another purpose" => WebEncoders.Base64UrlEncode(protector.CreateProtector("another purpose").Protect(SessionIds.NewSecretId(DateTimeOffset.UtcNow))),
             "wrong length" => WebEncoders.Base64UrlEncode(protector.CreateProtector(SessionIdProtector.Purpose).Protect(new byte[16])),
             _ => kind,
         };

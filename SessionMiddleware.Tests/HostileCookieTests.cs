@@ -55,8 +55,8 @@ public sealed class HostileCookieTests(StoreKind store)
         }
 
         var protector = _host.Services.GetRequiredService<IDataProtectionProvider>();
-        var neverIssued = WebEncoders.Base64UrlEncode(protector.CreateProtector(SessionIdProtector.Purpose).Protect(SessionIds.NewSecretId()));
-        var otherPurpose = WebEncoders.Base64UrlEncode(protector.CreateProtector("another purpose").Protect(SessionIds.NewSecretId()));
+        var neverIssued = WebEncoders.Base64UrlEncode(protector.CreateProtector(SessionIdProtector.Purpose).Protect(SessionIds.NewSecretId(DateTimeOffset.UtcNow)));
+        var otherPurpose = WebEncoders.Base64UrlEncode(protector.CreateProtector("another purpose").Protect(SessionIds.NewSecretId(DateTimeOffset.UtcNow)));
         var wrongLength = WebEncoders.Base64UrlEncode(protector.CreateProtector(SessionIdProtector.Purpose).Protect(new byte[16]));
 
         using var otherFolder = new TempFolder();
@@ -105,8 +105,8 @@ public sealed class HostileCookieTests(StoreKind store)
         yield return V("Quotes", c => C(c, "\"\""));
         yield return V("Base64OfZeros32", c => C(c, WebEncoders.Base64UrlEncode(new byte[32])));
         yield return V("Base64OfZeros200", c => C(c, WebEncoders.Base64UrlEncode(new byte[200])));
-        yield return V("RawSecretIdAsCookie", c => C(c, WebEncoders.Base64UrlEncode(SessionIds.NewSecretId())));
-        yield return V("PublicIdAsCookie", c => C(c, Convert.ToHexStringLower(SessionIds.NewSecretId())));
+        yield return V("RawSecretIdAsCookie", c => C(c, WebEncoders.Base64UrlEncode(SessionIds.NewSecretId(DateTimeOffset.UtcNow))));
+        yield return V("PublicIdAsCookie", c => C(c, Convert.ToHexStringLower(SessionIds.NewSecretId(DateTimeOffset.UtcNow))));
         yield return V("CaseChanged", c => C(c, c.Valid.ToUpperInvariant()));
         yield return V("Reversed", c => C(c, new string(c.Valid.Reverse().ToArray())));
         yield return V("DoubledValue", c => C(c, c.Valid + c.Valid));

@@ -291,13 +291,15 @@ public sealed class MiddlewareTests : TempFolderTest
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
         var bytes = Directory.GetFiles(Folder.Path, "sessions.db*").SelectMany(File.ReadAllBytes).ToArray();
-        var key = SHA256.HashData(secret);
+        // The key: the ID's issue time (its first 6 bytes), then the first 26 bytes of the whole ID's SHA-256.
+        byte[] key = [.. secret.AsSpan(0, 6), .. SHA256.HashData(secret).AsSpan(0, 26)];
 
         Assert.Multiple(() =>
         {
             Assert.That(bytes.AsSpan().IndexOf(secret), Is.EqualTo(-1), "raw secret ID stored");
+            Assert.That(bytes.AsSpan().IndexOf(secret.AsSpan(6)), Is.EqualTo(-1), "the secret ID's random bytes stored");
             Assert.That(bytes.AsSpan().IndexOf(Encoding.ASCII.GetBytes(cookie)), Is.EqualTo(-1), "cookie value stored");
-            Assert.That(bytes.AsSpan().IndexOf(key), Is.GreaterThanOrEqualTo(0), "the SHA-256 key is what is stored");
+            Assert.That(bytes.AsSpan().IndexOf(key), Is.GreaterThanOrEqualTo(0), "the key is what is stored");
             Assert.That(id, Is.EqualTo(Convert.ToHexStringLower(key)), "ISession.Id is the public hash handle");
         });
     }

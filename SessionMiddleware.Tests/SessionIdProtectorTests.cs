@@ -28,7 +28,7 @@ public sealed class SessionIdProtectorTests
     [Test]
     public void ACookieReadTwice_GivesTheSameId_EachTimeACopy()
     {
-        var secretId = SessionIds.NewSecretId();
+        var secretId = SessionIds.NewSecretId(DateTimeOffset.UtcNow);
         var cookie = _protector.Protect(secretId);
 
         var first = _protector.Unprotect(cookie, out _)!;
@@ -47,7 +47,7 @@ public sealed class SessionIdProtectorTests
     [Test]
     public void ATamperedCopyOfACookieReadBefore_IsStillRejected()
     {
-        var cookie = _protector.Protect(SessionIds.NewSecretId());
+        var cookie = _protector.Protect(SessionIds.NewSecretId(DateTimeOffset.UtcNow));
         _protector.Unprotect(cookie, out _);
         var tampered = cookie[..^2] + (cookie[^2] == 'A' ? 'B' : 'A') + cookie[^1];
 
@@ -61,7 +61,7 @@ public sealed class SessionIdProtectorTests
     [Test]
     public void ACookieWhoseKeyIsNoLongerAccepted_IsRejected_OnceItsMinuteInMemoryHasPassed()
     {
-        var cookie = _protector.Protect(SessionIds.NewSecretId());
+        var cookie = _protector.Protect(SessionIds.NewSecretId(DateTimeOffset.UtcNow));
         Assert.That(_protector.Unprotect(cookie, out _), Is.Not.Null);
 
         _keys.RejectAll = true;
@@ -80,7 +80,7 @@ public sealed class SessionIdProtectorTests
     [Test]
     public void AtMostMaxKeptCookiesAreKept_AndEveryCookieStillReads()
     {
-        var ids = Enumerable.Range(0, RecentlyUnprotected.MaxKept + 10).Select(_ => SessionIds.NewSecretId()).ToList();
+        var ids = Enumerable.Range(0, RecentlyUnprotected.MaxKept + 10).Select(_ => SessionIds.NewSecretId(DateTimeOffset.UtcNow)).ToList();
         var cookies = ids.Select(_protector.Protect).ToList();
 
         for (var i = 0; i < cookies.Count; i++)

@@ -7,7 +7,7 @@ namespace SessionMiddleware.Tests;
 /// <summary>A session's life as one value: what each transition keeps and what it leaves behind.</summary>
 public sealed class SessionLifecycleTests
 {
-    private static readonly byte[] SecretId = SessionIds.NewSecretId();
+    private static readonly byte[] SecretId = SessionIds.NewSecretId(DateTimeOffset.UtcNow);
 
     private static SessionLifecycle Loaded(string? user = "alice") =>
         SessionLifecycle.Stored(SecretId, new StoredSession(SessionIds.ComputeKey(SecretId), [], 7, user, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch));
@@ -16,7 +16,7 @@ public sealed class SessionLifecycleTests
     public void Abandoned_WhileRenewing_EndsTheIdItHadBefore_AndStartsANewSessionWithNothingLeftOver()
     {
         var loaded = Loaded();
-        var renewing = loaded.Regenerated().BoundTo("bob");
+        var renewing = loaded.Regenerated(DateTimeOffset.UtcNow).BoundTo("bob");
 
         var abandoned = renewing.Abandoned();
 
@@ -34,7 +34,7 @@ public sealed class SessionLifecycleTests
     public void Abandoned_WhenFollowingARenewal_EndsOnlyTheIdThisRequestPresented()
     {
         var loaded = Loaded();
-        var following = loaded.Following(SessionIds.ComputeKey(SessionIds.NewSecretId()));
+        var following = loaded.Following(SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow)));
 
         var abandoned = following.Abandoned();
 
@@ -51,7 +51,7 @@ public sealed class SessionLifecycleTests
     public void Abandoned_Twice_KeepsTheFirstRowToDelete_AndAGoneRowStaysGone()
     {
         var first = Loaded().Gone().Abandoned();
-        var second = first.WithId().Abandoned();
+        var second = first.WithId(DateTimeOffset.UtcNow).Abandoned();
 
         Assert.Multiple(() =>
         {
@@ -66,7 +66,7 @@ public sealed class SessionLifecycleTests
     public void RenewalCancelled_RestoresTheOldId_AndRenewedForgetsIt()
     {
         var loaded = Loaded();
-        var renewing = loaded.Regenerated().Regenerated();
+        var renewing = loaded.Regenerated(DateTimeOffset.UtcNow).Regenerated(DateTimeOffset.UtcNow);
 
         var cancelled = renewing.RenewalCancelled();
         var renewed = renewing.Renewed(8);
@@ -84,10 +84,10 @@ public sealed class SessionLifecycleTests
     [Test]
     public void Regenerated_OnANewSession_DropsItsId_AndCreatedStoresIt()
     {
-        var withId = SessionLifecycle.New.WithId();
+        var withId = SessionLifecycle.New.WithId(DateTimeOffset.UtcNow);
 
-        var regenerated = withId.Regenerated();
-        var created = regenerated.WithId().Created(1);
+        var regenerated = withId.Regenerated(DateTimeOffset.UtcNow);
+        var created = regenerated.WithId(DateTimeOffset.UtcNow).Created(1);
 
         Assert.Multiple(() =>
         {

@@ -18,5 +18,5 @@ internal static class StoreFactory
         return new SqliteSessionStore(Options.Create(options), time, NullLogger<SqliteSessionStore>.Instance, checkpointInterval ?? SqliteSessionStore.DefaultCheckpointInterval);
     }
 
-    public static byte[] NewKey() => SessionIds.ComputeKey(SessionIds.NewSecretId());
+    public static byte[] NewKey() => SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow));
 }

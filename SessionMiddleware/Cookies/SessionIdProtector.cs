@@ -88,7 +88,7 @@ internal sealed class SessionIdProtector
             return null;
         }
 
-        if (secretId.Length != SessionIds.SecretIdLength)
+        if (!SessionIds.IsSecretIdLength(secretId.Length))
         {
             reason = "wrong length";
             return null;

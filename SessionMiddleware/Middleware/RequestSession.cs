@@ -80,11 +80,11 @@ internal sealed partial class RequestSession : ISessionOwner
         {
             // A cookie naming no live session: expired at the commit, unless a new session's cookie replaces it.
             _deadKey = secretId is null ? null : SessionIds.ComputeKey(secretId);
-            Session = ServerSideSession.CreateNew(this, runtime.DataProtector, runtime.Options.MaxSessionBytes, runtime.Now());
+            Session = ServerSideSession.CreateNew(this, runtime.DataProtector, runtime.TimeProvider, runtime.Options.MaxSessionBytes, runtime.Now());
             return;
         }
 
-        Session = ServerSideSession.FromStored(this, runtime.DataProtector, runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
+        Session = ServerSideSession.FromStored(this, runtime.DataProtector, runtime.TimeProvider, runtime.Options.MaxSessionBytes, secretId, stored, out var dataError);
         if (dataError is not null)
         {
             Log.CorruptSessionData(Logger, Session.Id, dataError);

@@ -15,24 +15,26 @@ internal sealed partial class ServerSideSession : IServerSideSession
 {
     private readonly ISessionOwner? _owner;
     private readonly SessionDataProtector _protector;
+    private readonly TimeProvider _time;
     private readonly SessionData _data;
     private readonly SessionTickets _tickets;
     private SessionLifecycle _state;
     private string? _publicId;
     private byte[]? _publicIdOf;
 
-    private ServerSideSession(ISessionOwner? owner, SessionDataProtector protector, SessionData data, SessionTickets tickets, SessionLifecycle state)
+    private ServerSideSession(ISessionOwner? owner, SessionDataProtector protector, TimeProvider time, SessionData data, SessionTickets tickets, SessionLifecycle state)
     {
         _owner = owner;
         _protector = protector;
+        _time = time;
         _data = data;
         _tickets = tickets;
         _state = state;
     }
 
-    /// <summary>A session with no row: its secret ID is made when it is first needed.</summary>
-    public static ServerSideSession CreateNew(ISessionOwner? owner, SessionDataProtector protector, int maxBytes, DateTimeOffset now) =>
-        new(owner, protector, new SessionData(maxBytes), new SessionTickets(), SessionLifecycle.New)
+    /// <summary>A session with no row: its secret ID is made when it is first needed (issued at <paramref name="time"/>'s now then).</summary>
+    public static ServerSideSession CreateNew(ISessionOwner? owner, SessionDataProtector protector, TimeProvider time, int maxBytes, DateTimeOffset now) =>
+        new(owner, protector, time, new SessionData(maxBytes), new SessionTickets(), SessionLifecycle.New)
         {
             CreatedAt = now,
             LastAccessAt = now,
@@ -40,11 +42,11 @@ internal sealed partial class ServerSideSession : IServerSideSession
 
     /// <summary>A session loaded from its row; corrupt data yields an empty session and a non-null error.</summary>
     public static ServerSideSession FromStored(
-        ISessionOwner? owner, SessionDataProtector protector, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
+        ISessionOwner? owner, SessionDataProtector protector, TimeProvider time, int maxBytes, byte[] secretId, StoredSession stored, out string? dataError)
     {
         // Unreadable data is read as empty but kept: only a change by the app replaces it (old nodes must not wipe newer rows).
         var data = SessionData.Read(stored.Data, protector, maxBytes, out var tickets, out dataError);
-        return new ServerSideSession(owner, protector, data, SessionTickets.Decode(tickets), SessionLifecycle.Stored(secretId, stored))
+        return new ServerSideSession(owner, protector, time, data, SessionTickets.Decode(tickets), SessionLifecycle.Stored(secretId, stored))
         {
             CreatedAt = stored.CreatedAt,
             LastAccessAt = stored.LastAccessAt,
@@ -217,14 +219,14 @@ internal sealed partial class ServerSideSession : IServerSideSession
         }
 
         ThrowIfResponseStarted(nameof(BindToUser));
-        _state = _state.Regenerated().BoundTo(userId);
+        _state = _state.Regenerated(_time.GetUtcNow()).BoundTo(userId);
     }
 
     /// <inheritdoc/>
     public void RegenerateId()
     {
         ThrowIfResponseStarted(nameof(RegenerateId));
-        _state = _state.Regenerated();
+        _state = _state.Regenerated(_time.GetUtcNow());
     }
 
     // A new ID needs a Set-Cookie header: once the response has started it cannot be sent, so the call is refused
@@ -281,7 +283,7 @@ internal sealed partial class ServerSideSession : IServerSideSession
     [MemberNotNull(nameof(SecretId), nameof(Key))]
     public void EnsureId()
     {
-        _state = _state.WithId();
+        _state = _state.WithId(_time.GetUtcNow());
         if (SecretId is null || Key is null)
         {
             throw new UnreachableException();

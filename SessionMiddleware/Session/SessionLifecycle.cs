@@ -54,15 +54,15 @@ internal sealed record SessionLifecycle
     public static SessionLifecycle Stored(byte[] secretId, StoredSession stored) =>
         new() { SecretId = secretId, Key = stored.Key, Version = stored.Version, UserId = stored.UserId };
 
-    /// <summary>A new secret ID and key when the session has none yet.</summary>
-    public SessionLifecycle WithId()
+    /// <summary>A new secret ID and key, issued at <paramref name="now"/>, when the session has none yet.</summary>
+    public SessionLifecycle WithId(DateTimeOffset now)
     {
         if (SecretId is not null && Key is not null)
         {
             return this;
         }
 
-        var secretId = SessionIds.NewSecretId();
+        var secretId = SessionIds.NewSecretId(now);
         return this with { SecretId = secretId, Key = SessionIds.ComputeKey(secretId) };
     }
 
@@ -70,14 +70,14 @@ internal sealed record SessionLifecycle
     /// A new ID. A new session's ID is dropped (it gets a fresh one when stored); a stored one renews, remembering the ID
     /// it had before the first renewal of the request.
     /// </summary>
-    public SessionLifecycle Regenerated()
+    public SessionLifecycle Regenerated(DateTimeOffset now)
     {
         if (IsNew)
         {
             return this with { SecretId = null, Key = null };
         }
 
-        var secretId = SessionIds.NewSecretId();
+        var secretId = SessionIds.NewSecretId(now);
         return this with
         {
             RenewingFrom = RenewingFrom ?? new RenewalOrigin(Key, SecretId, UserId),

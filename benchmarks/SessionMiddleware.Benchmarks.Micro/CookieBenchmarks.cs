@@ -26,7 +26,7 @@ public class CookieBenchmarks
     {
         _services = new ServiceCollection().AddDataProtection().UseEphemeralDataProtectionProvider().Services.BuildServiceProvider();
         _protector = new SessionIdProtector(_services.GetRequiredService<IDataProtectionProvider>());
-        _secretId = SessionIds.NewSecretId();
+        _secretId = SessionIds.NewSecretId(DateTimeOffset.UtcNow);
         _cookie = _protector.Protect(_secretId);
         _dataProtector = _services.GetRequiredService<IDataProtectionProvider>().CreateProtector(SessionIdProtector.Purpose);
         _protectedBytes = Microsoft.AspNetCore.WebUtilities.WebEncoders.Base64UrlDecode(_cookie);
@@ -50,5 +50,5 @@ public class CookieBenchmarks
     public byte[] ComputeKey() => SessionIds.ComputeKey(_secretId);
 
     [Benchmark]
-    public byte[] NewSecretId() => SessionIds.NewSecretId();
+    public byte[] NewSecretId() => SessionIds.NewSecretId(DateTimeOffset.UtcNow);
 }

@@ -1,9 +1,9 @@
-using System.Security.Cryptography;
 using BenchmarkDotNet.Attributes;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Storage;
 using SessionMiddleware.Storage.Sqlite;
 
@@ -37,10 +37,10 @@ public class StoreBenchmarks
         _store.MigrateAsync().GetAwaiter().GetResult();
         for (var i = 0; i < 10_000; i++)
         {
-            _store.CreateAsync(new NewSession(RandomNumberGenerator.GetBytes(32), Data, null, "127.0.0.1", "bench")).GetAwaiter().GetResult();
+            _store.CreateAsync(new NewSession(SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow)), Data, null, "127.0.0.1", "bench")).GetAwaiter().GetResult();
         }
 
-        _key = RandomNumberGenerator.GetBytes(32);
+        _key = SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow));
         _version = _store.CreateAsync(new NewSession(_key, Data, null, "127.0.0.1", "bench")).GetAwaiter().GetResult().Version;
         _uncached = new SqliteSessionStore(
             Options.Create(new ServerSideSessionOptions { ConnectionString = options.ConnectionString, RowCacheSize = 0 }), TimeProvider.System, NullLogger<SqliteSessionStore>.Instance);
@@ -85,7 +85,7 @@ public class StoreBenchmarks
 
     /// <summary><see cref="SqliteSessionStore.CreateAsync"/> of a new session (the commit of /new).</summary>
     [Benchmark]
-    public Task<StoredSession> StoreCreate() => _store.CreateAsync(new NewSession(RandomNumberGenerator.GetBytes(32), Data, null, "127.0.0.1", "bench"));
+    public Task<StoredSession> StoreCreate() => _store.CreateAsync(new NewSession(SessionIds.ComputeKey(SessionIds.NewSecretId(DateTimeOffset.UtcNow)), Data, null, "127.0.0.1", "bench"));
 
     /// <summary><see cref="SqliteSessionStore.TouchAsync"/> (a read-only request once TouchInterval has passed).</summary>
     [Benchmark]

@@ -33,12 +33,13 @@ internal static class SqliteFiller
         await Exec(connection, null, "PRAGMA busy_timeout = 30000; PRAGMA cache_size = -524288; PRAGMA synchronous = OFF;");
         await using (var transaction = (SqliteTransaction)await connection.BeginTransactionAsync())
         {
-            // Random 32-byte keys, like SHA-256 hashes; timestamps in Unix seconds, as the library stores them.
+            // Keys as the library issues them (Ids/SessionIds.cs): the creation time in milliseconds (6 bytes, big-endian),
+            // then 26 bytes of SHA-256 (random here); timestamps in Unix seconds, as the library stores them.
             await Exec(connection, transaction,
                 $"""
                 WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < @count)
                 INSERT INTO "{table}" (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at)
-                SELECT randomblob(32), NULL, @data, @at - (@count - x) / @rate, @at - (@count - x) / @rate, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler',
+                SELECT unhex(printf('%012x', @at * 1000 - (@count - x) * 1000 / @rate)) || randomblob(26), NULL, @data, @at - (@count - x) / @rate, @at - (@count - x) / @rate, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler',
                        @expires - (@count - x) / @rate FROM n;
                 """,
                 ("@count", count), ("@data", Data), ("@at", lastAccess.ToUnixTimeSeconds()), ("@expires", lastAccess.Add(IdleTimeout).ToUnixTimeSeconds()),
