@@ -241,6 +241,60 @@ public sealed class ProcessTests : TempFolderTest
         });
     }
 
+    // The app's startup checked the file's permissions by opening and closing it while its pool held the migration's
+    // connection open. On Linux, closing any descriptor of a file drops all of the process's POSIX locks on it, SQLite's
+    // included. Any other process closing its last connection on the file (an operator's sqlite3 shell, a script) then
+    // took itself for the file's last user: it checkpointed and deleted the WAL and -shm under the running app, whose
+    // later commits went to a deleted WAL that no other process could read and that a crash would lose. The sqlite3
+    // shell shows it (the SQLite bundled with Microsoft.Data.Sqlite leaves the WAL in place on close).
+    [Test]
+    public async Task ASqliteShellClosingItsConnection_LeavesTheRunningAppsWal_AndSeesItsLaterCommits()
+    {
+        var db = Folder.File("app.db");
+        await using var app = await ChildHost.StartAsync(db, Folder.File("keys"));
+        using var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { Timeout = TimeSpan.FromMinutes(1) };
+        await NewSessionAsync(client, app.BaseAddress);
+
+        var before = await CountWithTheSqliteShellAsync(db);
+        var walKept = File.Exists(db + "-wal") && File.Exists(db + "-shm");
+        await NewSessionAsync(client, app.BaseAddress);
+        var after = await CountWithTheSqliteShellAsync(db);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(before, Is.EqualTo(1));
+            Assert.That(walKept, Is.True, "the running app's WAL and -shm are still there after another process closed its connection");
+            Assert.That(after, Is.EqualTo(2), "the app's commit after that is seen by another process");
+        });
+    }
+
+    // The sqlite3 shell (Debian's sqlite3 package; build/test installs it) in a process of its own: one connection, one
+    // query, closed.
+    private static async Task<long> CountWithTheSqliteShellAsync(string db)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("sqlite3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(db);
+        start.ArgumentList.Add("SELECT count(*) FROM sessions;");
+        System.Diagnostics.Process process;
+        try
+        {
+            process = System.Diagnostics.Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new AssertionException("this test needs the sqlite3 shell (apt-get install sqlite3; build/test installs it): " + ex.Message);
+        }
+
+        using (process)
+        {
+            var output = await process.StandardOutput.ReadToEndAsync();
+            var error = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            Assert.That(process.ExitCode, Is.Zero, error);
+            return long.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     private static async Task<string> NewSessionAsync(HttpClient client, Uri baseAddress)
     {
         using var response = await client.GetAsync(new Uri(baseAddress, "/set?key=created&value=1"));

@@ -32,7 +32,7 @@ internal static class CleanupMode
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         try
         {
-            await using var server = await BenchServer.StartAsync(options, Config, null, "--gated-cleanup");
+            await using var server = await BenchServer.StartAsync(options, Config, null, "--gated-cleanup", "--log-errors");
             var cookies = await Seeder.SeedAsync(server, options.Sessions);
             foreach (var endpoint in endpoints)
             {
@@ -71,6 +71,13 @@ internal static class CleanupMode
                 var during = await Wrk.FinishAsync(wrk, TimeSpan.FromSeconds(30));
                 var left = await SqliteFiller.CountAsync(server.SessionsDb, $"last_access < {DateTimeOffset.UtcNow.AddDays(-1).ToUnixTimeSeconds()}");
                 Log(string.Create(Inv, $"/{endpoint} during cleanup: {during.RequestsPerSecond:0} req/s  p50 {during.P50Ms:0.00} ms  p99 {during.P99Ms:0.00} ms  errors {during.Errors}; cleaner: {run?.Message ?? "did not finish"}; expired rows left {left}"));
+                if (run is null)
+                {
+                    // What the server logged (warnings and errors only): why the cleaner did not report.
+                    var output = server.Output;
+                    Log("the server's last output:\n" + (output.Length > 3000 ? output[^3000..] : output));
+                }
+
                 outcomes.Add(new Outcome(endpoint, baseline, during, run, seconds, left, fill));
             }
         }

@@ -87,11 +87,21 @@ internal static class SqliteDatabasePath
         }
     }
 
+    // Never by opening the file: on Linux and macOS, closing any descriptor of a file drops every POSIX lock this process
+    // holds on it, SQLite's included. A probe of the database (or its -shm) while a connection of this process is open
+    // (the pool keeps the migration's) would leave this process unprotected: another process closing its last connection
+    // on the file would then take it for the last user, checkpoint and delete the WAL and -shm under this one, whose next
+    // commits would go to a deleted WAL. So on Unix the kernel is asked (access(2)); Windows locks per handle.
     private static bool CanWriteFile(string file)
     {
         if (!File.Exists(file))
         {
             return false;
+        }
+
+        if (!OperatingSystem.IsWindows())
+        {
+            return UnixAccess.CanWrite(file);
         }
 
         try
