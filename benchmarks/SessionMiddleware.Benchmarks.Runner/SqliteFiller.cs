@@ -34,17 +34,24 @@ internal static class SqliteFiller
         await using (var transaction = (SqliteTransaction)await connection.BeginTransactionAsync())
         {
             // Keys as the library issues them (Ids/SessionIds.cs): the creation time in milliseconds (6 bytes, big-endian),
-            // then 26 bytes of SHA-256 (random here); timestamps in Unix seconds, as the library stores them.
+            // then 26 bytes of SHA-256 (random here), built as hex and decoded once (|| on blobs would make TEXT);
+            // timestamps in Unix seconds, as the library stores them.
             await Exec(connection, transaction,
                 $"""
                 WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < @count)
                 INSERT INTO "{table}" (id, user_id, data, created_at, last_access, version, ip, user_agent, expires_at)
-                SELECT unhex(printf('%012x', @at * 1000 - (@count - x) * 1000 / @rate)) || randomblob(26), NULL, @data, @at - (@count - x) / @rate, @at - (@count - x) / @rate, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler',
+                SELECT unhex(printf('%012x', @at * 1000 - (@count - x) * 1000 / @rate) || hex(randomblob(26))), NULL, @data, @at - (@count - x) / @rate, @at - (@count - x) / @rate, 1, '127.0.0.1', 'SessionMiddleware.Benchmarks filler',
                        @expires - (@count - x) / @rate FROM n;
                 """,
                 ("@count", count), ("@data", Data), ("@at", lastAccess.ToUnixTimeSeconds()), ("@expires", lastAccess.Add(IdleTimeout).ToUnixTimeSeconds()),
                 ("@rate", RowsPerSecond));
             await transaction.CommitAsync();
+        }
+
+        // The library's keys are BLOBs; a key of another type would never match the cleaner's deletes.
+        if (await CountAsync(databasePath, "typeof(id) <> 'blob'", table) is var notBlobs and > 0)
+        {
+            throw new InvalidOperationException($"the filler wrote {notBlobs} keys that are not BLOBs");
         }
 
         await Exec(connection, null, "PRAGMA wal_checkpoint(TRUNCATE);");
