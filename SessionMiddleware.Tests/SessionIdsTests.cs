@@ -77,6 +77,24 @@ public sealed class SessionIdsTests
         });
     }
 
+    // Keys issued together share their first bytes (the time): anything that buckets or stripes keys must hash their
+    // SHA-256 bytes, or every session of a busy second lands in one bucket (a row cache lookup walks them all) or one
+    // commit lock (every commit of the process waits for the others).
+    [Test]
+    public void KeysIssuedInOneMillisecond_SpreadOverTheCommitLockStripes_AndTheRowCachesBuckets()
+    {
+        var keys = Enumerable.Range(0, 2000).Select(_ => SessionIds.ComputeKey(SessionIds.NewSecretId(At))).ToList();
+
+        var stripes = keys.Select(Concurrency.CommitLocks.StripeOf).Distinct().Count();
+        var hashes = keys.Select(Storage.Sqlite.SqliteRowCache.KeyComparer.Instance.GetHashCode).Distinct().Count();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(stripes, Is.GreaterThan(800), "2,000 keys over 1,024 stripes: about 880 stripes used when spread evenly");
+            Assert.That(hashes, Is.GreaterThan(1990), "2,000 keys: as many hash codes, but for a chance collision");
+        });
+    }
+
     private sealed class ByteOrder : IComparer<byte[]>
     {
         public static readonly ByteOrder Instance = new();

@@ -1,3 +1,5 @@
+using SessionMiddleware.Ids;
+
 namespace SessionMiddleware.Concurrency;
 
 /// <summary>
@@ -10,5 +12,8 @@ internal sealed class CommitLocks
     private readonly AsyncLock[] _stripes = [.. Enumerable.Range(0, StripeCount).Select(_ => new AsyncLock())];
 
     public ValueTask<AsyncLock.Releaser> EnterAsync(byte[] key, CancellationToken cancellationToken) =>
-        _stripes[(key[0] | (key[1] << 8)) & (StripeCount - 1)].EnterAsync(cancellationToken);
+        _stripes[StripeOf(key)].EnterAsync(cancellationToken);
+
+    /// <summary>The stripe of <paramref name="key"/>: from its hash bytes, never its time prefix (see <see cref="SessionIds.HashOf"/>).</summary>
+    internal static int StripeOf(byte[] key) => SessionIds.HashOf(key) & (StripeCount - 1);
 }

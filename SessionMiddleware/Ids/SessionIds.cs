@@ -71,6 +71,13 @@ internal static class SessionIds
         return key;
     }
 
+    /// <summary>
+    /// A hash of a key for in-memory tables and lock stripes: its last 4 bytes, which are SHA-256 output in every key. Never
+    /// its first bytes: keys issued together share their time prefix, and would all land in one bucket or stripe.
+    /// </summary>
+    public static int HashOf(ReadOnlySpan<byte> key) =>
+        key.Length >= sizeof(int) ? BinaryPrimitives.ReadInt32LittleEndian(key[^sizeof(int)..]) : key.Length;
+
     /// <summary>The public handle (<c>ISession.Id</c>): lowercase hex of the stored key. Safe to log and show.</summary>
     public static string ToPublicId(byte[] key) => Convert.ToHexStringLower(key);
 

@@ -319,13 +319,13 @@ internal sealed partial class SqliteRowCache : IDisposable
         _bytes = 0;
     }
 
-    /// <summary>Keys are SHA-256 hashes: their first bytes are a good hash code already.</summary>
-    private sealed class KeyComparer : IEqualityComparer<byte[]>
+    /// <summary>Keys end in SHA-256 output: their last bytes are a good hash code already (never the first: see <see cref="Ids.SessionIds.HashOf"/>).</summary>
+    internal sealed class KeyComparer : IEqualityComparer<byte[]>
     {
         public static readonly KeyComparer Instance = new();
 
         public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
 
-        public int GetHashCode(byte[] obj) => obj.Length >= 4 ? BitConverter.ToInt32(obj, 0) : obj.Length;
+        public int GetHashCode(byte[] obj) => Ids.SessionIds.HashOf(obj);
     }
 }
