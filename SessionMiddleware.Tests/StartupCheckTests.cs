@@ -165,6 +165,20 @@ public sealed class StartupCheckTests : TempFolderTest
         Assert.That(ex!.Message, Does.Contain($"\"{file}\"").And.Contain("the file is writable but its folder").And.Contain("sessions.db-wal").And.Contain("sessions.db-shm"));
     }
 
+    // The file itself unwritable (a read-only mount: root ignores permission bits). The check asks the kernel, never
+    // opens the file (opening and closing it would drop this process's SQLite locks: ProcessTests).
+    [Test]
+    public async Task Migrate_WithAReadOnlyFile_FailsSayingTheFileIsReadOnly()
+    {
+        using var mount = ReadOnlyFolder.Mount(Folder.File("ro"), writableFile: null, presentFile: "sessions.db");
+        var file = Path.Combine(mount.Path, "sessions.db");
+        await using var app = NewApp($"Data Source={file}");
+
+        var ex = Assert.ThrowsAsync<InvalidOperationException>(() => app.MigrateServerSideSessionsAsync());
+
+        Assert.That(ex!.Message, Does.Contain($"\"{file}\"").And.Contain("the file is read-only for the app's user"));
+    }
+
     // ---- Secure cookie over plain HTTP ----
 
     [Test]
@@ -248,7 +262,7 @@ public sealed class StartupCheckTests : TempFolderTest
 
     /// <summary>
     /// A tmpfs mounted read-only (the tests run as root, for whom permission bits do not stop writes), optionally with
-    /// one writable file bind-mounted into it from a writable folder.
+    /// one writable file bind-mounted into it from a writable folder, or one file left in it, read-only with the rest.
     /// </summary>
     private sealed class ReadOnlyFolder : IDisposable
     {
@@ -262,10 +276,16 @@ public sealed class StartupCheckTests : TempFolderTest
 
         public string Path { get; }
 
-        public static ReadOnlyFolder Mount(string path, string? writableFile)
+        public static ReadOnlyFolder Mount(string path, string? writableFile, string? presentFile = null)
         {
             Directory.CreateDirectory(path);
             TinyDisk.Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path);
+            if (presentFile is not null)
+            {
+                // A file that is there but, once the folder is remounted read-only, cannot be written.
+                File.WriteAllBytes(System.IO.Path.Combine(path, presentFile), []);
+            }
+
             string? bound = null;
             if (writableFile is not null)
             {
