@@ -1,5 +1,5 @@
-using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Authentication;
+using SessionMiddleware.Concurrency;
 using SessionMiddleware.Session;
 
 namespace SessionMiddleware.Authentication;
@@ -20,7 +20,7 @@ internal sealed class UnprotectedTickets
     /// <summary>The most tickets kept; a few KB each.</summary>
     public const int MaxEntries = 4096;
 
-    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly BoundedCache<string, Entry> _entries = new(MaxEntries, StringComparer.Ordinal);
 
     /// <summary>A copy of the ticket <paramref name="kept"/> protects, when this process has it; otherwise null.</summary>
     /// <param name="kept">The sign-in the session row keeps.</param>
@@ -35,12 +35,7 @@ internal sealed class UnprotectedTickets
     /// <param name="ticket">Its ticket, unprotected.</param>
     public void Set(SessionTicket kept, AuthenticationTicket ticket)
     {
-        if (_entries.Count >= MaxEntries)
-        {
-            _entries.Clear();
-        }
-
-        _entries[kept.Id] = new Entry(kept.ProtectedTicket, ticket.Clone());
+        _entries.Set(kept.Id, new Entry(kept.ProtectedTicket, ticket.Clone()));
     }
 
     /// <summary>How many tickets are kept (tests).</summary>

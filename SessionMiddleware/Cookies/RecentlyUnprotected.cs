@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using SessionMiddleware.Concurrency;
 
 namespace SessionMiddleware.Cookies;
 
@@ -23,7 +23,7 @@ internal static class RecentlyUnprotected
 internal sealed class RecentlyUnprotected<TKey, TValue>(TimeProvider timeProvider, Func<TValue, TValue> copy)
     where TKey : notnull
 {
-    private readonly ConcurrentDictionary<TKey, (TValue Value, long Until)> _kept = new();
+    private readonly BoundedCache<TKey, (TValue Value, long Until)> _kept = new(RecentlyUnprotected.MaxKept);
 
     /// <summary>How many cookies are kept now (for tests).</summary>
     public int Count => _kept.Count;
@@ -44,11 +44,6 @@ internal sealed class RecentlyUnprotected<TKey, TValue>(TimeProvider timeProvide
     /// <summary>Keeps a copy of what <paramref name="cookie"/> was just unprotected to.</summary>
     public void Keep(TKey cookie, TValue value)
     {
-        if (_kept.Count >= RecentlyUnprotected.MaxKept)
-        {
-            _kept.Clear();
-        }
-
-        _kept[cookie] = (copy(value), timeProvider.GetTimestamp() + (long)(RecentlyUnprotected.KeptFor.TotalSeconds * timeProvider.TimestampFrequency));
+        _kept.Set(cookie, (copy(value), timeProvider.GetTimestamp() + (long)(RecentlyUnprotected.KeptFor.TotalSeconds * timeProvider.TimestampFrequency)));
     }
 }
