@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.DependencyInjection;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Logging;
 using SessionMiddleware.Middleware;
 using SessionMiddleware.Session;
@@ -266,7 +267,12 @@ internal sealed class ServerSideTicketStore : ITicketStore
         _tickets.Set(kept, ticket);
     }
 
-    private static string NewReference() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    private static string NewReference()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        PooledRandom.Fill(bytes);
+        return Convert.ToHexStringLower(bytes);
+    }
 
     private string? UserIdOf(AuthenticationTicket ticket) => ticket.Principal.FindFirst(_userIdClaimType)?.Value is { Length: > 0 } id ? id : null;
 

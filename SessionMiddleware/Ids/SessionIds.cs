@@ -40,12 +40,12 @@ internal static class SessionIds
     /// <summary>Length of a key in bytes (either kind of secret ID).</summary>
     public const int KeyLength = 32;
 
-    /// <summary>A new secret ID issued at <paramref name="now"/>: its time, then random bytes from the cryptographic random number generator.</summary>
+    /// <summary>A new secret ID issued at <paramref name="now"/>: its time, then random bytes from the cryptographic random number generator (<see cref="PooledRandom"/>).</summary>
     public static byte[] NewSecretId(DateTimeOffset now)
     {
         var secretId = new byte[SecretIdLength];
         WriteTime(secretId, now);
-        RandomNumberGenerator.Fill(secretId.AsSpan(TimeBytes));
+        PooledRandom.Fill(secretId.AsSpan(TimeBytes));
         return secretId;
     }
 
