@@ -30,12 +30,14 @@ public sealed class PooledRandomTests
         PooledRandom.Fill(second);
 
         var pool = PooledRandom.PoolOfThisThread.ToArray();
+        var notYetIssued = pool.AsSpan(PooledRandom.NextOfThisThread).ToArray();
         Assert.Multiple(() =>
         {
             Assert.That(first, Is.Not.EqualTo(new byte[32]));
             Assert.That(pool.AsSpan().IndexOf(first.AsSpan(0, 16)), Is.EqualTo(-1), "an issued ID stays in the pool");
             Assert.That(pool.AsSpan().IndexOf(second.AsSpan(0, 16)), Is.EqualTo(-1), "an issued ID stays in the pool");
-            Assert.That(pool.Count(b => b != 0), Is.GreaterThan(PooledRandom.PoolBytes / 2), "the bytes not yet issued are random, not zeros");
+            Assert.That(pool.AsSpan(0, PooledRandom.NextOfThisThread).ContainsAnyExcept((byte)0), Is.False, "every byte handed out is zeroed");
+            Assert.That(notYetIssued.Count(b => b == 0), Is.LessThanOrEqualTo(2 + (notYetIssued.Length / 16)), "the bytes not yet issued are random, not zeros");
         });
     }
 

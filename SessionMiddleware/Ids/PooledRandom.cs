@@ -35,6 +35,9 @@ internal static class PooledRandom
     /// <summary>This thread's pool as it is now (tests: what was handed out must read as zeros).</summary>
     internal static ReadOnlySpan<byte> PoolOfThisThread => t_pool;
 
+    /// <summary>Where this thread's next draw starts in its pool (tests).</summary>
+    internal static int NextOfThisThread => t_next;
+
     /// <summary>Fills <paramref name="destination"/> with cryptographically random bytes.</summary>
     public static void Fill(Span<byte> destination)
     {
