@@ -42,9 +42,9 @@ public sealed class PooledRandomTests
     }
 
     [Test]
-    public void ARequestLongerThanThePoolServes_GoesToTheGenerator()
+    public void ARequestLargerThanThePool_GoesToTheGenerator()
     {
-        var big = new byte[PooledRandom.MaxPooledRequest + 1];
+        var big = new byte[PooledRandom.PoolBytes + 1];
         PooledRandom.Fill(big);
         var again = new byte[big.Length];
         PooledRandom.Fill(again);
