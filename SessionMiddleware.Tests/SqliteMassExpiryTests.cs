@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Options;
@@ -97,10 +98,12 @@ public sealed class SqliteMassExpiryTests : TempFolderTest
         var (expired, _) = await FillAsync(store, expired: 30, live: 0);
         var first = await store.ListExpiredAsync(null, 5);
 
-        // Not the last row of that page: another caller's paging, by expiry from that row.
-        var fromTenth = await store.ListExpiredAsync(new SessionLifetime(expired[9], null, _filledAt, _filledAt.AddSeconds(10 + 9)), 100);
+        // Not the last row of that page (keys of one millisecond share their prefix, so the tenth row by expiry may be it):
+        // another caller's paging, by expiry from that row.
+        var from = first[^1].Key.AsSpan().SequenceEqual(expired[9]) ? 10 : 9;
+        var fromThere = await store.ListExpiredAsync(new SessionLifetime(expired[from], null, _filledAt, _filledAt.AddSeconds(10 + from)), 100);
 
-        Assert.That(fromTenth.Select(r => r.Key), Is.EqualTo(expired.Skip(10)));
+        Assert.That(fromThere.Select(r => r.Key), Is.EqualTo(expired.Skip(from + 1)));
     }
 
     [Test]
@@ -130,6 +133,52 @@ public sealed class SqliteMassExpiryTests : TempFolderTest
             }
 
             Assert.That(await store.ListExpiredAsync(null, 100), Is.Empty);
+        });
+    }
+
+    /// <summary>
+    /// A row whose key is not a BLOB (SQLite's columns take any type; the library never writes one) used to stop every
+    /// cleanup run that listed by expiry at that row. The cleaner now deletes every session around it, leaves it, and
+    /// names it in a warning; listed by key (a mass expiry) the same.
+    /// </summary>
+    [TestCase(1_000_000, TestName = "ExpiredRowsWithAKeyThatIsNotABlob_AreLeftAndNamed_WhileEverySessionAroundThemIsDeleted(by expiry)")]
+    [TestCase(10, TestName = "ExpiredRowsWithAKeyThatIsNotABlob_AreLeftAndNamed_WhileEverySessionAroundThemIsDeleted(by key)")]
+    public async Task ExpiredRowsWithAKeyThatIsNotABlob_AreLeftAndNamed_WhileEverySessionAroundThemIsDeleted(int massExpiryMinRows)
+    {
+        var storeLogger = new FakeLogger<SqliteSessionStore>();
+        await using var store = new SqliteSessionStore(
+            SqliteStoreSettings.From(new ServerSideSessionOptions { ConnectionString = $"Data Source={Folder.File("mass.db")}" }) with { MassExpiryMinRows = massExpiryMinRows },
+            _time, storeLogger, SqliteSessionStore.DefaultCheckpointInterval);
+        var (expired, live) = await FillAsync(store, expired: 30, live: 5);
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Folder.File("mass.db")}"))
+        {
+            await connection.OpenAsync();
+            var command = connection.CreateCommand();
+            command.CommandText =
+                "INSERT INTO sessions (id, data, created_at, last_access, version, expires_at) VALUES " +
+                "('text-key', x'01', @At, @At, 1, @At), (42, x'01', @At, @At, 1, @At), (hex(randomblob(32)), x'01', @At, @At, 1, @At);";
+            command.Parameters.AddWithValue("@At", _filledAt.AddSeconds(15).ToUnixTimeSeconds());
+            await command.ExecuteNonQueryAsync();
+        }
+
+        var cleanerLogger = new FakeLogger<SessionCleanupService>();
+        var cleaner = new SessionCleanupService(store, _time, Options.Create(new ServerSideSessionOptions { CleanupBatchSize = 7 }), cleanerLogger);
+        var deleted = await cleaner.RunOnceAsync(CancellationToken.None);
+        var warnings = storeLogger.Collector.GetSnapshot().Where(r => r.Id.Name == "CleanupForeignRowsLeft").ToList();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(deleted, Is.EqualTo(expired.Count), "every expired session, the rows after the foreign ones too");
+            Assert.That(cleanerLogger.Collector.GetSnapshot().Where(r => r.Id.Name == "CleanupFailed"), Is.Empty);
+            Assert.That(await store.ListExpiredAsync(null, 100), Is.Empty);
+            foreach (var key in live)
+            {
+                Assert.That(await store.LoadAsync(key), Is.Not.Null);
+            }
+
+            Assert.That(warnings, Has.Count.EqualTo(1), "one warning per run");
+            Assert.That(warnings.FirstOrDefault()?.Level, Is.EqualTo(LogLevel.Warning));
+            Assert.That(warnings.FirstOrDefault()?.Message, Does.Contain("leaves 3 expired rows"));
         });
     }
 }

@@ -101,6 +101,9 @@ internal static partial class Log
     [LoggerMessage(71, LogLevel.Debug, "Session cleanup raised the end of {Raised} expired sessions and deleted {Deleted}; the others were deleted or used meanwhile by another server.", EventName = "CleanupBatchPartlyDeleted")]
     public static partial void CleanupBatchPartlyDeleted(ILogger logger, int raised, int deleted);
 
+    [LoggerMessage(72, LogLevel.Warning, "Session cleanup leaves {Count} expired rows of table \"{TableName}\" (counting up to {CountedUpTo}) whose key is not a BLOB: the library never writes such a row (written by hand or by another program), and cannot read its key. Delete them with DELETE FROM \"{TableName}\" WHERE typeof(id) <> 'blob'.", EventName = "CleanupForeignRowsLeft")]
+    public static partial void CleanupForeignRowsLeft(ILogger logger, long count, int countedUpTo, string tableName);
+
     [LoggerMessage(30, LogLevel.Information, "Session table \"{TableName}\" is ready (created: {Created}, upgraded from schema version: {UpgradedFrom}, schema version {SchemaVersion}, journal mode {JournalMode}).", EventName = "Migrated")]
     public static partial void Migrated(ILogger logger, string tableName, bool created, int? upgradedFrom, int schemaVersion, string journalMode);
 

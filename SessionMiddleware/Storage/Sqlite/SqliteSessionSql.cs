@@ -32,6 +32,16 @@ internal sealed class SqliteSessionSql
         ListExpiredByKey =
             $"SELECT {SessionSql.LifetimeColumns} FROM {t} NOT INDEXED WHERE id > @AfterId AND expires_at < @Now ORDER BY id LIMIT @Limit;";
         CountExpiredUpTo = $"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE expires_at < @Now LIMIT @Limit);";
+
+        // SQLite's columns take any type: a row written by hand or by another program may have a key that is not a BLOB.
+        // No session of the library has one (its keys are always bound as BLOBs), and it cannot be read as a key: the
+        // cleaner lists BLOB keys only (a key ordering puts every other type before BLOBs, so ListExpiredByKey never
+        // meets one) and counts the others to say so.
+        ListExpired =
+            $"SELECT {SessionSql.LifetimeColumns} FROM {t} " +
+            "WHERE expires_at < @Now AND expires_at >= @AfterExpiresAt AND (expires_at, id) > (@AfterExpiresAt, @AfterId) AND typeof(id) = 'blob' " +
+            "ORDER BY expires_at, id LIMIT @Limit;";
+        CountForeignExpiredUpTo = $"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE expires_at < @Now AND typeof(id) <> 'blob' LIMIT @Limit);";
         CountExpired = $"SELECT count(*) FROM {t} WHERE expires_at < @Now;";
         CountAll = $"SELECT count(*) FROM {t};";
 
@@ -46,6 +56,12 @@ internal sealed class SqliteSessionSql
 
     /// <summary>At most <c>@Limit</c> rows expired before <c>@Now</c>, by key, after <c>@AfterId</c> (the cleaner in a mass expiry).</summary>
     public string ListExpiredByKey { get; }
+
+    /// <summary>The shared <see cref="SessionSql.ListExpired"/>, for rows whose key is a BLOB (every row the library writes).</summary>
+    public string ListExpired { get; }
+
+    /// <summary>How many rows expired before <c>@Now</c> have a key that is not a BLOB (not written by the library), counting at most <c>@Limit</c>.</summary>
+    public string CountForeignExpiredUpTo { get; }
 
     /// <summary>How many rows expired before <c>@Now</c>, counting at most <c>@Limit</c>.</summary>
     public string CountExpiredUpTo { get; }

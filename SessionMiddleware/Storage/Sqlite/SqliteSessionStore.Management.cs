@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using SessionMiddleware.Logging;
 
 namespace SessionMiddleware.Storage.Sqlite;
 
@@ -120,17 +121,40 @@ internal sealed partial class SqliteSessionStore
         return ReadAsync<IReadOnlyList<SessionLifetime>>(
             async connection =>
             {
+                if (after is null)
+                {
+                    await WarnOfForeignRowsAsync(connection, parameters.Now, cancellationToken).ConfigureAwait(false);
+                }
+
                 var byKey = after is null
                     ? await IsMassExpiryAsync(connection, parameters.Now, cancellationToken).ConfigureAwait(false)
                     : Volatile.Read(ref _listedByKeyUpTo) is { } last && last.AsSpan().SequenceEqual(after.Key);
                 var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    byKey ? _sqlite.ListExpiredByKey : _sql.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    byKey ? _sqlite.ListExpiredByKey : _sqlite.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
                 IReadOnlyList<SessionLifetime> expired = [.. rows.Select(r => r.ToSessionLifetime())];
                 Volatile.Write(ref _listedByKeyUpTo, byKey && expired.Count > 0 ? expired[^1].Key : null);
                 return expired;
             },
             cancellationToken);
     }
+
+    /// <summary>
+    /// At the start of a cleanup run: logs a warning when expired rows have a key that is not a BLOB. The library never
+    /// writes one (a row written by hand or by another program); the cleaner cannot read it as a key and leaves it, and
+    /// without this it would do so in silence.
+    /// </summary>
+    private async Task WarnOfForeignRowsAsync(SqliteConnection connection, long now, CancellationToken cancellationToken)
+    {
+        var foreign = await connection.ExecuteScalarAsync<long>(SqlStatement.Of(
+            _sqlite.CountForeignExpiredUpTo, new { Now = now, Limit = ForeignRowsCountedUpTo }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        if (foreign > 0)
+        {
+            Log.CleanupForeignRowsLeft(_logger, foreign, ForeignRowsCountedUpTo, _sql.TableName);
+        }
+    }
+
+    /// <summary>The most rows with a foreign key <see cref="WarnOfForeignRowsAsync"/> counts.</summary>
+    private const int ForeignRowsCountedUpTo = 1000;
 
     /// <summary>The last key of the last page <see cref="ListExpiredAsync"/> listed by key; null after a page by expiry.</summary>
     private byte[]? _listedByKeyUpTo;
