@@ -82,10 +82,7 @@ internal sealed partial class SessionSql
 
         // Keyset paging over the expires_at index: the range starts at the previous batch's last row, so rows left behind
         // (not deleted, or dead index entries) are not scanned again.
-        ListExpired =
-            $"SELECT {LifetimeColumns} FROM {t} " +
-            "WHERE expires_at < @Now AND expires_at >= @AfterExpiresAt AND (expires_at, id) > (@AfterExpiresAt, @AfterId) " +
-            "ORDER BY expires_at, id LIMIT @Limit;";
+        ListExpired = ListExpiredWhere(t, keyCondition: null);
         DeleteBatch =
             $"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} LIMIT @Limit);";
         ChangesTableName = dialect.ChangesTableName(tableName);
@@ -200,6 +197,16 @@ internal sealed partial class SessionSql
     /// (<c>@AfterExpiresAt</c>, <c>@AfterId</c>) (<see cref="ListExpiredParameters"/>).
     /// </summary>
     public string ListExpired { get; }
+
+    /// <summary><see cref="ListExpired"/> of table <paramref name="table"/> (quoted), for the rows that also meet <paramref name="keyCondition"/> when given.</summary>
+    /// <param name="table">The quoted table name.</param>
+    /// <param name="keyCondition">A further condition on the row (a dialect's own), or <see langword="null"/>.</param>
+    /// <returns>The statement.</returns>
+    public static string ListExpiredWhere(string table, string? keyCondition) =>
+        $"SELECT {LifetimeColumns} FROM {table} " +
+        "WHERE expires_at < @Now AND expires_at >= @AfterExpiresAt AND (expires_at, id) > (@AfterExpiresAt, @AfterId) " +
+        (keyCondition is null ? "" : $"AND {keyCondition} ") +
+        "ORDER BY expires_at, id LIMIT @Limit;";
 
     /// <summary>The columns of <see cref="SessionLifetimeRow"/>, aliased.</summary>
     public const string LifetimeColumns = "id AS Key, user_id AS UserId, created_at AS CreatedAt, expires_at AS ExpiresAt";

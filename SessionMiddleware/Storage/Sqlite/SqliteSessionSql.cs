@@ -37,10 +37,7 @@ internal sealed class SqliteSessionSql
         // No session of the library has one (its keys are always bound as BLOBs), and it cannot be read as a key: the
         // cleaner lists BLOB keys only (a key ordering puts every other type before BLOBs, so ListExpiredByKey never
         // meets one) and counts the others to say so.
-        ListExpired =
-            $"SELECT {SessionSql.LifetimeColumns} FROM {t} " +
-            "WHERE expires_at < @Now AND expires_at >= @AfterExpiresAt AND (expires_at, id) > (@AfterExpiresAt, @AfterId) AND typeof(id) = 'blob' " +
-            "ORDER BY expires_at, id LIMIT @Limit;";
+        ListExpired = SessionSql.ListExpiredWhere(t, "typeof(id) = 'blob'");
         CountForeignExpiredUpTo = $"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE expires_at < @Now AND typeof(id) <> 'blob' LIMIT @Limit);";
         CountExpired = $"SELECT count(*) FROM {t} WHERE expires_at < @Now;";
         CountAll = $"SELECT count(*) FROM {t};";
