@@ -251,9 +251,7 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
         return RunAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    _sql.ListExpired, parameters, cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
+                return await connection.QueryAsync(SqlStatement.Of(_sql.ListExpired, parameters, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false);
             },
             cancellationToken);
     }

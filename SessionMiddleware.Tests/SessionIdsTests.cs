@@ -86,7 +86,7 @@ public sealed class SessionIdsTests
         var keys = Enumerable.Range(0, 2000).Select(_ => SessionIds.ComputeKey(SessionIds.NewSecretId(At))).ToList();
 
         var stripes = keys.Select(Concurrency.CommitLocks.StripeOf).Distinct().Count();
-        var hashes = keys.Select(Storage.Sqlite.SqliteRowCache.KeyComparer.Instance.GetHashCode).Distinct().Count();
+        var hashes = keys.Select(Ids.SessionKeyComparer.Instance.GetHashCode).Distinct().Count();
 
         Assert.Multiple(() =>
         {

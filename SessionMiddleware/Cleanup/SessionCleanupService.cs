@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Logging.Abstractions;
+using SessionMiddleware.Ids;
 using SessionMiddleware.Diagnostics;
 using SessionMiddleware.Events;
 using SessionMiddleware.Logging;
@@ -139,18 +140,18 @@ internal sealed class SessionCleanupService : BackgroundService
     {
         // The ends are raised before the delete: a process that dies in between raises them again next run
         // (at least once), never loses one.
-        var reasons = new Dictionary<string, string>(expired.Count, StringComparer.Ordinal);
+        var reasons = new Dictionary<byte[], string>(expired.Count, SessionKeyComparer.Instance);
         foreach (var row in expired)
         {
             var reason = _events.TimeoutReason(row);
-            reasons[Convert.ToHexString(row.Key)] = reason;
+            reasons[row.Key] = reason;
             await _events.EndedAsync(row, reason, httpContext: null, cancellationToken, count: false).ConfigureAwait(false);
         }
 
         var deleted = await _store.DeleteExpiredAsync([.. expired.Select(r => r.Key)], cancellationToken).ConfigureAwait(false);
         foreach (var key in deleted)
         {
-            _metrics?.SessionsEnded(reasons[Convert.ToHexString(key)]);
+            _metrics?.SessionsEnded(reasons[key]);
         }
 
         if (deleted.Count < expired.Count)

@@ -24,14 +24,19 @@ internal static class SqlStatementExtensions
     /// <summary>Runs the statement and reads every row.</summary>
     /// <returns>The rows, in order.</returns>
     public static Task<List<T>> QueryAsync<[DynamicallyAccessedMembers(RowMembers)] T>(this DbConnection connection, SqlStatement statement) =>
-        RunAsync(connection, statement, static async (command, token) =>
+        connection.QueryAsync(statement, SqlRows<T>.Read);
+
+    /// <summary>Runs the statement and reads every row with <paramref name="read"/> (by position, for a listing of many rows).</summary>
+    /// <returns>The rows, in order.</returns>
+    public static Task<List<T>> QueryAsync<T>(this DbConnection connection, SqlStatement statement, Func<DbDataReader, T> read) =>
+        RunAsync(connection, statement, async (command, token) =>
         {
             var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
             await using var readerScope = reader.ConfigureAwait(false);
             var rows = new List<T>();
             while (await reader.ReadAsync(token).ConfigureAwait(false))
             {
-                rows.Add(SqlRows<T>.Read(reader));
+                rows.Add(read(reader));
             }
 
             return rows;

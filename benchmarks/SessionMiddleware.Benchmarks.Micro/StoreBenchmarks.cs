@@ -11,7 +11,7 @@ namespace SessionMiddleware.Benchmarks.Micro;
 
 /// <summary>
 /// The SQLite store, one call at a time (no concurrency), on a file in a temp folder with 10,000 sessions:
-/// load, commit (optimistic update), create, touch. The Raw* benchmarks take the store apart — opening a pooled
+/// load, commit (optimistic update), create, touch, a cleanup run's listing. The Raw* benchmarks take the store apart — opening a pooled
 /// connection, the per-open PRAGMAs, the Dapper query — to show where a load's time goes.
 /// </summary>
 [MemoryDiagnoser]
@@ -22,6 +22,7 @@ public class StoreBenchmarks
     private string _connectionString = "";
     private SqliteSessionStore _store = null!;
     private SqliteSessionStore _uncached = null!;
+    private SqliteSessionStore _dayLater = null!;
     private byte[] _key = [];
     private long _version;
     private SqliteConnection _held = null!;
@@ -44,6 +45,7 @@ public class StoreBenchmarks
         _version = _store.CreateAsync(new NewSession(_key, Data, null, "127.0.0.1", "bench")).GetAwaiter().GetResult().Version;
         _uncached = new SqliteSessionStore(
             Options.Create(new ServerSideSessionOptions { ConnectionString = options.ConnectionString, RowCacheSize = 0 }), TimeProvider.System, NullLogger<SqliteSessionStore>.Instance);
+        _dayLater = new SqliteSessionStore(Options.Create(options), new DayLaterTimeProvider(), NullLogger<SqliteSessionStore>.Instance);
         _connectionString = new SqliteConnectionStringBuilder(options.ConnectionString) { Pooling = true }.ToString();
         _loadSql = new SessionSql(SqliteDialect.Instance, options.TableName).Load;
 
@@ -61,6 +63,7 @@ public class StoreBenchmarks
         _prepared.Dispose();
         _held.Dispose();
         _uncached.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _dayLater.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _store.DisposeAsync().AsTask().GetAwaiter().GetResult();
         SqliteConnection.ClearAllPools();
         Directory.Delete(_folder, recursive: true);
@@ -90,6 +93,18 @@ public class StoreBenchmarks
     /// <summary><see cref="SqliteSessionStore.TouchAsync"/> (a read-only request once TouchInterval has passed).</summary>
     [Benchmark]
     public Task<bool> StoreTouch() => _store.TouchAsync(_key);
+
+    /// <summary>
+    /// <see cref="SqliteSessionStore.ListExpiredAsync"/> of a cleanup run's batch (100 rows, by expiry), a day later, when
+    /// every session is expired; nothing is deleted, so each call lists the same rows.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = ExpiredBatch)]
+    public Task<IReadOnlyList<SessionLifetime>> StoreListExpiredPerRow() => _dayLater.ListExpiredAsync(FromTheStart, ExpiredBatch);
+
+    private const int ExpiredBatch = 100;
+
+    // A cursor before every row: the listing by expiry (a cursor with no key would start a run, with its counts).
+    private static readonly SessionLifetime FromTheStart = new([0], null, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
 
     /// <summary>Open a pooled connection and close it.</summary>
     [Benchmark]
@@ -123,5 +138,10 @@ public class StoreBenchmarks
     {
         using var reader = _prepared.ExecuteReader();
         return reader.Read() ? reader.GetValue(0) : null;
+    }
+
+    private sealed class DayLaterTimeProvider : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddDays(1);
     }
 }

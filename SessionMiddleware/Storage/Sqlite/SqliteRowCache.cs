@@ -36,7 +36,7 @@ internal sealed partial class SqliteRowCache : IDisposable
     private const long Untrusted = -1;
 
     private readonly object _gate = new();
-    private readonly Dictionary<byte[], SessionRow> _rows = new(KeyComparer.Instance);
+    private readonly Dictionary<byte[], SessionRow> _rows = new(Ids.SessionKeyComparer.Instance);
     private readonly Queue<byte[]> _order = new();
     private readonly Func<CancellationToken, Task<SqliteConnection>> _open;
     private readonly ILogger _logger;
@@ -317,15 +317,5 @@ internal sealed partial class SqliteRowCache : IDisposable
         _rows.Clear();
         _order.Clear();
         _bytes = 0;
-    }
-
-    /// <summary>Keys end in SHA-256 output: their last bytes are a good hash code already (never the first: see <see cref="Ids.SessionIds.HashOf"/>).</summary>
-    internal sealed class KeyComparer : IEqualityComparer<byte[]>
-    {
-        public static readonly KeyComparer Instance = new();
-
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
-
-        public int GetHashCode(byte[] obj) => Ids.SessionIds.HashOf(obj);
     }
 }

@@ -129,9 +129,8 @@ internal sealed partial class SqliteSessionStore
                 var byKey = after is null
                     ? await IsMassExpiryAsync(connection, parameters.Now, cancellationToken).ConfigureAwait(false)
                     : Volatile.Read(ref _listedByKeyUpTo) is { } last && last.AsSpan().SequenceEqual(after.Key);
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    byKey ? _sqlite.ListExpiredByKey : _sqlite.ListExpired, parameters, cancellationToken: cancellationToken)).ConfigureAwait(false);
-                IReadOnlyList<SessionLifetime> expired = [.. rows.Select(r => r.ToSessionLifetime())];
+                var expired = await connection.QueryAsync(SqlStatement.Of(
+                    byKey ? _sqlite.ListExpiredByKey : _sqlite.ListExpired, parameters, cancellationToken: cancellationToken), SessionLifetimeRow.Read).ConfigureAwait(false);
                 Volatile.Write(ref _listedByKeyUpTo, byKey && expired.Count > 0 ? expired[^1].Key : null);
                 return expired;
             },
