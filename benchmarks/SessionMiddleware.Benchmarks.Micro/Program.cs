@@ -44,7 +44,7 @@ var config = ManualConfig.CreateMinimumViable()
 
 var started = DateTimeOffset.UtcNow;
 var summaries = BenchmarkSwitcher
-    .FromTypes([typeof(SerializerBenchmarks), typeof(CookieBenchmarks), typeof(StoreBenchmarks)])
+    .FromTypes([typeof(SerializerBenchmarks), typeof(CookieBenchmarks), typeof(StoreBenchmarks), typeof(CleanupBenchmarks)])
     .Run(rest.Count == 0 ? ["--filter", "*"] : [.. rest], config)
     .ToList();
 
@@ -60,6 +60,7 @@ if (results is not null)
     md.AppendLine("- StoreBenchmarks: a SQLite file in a temp folder with 10,000 sessions. `Store*` call the library's store; `Raw*` take a load apart: " +
         "`RawOpen` = open a pooled connection and close it, `RawOpenPragmas` = open + the two PRAGMAs the store runs on every open, " +
         "`RawOpenDapperLoad` = open + the store's SELECT through Dapper (no PRAGMAs), `RawPreparedLoad` = that SELECT as a prepared command on a held connection (ADO.NET, no Dapper).");
+    md.AppendLine("- CleanupBenchmarks: a cleanup run's deletes, `DeleteExpiredAsync` of 10,000 expired sessions in batches of 100, per row (each iteration creates and expires them first, untimed).");
     var first = true;
     foreach (var summary in summaries)
     {
