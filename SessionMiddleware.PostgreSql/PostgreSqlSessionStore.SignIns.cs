@@ -49,10 +49,10 @@ internal sealed partial class PostgreSqlSessionStore
                 var displaced = new List<SessionLifetime>();
                 foreach (var key in overLimit)
                 {
-                    if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
-                        _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, transaction, cancellationToken: token)).ConfigureAwait(false)) is { } row)
+                    if ((await connection.QuerySingleOrDefaultAsync(SqlStatement.Of(
+                        _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, transaction, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false)) is { } row)
                     {
-                        displaced.Add(row.ToSessionLifetime());
+                        displaced.Add(row);
                     }
                 }
 
@@ -89,8 +89,7 @@ internal sealed partial class PostgreSqlSessionStore
         return RunAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(statement, parameters, cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
+                return await connection.QueryAsync(SqlStatement.Of(statement, parameters, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false);
             },
             cancellationToken);
     }

@@ -227,9 +227,8 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
         return RunAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    _pg.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, cancellationToken: token)).ConfigureAwait(false);
-                return [.. rows.Select(r => r.ToSessionLifetime())];
+                return await connection.QueryAsync(SqlStatement.Of(
+                    _pg.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false);
             },
             cancellationToken);
     }
@@ -239,8 +238,8 @@ internal sealed partial class PostgreSqlSessionStore : IServerSideSessionStore, 
     {
         ArgumentNullException.ThrowIfNull(key);
         return RunAsync(
-            async (connection, token) => (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
-                _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime(),
+            async (connection, token) => await connection.QuerySingleOrDefaultAsync(SqlStatement.Of(
+                _pg.DeleteReturning, new { Id = key, Notice = PostgreSqlChangeNotice.Ended(key) }, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false),
             cancellationToken);
     }
 

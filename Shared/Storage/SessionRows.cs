@@ -94,26 +94,14 @@ internal sealed class SessionInfoRow
 }
 
 /// <summary>
-/// A row as the statements that return <see cref="SessionLifetime"/> give it (columns aliased <c>Key</c>, <c>UserId</c>,
-/// <c>CreatedAt</c>, <c>ExpiresAt</c>).
+/// A row as the statements that return <see cref="SessionLifetime"/> give it: <see cref="SessionSql.LifetimeColumns"/>
+/// (key, user, creation and expiry in Unix seconds), in that order.
 /// </summary>
-internal sealed class SessionLifetimeRow
+internal static class SessionLifetimeRow
 {
-    /// <summary>The key (SHA-256 of the secret ID).</summary>
-    public byte[] Key { get; set; } = [];
-
-    /// <summary>The user the row is bound to, if any.</summary>
-    public string? UserId { get; set; }
-
-    /// <summary>Creation time, Unix seconds.</summary>
-    public long CreatedAt { get; set; }
-
-    /// <summary>Expiry, Unix seconds.</summary>
-    public long ExpiresAt { get; set; }
-
     /// <summary>
-    /// Reads the current row of a statement that selects <see cref="SessionSql.LifetimeColumns"/>, by position: a cleanup
-    /// run lists a million rows, and mapping each by name and reflection cost more than the query.
+    /// Reads the current row, by position: a cleanup run lists a million rows, and mapping each by name and reflection
+    /// cost more than the query.
     /// </summary>
     /// <param name="reader">The reader, on a row.</param>
     /// <returns>The key, user and lifetime.</returns>
@@ -122,12 +110,4 @@ internal sealed class SessionLifetimeRow
         reader.IsDBNull(1) ? null : reader.GetString(1),
         DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(2)),
         DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(3)));
-
-    /// <summary>The row as the store contract returns it.</summary>
-    /// <returns>The key, user and lifetime.</returns>
-    public SessionLifetime ToSessionLifetime() => new(
-        Key,
-        UserId,
-        DateTimeOffset.FromUnixTimeSeconds(CreatedAt),
-        DateTimeOffset.FromUnixTimeSeconds(ExpiresAt));
 }

@@ -186,14 +186,14 @@ internal sealed partial class SessionSql
     /// <summary>Deletes the row under <c>@Id</c>.</summary>
     public string Delete { get; }
 
-    /// <summary>Deletes the row under <c>@Id</c> and returns it as <see cref="SessionLifetimeRow"/> (no row when there was none).</summary>
+    /// <summary>Deletes the row under <c>@Id</c> and returns it as <see cref="SessionLifetimeRow"/> reads it (no row when there was none).</summary>
     public string DeleteReturning { get; }
 
     /// <summary>The live rows of <c>@UserId</c>, most recently used first, at most <c>@Limit</c>, as <see cref="SessionInfoRow"/>.</summary>
     public string ListByUser { get; }
 
     /// <summary>
-    /// At most <c>@Limit</c> rows expired at <c>@Now</c>, as <see cref="SessionLifetimeRow"/>, by expiry then key, after
+    /// At most <c>@Limit</c> rows expired at <c>@Now</c>, as <see cref="SessionLifetimeRow"/> reads them, by expiry then key, after
     /// (<c>@AfterExpiresAt</c>, <c>@AfterId</c>) (<see cref="ListExpiredParameters"/>).
     /// </summary>
     public string ListExpired { get; }
@@ -208,7 +208,7 @@ internal sealed partial class SessionSql
         (keyCondition is null ? "" : $"AND {keyCondition} ") +
         "ORDER BY expires_at, id LIMIT @Limit;";
 
-    /// <summary>The columns of <see cref="SessionLifetimeRow"/>, aliased.</summary>
+    /// <summary>The columns <see cref="SessionLifetimeRow"/> reads, in its order (aliased).</summary>
     public const string LifetimeColumns = "id AS Key, user_id AS UserId, created_at AS CreatedAt, expires_at AS ExpiresAt";
 
     /// <summary>The parameters of <see cref="ListExpired"/>: <c>@Now</c>, <c>@AfterExpiresAt</c>, <c>@AfterId</c>, <c>@Limit</c>.</summary>

@@ -54,9 +54,15 @@ internal static class SqlStatementExtensions
     /// <summary>Runs the statement and reads its row, if any.</summary>
     /// <returns>The row, or the default of <typeparamref name="T"/> when there is none.</returns>
     /// <exception cref="InvalidOperationException">The statement returned more than one row.</exception>
-    public static async Task<T?> QuerySingleOrDefaultAsync<[DynamicallyAccessedMembers(RowMembers)] T>(this DbConnection connection, SqlStatement statement)
+    public static Task<T?> QuerySingleOrDefaultAsync<[DynamicallyAccessedMembers(RowMembers)] T>(this DbConnection connection, SqlStatement statement) =>
+        connection.QuerySingleOrDefaultAsync(statement, SqlRows<T>.Read);
+
+    /// <summary>Runs the statement and reads its row, if any, with <paramref name="read"/>.</summary>
+    /// <returns>The row, or the default of <typeparamref name="T"/> when there is none.</returns>
+    /// <exception cref="InvalidOperationException">The statement returned more than one row.</exception>
+    public static async Task<T?> QuerySingleOrDefaultAsync<T>(this DbConnection connection, SqlStatement statement, Func<DbDataReader, T> read)
     {
-        var rows = await connection.QueryAsync<T>(statement).ConfigureAwait(false);
+        var rows = await connection.QueryAsync(statement, read).ConfigureAwait(false);
         return rows.Count switch
         {
             0 => default,

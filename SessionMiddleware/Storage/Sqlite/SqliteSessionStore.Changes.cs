@@ -17,7 +17,7 @@ internal sealed partial class SqliteSessionStore
     private long _changesWritten;
 
     /// <summary>Records the ends of <paramref name="rows"/>, in the delete's transaction.</summary>
-    private async Task RecordEndsAsync(SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<SessionLifetime> rows, CancellationToken cancellationToken)
+    private async Task RecordEndsAsync(SqliteConnection connection, SqliteTransaction transaction, List<SessionLifetime> rows, CancellationToken cancellationToken)
     {
         var at = _expiry.UnixNow();
         foreach (var row in rows)

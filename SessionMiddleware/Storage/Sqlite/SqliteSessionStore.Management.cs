@@ -55,9 +55,8 @@ internal sealed partial class SqliteSessionStore
         return WriteAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, transaction, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token)).ConfigureAwait(false);
-                IReadOnlyList<SessionLifetime> deleted = [.. rows.Select(r => r.ToSessionLifetime())];
+                var deleted = await connection.QueryAsync(SqlStatement.Of(
+                    _sqlite.DeleteByUserBatch, new { UserId = userId, ExceptId = exceptKey, Limit = maxRows }, transaction, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false);
                 await RecordEndsAsync(connection, transaction, deleted, token).ConfigureAwait(false);
                 return deleted;
             },
@@ -76,8 +75,7 @@ internal sealed partial class SqliteSessionStore
         return WriteAsync<IReadOnlyList<SessionLifetime>>(
             async (connection, transaction, token) =>
             {
-                var rows = await connection.QueryAsync<SessionLifetimeRow>(SqlStatement.Of(statement, parameters, transaction, cancellationToken: token)).ConfigureAwait(false);
-                IReadOnlyList<SessionLifetime> deleted = [.. rows.Select(r => r.ToSessionLifetime())];
+                var deleted = await connection.QueryAsync(SqlStatement.Of(statement, parameters, transaction, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false);
                 await RecordEndsAsync(connection, transaction, deleted, token).ConfigureAwait(false);
                 return deleted;
             },
@@ -93,8 +91,8 @@ internal sealed partial class SqliteSessionStore
         return WriteAsync(
             async (connection, transaction, token) =>
             {
-                var deleted = (await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
-                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token)).ConfigureAwait(false))?.ToSessionLifetime();
+                var deleted = await connection.QuerySingleOrDefaultAsync(SqlStatement.Of(
+                    _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: token), SessionLifetimeRow.Read).ConfigureAwait(false);
                 if (deleted is not null)
                 {
                     await RecordEndsAsync(connection, transaction, [deleted], token).ConfigureAwait(false);

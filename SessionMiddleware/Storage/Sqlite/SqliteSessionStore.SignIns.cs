@@ -38,10 +38,10 @@ internal sealed partial class SqliteSessionStore
         var ended = new List<SessionLifetime>();
         foreach (var key in keys)
         {
-            if ((await connection.QuerySingleOrDefaultAsync<SessionLifetimeRow>(SqlStatement.Of(
-                _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)) is { } row)
+            if ((await connection.QuerySingleOrDefaultAsync(SqlStatement.Of(
+                _sql.DeleteReturning, new { Id = key }, transaction, cancellationToken: cancellationToken), SessionLifetimeRow.Read).ConfigureAwait(false)) is { } row)
             {
-                ended.Add(row.ToSessionLifetime());
+                ended.Add(row);
             }
         }
 
